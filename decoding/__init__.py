@@ -1,0 +1,1 @@
+"""Everything from "tokens in" to "distribution and choice out"."""

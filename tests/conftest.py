@@ -1,0 +1,42 @@
+"""Shared fixtures: the embedded tokenizer, a tiny random Llama built from a config, the real embedded model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from decoding import model as model_mod
+
+
+@pytest.fixture(scope="session")
+def embedded() -> model_mod.LoadedModel:
+    """The real SmolLM2-135M-Instruct (converted once from the bundled GGUF)."""
+    return model_mod.load_model(model_mod.EMBEDDED_ID, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(embedded):
+    return embedded.tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny(tokenizer) -> model_mod.LoadedModel:
+    """A 2-layer random Llama with the embedded model's tokenizer: fast, deterministic, real code paths."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config).eval()
+    model.requires_grad_(False)
+    return model_mod.LoadedModel(model, tokenizer, "tiny-random-llama", "test", torch.device("cpu"), key=-1)
