@@ -244,7 +244,7 @@ class ModelStore:
     """Holds the current model; loads are serialised and a failure keeps the previous model."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._current: LoadedModel | None = None
         self._status = ModelStatus(model_id=default_model_id())
 
@@ -253,11 +253,10 @@ class ModelStore:
 
     def get(self) -> LoadedModel:
         """The current model, loading the default one on first use."""
-        current = self._current
-        if current is not None:
-            return current
-        self.load(default_model_id())
-        assert self._current is not None
+        if self._current is None:
+            with self._lock:
+                if self._current is None:
+                    self.load(default_model_id())
         return self._current
 
     def load(self, model_id: str, device: str | None = None) -> ModelStatus:
@@ -268,8 +267,7 @@ class ModelStore:
                 loaded = load_model(model_id, device)
             except ValueError as exc:
                 kept = previous if self._current is not None else ModelStatus(model_id=model_id.strip())
-                self._status = replace(kept, state="error" if self._current is None else kept.state,
-                                       error=str(exc))
+                self._status = replace(kept, state="error" if self._current is None else kept.state, error=str(exc))
                 raise
             self._current = loaded
             self._status = loaded.status()

@@ -113,22 +113,6 @@ class Preset:
     params: DecodingParams = field(default_factory=DecodingParams)
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("greedy", "Always the most likely token: deterministic.", DecodingParams(greedy=True,
-               temperature=0.0, top_p=1.0, repetition_penalty=1.0)),
-        Preset("balanced", "A good default for chat.", DecodingParams(temperature=0.7, top_p=0.8,
-               repetition_penalty=1.05)),
-        Preset("reliable", "Focused and factual: low temperature, narrow nucleus.", DecodingParams(
-               temperature=0.3, top_p=0.5, repetition_penalty=1.1)),
-        Preset("creative", "Varied and surprising: hot, wide nucleus, discourages repeats.", DecodingParams(
-               temperature=1.1, top_p=0.95, repetition_penalty=1.0, presence_penalty=0.4,
-               frequency_penalty=0.2)),
-    )
-}
-
-
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} {value!r} is not a finite number")
@@ -170,3 +154,30 @@ def check_token_ids(name: str, ids: object, vocab_size: int) -> tuple[int, ...]:
             raise ValueError(f"{name}[{i}] = {raw!r} is outside the vocabulary: accepted is 0 to {vocab_size - 1}")
         out.append(value)
     return tuple(out)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "greedy",
+            "Always the most likely token: deterministic.",
+            DecodingParams(greedy=True, temperature=0.0, top_p=1.0, repetition_penalty=1.0),
+        ),
+        Preset(
+            "balanced", "A good default for chat.", DecodingParams(temperature=0.7, top_p=0.8, repetition_penalty=1.05)
+        ),
+        Preset(
+            "reliable",
+            "Focused and factual: low temperature, narrow nucleus.",
+            DecodingParams(temperature=0.3, top_p=0.5, repetition_penalty=1.1),
+        ),
+        Preset(
+            "creative",
+            "Varied and surprising: hot, wide nucleus, discourages repeats.",
+            DecodingParams(
+                temperature=1.1, top_p=0.95, repetition_penalty=1.0, presence_penalty=0.4, frequency_penalty=0.2
+            ),
+        ),
+    )
+}

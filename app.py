@@ -1,0 +1,178 @@
+"""The Gradio app: layout and event wiring only. Run `uv run app.py`; importing this module starts nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import gradio as gr
+
+from decoding import service
+from decoding.model import STORE, default_model_id
+from decoding.params import PRESETS, DecodingParams
+from ui import handlers, session
+from ui.render import CANDIDATE_HEADERS, COLOR_MAP
+
+MODEL_GROUP = "model"  # every event that runs the model queues in this one group
+DEFAULTS = DecodingParams()
+INTRO = (
+    "# Next-token explorer\n"
+    "Type a prompt and press **Step**: see the raw next-token probabilities (**p_base**, grey) beside the final "
+    "ones (**p_final**, blue) after penalties, temperature, a grammar constraint and the top-p nucleus. "
+    "Click a candidate to force it, click the last token to delete it. ✂ = cut by top-p, ⊘ = not allowed by "
+    "the constraint."
+)
+CSS = ".token-view span { font-family: ui-monospace, monospace; } footer { display: none !important; }"
+
+
+def _api(fn):
+    """Expose a service function as an API endpoint whose errors are readable messages."""
+    return handlers.user_errors(fn)
+
+
+def api_model_status() -> dict:
+    """Status of the shared model: id, source, device, dtype, state, error, chat template, vocab, context."""
+    return service.model_status()
+
+
+def api_load_model(model_id: str) -> dict:
+    """Load a model by Hugging Face id or local folder; the previous model stays on failure."""
+    return _api(service.load_model)(model_id)
+
+
+def api_preview(request: dict) -> dict:
+    """The next-token distribution for prompt + completion_ids under the given params (see README)."""
+    return _api(service.preview)(request)
+
+
+def api_step(request: dict) -> dict:
+    """Append one token (chosen, force_token_id or force_text) and return the new state."""
+    return _api(service.step)(request)
+
+
+def _sidebar() -> dict:
+    c = {}
+    c["status"] = gr.Markdown(elem_id="model-status")
+    with gr.Accordion("Model", open=False):
+        c["model_id"] = gr.Textbox(label="Model id or local folder", value=default_model_id(), max_lines=1)
+        c["load"] = gr.Button("Load model", size="sm")
+    c["preset"] = gr.Radio([*PRESETS, "custom"], value="balanced", label="Preset")
+    c["temperature"] = gr.Slider(0, 2, DEFAULTS.temperature, step=0.05, label="Temperature (0 = greedy)")
+    c["top_p"] = gr.Slider(0.01, 1, DEFAULTS.top_p, step=0.01, label="Top-p")
+    c["repetition_penalty"] = gr.Slider(0.5, 2, DEFAULTS.repetition_penalty, step=0.01, label="Repetition penalty")
+    c["presence_penalty"] = gr.Slider(-2, 2, 0, step=0.05, label="Presence penalty")
+    c["frequency_penalty"] = gr.Slider(-2, 2, 0, step=0.05, label="Frequency penalty")
+    with gr.Row():
+        c["seed"] = gr.Number(None, label="Seed (blank = random)", precision=0, minimum=0)
+        c["top_k"] = gr.Slider(1, 50, 10, step=1, label="Rows shown (top-k)")
+    c["stop_sequences"] = gr.Textbox(label="Stop sequences (one per line)", lines=1, max_lines=4)
+    with gr.Accordion("Constraint", open=False):
+        c["constraint_enabled"] = gr.Checkbox(False, label="Constrain the output")
+        c["constraint_type"] = gr.Dropdown(
+            ["multiple_choice", "regex", "cfg", "json_schema"], value="regex", label="Type"
+        )
+        c["constraint_schema"] = gr.Code("[0-9]+", label="Options / regex / grammar / schema", lines=6)
+    return c
+
+
+def _main() -> dict:
+    c = {}
+    c["prompt"] = gr.Textbox(label="Prompt", value="The capital of France is", lines=2, max_lines=8)
+    with gr.Row():
+        c["use_chat_template"] = gr.Checkbox(False, label="Wrap in the chat template", scale=1)
+        c["system_prompt"] = gr.Textbox(label="System prompt", max_lines=3, scale=3)
+    with gr.Row():
+        c["step"] = gr.Button("Step", variant="primary")
+        c["delete"] = gr.Button("Delete last")
+        c["clear"] = gr.Button("Clear completion")
+    with gr.Row():
+        c["force_text"] = gr.Textbox(label="Force text", placeholder="text to append as is", scale=4, max_lines=1)
+        c["force"] = gr.Button("Force", scale=1)
+    c["tokens"] = gr.HighlightedText(
+        label="Tokens (click the last one to delete it)",
+        color_map=COLOR_MAP,
+        show_legend=True,
+        combine_adjacent=False,
+        elem_classes="token-view",
+    )
+    c["summary"] = gr.Markdown()
+    with gr.Row(equal_height=False):
+        c["plot"] = gr.Plot(label="Next-token distribution", scale=3)
+        c["candidates"] = gr.Dataframe(
+            headers=CANDIDATE_HEADERS,
+            label="Candidates (click one to force it)",
+            interactive=False,
+            scale=2,
+            wrap=True,
+        )
+    with gr.Row():
+        c["branch"] = gr.Dropdown(label="Branch", choices=[("main (0 tokens)", "main")], value="main")
+    return c
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="Next-token explorer") as demo:
+        # The API endpoints come first so they own their names; UI events are private.
+        gr.api(api_model_status, api_name="model_status")
+        for fn, name in ((api_load_model, "load_model"), (api_preview, "preview"), (api_step, "step")):
+            gr.api(fn, api_name=name, concurrency_id=MODEL_GROUP, concurrency_limit=1)
+        gr.Markdown(INTRO)
+        state = gr.State(session.new_session())
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=280):
+                side = _sidebar()
+            with gr.Column(scale=3):
+                main = _main()
+        c = side | main
+        knobs = [c[name] for name in handlers.KNOB_FIELDS]
+        outputs = [c["tokens"], c["plot"], c["candidates"], c["summary"], state, c["branch"]]
+        model_event = {"concurrency_id": MODEL_GROUP, "concurrency_limit": 1, "api_visibility": "private"}
+
+        timer = gr.Timer(1.0)
+        timer.tick(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
+        demo.load(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
+        demo.load(handlers.preview, [state, *knobs], outputs, **model_event)
+
+        c["step"].click(handlers.step, [state, *knobs], outputs, **model_event)
+        c["force"].click(handlers.force_text, [state, c["force_text"], *knobs], outputs, **model_event)
+        c["force_text"].submit(handlers.force_text, [state, c["force_text"], *knobs], outputs, **model_event)
+        c["delete"].click(handlers.delete_last, [state, *knobs], outputs, **model_event)
+        c["clear"].click(handlers.clear, [state, *knobs], outputs, **model_event)
+        c["candidates"].select(handlers.force_candidate, [state, *knobs], outputs, **model_event)
+        c["tokens"].select(handlers.delete_last, [state, *knobs], outputs, **model_event)
+
+        for name in handlers.PARAM_FIELDS:
+            c[name].release(lambda: "custom", None, c["preset"], api_visibility="private").then(
+                handlers.preview, [state, *knobs], outputs, **model_event
+            )
+        c["preset"].input(
+            handlers.apply_preset, c["preset"], [c[n] for n in handlers.PARAM_FIELDS], api_visibility="private"
+        ).then(handlers.preview, [state, *knobs], outputs, **model_event)
+        for name in ("prompt", "system_prompt", "stop_sequences", "constraint_schema"):
+            c[name].blur(handlers.preview, [state, *knobs], outputs, **model_event)
+        c["prompt"].submit(handlers.preview, [state, *knobs], outputs, **model_event)
+        for name in ("use_chat_template", "seed", "top_k", "constraint_enabled", "constraint_type"):
+            c[name].change(handlers.preview, [state, *knobs], outputs, **model_event)
+        c["load"].click(handlers.load_model, c["model_id"], c["status"], **model_event).then(
+            handlers.preview, [state, *knobs], outputs, **model_event
+        )
+
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    threading.Thread(target=_warm_up, daemon=True).start()
+    demo = build()
+    demo.queue(max_size=64).launch(css=CSS)
+
+
+def _warm_up() -> None:
+    try:
+        STORE.get()
+    except ValueError as exc:
+        logging.getLogger(__name__).error("default model failed to load: %s", exc)
+
+
+if __name__ == "__main__":
+    main()

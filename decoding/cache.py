@@ -1,0 +1,140 @@
+"""The server-wide prefix KV cache, shared by all sessions and branches.
+
+The model is a pure function of the token ids, so attention keys/values and final logits are cached
+by token-id prefix. A request reuses the longest cached prefix and runs only the new tokens:
+stepping extends an entry in place, rewinding and branching copy the shared part and crop it. The
+cache is an LRU bounded in bytes (env NEXTTOKEN_KV_CACHE_MB, default 512) and is emptied when the
+model changes. All work happens under the model lock, so concurrent sessions are safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from .model import MODEL_LOCK, LoadedModel
+
+DEFAULT_MAX_MB = 512
+
+
+@dataclass
+class CacheStats:
+    """Counters for tests and benchmarks."""
+
+    forward_calls: int = 0
+    tokens_run: int = 0
+    logits_hits: int = 0
+
+
+def _kv_bytes(kv: DynamicCache) -> int:
+    return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    diff = torch.nonzero(torch.tensor(a[:n]) != torch.tensor(b[:n]))
+    return int(diff[0])
+
+
+class PrefixCache:
+    """LRU of (token-id prefix -> DynamicCache) and (prefix -> next-token logits), bounded in bytes."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        if max_bytes is None:
+            max_bytes = int(float(os.environ.get("NEXTTOKEN_KV_CACHE_MB", DEFAULT_MAX_MB)) * 2**20)
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, tuple[int, ...]], tuple[object, int]] = OrderedDict()
+        self._bytes = 0
+        self._model_key: int | None = None
+        self.stats = CacheStats()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def clear(self) -> None:
+        with MODEL_LOCK:
+            self._entries.clear()
+            self._bytes = 0
+
+    def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
+        """Float32 logits [last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
+        ids = tuple(int(i) for i in ids)
+        if not 1 <= last_n <= len(ids):
+            raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
+        with MODEL_LOCK:
+            if self._model_key != loaded.key:
+                self.clear()
+                self._model_key = loaded.key
+            if last_n == 1:
+                hit = self._get(("logits", ids))
+                if hit is not None:
+                    self.stats.logits_hits += 1
+                    return hit.unsqueeze(0)
+            return self._run(loaded, ids, last_n)
+
+    def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
+        start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
+        new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)
+        with torch.no_grad():
+            out = loaded.model(input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=last_n)
+        self.stats.forward_calls += 1
+        self.stats.tokens_run += len(ids) - start
+        logits = out.logits[0, -last_n:].float().cpu()
+        self._put(("kv", ids), out.past_key_values, _kv_bytes(out.past_key_values))
+        for j in range(last_n):
+            prefix = ids[: len(ids) - last_n + 1 + j]
+            self._put(("logits", prefix), logits[j], logits[j].numel() * 4)
+        return logits
+
+    def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int):
+        """The cached KV of the longest prefix of ids no longer than `limit`, owned by the caller now.
+
+        An entry that is exactly that prefix is taken out of the cache (stepping extends it in place);
+        a longer entry is copied and cropped, so the branch it belongs to keeps its own.
+        """
+        best_key, best_len = None, 0
+        for key in self._entries:
+            if key[0] == "kv":
+                common = _common_prefix(key[1], ids)
+                if common > best_len:
+                    best_key, best_len = key, common
+        start = min(best_len, limit)
+        if best_key is None or start == 0:
+            return 0, DynamicCache(config=loaded.model.config)
+        kv, nbytes = self._entries[best_key]
+        if len(best_key[1]) == start:
+            del self._entries[best_key]
+            self._bytes -= nbytes
+            return start, kv
+        kv = copy.deepcopy(kv)
+        kv.crop(start - kv.get_seq_length())
+        return start, kv
+
+    def _get(self, key):
+        item = self._entries.get(key)
+        if item is None:
+            return None
+        self._entries.move_to_end(key)
+        return item[0]
+
+    def _put(self, key, value, nbytes: int) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
+        self._entries[key] = (value, nbytes)
+        self._bytes += nbytes
+        while self._bytes > self.max_bytes and self._entries:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._bytes -= size
+
+
+PREFIX_CACHE = PrefixCache()

@@ -1,0 +1,172 @@
+"""The next-token distribution, stage by stage: base, penalties, temperature, constraint, top-p.
+
+`compute` runs the pipeline of DESIGN.md over one logits vector and keeps every stage, so the UI can
+show what each knob did. `Distribution` is the JSON-ready summary: the display rows (top-k of the
+pre-nucleus distribution, so excluded tokens stay visible), the mass of everything else, entropies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import knobs
+from .params import DecodingParams
+from .tokens import TokenView
+
+STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Full-vocabulary tensors of one step; `final` is what greedy and sampling choose from."""
+
+    probs: dict[str, torch.Tensor]
+    valid: torch.Tensor | None
+    kept: torch.Tensor
+    greedy: bool
+    constraint_type: str | None
+
+    @property
+    def p_base(self) -> torch.Tensor:
+        return self.probs["base"]
+
+    @property
+    def p_final(self) -> torch.Tensor:
+        return self.probs["top_p"]
+
+    @property
+    def shown(self) -> torch.Tensor:
+        """The pre-nucleus distribution the display rows are ranked by (penalties and temperature applied)."""
+        return self.probs["temperature"]
+
+    def argmax(self) -> int:
+        return int(torch.argmax(self.p_final))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One display row."""
+
+    id: int
+    text: str
+    display: str
+    special: bool
+    p_base: float
+    p_final: float
+    kept: bool
+    valid: bool
+    stages: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    tokens: tuple[Candidate, ...]
+    other_p_base: float
+    other_p_final: float
+    kept_token_count: int
+    constraint_active: bool
+    constraint_type: str | None
+    entropy_base: float
+    entropy_final: float
+    greedy: bool
+
+    def as_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["tokens"] = [t.as_dict() for t in self.tokens]
+        return out
+
+
+def compute(
+    logits: torch.Tensor,
+    context_ids: Sequence[int],
+    completion_ids: Sequence[int],
+    params: DecodingParams,
+    valid: torch.Tensor | None = None,
+    constraint_type: str | None = None,
+) -> Stages:
+    """Apply the stages in order to float32 logits for one position; the input is not modified."""
+    base = logits.float()
+    penalised = knobs.repetition_penalty(base, context_ids, params.repetition_penalty)
+    penalised = knobs.presence_frequency_penalty(
+        penalised, completion_ids, params.presence_penalty, params.frequency_penalty
+    )
+    tempered = knobs.temperature(penalised, 0.0 if params.is_greedy else params.temperature)
+    masked = knobs.apply_mask(tempered, valid)
+    if not torch.isfinite(masked).any():
+        raise ValueError("the constraint allows no token here: no candidate is valid")
+    if params.is_greedy:
+        kept = torch.zeros_like(masked, dtype=torch.bool)
+        kept[int(torch.argmax(masked))] = True
+    else:
+        kept = knobs.nucleus(masked, params.top_p)
+    final = torch.softmax(masked.masked_fill(~kept, float("-inf")), dim=-1)
+    probs = {
+        "base": torch.softmax(base, -1),
+        "penalties": torch.softmax(penalised, -1),
+        "temperature": torch.softmax(tempered, -1),
+        "constraint": torch.softmax(masked, -1),
+        "top_p": final,
+    }
+    return Stages(probs, valid, kept, params.is_greedy, constraint_type)
+
+
+def entropy_bits(probs: torch.Tensor) -> float:
+    p = probs[probs > 0]
+    return float(-(p * torch.log2(p)).sum())
+
+
+def row_ids(stages: Stages, top_k: int) -> list[int]:
+    """Top-k of the pre-nucleus distribution, plus any of the top-k final tokens not already there."""
+    shown = torch.topk(stages.shown, top_k).indices.tolist()
+    final_top = torch.topk(stages.p_final, min(top_k, int(stages.kept.sum()))).indices.tolist()
+    ids = list(dict.fromkeys(shown + final_top))
+    return sorted(ids, key=lambda i: (-float(stages.p_final[i]), -float(stages.shown[i])))
+
+
+def summarize_ids(stages: Stages, view: TokenView, ids: list[int]) -> list[Candidate]:
+    """Display rows for the given token ids, in that order."""
+    index = torch.tensor(ids, dtype=torch.long)
+    picked = {name: stages.probs[name][index].tolist() for name in STAGES}
+    valid = stages.valid[index].tolist() if stages.valid is not None else [True] * len(ids)
+    kept = stages.kept[index].tolist()
+    rows = []
+    for row, token_id in enumerate(ids):
+        pill = view.pill(token_id)
+        row_stages = {name: picked[name][row] for name in STAGES}
+        rows.append(
+            Candidate(
+                token_id,
+                pill.text,
+                pill.display,
+                pill.special,
+                row_stages["base"],
+                row_stages["top_p"],
+                bool(kept[row]),
+                bool(valid[row]),
+                row_stages,
+            )
+        )
+    return rows
+
+
+def summarize(stages: Stages, view: TokenView, top_k: int) -> Distribution:
+    """The JSON-ready summary with `top_k` display rows."""
+    rows = summarize_ids(stages, view, row_ids(stages, top_k))
+    return Distribution(
+        tokens=tuple(rows),
+        other_p_base=max(0.0, 1.0 - math.fsum(r.p_base for r in rows)),
+        other_p_final=max(0.0, 1.0 - math.fsum(r.p_final for r in rows)),
+        kept_token_count=int(stages.kept.sum()),
+        constraint_active=stages.valid is not None,
+        constraint_type=stages.constraint_type,
+        entropy_base=entropy_bits(stages.p_base),
+        entropy_final=entropy_bits(stages.p_final),
+        greedy=stages.greedy,
+    )

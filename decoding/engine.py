@@ -1,0 +1,280 @@
+"""Preview, step, force a token or text: the engine behind the UI and the API.
+
+Requests are plain data (the branch is its completion ids), so the engine keeps no per-user state:
+the server-wide prefix cache makes each call cost about one incremental forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from . import distribution as dist_mod
+from .cache import PREFIX_CACHE, PrefixCache
+from .model import LoadedModel
+from .params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+from .tokens import TokenView
+
+FINISH_REASONS = ("eos", "stop_sequence", "constraint_complete", "max_context")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One preview or step request; see DESIGN.md for the JSON shape."""
+
+    prompt: str
+    system_prompt: str = ""
+    use_chat_template: bool = True
+    completion_ids: tuple[int, ...] = ()
+    top_k: int = 10
+    params: DecodingParams = field(default_factory=DecodingParams)
+    constraint: ConstraintSpec = field(default_factory=ConstraintSpec)
+    branch_id: str = "default"
+
+    @classmethod
+    def from_dict(cls, data: dict, vocab_size: int) -> Request:
+        if not isinstance(data, dict):
+            raise ValueError(f"request must be a JSON object, got {type(data).__name__}")
+        prompt = data.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(f"prompt {prompt!r} is empty: type the text the model should continue")
+        return cls(
+            prompt=prompt,
+            system_prompt=str(data.get("system_prompt") or ""),
+            use_chat_template=bool(data.get("use_chat_template", True)),
+            completion_ids=check_token_ids("completion_ids", data.get("completion_ids") or [], vocab_size),
+            top_k=check_top_k(data.get("top_k", 10), vocab_size),
+            params=DecodingParams.from_dict(data.get("params")),
+            constraint=ConstraintSpec.from_dict(data.get("constraint")),
+            branch_id=str(data.get("branch_id") or "default"),
+        )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How one appended token was chosen, with the distribution in force at that moment."""
+
+    token: dict
+    how: str
+    dist: dict
+    draw: float | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A preview (appended empty) or a step's outcome."""
+
+    prompt_tokens: list[dict]
+    completion_tokens: list[dict]
+    completion_ids: list[int]
+    completion_text: str
+    dist: dict | None
+    finished: bool
+    finish_reason: str | None
+    context_length: int
+    notice: str = ""
+    appended: list[dict] = field(default_factory=list)
+    appended_meta: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def draw_uniform(seed: int | None, branch_id: str, position: int) -> float:
+    """A number in [0, 1): a pure function of (seed, branch, position) with a seed, fresh entropy without."""
+    if seed is None:
+        return secrets.randbits(53) / 2**53
+    digest = hashlib.blake2b(f"{seed}|{branch_id}|{position}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 11) / 2**53
+
+
+def sample(p_final: torch.Tensor, u: float) -> int:
+    """Inverse CDF over the final distribution: the token whose cumulative interval holds u."""
+    cdf = torch.cumsum(p_final.double(), 0)
+    index = int(torch.searchsorted(cdf, torch.tensor([u * float(cdf[-1])], dtype=torch.float64), right=True))
+    index = min(index, p_final.numel() - 1)
+    while float(p_final[index]) <= 0:  # rounding can land on a zero-mass tail; step back to a real token
+        index -= 1
+    return index
+
+
+class Engine:
+    """Per-model engine; one per loaded model (see `engine_for`)."""
+
+    def __init__(self, loaded: LoadedModel, cache: PrefixCache = PREFIX_CACHE) -> None:
+        self.loaded = loaded
+        self.cache = cache
+        self.view = TokenView(loaded.tokenizer)
+        self.eos_ids = _eos_ids(loaded)
+        self._prompt_ids = lru_cache(maxsize=64)(self._encode_prompt)
+
+    def request(self, data: dict) -> Request:
+        return Request.from_dict(data, self.loaded.vocab_size)
+
+    def _encode_prompt(self, prompt: str, system_prompt: str, use_chat_template: bool) -> tuple[tuple[int, ...], str]:
+        tok = self.loaded.tokenizer
+        if use_chat_template and self.loaded.has_chat_template:
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            out = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+            return tuple(int(i) for i in out["input_ids"]), ""
+        notice = "this model has no chat template: the raw prompt is used" if use_chat_template else ""
+        return tuple(int(i) for i in tok(prompt)["input_ids"]), notice
+
+    def prompt_ids(self, req: Request) -> tuple[tuple[int, ...], str]:
+        return self._prompt_ids(req.prompt, req.system_prompt, req.use_chat_template)
+
+    def _check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
+        total = len(prompt) + len(completion) + extra
+        limit = self.loaded.context_length
+        if total > limit:
+            raise ValueError(
+                f"prompt ({len(prompt)} tokens) plus completion ({len(completion) + extra} tokens) is {total} "
+                f"tokens, longer than the model's context of {limit} tokens"
+            )
+
+    def stages(self, req: Request, prompt: Sequence[int], completion: Sequence[int]) -> dist_mod.Stages:
+        """The full pipeline for the position after prompt + completion."""
+        ids = (*prompt, *completion)
+        logits = self.cache.logits(self.loaded, ids)[0]
+        valid, ctype = None, None
+        if req.constraint.active:
+            mask = self._tracker().mask(req.constraint, completion)
+            valid, ctype = mask.valid, mask.constraint_type
+        return dist_mod.compute(logits, ids, completion, req.params, valid, ctype)
+
+    def _tracker(self):
+        from .constraints import tracker_for
+
+        return tracker_for(self.loaded)
+
+    def finish_reason(self, req: Request, prompt: Sequence[int], completion: Sequence[int]) -> str | None:
+        if completion and completion[-1] in self.eos_ids:
+            return "eos"
+        if req.params.stop_sequences and completion:
+            text = self.view.decode(completion)
+            if any(text.endswith(s) for s in req.params.stop_sequences):
+                return "stop_sequence"
+        if len(prompt) + len(completion) >= self.loaded.context_length:
+            return "max_context"
+        if req.constraint.active and self._tracker().mask(req.constraint, completion).complete:
+            return "constraint_complete"
+        return None
+
+    def preview(self, req: Request) -> Result:
+        prompt, notice = self.prompt_ids(req)
+        self._check_context(prompt, req.completion_ids)
+        return self._result(req, prompt, req.completion_ids, notice)
+
+    def _result(self, req: Request, prompt, completion, notice: str, appended=(), meta=()) -> Result:
+        reason = self.finish_reason(req, prompt, completion)
+        dist = None
+        if reason != "max_context":
+            stages = self.stages(req, prompt, completion)
+            dist = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
+        return Result(
+            prompt_tokens=[p.as_dict() for p in self.view.pills(prompt)],
+            completion_tokens=[p.as_dict() for p in self.view.merged_pills(completion)],
+            completion_ids=list(completion),
+            completion_text=self.view.decode(completion),
+            dist=dist,
+            finished=reason is not None,
+            finish_reason=reason,
+            context_length=self.loaded.context_length,
+            notice=notice,
+            appended=[self.view.pill(i).as_dict() for i in appended],
+            appended_meta=[m.as_dict() for m in meta],
+        )
+
+    def step(self, req: Request, force_token_id: object = None, force_text: str | None = None) -> Result:
+        """Append one chosen token, a forced token, or the tokens of a forced text; return the new state."""
+        prompt, notice = self.prompt_ids(req)
+        completion = req.completion_ids
+        self._check_context(prompt, completion)
+        if force_text is not None:
+            new, meta = self._force_text(req, prompt, completion, force_text)
+        elif force_token_id is not None:
+            new, meta = self._force_token(req, prompt, completion, force_token_id)
+        else:
+            reason = self.finish_reason(req, prompt, completion)
+            if reason is not None:
+                return self._result(req, prompt, completion, notice)
+            new, meta = self._choose(req, prompt, completion)
+        return self._result(req, prompt, (*completion, *new), notice, new, meta)
+
+    def _meta(self, req: Request, stages: dist_mod.Stages, token_id: int, how: str, draw=None) -> Choice:
+        summary = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
+        if all(row["id"] != token_id for row in summary["tokens"]):
+            extra = dist_mod.summarize_ids(stages, self.view, [token_id])
+            summary["tokens"].append(extra[0].as_dict())
+        return Choice(self.view.pill(token_id).as_dict(), how, summary, draw)
+
+    def _choose(self, req: Request, prompt, completion) -> tuple[tuple[int, ...], list[Choice]]:
+        stages = self.stages(req, prompt, completion)
+        if stages.greedy:
+            token, how, u = stages.argmax(), "greedy", None
+        else:
+            u = draw_uniform(req.params.seed, req.branch_id, len(completion))
+            token, how = sample(stages.p_final, u), "sampled"
+        return (token,), [self._meta(req, stages, token, how, u)]
+
+    def _force_token(self, req: Request, prompt, completion, token_id) -> tuple[tuple[int, ...], list[Choice]]:
+        (token,) = check_token_ids("force_token_id", [token_id], self.loaded.vocab_size)
+        self._check_context(prompt, completion, 1)
+        if req.constraint.active:
+            self._tracker().check_forced(req.constraint, completion, [token])
+        stages = self.stages(req, prompt, completion)
+        return (token,), [self._meta(req, stages, token, "forced_token")]
+
+    def _force_text(self, req: Request, prompt, completion, text: str) -> tuple[tuple[int, ...], list[Choice]]:
+        if not isinstance(text, str) or text == "":
+            raise ValueError("force_text is empty: type the text to append")
+        new = tuple(int(i) for i in self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if not new:
+            raise ValueError(f"force_text {text!r} encodes to no tokens")
+        self._check_context(prompt, completion, len(new))
+        if req.constraint.active:
+            self._tracker().check_forced(req.constraint, completion, new)
+        # One forward over the new tokens gives the distribution before each of them.
+        ids = (*prompt, *completion, *new)
+        if len(new) > 1:
+            self.cache.logits(self.loaded, ids[:-1], last_n=len(new) - 1)
+        meta = []
+        for j, token in enumerate(new):
+            stages = self.stages(req, prompt, (*completion, *new[:j]))
+            meta.append(self._meta(req, stages, token, "forced_text"))
+        return new, meta
+
+
+def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
+    ids = set()
+    tok_eos = getattr(loaded.tokenizer, "eos_token_id", None)
+    if isinstance(tok_eos, int):
+        ids.add(tok_eos)
+    gen = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    if isinstance(gen, int):
+        ids.add(gen)
+    elif isinstance(gen, list | tuple):
+        ids.update(int(i) for i in gen)
+    return frozenset(ids)
+
+
+_ENGINES: dict[int, Engine] = {}
+
+
+def engine_for(loaded: LoadedModel) -> Engine:
+    """The engine of the current model; an engine for an older model is dropped."""
+    engine = _ENGINES.get(loaded.key)
+    if engine is None:
+        _ENGINES.clear()
+        engine = _ENGINES[loaded.key] = Engine(loaded)
+    return engine

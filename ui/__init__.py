@@ -1,0 +1,1 @@
+"""View helpers for the Gradio app: figures, table rows, token spans and per-session state."""

@@ -1,0 +1,173 @@
+"""Event handlers of the explorer: read the controls, call the service, return component values.
+
+Handlers take (state, *knob values) in the order of KNOB_FIELDS and return the values of
+`OUTPUTS` in app.py. A ValueError from the service becomes a gr.Error and the state is not
+returned, so the user's prompt, completion and branches stay as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from decoding import service
+from decoding.params import PRESETS
+
+from . import plots, render, session
+
+log = logging.getLogger(__name__)
+
+KNOB_FIELDS = (
+    "prompt", "system_prompt", "use_chat_template", "temperature", "top_p", "repetition_penalty",
+    "presence_penalty", "frequency_penalty", "seed", "top_k", "stop_sequences",
+    "constraint_enabled", "constraint_type", "constraint_schema",
+)  # fmt: skip
+PARAM_FIELDS = ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
+
+def user_errors(fn):
+    """Show ValueErrors as readable messages and never a traceback; the outputs stay untouched."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(exc).__name__}): {exc}", print_exception=False) from None
+
+    return wrapper
+
+
+def knobs_dict(values) -> dict:
+    return dict(zip(KNOB_FIELDS, values, strict=True))
+
+
+def request_for(state: dict, knobs: dict) -> dict:
+    """The API request of the current branch under the current controls."""
+    seed = knobs["seed"]
+    stops = [s for s in (knobs["stop_sequences"] or "").split("\n") if s]
+    params = {name: float(knobs[name]) for name in PARAM_FIELDS}
+    params |= {"seed": None if seed in (None, "") else int(seed), "stop_sequences": stops}
+    return {
+        "branch_id": state["current"],
+        "prompt": knobs["prompt"] or "",
+        "system_prompt": knobs["system_prompt"] or "",
+        "use_chat_template": bool(knobs["use_chat_template"]),
+        "completion_ids": session.current(state)["ids"],
+        "top_k": int(knobs["top_k"]),
+        "params": params,
+        "constraint": {
+            "enabled": bool(knobs["constraint_enabled"]),
+            "type": knobs["constraint_type"],
+            "schema": knobs["constraint_schema"] or "",
+        },
+    }
+
+
+def prompt_key(knobs: dict) -> list:
+    return [knobs["prompt"], knobs["system_prompt"], bool(knobs["use_chat_template"])]
+
+
+def view(state: dict, result: dict) -> tuple:
+    """Component values for a result: tokens, figure, candidate rows, summary, state, branch picker."""
+    dist = result.get("dist")
+    position = len(result["completion_ids"])
+    last = state.get("last_final") or {}
+    ghost = last.get("p") if last.get("position") == position and last.get("branch") == state["current"] else None
+    out = dict(state)
+    out["last_final"] = {
+        "position": position,
+        "branch": state["current"],
+        "p": {r["id"]: r["p_final"] for r in dist["tokens"]} if dist else {},
+        "rows": [r["id"] for r in dist["tokens"]] if dist else [],
+    }
+    ghost = {int(k): v for k, v in ghost.items()} if ghost else None
+    meta = session.current(state)["meta"]
+    return (
+        render.token_spans(result, meta),
+        plots.distribution_figure(dist, ghost),
+        render.candidate_rows(dist),
+        render.summary(result, service.model_status()),
+        out,
+        gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
+    )
+
+
+@user_errors
+def preview(state: dict, *values) -> tuple:
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    result = service.preview(request_for(state, knobs))
+    return view(state, result)
+
+
+def _step(state: dict, knobs: dict, **force) -> tuple:
+    state = session.for_prompt(state, prompt_key(knobs))
+    result = service.step(request_for(state, knobs) | force)
+    return view(session.with_result(state, result), result)
+
+
+@user_errors
+def step(state: dict, *values) -> tuple:
+    return _step(state, knobs_dict(values))
+
+
+@user_errors
+def force_text(state: dict, text: str, *values) -> tuple:
+    if not text:
+        raise ValueError("the text to force is empty: type the text to append")
+    return _step(state, knobs_dict(values), force_text=text)
+
+
+@user_errors
+def force_candidate(evt: gr.SelectData, state: dict, *values) -> tuple:
+    """Clicking a candidate row appends that token."""
+    rows = (state.get("last_final") or {}).get("rows") or []
+    row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+    if not isinstance(row, int) or not 0 <= row < len(rows):
+        raise ValueError("that row is not a candidate of the current distribution: step or preview first")
+    return _step(state, knobs_dict(values), force_token_id=rows[row])
+
+
+@user_errors
+def delete_last(state: dict, *values) -> tuple:
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    ids = session.current(state)["ids"]
+    if not ids:
+        raise ValueError("the completion is empty: there is no token to delete")
+    state = session.truncated(state, len(ids) - 1)
+    return view(state, service.preview(request_for(state, knobs)))
+
+
+@user_errors
+def clear(state: dict, *values) -> tuple:
+    knobs = knobs_dict(values)
+    state = session.truncated(session.for_prompt(state, prompt_key(knobs)), 0)
+    return view(state, service.preview(request_for(state, knobs)))
+
+
+def apply_preset(name: str) -> list:
+    """Slider values of a preset (the greedy preset sets temperature 0)."""
+    if name not in PRESETS:
+        return [gr.update() for _ in PARAM_FIELDS]
+    params = PRESETS[name].params
+    temperature = 0.0 if params.is_greedy else params.temperature
+    return [temperature, params.top_p, params.repetition_penalty, params.presence_penalty, params.frequency_penalty]
+
+
+def model_status_view() -> tuple:
+    status = service.model_status()
+    return render.status_markdown(status), gr.Timer(active=status["state"] == "loading")
+
+
+@user_errors
+def load_model(model_id: str) -> str:
+    return render.status_markdown(service.load_model(model_id))

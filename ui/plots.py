@@ -1,0 +1,89 @@
+"""Plotly figures: p_base next to p_final for the display rows, with excluded candidates marked."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+BASE_COLOR = "#9ca3af"
+FINAL_COLOR = "#2563eb"
+GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
+EXCLUDED_MARK = "✂"  # outside the top-p nucleus
+INVALID_MARK = "⊘"  # not allowed by the constraint
+
+
+def row_label(row: dict) -> str:
+    """Tick label of one candidate: its display text, marked when the candidate is excluded."""
+    if not row["valid"]:
+        return f"{INVALID_MARK} {row['display']}"
+    if not row["kept"]:
+        return f"{EXCLUDED_MARK} {row['display']}"
+    return row["display"]
+
+
+def distribution_figure(dist: dict | None, ghost: dict[int, float] | None = None) -> go.Figure:
+    """Grouped horizontal bars, most likely first; `ghost` is the previous p_final by token id."""
+    fig = go.Figure()
+    if not dist:
+        fig.update_layout(**_layout(0), annotations=[_note("No distribution: the completion is finished.")])
+        return fig
+    rows = dist["tokens"]
+    y = list(range(len(rows)))
+    labels = [row_label(r) for r in rows]
+    fig.add_bar(
+        y=y,
+        x=[r["p_base"] for r in rows],
+        orientation="h",
+        name="p_base (raw model)",
+        marker_color=BASE_COLOR,
+        hovertemplate="%{customdata}<br>p_base %{x:.4f}<extra></extra>",
+        customdata=labels,
+    )
+    if ghost:
+        fig.add_bar(
+            y=y,
+            x=[ghost.get(r["id"], 0.0) for r in rows],
+            orientation="h",
+            name="p_final before the change",
+            marker={"color": GHOST_COLOR, "line": {"color": FINAL_COLOR, "width": 1}},
+            hovertemplate="%{customdata}<br>before %{x:.4f}<extra></extra>",
+            customdata=labels,
+        )
+    fig.add_bar(
+        y=y,
+        x=[r["p_final"] for r in rows],
+        orientation="h",
+        name="p_final (after all stages)",
+        marker_color=[FINAL_COLOR if r["kept"] else "#ef4444" for r in rows],
+        text=[_final_text(r) for r in rows],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="%{customdata}<br>p_final %{x:.4f}<extra></extra>",
+        customdata=labels,
+    )
+    fig.update_layout(**_layout(len(rows)))
+    fig.update_yaxes(tickvals=y, ticktext=labels, autorange="reversed", tickfont={"family": "monospace"})
+    return fig
+
+
+def _final_text(row: dict) -> str:
+    if not row["valid"]:
+        return "invalid"
+    if not row["kept"]:
+        return "cut by top-p"
+    return f"{row['p_final']:.1%}"
+
+
+def _layout(n_rows: int) -> dict:
+    return {
+        "barmode": "group",
+        "height": max(260, 60 + 34 * n_rows),
+        "margin": {"l": 10, "r": 70, "t": 30, "b": 30},
+        "xaxis": {"range": [0, 1.08], "tickformat": ".0%", "title": None},
+        "legend": {"orientation": "h", "y": 1.08, "x": 0},
+        "bargap": 0.25,
+        "template": "plotly_white",
+    }
+
+
+def _note(text: str) -> dict:
+    return {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
