@@ -63,7 +63,7 @@ def _sidebar() -> dict:
     c["presence_penalty"] = gr.Slider(-2, 2, 0, step=0.05, label="Presence penalty")
     c["frequency_penalty"] = gr.Slider(-2, 2, 0, step=0.05, label="Frequency penalty")
     with gr.Row():
-        c["seed"] = gr.Number(None, label="Seed (blank = random)", precision=0, minimum=0)
+        c["seed"] = gr.Textbox("", label="Seed (blank = random)", max_lines=1)
         c["top_k"] = gr.Slider(1, 50, 10, step=1, label="Rows shown (top-k)")
     c["stop_sequences"] = gr.Textbox(label="Stop sequences (one per line)", lines=1, max_lines=4)
     with gr.Accordion("Constraint", open=False):

@@ -51,10 +51,12 @@ def knobs_dict(values) -> dict:
 
 def request_for(state: dict, knobs: dict) -> dict:
     """The API request of the current branch under the current controls."""
-    seed = knobs["seed"]
+    seed = str(knobs["seed"] or "").strip()
+    if seed and not seed.isdigit():
+        raise ValueError(f"seed {seed!r} is not accepted: use a whole number from 0 to 2**63-1, or leave it blank")
     stops = [s for s in (knobs["stop_sequences"] or "").split("\n") if s]
     params = {name: float(knobs[name]) for name in PARAM_FIELDS}
-    params |= {"seed": None if seed in (None, "") else int(seed), "stop_sequences": stops}
+    params |= {"seed": int(seed) if seed else None, "stop_sequences": stops}
     return {
         "branch_id": state["current"],
         "prompt": knobs["prompt"] or "",

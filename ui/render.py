@@ -24,8 +24,8 @@ def token_spans(result: dict, meta: list[dict]) -> list[tuple[str, str]]:
 
 def status_of(row: dict) -> str:
     if not row["valid"]:
-        return "invalid (constraint)"
-    return "kept" if row["kept"] else "cut by top-p"
+        return "⊘ invalid"
+    return "kept" if row["kept"] else "✂ top-p"
 
 
 def candidate_rows(dist: dict | None) -> list[list]:
@@ -42,7 +42,7 @@ def summary(result: dict, model: dict) -> str:
     parts = [f"**{n_done}** completion tokens after a **{n_prompt}**-token prompt (context {result['context_length']})"]
     dist = result.get("dist")
     if dist:
-        parts.append(f"entropy {dist['entropy_base']:.2f} → {dist['entropy_final']:.2f} bits")
+        parts.append(f"entropy {dist['entropy_base']:.2f} → {abs(dist['entropy_final']):.2f} bits")
         parts.append(f"{dist['kept_token_count']} token(s) in play")
         if dist["constraint_active"]:
             parts.append(f"constraint: {dist['constraint_type']}")
@@ -57,10 +57,10 @@ def summary(result: dict, model: dict) -> str:
 def status_markdown(status: dict) -> str:
     state = status.get("state", "")
     if state == "loading":
-        return f"⏳ Loading `{status.get('model_id', '')}`…"
-    head = f"✅ `{status['model_id']}` ({status['source']}, {status['device']}, {status['dtype']})"
+        return f"**Loading** `{status.get('model_id', '')}`…"
+    head = f"**Model** `{status['model_id']}` ({status['source']}, {status['device']}, {status['dtype']})"
     if state == "error" or status.get("error"):
-        head = ("❌ " if state == "error" else head + "  \n⚠️ ") + status.get("error", "")
+        head = ("**Error:** " if state == "error" else head + "  \n**Last load failed:** ") + status.get("error", "")
     if state == "ready":
         chat = "chat template" if status["has_chat_template"] else "no chat template"
         head += f"  \nvocabulary {status['vocab_size']:,} · context {status['context_length']:,} · {chat}"
