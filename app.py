@@ -7,11 +7,11 @@ import threading
 
 import gradio as gr
 
-from decoding import service
+from decoding import constraints, service
 from decoding.model import STORE, default_model_id
 from decoding.params import PRESETS, DecodingParams
 from ui import handlers, session
-from ui.render import CANDIDATE_HEADERS, COLOR_MAP
+from ui.render import CANDIDATE_HEADERS, COLOR_MAP, STAGE_HEADERS
 
 MODEL_GROUP = "model"  # every event that runs the model queues in this one group
 DEFAULTS = DecodingParams()
@@ -22,6 +22,20 @@ INTRO = (
     "Click a candidate to force it, click the last token to delete it. ✂ = cut by top-p, ⊘ = not allowed by "
     "the constraint."
 )
+CONSTRAINT_CHOICES = [
+    ("Multiple choice (one option per line)", "multiple_choice"),
+    ("Regex", "regex"),
+    ("Context-free grammar (Lark)", "cfg"),
+    ("JSON schema", "json_schema"),
+]
+CONSTRAINT_HELP = {
+    "multiple_choice": "One option per line; the output must be exactly one of them.",
+    "regex": constraints.REGEX_HELP,
+    "cfg": "A Lark grammar whose start rule is `start`; the whole output must parse. "
+    + r"`\d` in its regex terminals means [0-9].",
+    "json_schema": "A JSON schema; the output must be a JSON value that validates against it. "
+    "`additionalProperties` follows the schema (open unless it says false).",
+}
 CSS = ".token-view span { font-family: ui-monospace, monospace; } footer { display: none !important; }"
 
 
@@ -66,12 +80,16 @@ def _sidebar() -> dict:
         c["seed"] = gr.Textbox("", label="Seed (blank = random)", max_lines=1)
         c["top_k"] = gr.Slider(1, 50, 10, step=1, label="Rows shown (top-k)")
     c["stop_sequences"] = gr.Textbox(label="Stop sequences (one per line)", lines=1, max_lines=4)
-    with gr.Accordion("Constraint", open=False):
+    with gr.Accordion("Constraint", open=False, elem_id="constraint-panel"):
         c["constraint_enabled"] = gr.Checkbox(False, label="Constrain the output")
-        c["constraint_type"] = gr.Dropdown(
-            ["multiple_choice", "regex", "cfg", "json_schema"], value="regex", label="Type"
+        c["constraint_type"] = gr.Dropdown(CONSTRAINT_CHOICES, value="regex", label="Type")
+        c["constraint_preset"] = gr.Dropdown(
+            ["(none)", *constraints.PRESETS], value="(none)", label="Ready-made pattern (Outlines types)"
         )
-        c["constraint_schema"] = gr.Code("[0-9]+", label="Options / regex / grammar / schema", lines=6)
+        c["constraint_schema"] = gr.Code(
+            constraints.EXAMPLES["regex"], label="Options / regex / grammar / schema", lines=6
+        )
+        c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP["regex"])
     return c
 
 
@@ -89,25 +107,53 @@ def _main() -> dict:
         c["force_text"] = gr.Textbox(label="Force text", placeholder="text to append as is", scale=4, max_lines=1)
         c["force"] = gr.Button("Force", scale=1)
     c["tokens"] = gr.HighlightedText(
-        label="Tokens (click the last one to delete it)",
+        label="Tokens (click the last one to delete it, an earlier one to see how it was chosen)",
         color_map=COLOR_MAP,
         show_legend=True,
         combine_adjacent=False,
         elem_classes="token-view",
+        elem_id="tokens",
     )
-    c["summary"] = gr.Markdown()
+    c["summary"] = gr.Markdown(elem_id="summary")
+    c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
     with gr.Row(equal_height=False):
-        c["plot"] = gr.Plot(label="Next-token distribution", scale=3)
+        c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot")
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS,
             label="Candidates (click one to force it)",
             interactive=False,
             scale=2,
-            wrap=True,
+            column_widths=["26%", "16%", "21%", "21%", "16%"],
+            elem_id="candidates",
         )
-    with gr.Row():
-        c["branch"] = gr.Dropdown(label="Branch", choices=[("main (0 tokens)", "main")], value="main")
+    with gr.Accordion("Stage by stage: probability after each stage", open=False):
+        c["stages"] = gr.Dataframe(headers=STAGE_HEADERS, interactive=False, elem_id="stages")
+    with gr.Accordion("Branches", open=False, elem_id="branches"):
+        with gr.Row():
+            c["branch"] = gr.Dropdown(label="Branch", choices=[("main (0 tokens)", "main")], value="main", scale=2)
+            c["branch_name"] = gr.Textbox(label="Name", placeholder="name for a new or renamed branch", scale=2)
+        with gr.Row():
+            c["fork"] = gr.Button("Fork here", size="sm")
+            c["rename"] = gr.Button("Rename", size="sm")
+            c["delete_branch"] = gr.Button("Delete branch", size="sm", variant="stop")
     return c
+
+
+def _wire_constraints(c: dict, refresh: tuple, model_event: dict) -> None:
+    c["constraint_type"].input(
+        handlers.constraint_example,
+        c["constraint_type"],
+        [c["constraint_schema"], c["constraint_preset"]],
+        api_visibility="private",
+    ).then(
+        lambda kind: CONSTRAINT_HELP[kind], c["constraint_type"], c["constraint_help"], api_visibility="private"
+    ).then(*refresh, **model_event)
+    c["constraint_preset"].input(
+        handlers.constraint_preset,
+        c["constraint_preset"],
+        [c["constraint_type"], c["constraint_schema"]],
+        api_visibility="private",
+    ).then(*refresh, **model_event)
 
 
 def build() -> gr.Blocks:
@@ -125,13 +171,18 @@ def build() -> gr.Blocks:
                 main = _main()
         c = side | main
         knobs = [c[name] for name in handlers.KNOB_FIELDS]
-        outputs = [c["tokens"], c["plot"], c["candidates"], c["summary"], state, c["branch"]]
+        outputs = (
+            [c[n] for n in ("tokens", "plot", "candidates", "summary")]
+            + [state]
+            + [c[n] for n in ("branch", "stages", "back")]
+        )
         model_event = {"concurrency_id": MODEL_GROUP, "concurrency_limit": 1, "api_visibility": "private"}
+        refresh = (handlers.preview, [state, *knobs], outputs)
 
         timer = gr.Timer(1.0)
         timer.tick(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
         demo.load(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
-        demo.load(handlers.preview, [state, *knobs], outputs, **model_event)
+        demo.load(*refresh, **model_event)
 
         c["step"].click(handlers.step, [state, *knobs], outputs, **model_event)
         c["force"].click(handlers.force_text, [state, c["force_text"], *knobs], outputs, **model_event)
@@ -139,24 +190,25 @@ def build() -> gr.Blocks:
         c["delete"].click(handlers.delete_last, [state, *knobs], outputs, **model_event)
         c["clear"].click(handlers.clear, [state, *knobs], outputs, **model_event)
         c["candidates"].select(handlers.force_candidate, [state, *knobs], outputs, **model_event)
-        c["tokens"].select(handlers.delete_last, [state, *knobs], outputs, **model_event)
+        c["tokens"].select(handlers.select_token, [state, *knobs], outputs, **model_event)
+        c["back"].click(handlers.back_to_end, [state, *knobs], outputs, **model_event)
+        c["branch"].input(handlers.switch_branch, [state, c["branch"], *knobs], outputs, **model_event)
+        c["fork"].click(handlers.fork_branch, [state, c["branch_name"], *knobs], outputs, **model_event)
+        c["rename"].click(handlers.rename_branch, [state, c["branch_name"], *knobs], outputs, **model_event)
+        c["delete_branch"].click(handlers.delete_branch, [state, *knobs], outputs, **model_event)
 
         for name in handlers.PARAM_FIELDS:
-            c[name].release(lambda: "custom", None, c["preset"], api_visibility="private").then(
-                handlers.preview, [state, *knobs], outputs, **model_event
-            )
+            c[name].release(lambda: "custom", None, c["preset"], api_visibility="private").then(*refresh, **model_event)
         c["preset"].input(
             handlers.apply_preset, c["preset"], [c[n] for n in handlers.PARAM_FIELDS], api_visibility="private"
-        ).then(handlers.preview, [state, *knobs], outputs, **model_event)
+        ).then(*refresh, **model_event)
         for name in ("prompt", "system_prompt", "stop_sequences", "constraint_schema"):
-            c[name].blur(handlers.preview, [state, *knobs], outputs, **model_event)
-        c["prompt"].submit(handlers.preview, [state, *knobs], outputs, **model_event)
-        for name in ("use_chat_template", "seed", "top_k", "constraint_enabled", "constraint_type"):
-            c[name].change(handlers.preview, [state, *knobs], outputs, **model_event)
-        c["load"].click(handlers.load_model, c["model_id"], c["status"], **model_event).then(
-            handlers.preview, [state, *knobs], outputs, **model_event
-        )
-
+            c[name].blur(*refresh, **model_event)
+        c["prompt"].submit(*refresh, **model_event)
+        for name in ("use_chat_template", "seed", "top_k", "constraint_enabled"):
+            c[name].change(*refresh, **model_event)
+        _wire_constraints(c, refresh, model_event)
+        c["load"].click(handlers.load_model, c["model_id"], c["status"], **model_event).then(*refresh, **model_event)
     return demo
 
 

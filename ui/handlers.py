@@ -78,7 +78,15 @@ def prompt_key(knobs: dict) -> list:
 
 
 def view(state: dict, result: dict) -> tuple:
-    """Component values for a result: tokens, figure, candidate rows, summary, state, branch picker."""
+    """Component values for a result: tokens, figure, candidate rows, summary, state, branch picker, stages.
+
+    While an earlier token is inspected, the figure and table show the distribution in force when
+    that token was chosen, and picking a candidate there branches.
+    """
+    meta = session.current(state)["meta"]
+    inspect = state.get("inspect")
+    if inspect is not None and inspect < len(meta):
+        return _inspect_view(state, result, meta, inspect)
     dist = result.get("dist")
     position = len(result["completion_ids"])
     last = state.get("last_final") or {}
@@ -91,7 +99,6 @@ def view(state: dict, result: dict) -> tuple:
         "rows": [r["id"] for r in dist["tokens"]] if dist else [],
     }
     ghost = {int(k): v for k, v in ghost.items()} if ghost else None
-    meta = session.current(state)["meta"]
     return (
         render.token_spans(result, meta),
         plots.distribution_figure(dist, ghost),
@@ -99,19 +106,50 @@ def view(state: dict, result: dict) -> tuple:
         render.summary(result, service.model_status()),
         out,
         gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
+        render.stage_rows(dist),
+        gr.Button(visible=False),
+    )
+
+
+def _inspect_view(state: dict, result: dict, meta: list[dict], index: int) -> tuple:
+    dist = meta[index]["dist"]
+    out = dict(state)
+    out["last_final"] = {"position": None, "branch": None, "p": {}, "rows": [r["id"] for r in dist["tokens"]]}
+    return (
+        render.token_spans(result, meta),
+        plots.distribution_figure(dist, None, chosen=meta[index]["token"]["id"]),
+        render.candidate_rows(dist),
+        render.choice_note(meta[index], index),
+        out,
+        gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
+        render.stage_rows(dist),
+        gr.Button(visible=True),
     )
 
 
 @user_errors
 def preview(state: dict, *values) -> tuple:
-    knobs = knobs_dict(values)
-    state = session.for_prompt(state, prompt_key(knobs))
-    result = service.preview(request_for(state, knobs))
-    return view(state, result)
+    return _refresh(session.inspecting(state, None), knobs_dict(values))
+
+
+def constraint_example(kind: str) -> tuple:
+    """A new constraint type starts from its example, with its help text."""
+    from decoding.constraints import EXAMPLES
+
+    return EXAMPLES.get(kind, ""), "(none)"
+
+
+def constraint_preset(name: str) -> tuple:
+    from decoding.constraints import PRESETS
+
+    if name not in PRESETS:
+        return gr.update(), gr.update()
+    kind, schema = PRESETS[name]
+    return kind, schema
 
 
 def _step(state: dict, knobs: dict, **force) -> tuple:
-    state = session.for_prompt(state, prompt_key(knobs))
+    state = session.inspecting(session.for_prompt(state, prompt_key(knobs)), None)
     result = service.step(request_for(state, knobs) | force)
     return view(session.with_result(state, result), result)
 
@@ -130,18 +168,23 @@ def force_text(state: dict, text: str, *values) -> tuple:
 
 @user_errors
 def force_candidate(evt: gr.SelectData, state: dict, *values) -> tuple:
-    """Clicking a candidate row appends that token."""
+    """Clicking a candidate appends it; while inspecting an earlier token, it branches there instead."""
     rows = (state.get("last_final") or {}).get("rows") or []
     row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
     if not isinstance(row, int) or not 0 <= row < len(rows):
         raise ValueError("that row is not a candidate of the current distribution: step or preview first")
-    return _step(state, knobs_dict(values), force_token_id=rows[row])
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    inspect = state.get("inspect")
+    if inspect is not None:
+        state = session.forked(session.inspecting(state, None), inspect)
+    return _step(state, knobs, force_token_id=rows[row])
 
 
 @user_errors
 def delete_last(state: dict, *values) -> tuple:
     knobs = knobs_dict(values)
-    state = session.for_prompt(state, prompt_key(knobs))
+    state = session.inspecting(session.for_prompt(state, prompt_key(knobs)), None)
     ids = session.current(state)["ids"]
     if not ids:
         raise ValueError("the completion is empty: there is no token to delete")
@@ -150,9 +193,55 @@ def delete_last(state: dict, *values) -> tuple:
 
 
 @user_errors
+def select_token(evt: gr.SelectData, state: dict, *values) -> tuple:
+    """Click on the last completion token deletes it; on an earlier one, shows how it was chosen."""
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    result = service.preview(request_for(state, knobs))
+    index = evt.index - len(result["prompt_tokens"]) if isinstance(evt.index, int) else -1
+    n_done = len(result["completion_ids"])
+    if index < 0:
+        raise ValueError("that is a prompt token: click a completion token to inspect or delete it")
+    if index == n_done - 1:
+        return delete_last(session.inspecting(state, None), *values)
+    return view(session.inspecting(state, index), result)
+
+
+@user_errors
+def back_to_end(state: dict, *values) -> tuple:
+    return _refresh(session.inspecting(state, None), knobs_dict(values))
+
+
+def _refresh(state: dict, knobs: dict) -> tuple:
+    state = session.for_prompt(state, prompt_key(knobs))
+    return view(state, service.preview(request_for(state, knobs)))
+
+
+@user_errors
+def switch_branch(state: dict, branch_id: str, *values) -> tuple:
+    return _refresh(session.inspecting(session.switched(state, branch_id), None), knobs_dict(values))
+
+
+@user_errors
+def fork_branch(state: dict, name: str, *values) -> tuple:
+    state = session.inspecting(state, None)
+    return _refresh(session.forked(state, len(session.current(state)["ids"]), name), knobs_dict(values))
+
+
+@user_errors
+def rename_branch(state: dict, name: str, *values) -> tuple:
+    return _refresh(session.renamed(state, state["current"], name), knobs_dict(values))
+
+
+@user_errors
+def delete_branch(state: dict, *values) -> tuple:
+    return _refresh(session.inspecting(session.deleted(state, state["current"]), None), knobs_dict(values))
+
+
+@user_errors
 def clear(state: dict, *values) -> tuple:
     knobs = knobs_dict(values)
-    state = session.truncated(session.for_prompt(state, prompt_key(knobs)), 0)
+    state = session.truncated(session.inspecting(session.for_prompt(state, prompt_key(knobs)), None), 0)
     return view(state, service.preview(request_for(state, knobs)))
 
 

@@ -20,15 +20,20 @@ def row_label(row: dict) -> str:
     return row["display"]
 
 
-def distribution_figure(dist: dict | None, ghost: dict[int, float] | None = None) -> go.Figure:
-    """Grouped horizontal bars, most likely first; `ghost` is the previous p_final by token id."""
+def distribution_figure(
+    dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None
+) -> go.Figure:
+    """Grouped horizontal bars, most likely first; `ghost` is the previous p_final by token id.
+
+    `chosen` marks the token that was picked, when showing the distribution of an earlier step.
+    """
     fig = go.Figure()
     if not dist:
         fig.update_layout(**_layout(0), annotations=[_note("No distribution: the completion is finished.")])
         return fig
     rows = dist["tokens"]
     y = list(range(len(rows)))
-    labels = [row_label(r) for r in rows]
+    labels = [("▶ " if r["id"] == chosen else "") + row_label(r) for r in rows]
     fig.add_bar(
         y=y,
         x=[r["p_base"] for r in rows],

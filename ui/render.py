@@ -9,7 +9,9 @@ COLOR_MAP = {
     "sampled": "#93c5fd",
     "forced": "#fdba74",
 }
-CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
+CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "kept"]
+STAGE_HEADERS = ["token", "base", "penalties", "temperature", "constraint", "top-p (final)"]
+STAGE_KEYS = ("base", "penalties", "temperature", "constraint", "top_p")
 
 
 def token_spans(result: dict, meta: list[dict]) -> list[tuple[str, str]]:
@@ -24,16 +26,21 @@ def token_spans(result: dict, meta: list[dict]) -> list[tuple[str, str]]:
 
 def status_of(row: dict) -> str:
     if not row["valid"]:
-        return "⊘ invalid"
-    return "kept" if row["kept"] else "✂ top-p"
+        return "⊘"
+    return "kept" if row["kept"] else "✂"
 
 
 def candidate_rows(dist: dict | None) -> list[list]:
     if not dist:
         return []
-    return [
-        [r["display"], r["id"], round(r["p_base"], 4), round(r["p_final"], 4), status_of(r)] for r in dist["tokens"]
-    ]
+    return [[r["display"], r["id"], f"{r['p_base']:.1%}", f"{r['p_final']:.1%}", status_of(r)] for r in dist["tokens"]]
+
+
+def stage_rows(dist: dict | None, limit: int = 8) -> list[list]:
+    """Probability of the top candidates after each stage, in pipeline order."""
+    if not dist:
+        return []
+    return [[r["display"], *(f"{r['stages'][k]:.1%}" for k in STAGE_KEYS)] for r in dist["tokens"][:limit]]
 
 
 def summary(result: dict, model: dict) -> str:

@@ -96,5 +96,14 @@ def deleted(state: dict, branch_id: str) -> dict:
     return out
 
 
+def inspecting(state: dict, index: int | None) -> dict:
+    """The state with an earlier completion token under inspection (None: back to the end)."""
+    if state.get("inspect") == index:
+        return state
+    out = dict(state)
+    out["inspect"] = index
+    return out
+
+
 def branch_choices(state: dict) -> list[tuple[str, str]]:
     return [(f"{b['name']} ({len(b['ids'])} tokens)", bid) for bid, b in state["branches"].items()]
