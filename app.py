@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 import gradio as gr
 
+import cli
 from decoding import constraints, service
 from decoding.model import STORE, default_model_id
 from decoding.params import PRESETS, DecodingParams
-from ui import handlers, session
+from ui import chat as chat_ui
+from ui import handlers, heatmap, session
 from ui.render import CANDIDATE_HEADERS, COLOR_MAP, STAGE_HEADERS
 
 MODEL_GROUP = "model"  # every event that runs the model queues in this one group
@@ -100,9 +103,14 @@ def _main() -> dict:
         c["use_chat_template"] = gr.Checkbox(False, label="Wrap in the chat template", scale=1)
         c["system_prompt"] = gr.Textbox(label="System prompt", max_lines=3, scale=3)
     with gr.Row():
-        c["step"] = gr.Button("Step", variant="primary")
-        c["delete"] = gr.Button("Delete last")
-        c["clear"] = gr.Button("Clear completion")
+        c["step"] = gr.Button("Step", variant="primary", min_width=90)
+        c["play"] = gr.Button(handlers.PLAY, min_width=90)
+        c["delete"] = gr.Button("Delete last", min_width=90)
+        c["clear"] = gr.Button("Clear completion", min_width=90)
+    with gr.Accordion("Auto-step and model switch", open=False, elem_id="auto-panel"), gr.Row():
+        c["speed"] = gr.Slider(0.2, 10, 2, step=0.2, label="Auto-step speed (steps per second)")
+        c["max_steps"] = gr.Slider(1, 500, 64, step=1, label="Stop auto-step after (steps)")
+        c["llm_on"] = gr.Checkbox(True, label="Model on (off: no distribution; text stays editable and forcible)")
     with gr.Row():
         c["force_text"] = gr.Textbox(label="Force text", placeholder="text to append as is", scale=4, max_lines=1)
         c["force"] = gr.Button("Force", scale=1)
@@ -128,6 +136,33 @@ def _main() -> dict:
         )
     with gr.Accordion("Stage by stage: probability after each stage", open=False):
         c["stages"] = gr.Dataframe(headers=STAGE_HEADERS, interactive=False, elem_id="stages")
+    with gr.Accordion("Timeline: entropy and surprisal per token", open=False):
+        c["timeline"] = gr.Plot(label="Timeline", elem_id="timeline")
+    with gr.Accordion("Attribution: which context tokens a token depends on", open=False, elem_id="attribution-panel"):
+        with gr.Row():
+            c["attribution_method"] = gr.Dropdown(heatmap.METHOD_CHOICES, value="attention", label="Method")
+            c["aggregation"] = gr.Radio(
+                [("L2 norm (Inseq)", "l2"), ("Signed sum", "sum")], value="l2", label="Aggregation over the embedding"
+            )
+            c["ig_steps"] = gr.Slider(2, 64, 16, step=1, label="Integrated-gradients steps")
+        c["attribution_hover"] = gr.HTML(
+            "",
+            elem_id="attribution-hover",
+            css_template=heatmap.PANEL_CSS,
+            js_on_load=heatmap.PANEL_JS,
+            server_functions=[heatmap.explain],
+        )
+        with gr.Row():
+            c["explain"] = gr.Button("Explain this token (inspected, else the last one)", size="sm")
+            c["cancel_explain"] = gr.Button("Cancel", size="sm", variant="stop")
+        c["attribution"] = gr.HighlightedText(
+            label="Attribution heatmap",
+            elem_id="attribution",
+            show_legend=False,
+            combine_adjacent=False,
+            elem_classes="token-view",
+        )
+        c["attribution_legend"] = gr.Markdown(elem_id="attribution-legend")
     with gr.Accordion("Branches", open=False, elem_id="branches"):
         with gr.Row():
             c["branch"] = gr.Dropdown(label="Branch", choices=[("main (0 tokens)", "main")], value="main", scale=2)
@@ -136,6 +171,9 @@ def _main() -> dict:
             c["fork"] = gr.Button("Fork here", size="sm")
             c["rename"] = gr.Button("Rename", size="sm")
             c["delete_branch"] = gr.Button("Delete branch", size="sm", variant="stop")
+    with gr.Accordion("Session file", open=False), gr.Row():
+        c["export"] = gr.DownloadButton("Export session (JSON)", size="sm")
+        c["import"] = gr.UploadButton("Import session (JSON)", file_types=[".json"], size="sm")
     return c
 
 
@@ -156,6 +194,75 @@ def _wire_constraints(c: dict, refresh: tuple, model_event: dict) -> None:
     ).then(*refresh, **model_event)
 
 
+def _wire_settings(demo: gr.Blocks, c: dict, state: gr.State, refresh: tuple, model_event: dict) -> None:
+    """Settings live in the browser: restored on load, saved on every change, exported with the session."""
+    settings = gr.BrowserState({}, storage_key="nexttoken-settings", secret="nexttoken-settings-v1")
+    fields = [c[name] for name in handlers.SETTING_FIELDS]
+    demo.load(handlers.restore_settings, settings, fields, api_visibility="private").then(*refresh, **model_event)
+    for component in fields:
+        component.change(handlers.save_settings, fields, settings, api_visibility="private", queue=False)
+    c["export"].click(handlers.export_session, [state, *fields], c["export"], api_visibility="private")
+    c["import"].upload(handlers.import_session, [c["import"], state], [*fields, state], api_visibility="private").then(
+        *refresh, **model_event
+    )
+
+
+def _wire_auto_step(c: dict, state: gr.State, knobs: list, outputs: list, model_event: dict) -> None:
+    ticker = gr.Timer(0.5, active=False)
+    c["play"].click(handlers.toggle_play, [state, c["speed"]], [ticker, c["play"], state], api_visibility="private")
+    c["speed"].change(handlers.set_speed, c["speed"], ticker, api_visibility="private")
+    ticker.tick(
+        handlers.auto_step,
+        [state, c["max_steps"], *knobs],
+        [*outputs, ticker, c["play"]],
+        trigger_mode="once",
+        **model_event,
+    )
+
+
+def _chat_tab() -> dict:
+    c = {}
+    c["chatbot"] = gr.Chatbot(elem_id="chatbot", height=420, label="Chat with the loaded model")
+    with gr.Row():
+        c["message"] = gr.Textbox(label="Message", placeholder="Ask something", scale=5, max_lines=4)
+        c["send"] = gr.Button("Send", variant="primary", scale=1)
+    with gr.Row():
+        c["chat_max_tokens"] = gr.Slider(1, 512, 128, step=1, label="Max reply tokens")
+        c["chat_temperature"] = gr.Slider(0, 2, 0.7, step=0.05, label="Temperature (0 = greedy)")
+    with gr.Row():
+        c["chat_clear"] = gr.Button("Clear", size="sm")
+        c["chat_open"] = gr.Button("Open the last reply in the explorer", size="sm")
+    c["chat_last"] = gr.State({})
+    return c
+
+
+def _wire_chat(c: dict, state: gr.State, tabs: gr.Tabs, refresh: tuple, model_event: dict) -> None:
+    inputs = [c["message"], c["chatbot"], c["chat_max_tokens"], c["chat_temperature"], c["chat_last"]]
+    outputs = [c["message"], c["chatbot"], c["chat_last"]]
+    for trigger in (c["send"].click, c["message"].submit):
+        trigger(chat_ui.send, inputs, outputs, **model_event)
+    c["chat_clear"].click(chat_ui.clear, None, [c["chatbot"], c["chat_last"], c["message"]], api_visibility="private")
+    c["chat_open"].click(
+        chat_ui.open_in_explorer,
+        c["chat_last"],
+        [c["prompt"], c["system_prompt"], c["use_chat_template"], state, tabs],
+        api_visibility="private",
+    ).then(*refresh, **model_event)
+
+
+def _wire_attribution(c: dict, state: gr.State, knobs: list, model_event: dict) -> None:
+    panel = (handlers.attribution_panel, [state, c["attribution_method"], *knobs], c["attribution_hover"])
+    c["tokens"].change(*panel, **model_event)
+    c["attribution_method"].change(*panel, **model_event)
+    explain = c["explain"].click(
+        handlers.explain_token,
+        [state, c["attribution_method"], c["aggregation"], c["ig_steps"], *knobs],
+        [c["attribution"], c["attribution_legend"]],
+        **model_event,
+    )
+    c["cancel_explain"].click(None, None, None, cancels=[explain], api_visibility="private")
+
+
 def build() -> gr.Blocks:
     with gr.Blocks(title="Next-token explorer") as demo:
         # The API endpoints come first so they own their names; UI events are private.
@@ -164,25 +271,27 @@ def build() -> gr.Blocks:
             gr.api(fn, api_name=name, concurrency_id=MODEL_GROUP, concurrency_limit=1)
         gr.Markdown(INTRO)
         state = gr.State(session.new_session())
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=280):
-                side = _sidebar()
-            with gr.Column(scale=3):
-                main = _main()
-        c = side | main
+        with gr.Tabs() as tabs:
+            with gr.Tab("Explorer", id="explorer"), gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=280):
+                    side = _sidebar()
+                with gr.Column(scale=3):
+                    main = _main()
+            with gr.Tab("Chat", id="chat"):
+                talk = _chat_tab()
+        c = side | main | talk
         knobs = [c[name] for name in handlers.KNOB_FIELDS]
-        outputs = (
-            [c[n] for n in ("tokens", "plot", "candidates", "summary")]
-            + [state]
-            + [c[n] for n in ("branch", "stages", "back")]
-        )
+        outputs = [state if name == "state" else c[name] for name in handlers.OUTPUT_NAMES]
         model_event = {"concurrency_id": MODEL_GROUP, "concurrency_limit": 1, "api_visibility": "private"}
         refresh = (handlers.preview, [state, *knobs], outputs)
 
         timer = gr.Timer(1.0)
         timer.tick(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
         demo.load(handlers.model_status_view, None, [c["status"], timer], api_visibility="private")
-        demo.load(*refresh, **model_event)
+        _wire_settings(demo, c, state, refresh, model_event)
+        _wire_attribution(c, state, knobs, model_event)
+        _wire_chat(c, state, tabs, refresh, model_event)
+        _wire_auto_step(c, state, knobs, outputs, model_event)
 
         c["step"].click(handlers.step, [state, *knobs], outputs, **model_event)
         c["force"].click(handlers.force_text, [state, c["force_text"], *knobs], outputs, **model_event)
@@ -205,18 +314,23 @@ def build() -> gr.Blocks:
         for name in ("prompt", "system_prompt", "stop_sequences", "constraint_schema"):
             c[name].blur(*refresh, **model_event)
         c["prompt"].submit(*refresh, **model_event)
-        for name in ("use_chat_template", "seed", "top_k", "constraint_enabled"):
+        for name in ("use_chat_template", "seed", "top_k", "constraint_enabled", "llm_on"):
             c[name].change(*refresh, **model_event)
         _wire_constraints(c, refresh, model_event)
         c["load"].click(handlers.load_model, c["model_id"], c["status"], **model_event).then(*refresh, **model_event)
     return demo
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv: list[str] | None = None) -> None:
+    options = cli.parse_args(sys.argv[1:] if argv is None else argv)
+    if options.list_models:
+        print(cli.models_text())
+        return
+    cli.apply(options)  # env, logging and the public-mode policy, before the UI reads the defaults
     threading.Thread(target=_warm_up, daemon=True).start()
     demo = build()
-    demo.queue(max_size=64).launch(css=CSS)
+    demo.queue(max_size=options.queue_size)
+    cli.launch(demo, options, css=CSS)
 
 
 def _warm_up() -> None:

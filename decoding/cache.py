@@ -104,10 +104,11 @@ class PrefixCache:
         best_key, best_len = None, 0
         for key in self._entries:
             if key[0] == "kv":
-                common = _common_prefix(key[1], ids)
-                if common > best_len:
+                common = min(_common_prefix(key[1], ids), limit)
+                # on a tie, prefer the entry that is exactly the shared prefix: it is extended without a copy
+                if common > best_len or (common == best_len and common and len(key[1]) == common):
                     best_key, best_len = key, common
-        start = min(best_len, limit)
+        start = best_len
         if best_key is None or start == 0:
             return 0, DynamicCache(config=loaded.model.config)
         kv, nbytes = self._entries[best_key]

@@ -61,7 +61,7 @@ class Choice:
 
     token: dict
     how: str
-    dist: dict
+    dist: dict | None
     draw: float | None = None
 
     def as_dict(self) -> dict:
@@ -133,7 +133,7 @@ class Engine:
     def prompt_ids(self, req: Request) -> tuple[tuple[int, ...], str]:
         return self._prompt_ids(req.prompt, req.system_prompt, req.use_chat_template)
 
-    def _check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
+    def check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
         total = len(prompt) + len(completion) + extra
         limit = self.loaded.context_length
         if total > limit:
@@ -172,13 +172,26 @@ class Engine:
 
     def preview(self, req: Request) -> Result:
         prompt, notice = self.prompt_ids(req)
-        self._check_context(prompt, req.completion_ids)
+        self.check_context(prompt, req.completion_ids)
         return self._result(req, prompt, req.completion_ids, notice)
 
-    def _result(self, req: Request, prompt, completion, notice: str, appended=(), meta=()) -> Result:
+    def render(self, req: Request) -> Result:
+        """The tokens of a request without running the model (the explorer with the model switched off)."""
+        prompt, notice = self.prompt_ids(req)
+        self.check_context(prompt, req.completion_ids)
+        return self._result(req, prompt, req.completion_ids, notice, with_dist=False)
+
+    def append_text(self, req: Request, text: str) -> Result:
+        """Append the tokens of `text` without running the model; their records carry no distribution."""
+        prompt, notice = self.prompt_ids(req)
+        new = self._text_ids(req, prompt, req.completion_ids, text)
+        meta = [Choice(self.view.pill(t).as_dict(), "forced_text", None) for t in new]
+        return self._result(req, prompt, (*req.completion_ids, *new), notice, new, meta, with_dist=False)
+
+    def _result(self, req: Request, prompt, completion, notice: str, appended=(), meta=(), with_dist=True) -> Result:
         reason = self.finish_reason(req, prompt, completion)
         dist = None
-        if reason != "max_context":
+        if with_dist and reason != "max_context":
             stages = self.stages(req, prompt, completion)
             dist = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
         return Result(
@@ -199,7 +212,7 @@ class Engine:
         """Append one chosen token, a forced token, or the tokens of a forced text; return the new state."""
         prompt, notice = self.prompt_ids(req)
         completion = req.completion_ids
-        self._check_context(prompt, completion)
+        self.check_context(prompt, completion)
         if force_text is not None:
             new, meta = self._force_text(req, prompt, completion, force_text)
         elif force_token_id is not None:
@@ -210,6 +223,16 @@ class Engine:
                 return self._result(req, prompt, completion, notice)
             new, meta = self._choose(req, prompt, completion)
         return self._result(req, prompt, (*completion, *new), notice, new, meta)
+
+    def generate(self, req: Request, prompt: Sequence[int], max_tokens: int):
+        """Yield chosen token ids after `prompt` until a finish reason or `max_tokens` (used by the chat tab)."""
+        completion: tuple[int, ...] = ()
+        for _ in range(max_tokens):
+            if self.finish_reason(req, prompt, completion) is not None:
+                return
+            (token,), _ = self._choose(req, prompt, completion)
+            completion = (*completion, token)
+            yield token
 
     def _meta(self, req: Request, stages: dist_mod.Stages, token_id: int, how: str, draw=None) -> Choice:
         summary = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
@@ -229,21 +252,26 @@ class Engine:
 
     def _force_token(self, req: Request, prompt, completion, token_id) -> tuple[tuple[int, ...], list[Choice]]:
         (token,) = check_token_ids("force_token_id", [token_id], self.loaded.vocab_size)
-        self._check_context(prompt, completion, 1)
+        self.check_context(prompt, completion, 1)
         if req.constraint.active:
             self._tracker().check_forced(req.constraint, completion, [token])
         stages = self.stages(req, prompt, completion)
         return (token,), [self._meta(req, stages, token, "forced_token")]
 
-    def _force_text(self, req: Request, prompt, completion, text: str) -> tuple[tuple[int, ...], list[Choice]]:
+    def _text_ids(self, req: Request, prompt, completion, text: str) -> tuple[int, ...]:
+        """The tokens of a forced text, checked against the context length and the constraint."""
         if not isinstance(text, str) or text == "":
             raise ValueError("force_text is empty: type the text to append")
         new = tuple(int(i) for i in self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
         if not new:
             raise ValueError(f"force_text {text!r} encodes to no tokens")
-        self._check_context(prompt, completion, len(new))
+        self.check_context(prompt, completion, len(new))
         if req.constraint.active:
             self._tracker().check_forced(req.constraint, completion, new)
+        return new
+
+    def _force_text(self, req: Request, prompt, completion, text: str) -> tuple[tuple[int, ...], list[Choice]]:
+        new = self._text_ids(req, prompt, completion, text)
         # One forward over the new tokens gives the distribution before each of them.
         ids = (*prompt, *completion, *new)
         if len(new) > 1:

@@ -56,18 +56,26 @@ def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor
 def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Bool mask of the top-p nucleus, exactly as transformers' TopPLogitsWarper (at least one token kept).
 
-    A token is kept when the mass of the tokens ranked strictly above it is below top_p. The ranking
-    comes from topk(TOP_P_CANDIDATES) when those candidates already reach the mass, else a full sort.
+    A token is removed when the mass of itself and every token ranked below it is <= 1 - top_p, compared
+    in float32 after a float64 sum, as the warper does on CPU. Tokens are ranked by logit (as the warper
+    sorts them), which breaks ties between equal float32 probabilities the same way. The ranking comes
+    from topk(TOP_P_CANDIDATES) when those candidates already reach the mass, else a full sort.
     """
     if top_p >= 1.0:
         return logits > float("-inf")
-    probs = torch.softmax(logits.float(), dim=-1)
-    k = min(TOP_P_CANDIDATES, probs.numel())
-    top_probs, top_ids = torch.topk(probs, k)
-    if k < probs.numel() and float(top_probs.sum()) < top_p:
-        top_probs, top_ids = torch.sort(probs, descending=True)
-    mass_before = torch.cumsum(top_probs, 0) - top_probs
-    keep_count = max(1, int((mass_before < top_p).sum()))
+    scores = logits.float()
+    probs = torch.softmax(scores, dim=-1)
+    acc = torch.float32 if scores.device.type == "mps" else torch.float64  # MPS has no float64
+    threshold = torch.tensor(1.0 - top_p, dtype=torch.float32)
+    total = probs.to(acc).sum()
+    k = min(TOP_P_CANDIDATES, scores.numel())
+    top_ids = torch.topk(scores, k).indices
+    ranked = probs[top_ids].to(acc)
+    if k < scores.numel() and (total - ranked.sum()).float() > threshold:
+        top_ids = torch.sort(scores, descending=True).indices  # the token after the candidates is still kept
+        ranked = probs[top_ids].to(acc)
+    tail = total - (torch.cumsum(ranked, 0) - ranked)  # each token's mass plus all ranked below it
+    keep_count = max(1, int((tail.float() > threshold).sum()))
     kept = torch.zeros_like(probs, dtype=torch.bool)
     kept[top_ids[:keep_count]] = True
     return kept & (probs > 0)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
+import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -22,8 +25,10 @@ import torch
 EMBEDDED_ID = "SmolLM2-135M-Instruct"
 EMBEDDED_ALIASES = {EMBEDDED_ID.lower(), "embedded", "smollm2", "smollm2-135m-instruct (embedded)"}
 HUB_FALLBACK_ID = "Qwen/Qwen2.5-0.5B-Instruct"
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # the strategies accelerate accepts by name
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _generation = itertools.count(1)
+log = logging.getLogger(__name__)
 # Every forward pass and every temporary change to the shared model happens under this lock, so a
 # change made for one request (attention implementation, hooks, grad mode) is never seen by another.
 MODEL_LOCK = threading.RLock()
@@ -42,6 +47,7 @@ class ModelStatus:
     has_chat_template: bool = False
     vocab_size: int = 0
     context_length: int = 0
+    placement: str = ""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,6 +82,12 @@ class LoadedModel:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    @property
+    def placement(self) -> str:
+        """Where the weights live: one device, or a per-device layer count for a device_map model."""
+        device_map = getattr(self.model, "hf_device_map", None)
+        return summarise_device_map(device_map) if device_map else str(self.device)
+
     def status(self) -> ModelStatus:
         return ModelStatus(
             model_id=self.model_id,
@@ -86,6 +98,7 @@ class LoadedModel:
             has_chat_template=self.has_chat_template,
             vocab_size=self.vocab_size,
             context_length=self.context_length,
+            placement=self.placement,
         )
 
 
@@ -132,6 +145,33 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device(choice)
 
 
+def _device_name(value: object) -> str:
+    # accelerate names GPUs by bare index
+    return f"cuda:{value}" if isinstance(value, int) else str(value)
+
+
+def summarise_device_map(device_map: dict) -> str:
+    """`{"model.layers.0": 0, ..., "lm_head": "cpu"}` -> "cuda:0 (12 layers), cpu (18 layers)"."""
+    layers: dict[str, int] = {}
+    for module, value in device_map.items():
+        name = _device_name(value)
+        # a numbered module (model.layers.7, transformer.h.7) is one decoder layer
+        layers[name] = layers.get(name, 0) + bool(re.search(r"\.\d+$", module))
+    if len(layers) == 1:
+        return next(iter(layers))
+    return ", ".join(f"{name} ({n} layer{'s' * (n != 1)})" if n else name for name, n in layers.items())
+
+
+def device_map_choice(requested: str | None = None) -> str | None:
+    """The device_map strategy: the argument, else env NEXTTOKEN_DEVICE_MAP; None (or "none") loads on one device."""
+    choice = (requested if requested is not None else os.environ.get("NEXTTOKEN_DEVICE_MAP", "")).strip().lower()
+    if choice in {"", "none"}:
+        return None
+    if choice not in DEVICE_MAPS:
+        raise ValueError(f"device_map {choice!r} is not one of none, {', '.join(DEVICE_MAPS)}")
+    return choice
+
+
 def _dtype_for(device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -140,7 +180,7 @@ def _dtype_for(device: torch.device) -> torch.dtype:
 
 def converted_embedded_folder() -> Path:
     """The float32 safetensors copy of the embedded GGUF, made once (about 30 s) and reused."""
-    target = cache_dir() / "models" / f"{EMBEDDED_ID}-f32"
+    target = _embedded_folder()
     if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
         return target
     gguf = embedded_gguf()
@@ -179,7 +219,79 @@ def resolve(model_id: str) -> tuple[str, str]:
         return str(path), "local"
     if text.startswith((".", "/", "~")) or text.count("/") > 1:
         raise ValueError(f"model path {text!r} does not exist")
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a local folder nor a valid Hugging Face model id (owner/name: letters, digits, "
+            "'-', '_', '.')"
+        ) from None
     return text, "hub"
+
+
+def available_models() -> list[str]:
+    """Models that load without network, as ids ready to paste: embedded, converted folders, local HF cache."""
+    embedded = [EMBEDDED_ID] if embedded_gguf() is not None or _has_weights(_embedded_folder()) else []
+    return _unique([*embedded, *_converted_folders(), *_hub_cache_models()])
+
+
+def _embedded_folder() -> Path:
+    return cache_dir() / "models" / f"{EMBEDDED_ID}-f32"
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(
+        f.suffix in {".safetensors", ".bin"} for f in folder.iterdir() if f.is_file()
+    )
+
+
+def _converted_folders() -> list[str]:
+    """Model folders under the cache dir, except the embedded copy (its id stands for it)."""
+    root = cache_dir() / "models"
+    if not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [str(p) for p in folders if p != _embedded_folder() and _has_weights(p)]
+
+
+def _is_causal_lm(config_file: Path) -> bool:
+    """True unless config.json names architectures and none is a causal LM (cheap, no model code imported)."""
+    try:
+        architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not architectures or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def _hub_cache_models() -> list[str]:
+    """Causal LMs with config and weights in the local Hugging Face cache (env HF_HUB_CACHE read now)."""
+    from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    # constants.HF_HUB_CACHE is frozen at import; the env var may have been set since
+    root = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+    try:
+        info = scan_cache_dir(root)
+    except (CacheNotFound, OSError) as exc:
+        log.debug("no Hugging Face cache at %s: %s", root, exc)
+        return []
+    found = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id.lower()):
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
+            names = {f.file_name for f in revision.files}
+            weights = any(n.endswith((".safetensors", ".bin")) for n in names)
+            if "config.json" in names and weights and _is_causal_lm(revision.snapshot_path / "config.json"):
+                found.append(repo.repo_id)
+                break
+    return found
 
 
 def _load_error(model_id: str, exc: BaseException) -> str:
@@ -216,17 +328,23 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def load_model(model_id: str, device: str | None = None) -> LoadedModel:
-    """Load a causal LM and its tokenizer; raises ValueError with a readable reason on failure."""
+def load_model(model_id: str, device: str | None = None, device_map: str | None = None) -> LoadedModel:
+    """Load a causal LM and its tokenizer; raises ValueError with a readable reason on failure.
+
+    With a `device_map` (or env NEXTTOKEN_DEVICE_MAP) accelerate spreads the layers over the GPUs, then
+    CPU memory, then disk, so a model larger than one device still loads; `device` then only sets the dtype.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    strategy = device_map_choice(device_map)
     target, source = resolve(model_id)
     dev = pick_device(device)
     offline = source != "hub" or _in_local_hub_cache(target) or not _hub_reachable()
     options = {"trust_remote_code": False, "local_files_only": offline}
+    placement = {"device_map": strategy} if strategy else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, **options)
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=_dtype_for(dev), **options)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=_dtype_for(dev), **placement, **options)
     except Exception as exc:  # every failure becomes a readable reason
         if source == "hub" and offline and not _in_local_hub_cache(target):
             raise ValueError(
@@ -234,7 +352,12 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
                 "local Hugging Face cache (no network?)"
             ) from exc
         raise ValueError(_load_error(model_id.strip(), exc)) from exc
-    model.to(dev).eval()
+    if strategy:
+        # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
+        dev = model.get_input_embeddings().weight.device
+        model.eval()
+    else:
+        model.to(dev).eval()
     model.requires_grad_(False)
     name = EMBEDDED_ID if source == "embedded" else model_id.strip()
     return LoadedModel(model, tokenizer, name, source, dev, next(_generation))
@@ -259,12 +382,12 @@ class ModelStore:
                     self.load(default_model_id())
         return self._current
 
-    def load(self, model_id: str, device: str | None = None) -> ModelStatus:
+    def load(self, model_id: str, device: str | None = None, device_map: str | None = None) -> ModelStatus:
         with self._lock:
             previous = self._status
             self._status = replace(ModelStatus(model_id=model_id.strip()), state="loading")
             try:
-                loaded = load_model(model_id, device)
+                loaded = load_model(model_id, device, device_map)
             except ValueError as exc:
                 kept = previous if self._current is not None else ModelStatus(model_id=model_id.strip())
                 self._status = replace(kept, state="error" if self._current is None else kept.state, error=str(exc))
@@ -272,6 +395,12 @@ class ModelStore:
             self._current = loaded
             self._status = loaded.status()
             return self._status
+
+    def refresh_default(self) -> None:
+        """Show the current default id while nothing is loaded yet (the command line may have changed it)."""
+        with self._lock:
+            if self._current is None and self._status.state == "loading":
+                self._status = ModelStatus(model_id=default_model_id())
 
     def use(self, loaded: LoadedModel) -> None:
         """Install an already loaded model (tests use tiny random models this way)."""

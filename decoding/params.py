@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1
+SEED_RANGE = "an integer from 0 to 2**63-1, or null"
+TOP_P_RANGE = "0 < top_p <= 1"
+REPETITION_RANGE = "0 < value <= 10 (1 means off)"
 
 
 @dataclass(frozen=True)
@@ -28,19 +31,18 @@ class DecodingParams:
 
     def __post_init__(self) -> None:
         _check_range("temperature", self.temperature, 0.0, 100.0, "0 to 100 (0 means greedy)")
-        if not (0.0 < _number("top_p", self.top_p) <= 1.0):
-            raise ValueError(f"top_p {self.top_p!r} is out of range: accepted is 0 < top_p <= 1")
-        if not (0.0 < _number("repetition_penalty", self.repetition_penalty) <= 10.0):
+        if not (0.0 < _number("top_p", self.top_p, TOP_P_RANGE) <= 1.0):
+            raise ValueError(f"top_p {self.top_p!r} is out of range: accepted is {TOP_P_RANGE}")
+        if not (0.0 < _number("repetition_penalty", self.repetition_penalty, REPETITION_RANGE) <= 10.0):
             raise ValueError(
-                f"repetition_penalty {self.repetition_penalty!r} is out of range: accepted is 0 < value <= 10"
-                " (1 means off)"
+                f"repetition_penalty {self.repetition_penalty!r} is out of range: accepted is {REPETITION_RANGE}"
             )
         _check_range("presence_penalty", self.presence_penalty, -2.0, 2.0, "-2 to 2 (0 means off)")
         _check_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0, "-2 to 2 (0 means off)")
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED
         ):
-            raise ValueError(f"seed {self.seed!r} is not accepted: use an integer from 0 to 2**63-1, or null")
+            raise ValueError(f"seed {self.seed!r} is not accepted: use {SEED_RANGE}")
         if not all(isinstance(s, str) and s for s in self.stop_sequences):
             raise ValueError(f"stop_sequences {list(self.stop_sequences)!r} must be non-empty strings")
 
@@ -57,10 +59,12 @@ class DecodingParams:
         if unknown:
             raise ValueError(f"unknown params {unknown}: accepted are {sorted(known)}")
         if "seed" in data and data["seed"] is not None:
-            data["seed"] = _integer("seed", data["seed"])
+            data["seed"] = _integer("seed", data["seed"], SEED_RANGE)
         stops = data.get("stop_sequences") or ()
         if isinstance(stops, str):
             stops = [stops]
+        if not isinstance(stops, list | tuple):
+            raise ValueError(f"stop_sequences {stops!r} must be a list of non-empty strings")
         data["stop_sequences"] = tuple(stops)
         if "greedy" in data:
             data["greedy"] = bool(data["greedy"])
@@ -113,30 +117,31 @@ class Preset:
     params: DecodingParams = field(default_factory=DecodingParams)
 
 
-def _number(name: str, value: object) -> float:
+def _number(name: str, value: object, accepted: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} {value!r} is not a finite number")
+        raise ValueError(f"{name} {value!r} is not a finite number: accepted is {accepted}")
     return float(value)
 
 
-def _integer(name: str, value: object) -> int:
+def _integer(name: str, value: object, accepted: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} {value!r} is not an integer")
+        raise ValueError(f"{name} {value!r} is not an integer: accepted is {accepted}")
     return value
 
 
 def _check_range(name: str, value: object, low: float, high: float, accepted: str) -> None:
-    if not low <= _number(name, value) <= high:
+    if not low <= _number(name, value, accepted) <= high:
         raise ValueError(f"{name} {value!r} is out of range: accepted is {accepted}")
 
 
 def check_top_k(top_k: object, vocab_size: int) -> int:
     """top_k rows to display: an integer from 1 to the vocabulary size."""
-    value = _integer("top_k", top_k)
+    accepted = f"1 to {vocab_size} (the vocabulary size)"
+    value = _integer("top_k", top_k, accepted)
     if not 1 <= value <= vocab_size:
-        raise ValueError(f"top_k {top_k!r} is out of range: accepted is 1 to {vocab_size} (the vocabulary size)")
+        raise ValueError(f"top_k {top_k!r} is out of range: accepted is {accepted}")
     return value
 
 
@@ -144,14 +149,15 @@ def check_token_ids(name: str, ids: object, vocab_size: int) -> tuple[int, ...]:
     """A list of integer token ids, each in [0, vocab_size)."""
     if not isinstance(ids, list | tuple):
         raise ValueError(f"{name} {ids!r} must be a list of integer token ids")
+    accepted = f"0 to {vocab_size - 1}"
     out = []
     for i, raw in enumerate(ids):
         try:
-            value = _integer(f"{name}[{i}]", raw)
+            value = _integer(f"{name}[{i}]", raw, accepted)
         except ValueError:
-            raise ValueError(f"{name}[{i}] = {raw!r} is not an integer token id") from None
+            raise ValueError(f"{name}[{i}] = {raw!r} is not an integer token id: accepted is {accepted}") from None
         if not 0 <= value < vocab_size:
-            raise ValueError(f"{name}[{i}] = {raw!r} is outside the vocabulary: accepted is 0 to {vocab_size - 1}")
+            raise ValueError(f"{name}[{i}] = {raw!r} is outside the vocabulary: accepted is {accepted}")
         out.append(value)
     return tuple(out)
 

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
 from decoding import service
 from decoding.params import PRESETS
 
-from . import plots, render, session
+from . import heatmap, plots, render, session
 
 log = logging.getLogger(__name__)
 
 KNOB_FIELDS = (
     "prompt", "system_prompt", "use_chat_template", "temperature", "top_p", "repetition_penalty",
     "presence_penalty", "frequency_penalty", "seed", "top_k", "stop_sequences",
-    "constraint_enabled", "constraint_type", "constraint_schema",
+    "constraint_enabled", "constraint_type", "constraint_schema", "llm_on",
 )  # fmt: skip
+# What `view` returns, in order; app.py wires the components in this order.
+OUTPUT_NAMES = ("tokens", "plot", "candidates", "summary", "state", "branch", "stages", "back", "timeline")
+OUTPUT_COUNT = len(OUTPUT_NAMES)
 PARAM_FIELDS = ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
 
 
@@ -101,14 +106,21 @@ def view(state: dict, result: dict) -> tuple:
     ghost = {int(k): v for k, v in ghost.items()} if ghost else None
     return (
         render.token_spans(result, meta),
-        plots.distribution_figure(dist, ghost),
+        plots.distribution_figure(dist, ghost, empty=_empty_note(result)),
         render.candidate_rows(dist),
         render.summary(result, service.model_status()),
         out,
         gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
         render.stage_rows(dist),
         gr.Button(visible=False),
+        plots.timeline_figure(meta),
     )
+
+
+def _empty_note(result: dict) -> str:
+    if result["finished"]:
+        return f"No distribution: the completion is finished ({result['finish_reason'].replace('_', ' ')})."
+    return "The model is switched off: no distribution. Forcing text still works."
 
 
 def _inspect_view(state: dict, result: dict, meta: list[dict], index: int) -> tuple:
@@ -124,6 +136,7 @@ def _inspect_view(state: dict, result: dict, meta: list[dict], index: int) -> tu
         gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
         render.stage_rows(dist),
         gr.Button(visible=True),
+        plots.timeline_figure(meta),
     )
 
 
@@ -148,10 +161,20 @@ def constraint_preset(name: str) -> tuple:
     return kind, schema
 
 
-def _step(state: dict, knobs: dict, **force) -> tuple:
+def _advance(state: dict, knobs: dict, **force) -> tuple[dict, dict]:
     state = session.inspecting(session.for_prompt(state, prompt_key(knobs)), None)
-    result = service.step(request_for(state, knobs) | force)
-    return view(session.with_result(state, result), result)
+    request = request_for(state, knobs)
+    if knobs["llm_on"]:
+        result = service.step(request | force)
+    elif "force_text" in force:
+        result = service.append_text(request, force["force_text"])
+    else:
+        raise ValueError("the model is switched off: switch it on to step, or force text")
+    return session.with_result(state, result), result
+
+
+def _step(state: dict, knobs: dict, **force) -> tuple:
+    return view(*_advance(state, knobs, **force))
 
 
 @user_errors
@@ -188,8 +211,7 @@ def delete_last(state: dict, *values) -> tuple:
     ids = session.current(state)["ids"]
     if not ids:
         raise ValueError("the completion is empty: there is no token to delete")
-    state = session.truncated(state, len(ids) - 1)
-    return view(state, service.preview(request_for(state, knobs)))
+    return _refresh(session.truncated(state, len(ids) - 1), knobs)
 
 
 @user_errors
@@ -197,13 +219,19 @@ def select_token(evt: gr.SelectData, state: dict, *values) -> tuple:
     """Click on the last completion token deletes it; on an earlier one, shows how it was chosen."""
     knobs = knobs_dict(values)
     state = session.for_prompt(state, prompt_key(knobs))
-    result = service.preview(request_for(state, knobs))
+    result = service.render(request_for(state, knobs))
     index = evt.index - len(result["prompt_tokens"]) if isinstance(evt.index, int) else -1
     n_done = len(result["completion_ids"])
     if index < 0:
         raise ValueError("that is a prompt token: click a completion token to inspect or delete it")
     if index == n_done - 1:
         return delete_last(session.inspecting(state, None), *values)
+    meta = session.current(state)["meta"]
+    if index >= len(meta) or not meta[index].get("dist"):
+        raise ValueError(
+            "there is no record of how that token was chosen (forced with the model off, or opened from"
+            " the chat): step from here to record distributions"
+        )
     return view(session.inspecting(state, index), result)
 
 
@@ -214,7 +242,8 @@ def back_to_end(state: dict, *values) -> tuple:
 
 def _refresh(state: dict, knobs: dict) -> tuple:
     state = session.for_prompt(state, prompt_key(knobs))
-    return view(state, service.preview(request_for(state, knobs)))
+    show = service.preview if knobs["llm_on"] else service.render
+    return view(state, show(request_for(state, knobs)))
 
 
 @user_errors
@@ -241,8 +270,7 @@ def delete_branch(state: dict, *values) -> tuple:
 @user_errors
 def clear(state: dict, *values) -> tuple:
     knobs = knobs_dict(values)
-    state = session.truncated(session.inspecting(session.for_prompt(state, prompt_key(knobs)), None), 0)
-    return view(state, service.preview(request_for(state, knobs)))
+    return _refresh(session.truncated(session.inspecting(session.for_prompt(state, prompt_key(knobs)), None), 0), knobs)
 
 
 def apply_preset(name: str) -> list:
@@ -262,3 +290,110 @@ def model_status_view() -> tuple:
 @user_errors
 def load_model(model_id: str) -> str:
     return render.status_markdown(service.load_model(model_id))
+
+
+PLAY, PAUSE = "▶ Play", "⏸ Pause"
+
+
+def toggle_play(state: dict, speed: float) -> tuple:
+    """Start or stop auto-stepping; `speed` is in steps per second."""
+    playing = not state.get("playing")
+    out = dict(state) | {"playing": playing, "auto_steps": 0}
+    return gr.Timer(value=1.0 / max(float(speed), 0.1), active=playing), gr.Button(PAUSE if playing else PLAY), out
+
+
+def set_speed(speed: float) -> gr.Timer:
+    return gr.Timer(value=1.0 / max(float(speed), 0.1))
+
+
+def auto_step(state: dict, max_steps: float, *values) -> tuple:
+    """One timer tick: a step, then stop at a finish reason, an error or the max-steps guard."""
+    idle = tuple(gr.update() for _ in range(OUTPUT_COUNT))
+    stop = (gr.Timer(active=False), gr.Button(PLAY))
+    if not state.get("playing"):
+        return (*idle, *stop)
+    try:
+        new_state, result = _advance(state, knobs_dict(values))
+    except ValueError as exc:
+        gr.Warning(f"Auto-step stopped: {exc}")
+        return (*idle[:4], dict(state) | {"playing": False}, *idle[5:], *stop)
+    done = state.get("auto_steps", 0) + 1
+    playing = not result["finished"] and done < int(max_steps)
+    shown = view(new_state | {"playing": playing, "auto_steps": done}, result)
+    return (*shown, *((gr.update(), gr.update()) if playing else stop))
+
+
+SETTING_FIELDS = (*KNOB_FIELDS, "model_id", "preset", "speed", "max_steps", "attribution_method")
+
+
+def save_settings(*values) -> dict:
+    """Everything a user set, stored in the browser as one dict (falsy values are not stored alone)."""
+    return dict(zip(SETTING_FIELDS, values, strict=True))
+
+
+def restore_settings(saved: dict | None) -> list:
+    """Component values from stored settings; missing or unusable entries keep the current value."""
+    saved = saved if isinstance(saved, dict) else {}
+    return [saved[name] if name in saved and saved[name] is not None else gr.update() for name in SETTING_FIELDS]
+
+
+def export_session(state: dict, *values) -> str:
+    path = Path(tempfile.mkdtemp(prefix="nexttoken-")) / "session.json"
+    path.write_text(session.export_json(state, save_settings(*values)), encoding="utf-8")
+    return str(path)
+
+
+@user_errors
+def import_session(file, state: dict) -> tuple:
+    """Settings values and the imported state; the explorer refreshes afterwards."""
+    if file is None:
+        raise ValueError("no session file was given")
+    text = Path(file if isinstance(file, str) else file.name).read_text(encoding="utf-8", errors="replace")
+    new_state, settings = session.import_json(text)
+    new_state["key"] = prompt_key(
+        {name: settings.get(name) or "" for name in ("prompt", "system_prompt")}
+        | {"use_chat_template": settings.get("use_chat_template")}
+    )
+    return (*restore_settings(settings), new_state | {"imported": True})
+
+
+def attribution_panel(state: dict, method: str, *values) -> str:
+    """The hover panel for the current tokens; empty while the prompt or the model is unusable."""
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    request = request_for(state, knobs)
+    try:
+        result = (service.preview if knobs["llm_on"] else service.render)(request)
+    except ValueError:
+        return ""
+    return heatmap.panel_html({k: request[k] for k in ATTRIBUTION_REQUEST}, result, method)
+
+
+ATTRIBUTION_REQUEST = ("prompt", "system_prompt", "use_chat_template", "completion_ids", "branch_id")
+
+
+PROGRESS = gr.Progress()
+
+
+@user_errors
+def explain_token(progress=PROGRESS, *values) -> tuple:
+    """Attribution for the inspected token, else the last token, else the most likely next token.
+
+    `values` are (state, method, aggregation, ig_steps, *knobs); progress comes first so Gradio injects it.
+    """
+    state, method, aggregation, ig_steps, *rest = values
+    knobs = knobs_dict(rest)
+    state = session.for_prompt(state, prompt_key(knobs))
+    request = {k: v for k, v in request_for(state, knobs).items() if k in ATTRIBUTION_REQUEST}
+    ids = session.current(state)["ids"]
+    inspect = state.get("inspect")
+    if inspect is not None or ids:
+        request["target_index"] = inspect if inspect is not None else len(ids) - 1
+    else:
+        rows = (state.get("last_final") or {}).get("rows") or []
+        if not rows:
+            raise ValueError("nothing to explain yet: step once, or preview the prompt")
+        request["target_token_id"] = rows[0]
+    progress(0.1, desc=f"{method.replace('_', ' ')}…")
+    result = service.attribution(request | {"method": method, "aggregation": aggregation, "ig_steps": int(ig_steps)})
+    return heatmap.heatmap_spans(result), heatmap.legend(result)

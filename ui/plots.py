@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 BASE_COLOR = "#9ca3af"
@@ -21,7 +23,7 @@ def row_label(row: dict) -> str:
 
 
 def distribution_figure(
-    dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None
+    dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None, empty: str = ""
 ) -> go.Figure:
     """Grouped horizontal bars, most likely first; `ghost` is the previous p_final by token id.
 
@@ -29,7 +31,7 @@ def distribution_figure(
     """
     fig = go.Figure()
     if not dist:
-        fig.update_layout(**_layout(0), annotations=[_note("No distribution: the completion is finished.")])
+        fig.update_layout(**_layout(0), annotations=[_note(empty or "No distribution: the completion is finished.")])
         return fig
     rows = dist["tokens"]
     y = list(range(len(rows)))
@@ -92,3 +94,60 @@ def _layout(n_rows: int) -> dict:
 
 def _note(text: str) -> dict:
     return {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
+
+
+def timeline_figure(meta: list[dict]) -> go.Figure:
+    """Entropy of the final distribution and surprisal of the chosen token, per completion token."""
+    fig = go.Figure()
+    xs, entropy, surprisal, surprisal_base, labels = [], [], [], [], []
+    for i, record in enumerate(meta):
+        dist = record.get("dist") or {}
+        chosen = next((r for r in dist.get("tokens", []) if r["id"] == record["token"]["id"]), None)
+        if chosen is None:
+            continue
+        xs.append(i + 1)
+        labels.append(record["token"]["display"])
+        entropy.append(abs(dist["entropy_final"]))
+        surprisal.append(_bits(chosen["p_final"]))
+        surprisal_base.append(_bits(chosen["p_base"]))
+    fig.add_scatter(
+        x=xs,
+        y=entropy,
+        name="entropy of p_final (bits)",
+        mode="lines+markers",
+        customdata=labels,
+        hovertemplate="token %{x} %{customdata}<br>entropy %{y:.2f} bits<extra></extra>",
+    )
+    fig.add_scatter(
+        x=xs,
+        y=surprisal,
+        name="surprisal of the chosen token under p_final",
+        mode="lines+markers",
+        customdata=labels,
+        hovertemplate="token %{x} %{customdata}<br>%{y:.2f} bits<extra></extra>",
+    )
+    fig.add_scatter(
+        x=xs,
+        y=surprisal_base,
+        name="… under p_base",
+        mode="lines",
+        line={"dash": "dot"},
+        customdata=labels,
+        hovertemplate="token %{x} %{customdata}<br>%{y:.2f} bits<extra></extra>",
+    )
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 40},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        xaxis={"title": None, "dtick": 1},
+        yaxis={"title": "bits", "rangemode": "tozero"},
+    )
+    if not xs:
+        fig.update_layout(annotations=[_note("Step to see how sure the model was at each token.")])
+    return fig
+
+
+def _bits(p: float) -> float:
+    """Surprisal in bits; a forced token the knobs excluded (p = 0) is capped for display."""
+    return min(-math.log2(p), 30.0) if p > 0 else 30.0

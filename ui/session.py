@@ -7,6 +7,7 @@ Every function returns a new dict and leaves its argument unchanged, so a failed
 from __future__ import annotations
 
 import copy
+import json
 
 MAIN = "main"
 
@@ -107,3 +108,45 @@ def inspecting(state: dict, index: int | None) -> dict:
 
 def branch_choices(state: dict) -> list[tuple[str, str]]:
     return [(f"{b['name']} ({len(b['ids'])} tokens)", bid) for bid, b in state["branches"].items()]
+
+
+EXPORT_VERSION = 1
+
+
+def export_json(state: dict, settings: dict) -> str:
+    """The session as JSON: prompt, settings, branches with their tokens and how each was chosen."""
+    branches = {
+        bid: {k: b[k] for k in ("name", "ids", "meta", "parent", "fork_at")} for bid, b in state["branches"].items()
+    }
+    payload = {"version": EXPORT_VERSION, "settings": settings, "current": state["current"], "branches": branches}
+    return json.dumps(payload, ensure_ascii=False, indent=1)
+
+
+def import_json(text: str) -> tuple[dict, dict]:
+    """(state, settings) from an exported session; ValueError says what is wrong with the file."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"the session file is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("version") != EXPORT_VERSION:
+        raise ValueError(f"the session file is not a version {EXPORT_VERSION} export of this app")
+    settings, branches = payload.get("settings"), payload.get("branches")
+    if not isinstance(settings, dict) or not isinstance(branches, dict) or not branches:
+        raise ValueError("the session file needs a 'settings' object and a non-empty 'branches' object")
+    state = new_session()
+    state["branches"] = {str(bid): _imported_branch(bid, b) for bid, b in branches.items()}
+    state["current"] = payload.get("current") if payload.get("current") in state["branches"] else next(iter(branches))
+    state["counter"] = len(branches) + 1
+    return state, settings
+
+
+def _imported_branch(branch_id: str, data: object) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("ids"), list):
+        raise ValueError(f"branch {branch_id!r} in the session file has no list of token ids")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in data["ids"]):
+        raise ValueError(f"branch {branch_id!r} in the session file has token ids that are not integers")
+    meta = data.get("meta") if isinstance(data.get("meta"), list) else []
+    meta = meta if len(meta) == len(data["ids"]) else []
+    return _branch(str(data.get("name") or branch_id), data["ids"], meta, data.get("parent"), data.get("fork_at"))

@@ -1,0 +1,245 @@
+"""The command line of `uv run app.py`: flags and their environment variables, and launching Gradio.
+
+`parse_args` turns argv and the environment into `Options` (a flag beats its environment variable),
+`apply` makes them the process defaults (model store, device, logging, public-mode policy), and
+`launch` starts the server, falling back to local serving when a share link cannot be made.
+Nothing here builds the UI; `app.main()` calls these functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import runtime
+from decoding import model as model_mod
+from decoding import service
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOCAL_QUEUE_SIZE = 64
+PUBLIC_QUEUE_SIZE = 16  # strangers share one model: a short queue fails fast instead of waiting minutes
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+PUBLIC_HELP = (
+    "allowlisted models only, no local paths, capped prompts (default on with --share and on Spaces) [NEXTTOKEN_PUBLIC]"
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the command line decides; None means "let the library choose"."""
+
+    model: str | None = None
+    device: str = "auto"
+    host: str | None = None
+    port: int | None = None
+    share: bool = False
+    public: bool = False
+    list_models: bool = False
+    device_map: str | None = None
+    log_level: str = "INFO"
+    allowlist: tuple[str, ...] = ()
+    max_prompt_chars: int = service.DEFAULT_MAX_PROMPT_CHARS
+    queue_size: int = LOCAL_QUEUE_SIZE
+    on_spaces: bool = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Next-token explorer: see how a language model picks its next token.",
+        epilog="Each option also reads the environment variable in brackets; the flag wins.",
+    )
+    add = parser.add_argument
+    add(
+        "--model",
+        metavar="ID",
+        help="model at start: hub id, folder or 'embedded' [LLM_DEMO_DEFAULT_MODEL, NEXTTOKEN_MODEL]",
+    )
+    add("--device", help="auto, cpu, cuda, cuda:N or mps (default auto) [NEXTTOKEN_DEVICE]")
+    add("--host", metavar="H", help="address to listen on (default 127.0.0.1; 0.0.0.0: all) [GRADIO_SERVER_NAME]")
+    add("--port", metavar="P", help="port (default: the first free one from 7860) [GRADIO_SERVER_PORT]")
+    add("--share", action=argparse.BooleanOptionalAction, help="temporary public link; implies --public [GRADIO_SHARE]")
+    add("--public", action=argparse.BooleanOptionalAction, help=PUBLIC_HELP)
+    add("--list-models", action="store_true", help="print the models usable offline, one id per line, and exit")
+    add(
+        "--device-map",
+        metavar="MAP",
+        help="spread a big model: auto, balanced, sequential, none [NEXTTOKEN_DEVICE_MAP]",
+    )
+    add(
+        "--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO) [LLM_DEMO_LOG_LEVEL]"
+    )
+    add(
+        "--allow-models", metavar="IDS", help="public: comma-separated ids callers may load [NEXTTOKEN_MODEL_ALLOWLIST]"
+    )
+    add("--max-prompt-chars", metavar="N", help="public: longest prompt (default 4000) [NEXTTOKEN_MAX_PROMPT_CHARS]")
+    add("--queue-size", metavar="N", help="most requests waiting (default 16 public, 64 local) [NEXTTOKEN_QUEUE_SIZE]")
+    return parser
+
+
+def parse_args(argv: list[str] | None, env: Mapping[str, str] | None = None) -> Options:
+    """Options from argv (None: sys.argv[1:]) and env (None: os.environ); a bad value exits via argparse."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    try:
+        return _options(namespace, os.environ if env is None else env)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _setting(namespace: argparse.Namespace, env: Mapping[str, str], dest: str, *names: str) -> tuple[object, str]:
+    """(value, where it came from): the flag if given, else the first non-blank env variable, else (None, "")."""
+    flag = getattr(namespace, dest)
+    if flag is not None:
+        return flag, "--" + dest.replace("_", "-")
+    for name in names:
+        if env.get(name, "").strip():
+            return env[name].strip(), name
+    return None, ""
+
+
+def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
+    def get(dest: str, *names: str) -> tuple[object, str]:
+        return _setting(ns, env, dest, *names)
+
+    on_spaces = runtime.on_spaces(env)
+    share = _flag(*get("share", "GRADIO_SHARE"), default=False)
+    public = _flag(*get("public", "NEXTTOKEN_PUBLIC"), default=share or on_spaces)
+    model, _ = get("model", "LLM_DEMO_DEFAULT_MODEL", "NEXTTOKEN_MODEL")
+    host, _ = get("host", "GRADIO_SERVER_NAME")
+    return Options(
+        model=model,
+        device=_device(*get("device", "NEXTTOKEN_DEVICE")),
+        host=host,
+        port=_number(*get("port", "GRADIO_SERVER_PORT"), default=None, high=65535),
+        share=share,
+        public=public,
+        list_models=ns.list_models,
+        device_map=_device_map(*get("device_map", "NEXTTOKEN_DEVICE_MAP")),
+        log_level=_log_level(*get("log_level", "LLM_DEMO_LOG_LEVEL")),
+        allowlist=_id_list(get("allow_models", "NEXTTOKEN_MODEL_ALLOWLIST")[0]),
+        max_prompt_chars=_number(
+            *get("max_prompt_chars", "NEXTTOKEN_MAX_PROMPT_CHARS"), default=service.DEFAULT_MAX_PROMPT_CHARS
+        ),
+        queue_size=_number(
+            *get("queue_size", "NEXTTOKEN_QUEUE_SIZE"), default=PUBLIC_QUEUE_SIZE if public else LOCAL_QUEUE_SIZE
+        ),
+        on_spaces=on_spaces,
+    )
+
+
+def _flag(value: object, source: str, default: bool) -> bool:
+    if value is None or isinstance(value, bool):
+        return default if value is None else value
+    word = str(value).lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise ValueError(f"{source} {value!r} is not a yes/no value: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+    return word in TRUE_WORDS
+
+
+def _device(value: object, source: str) -> str:
+    if value is None:
+        return "auto"
+    device = str(value).lower()
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"{source} {value!r} is not a device: use one of {', '.join(DEVICES)}")
+    try:
+        model_mod.pick_device(device)  # fail at start, not at the first request
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+    return device
+
+
+def _device_map(value: object, source: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return model_mod.device_map_choice(str(value))
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+
+
+def _log_level(value: object, source: str) -> str:
+    level = "INFO" if value is None else str(value).upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{source} {value!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _number(value: object, source: str, default: int | None, high: int | None = None) -> int | None:
+    """A whole number from 1 to `high`, or `default` when not given."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    limit = f" and at most {high}" if high else ""
+    if not text.isdigit() or int(text) < 1 or (high and int(text) > high):
+        raise ValueError(f"{source} {value!r} is not a whole number of at least 1{limit}")
+    return int(text)
+
+
+def _id_list(value: object) -> tuple[str, ...]:
+    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
+
+
+def apply(options: Options) -> None:
+    """Make the options the process defaults: env read by decoding.model, logging, the public-mode policy."""
+    if options.model:
+        # checked first by default_model_id(), so it beats a NEXTTOKEN_MODEL set in the shell
+        os.environ["LLM_DEMO_DEFAULT_MODEL"] = options.model
+    os.environ["NEXTTOKEN_DEVICE"] = options.device
+    # "none" rather than unset: a --device-map none flag must beat NEXTTOKEN_DEVICE_MAP=auto
+    os.environ["NEXTTOKEN_DEVICE_MAP"] = options.device_map or "none"
+    logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(options.log_level)
+    model_mod.STORE.refresh_default()
+    settings = service.POLICY.configure(options.public, options.allowlist, options.max_prompt_chars)
+    if settings.public:
+        log.info(
+            "public mode: models %s, prompts up to %d characters, queue of %d",
+            ", ".join(settings.allowlist),
+            settings.max_prompt_chars,
+            options.queue_size,
+        )
+
+
+def models_text() -> str:
+    """What --list-models prints: one id per line, ready to paste into --model or the UI."""
+    return "\n".join(model_mod.available_models())
+
+
+def launch_kwargs(options: Options) -> dict:
+    """server_name, server_port and share for `demo.launch(...)`; None lets Gradio pick its default."""
+    # Spaces serves the app itself and ignores share (with a warning): do not ask
+    return {"server_name": options.host, "server_port": options.port, "share": options.share and not options.on_spaces}
+
+
+def launch(demo, options: Options, **extra):
+    """`demo.launch(**launch_kwargs(options), **extra)`; without a share link it keeps serving locally and says so.
+
+    Blocks like `demo.launch` unless `prevent_thread_lock=True` is passed. Returns the demo.
+    """
+    kwargs = launch_kwargs(options) | extra
+    block = not kwargs.pop("prevent_thread_lock", False)
+    try:
+        demo.launch(**kwargs, prevent_thread_lock=True)
+    except Exception as exc:
+        if not kwargs.get("share"):
+            raise
+        log.warning("could not create a share link (%s); serving locally only", exc)
+        demo.close()  # frees the port if the server had started before the tunnel failed
+        kwargs["share"] = False
+        demo.launch(**kwargs, prevent_thread_lock=True)
+    if kwargs.get("share") and not getattr(demo, "share_url", None):
+        # Gradio prints its own reason and carries on without the tunnel
+        log.warning("could not create a share link (no network?); serving locally only at %s", demo.local_url)
+    if block:
+        demo.block_thread()
+    return demo

@@ -1,0 +1,116 @@
+"""The explorer in a real browser: stepping, forcing, deleting, knobs, constraints and branches."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser import ui
+
+PROMPT = "My favourite thing to do on a rainy day is"  # open-ended: several candidates stay in play
+
+
+def test_page_loads_and_the_model_becomes_ready(page):
+    expect(page.locator("#model-status")).to_contain_text(f"Model {ui.MODEL_ID}")
+    expect(ui.summary(page)).to_have_text(re.compile(r"^\s*0 completion tokens after a 5-token prompt"))
+    expect(ui.tokens(page)).to_have_count(5)
+    traces = ui.figure(page)
+    assert len(ui.trace_x(traces, "p_base")) == 10 and len(ui.trace_x(traces, "p_final")) == 10
+    expect(ui.candidate_cell(page, 9, 0)).to_be_visible()
+
+
+def test_five_steps_append_five_tokens_and_redraw_the_bars(page):
+    ui.set_prompt(page, PROMPT)
+    before = ui.figure(page)
+    n_prompt = ui.prompt_count(page)
+    ui.step(page, 5)
+    expect(ui.summary(page)).to_have_text(re.compile(r"^\s*5 completion tokens"))
+    assert ui.token_texts(page)[:n_prompt] == [t for t in ui.token_texts(page)[:n_prompt]]
+    after = ui.wait_for_figure_change(page, before)
+    assert ui.trace_x(after, "p_base") != ui.trace_x(before, "p_base")
+
+
+def test_clicking_a_candidate_forces_it(page):
+    ui.set_prompt(page, PROMPT)
+    cell = ui.candidate_cell(page, 2, 0)
+    candidate = cell.inner_text().strip()
+    cell.click()
+    ui.expect_completion_count(page, 1)
+    last = ui.tokens(page).last
+    expect(last).to_have_text(candidate)
+    forced_legend = page.locator("#tokens button.legend-item", has_text="forced")
+    assert _background(last) == _background(forced_legend)
+
+
+def _background(locator) -> str:
+    return locator.evaluate("element => getComputedStyle(element).backgroundColor")
+
+
+def test_delete_last_by_button_and_by_clicking_the_last_token(page):
+    ui.set_prompt(page, PROMPT)
+    ui.step(page, 3)
+    texts = ui.token_texts(page)
+    page.get_by_role("button", name="Delete last", exact=True).click()
+    ui.expect_completion_count(page, 2)
+    assert ui.token_texts(page) == texts[:-1]
+    ui.tokens(page).last.click()
+    ui.expect_completion_count(page, 1)
+    assert ui.token_texts(page) == texts[:-2]
+
+
+def test_temperature_changes_p_final(page):
+    ui.set_prompt(page, PROMPT)
+    before = ui.figure(page)
+    ui.set_slider(page, "Temperature (0 = greedy)", 1.6)
+    after = ui.wait_for_figure_change(page, before)
+    assert ui.trace_x(after, "p_final (after") != ui.trace_x(before, "p_final (after")
+    assert ui.trace_x(after, "p_base") == ui.trace_x(before, "p_base")
+    expect(page.get_by_label("custom", exact=True)).to_be_checked()
+
+
+def test_an_invalid_regex_shows_an_error_and_keeps_the_completion(page):
+    ui.set_prompt(page, PROMPT)
+    ui.step(page, 2)
+    texts = ui.token_texts(page)
+    ui.open_accordion(page, "Constraint")
+    editor = page.locator("#constraint-panel .cm-content")
+    editor.click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("[0-9")
+    page.get_by_label("Constrain the output", exact=True).check()
+    page.get_by_role("button", name="Step", exact=True).click()
+    expect(ui.error_toast(page).first).to_be_visible(timeout=ui.EVENT_TIMEOUT_MS)
+    ui.expect_completion_count(page, 2)
+    assert ui.token_texts(page) == texts
+
+
+def test_branch_from_an_earlier_token_then_switch_back_to_main(page):
+    ui.set_prompt(page, PROMPT)
+    n_prompt = ui.prompt_count(page)
+    ui.step(page, 4)
+    main_texts = ui.token_texts(page)
+    ui.tokens(page).nth(n_prompt + 1).click()
+    expect(ui.summary(page)).to_contain_text("Token 2")
+    expect(page.get_by_role("button", name="Back to the end of the completion")).to_be_visible()
+    row = _row_other_than(page, main_texts[n_prompt + 1])
+    ui.candidate_cell(page, row, 0).click()
+    ui.expect_completion_count(page, 2)
+    assert ui.token_texts(page)[: n_prompt + 1] == main_texts[: n_prompt + 1]
+    assert ui.token_texts(page)[-1] != main_texts[n_prompt + 1]
+    ui.open_accordion(page, "Branches")
+    _choose_branch(page, "main (4 tokens)")
+    ui.expect_completion_count(page, 4)
+    assert ui.token_texts(page) == main_texts
+
+
+def _row_other_than(page, chosen: str) -> int:
+    for row in range(10):
+        if ui.candidate_cell(page, row, 0).inner_text().strip() != chosen:
+            return row
+    raise AssertionError(f"every candidate is {chosen!r}")
+
+
+def _choose_branch(page, label: str) -> None:
+    page.get_by_label("Branch", exact=True).click()
+    page.get_by_role("option", name=label).click()

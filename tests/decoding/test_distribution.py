@@ -1,0 +1,172 @@
+"""The per-stage distribution: base, penalties, temperature, constraint, top-p, and its display summary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
+
+from decoding import distribution as dist_mod
+from decoding.params import DecodingParams
+from decoding.tokens import TokenView
+
+VOCAB = 49152
+CONTEXT = [5, 17, 17, 300, 4000]
+COMPLETION = [17, 300, 300]
+
+
+def logits_for(seed: int, scale: float = 3.0) -> torch.Tensor:
+    return torch.randn(VOCAB, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def random_valid(seed: int, fraction: float = 0.5) -> torch.Tensor:
+    return torch.rand(VOCAB, generator=torch.Generator().manual_seed(seed + 99)) < fraction
+
+
+def params(**kw) -> DecodingParams:
+    base = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "presence_penalty": 0.3}
+    return DecodingParams(**{**base, **kw})
+
+
+def run(seed=0, valid=None, **kw) -> dist_mod.Stages:
+    return dist_mod.compute(logits_for(seed), CONTEXT, COMPLETION, params(**kw), valid)
+
+
+@pytest.fixture(scope="module")
+def view(tokenizer) -> TokenView:
+    return TokenView(tokenizer)
+
+
+def hf_pipeline(logits: torch.Tensor, p: DecodingParams, valid: torch.Tensor | None) -> torch.Tensor:
+    """The same stages through transformers' processors (plus the OpenAI penalties written out)."""
+    scores = RepetitionPenaltyLogitsProcessor(p.repetition_penalty)(torch.tensor([CONTEXT]), logits[None].clone())
+    for token in set(COMPLETION):
+        scores[0, token] -= COMPLETION.count(token) * p.frequency_penalty + p.presence_penalty
+    scores = TemperatureLogitsWarper(p.temperature)(None, scores)
+    if valid is not None:
+        scores = scores.masked_fill(~valid, float("-inf"))
+    scores = TopPLogitsWarper(p.top_p)(None, scores)
+    return torch.softmax(scores[0], -1)
+
+
+def test_stage_names_in_pipeline_order():
+    assert dist_mod.STAGES == ("base", "penalties", "temperature", "constraint", "top_p")
+    assert list(run().probs) == list(dist_mod.STAGES)
+
+
+def test_p_base_is_softmax_of_raw_logits():
+    torch.testing.assert_close(run(3).p_base, torch.softmax(logits_for(3), -1))
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_p_final_matches_transformers_processor_chain(with_mask):
+    for seed in range(5):
+        valid = random_valid(seed) if with_mask else None
+        p = params(frequency_penalty=0.4)
+        stages = dist_mod.compute(logits_for(seed), CONTEXT, COMPLETION, p, valid)
+        torch.testing.assert_close(stages.p_final, hf_pipeline(logits_for(seed), p, valid))
+
+
+def test_p_final_sums_to_one_over_kept_and_is_zero_elsewhere():
+    for seed in range(5):
+        stages = run(seed, valid=random_valid(seed), top_p=0.7)
+        assert math.isclose(float(stages.p_final[stages.kept].sum()), 1.0, rel_tol=1e-5)
+        assert float(stages.p_final[~stages.kept].abs().max()) == 0.0
+
+
+def test_kept_is_nucleus_of_the_masked_distribution_intersected_with_valid():
+    for seed in range(5):
+        valid = random_valid(seed, 0.3)
+        stages = run(seed, valid=valid)
+        expected = hf_pipeline(logits_for(seed), params(), valid) > 0
+        assert torch.equal(stages.kept, expected)
+        assert not (stages.kept & ~valid).any()
+        assert torch.equal(stages.valid, valid)
+
+
+def test_constraint_stage_is_zero_on_invalid_tokens():
+    valid = random_valid(1)
+    stages = run(1, valid=valid)
+    assert float(stages.probs["constraint"][~valid].max()) == 0.0
+    assert float(stages.probs["temperature"][~valid].max()) > 0.0
+
+
+def test_all_invalid_mask_raises_value_error():
+    with pytest.raises(ValueError, match="no candidate is valid"):
+        run(0, valid=torch.zeros(VOCAB, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("kw", [{"greedy": True}, {"temperature": 0.0}])
+def test_greedy_gives_one_hot_p_final_at_penalised_argmax(kw):
+    stages = run(2, **kw)
+    penalised = stages.probs["penalties"]
+    assert stages.greedy
+    assert int(stages.kept.sum()) == 1
+    assert float(stages.p_final.max()) == 1.0 and float(stages.p_final.sum()) == 1.0
+    assert stages.argmax() == int(torch.argmax(penalised))
+
+
+def test_penalties_apply_before_temperature():
+    stages = run(4, temperature=2.0)
+    logits = logits_for(4)
+    penalised = RepetitionPenaltyLogitsProcessor(1.2)(torch.tensor([CONTEXT]), logits[None].clone())[0]
+    penalised[sorted(set(COMPLETION))] -= 0.3  # presence penalty
+    torch.testing.assert_close(stages.probs["penalties"], torch.softmax(penalised, -1))
+    torch.testing.assert_close(stages.probs["temperature"], torch.softmax(penalised / 2.0, -1))
+
+
+def test_compute_leaves_logits_unmodified():
+    logits = logits_for(5)
+    before = logits.clone()
+    dist_mod.compute(logits, CONTEXT, COMPLETION, params(frequency_penalty=1.0), random_valid(5))
+    assert torch.equal(logits, before)
+
+
+def test_display_rows_are_top_k_of_pre_nucleus_distribution(view):
+    stages = run(6, top_p=0.05, temperature=1.5)
+    summary = dist_mod.summarize(stages, view, 12)
+    ids = [row.id for row in summary.tokens]
+    assert set(ids) == set(torch.topk(stages.shown, 12).indices.tolist())
+    assert any(not row.kept for row in summary.tokens)
+    assert all(row.p_final == 0.0 for row in summary.tokens if not row.kept)
+
+
+def test_display_rows_list_kept_tokens_first_by_final_probability(view):
+    summary = dist_mod.summarize(run(7, top_p=0.1, temperature=1.5), view, 10)
+    finals = [row.p_final for row in summary.tokens]
+    assert finals == sorted(finals, reverse=True)
+
+
+def test_display_rows_carry_every_stage_and_token_text(view):
+    stages = run(8)
+    row = dist_mod.summarize(stages, view, 5).tokens[0]
+    assert list(row.stages) == list(dist_mod.STAGES)
+    assert row.stages["base"] == pytest.approx(float(stages.p_base[row.id]))
+    assert row.text == view.pill(row.id).text and row.display == view.pill(row.id).display
+
+
+def test_summary_masses_counts_and_entropies(view):
+    valid = random_valid(9)
+    stages = run(9, valid=valid)
+    summary = dist_mod.summarize(stages, view, 10)
+    assert summary.other_p_base == pytest.approx(1.0 - sum(r.p_base for r in summary.tokens), abs=1e-6)
+    assert summary.other_p_final == pytest.approx(1.0 - sum(r.p_final for r in summary.tokens), abs=1e-6)
+    assert summary.kept_token_count == int(stages.kept.sum())
+    assert summary.constraint_active
+    p = stages.p_base.double()
+    assert summary.entropy_base == pytest.approx(float(-(p * torch.log2(p)).sum()), rel=1e-4)
+    assert 0.0 <= summary.entropy_final < summary.entropy_base
+
+
+def test_unconstrained_rows_are_all_valid(view):
+    summary = dist_mod.summarize(run(10), view, 10)
+    assert not summary.constraint_active
+    assert all(row.valid for row in summary.tokens)
+
+
+def test_as_dict_is_json_ready(view):
+    import json
+
+    json.dumps(dist_mod.summarize(run(11, valid=random_valid(11)), view, 10).as_dict())

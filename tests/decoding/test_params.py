@@ -1,0 +1,110 @@
+"""Parameter validation: every bad value is a ValueError naming the field and the accepted range."""
+
+from __future__ import annotations
+
+import pytest
+
+from decoding.params import PRESETS, ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+
+VOCAB = 49152
+
+BAD_PARAMS = [
+    ("temperature", -0.1, "0 to 100"),
+    ("temperature", "hot", "0 to 100"),
+    ("top_p", 0, "0 < top_p <= 1"),
+    ("top_p", 1.5, "0 < top_p <= 1"),
+    ("top_p", float("nan"), "0 < top_p <= 1"),
+    ("repetition_penalty", 0, "0 < value <= 10"),
+    ("repetition_penalty", 11, "0 < value <= 10"),
+    ("presence_penalty", -3, "-2 to 2"),
+    ("presence_penalty", 3, "-2 to 2"),
+    ("frequency_penalty", -3, "-2 to 2"),
+    ("frequency_penalty", 3, "-2 to 2"),
+    ("seed", -1, "0 to 2**63-1"),
+    ("seed", 1.5, "0 to 2**63-1"),
+    ("seed", "x", "0 to 2**63-1"),
+    ("seed", 2**63, "0 to 2**63-1"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "accepted"), BAD_PARAMS)
+def test_bad_param_names_field_and_range(name, value, accepted):
+    with pytest.raises(ValueError) as info:
+        DecodingParams.from_dict({name: value})
+    assert name in str(info.value) and accepted in str(info.value)
+
+
+def test_unknown_param_keys_are_named_with_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"unknown params \['top_q'\].*accepted are .*'top_p'"):
+        DecodingParams.from_dict({"top_q": 0.5})
+
+
+@pytest.mark.parametrize("stops", [5, [""], ["ok", 3]])
+def test_bad_stop_sequences_are_refused(stops):
+    with pytest.raises(ValueError, match="stop_sequences"):
+        DecodingParams.from_dict({"stop_sequences": stops})
+
+
+def test_from_dict_fills_defaults_and_normalises():
+    p = DecodingParams.from_dict({"seed": 7.0, "stop_sequences": "END", "greedy": 1})
+    assert p.seed == 7 and isinstance(p.seed, int)
+    assert p.stop_sequences == ("END",) and p.greedy
+    assert p.top_p == DecodingParams().top_p
+
+
+def test_as_dict_roundtrips():
+    p = DecodingParams(temperature=1.2, seed=3, stop_sequences=("a", "b"))
+    assert DecodingParams.from_dict(p.as_dict()) == p
+
+
+@pytest.mark.parametrize(("kw", "greedy"), [({"greedy": True}, True), ({"temperature": 0.0}, True), ({}, False)])
+def test_is_greedy(kw, greedy):
+    assert DecodingParams(**kw).is_greedy is greedy
+
+
+def test_presets_are_valid_params():
+    assert {"greedy", "balanced", "reliable", "creative"} <= set(PRESETS)
+    assert PRESETS["greedy"].params.is_greedy
+
+
+@pytest.mark.parametrize("top_k", [0, VOCAB + 1, -5, 2.5, "ten"])
+def test_bad_top_k_names_field_and_range(top_k):
+    with pytest.raises(ValueError) as info:
+        check_top_k(top_k, VOCAB)
+    assert "top_k" in str(info.value) and f"1 to {VOCAB}" in str(info.value)
+
+
+def test_top_k_accepts_the_whole_range():
+    assert check_top_k(1, VOCAB) == 1 and check_top_k(VOCAB, VOCAB) == VOCAB and check_top_k(5.0, VOCAB) == 5
+
+
+@pytest.mark.parametrize("bad", ["a", 1.5, None, True])
+def test_non_integer_completion_id_names_field_and_range(bad):
+    with pytest.raises(ValueError) as info:
+        check_token_ids("completion_ids", [1, bad], VOCAB)
+    assert "completion_ids[1]" in str(info.value) and f"0 to {VOCAB - 1}" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [-1, VOCAB])
+def test_out_of_vocabulary_completion_id_names_field_and_range(bad):
+    with pytest.raises(ValueError) as info:
+        check_token_ids("completion_ids", [bad], VOCAB)
+    assert "completion_ids[0]" in str(info.value) and f"0 to {VOCAB - 1}" in str(info.value)
+
+
+def test_completion_ids_must_be_a_list():
+    with pytest.raises(ValueError, match="completion_ids"):
+        check_token_ids("completion_ids", "1 2 3", VOCAB)
+
+
+def test_token_ids_accept_integral_floats():
+    assert check_token_ids("completion_ids", [0, 2.0, VOCAB - 1], VOCAB) == (0, 2, VOCAB - 1)
+
+
+def test_constraint_spec_validation():
+    with pytest.raises(ValueError, match=r"constraint type 'xml'.*multiple_choice"):
+        ConstraintSpec.from_dict({"type": "xml"})
+    with pytest.raises(ValueError, match=r"unknown constraint fields \['grammar'\]"):
+        ConstraintSpec.from_dict({"grammar": "x"})
+    spec = ConstraintSpec.from_dict({"enabled": True, "type": "regex", "schema": None})
+    assert spec.active and spec.schema == ""
