@@ -171,6 +171,10 @@ def _main() -> dict:
             c["fork"] = gr.Button("Fork here", size="sm")
             c["rename"] = gr.Button("Rename", size="sm")
             c["delete_branch"] = gr.Button("Delete branch", size="sm", variant="stop")
+        with gr.Row():
+            c["compare_with"] = gr.Dropdown(label="Compare the current branch with", choices=[], scale=3)
+            c["compare"] = gr.Button("Compare", size="sm", scale=1)
+        c["comparison"] = gr.HTML(elem_id="compare")
     with gr.Accordion("Session file", open=False), gr.Row():
         c["export"] = gr.DownloadButton("Export session (JSON)", size="sm")
         c["import"] = gr.UploadButton("Import session (JSON)", file_types=[".json"], size="sm")
@@ -292,6 +296,10 @@ def build() -> gr.Blocks:
         _wire_attribution(c, state, knobs, model_event)
         _wire_chat(c, state, tabs, refresh, model_event)
         _wire_auto_step(c, state, knobs, outputs, model_event)
+        state.change(handlers.compare_choices, state, c["compare_with"], api_visibility="private")
+        c["compare"].click(
+            handlers.compare_branches, [state, c["compare_with"]], c["comparison"], api_visibility="private"
+        )
 
         c["step"].click(handlers.step, [state, *knobs], outputs, **model_event)
         c["force"].click(handlers.force_text, [state, c["force_text"], *knobs], outputs, **model_event)

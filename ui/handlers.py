@@ -17,7 +17,7 @@ import gradio as gr
 from decoding import service
 from decoding.params import PRESETS
 
-from . import heatmap, plots, render, session
+from . import compare, heatmap, plots, render, session
 
 log = logging.getLogger(__name__)
 
@@ -397,3 +397,14 @@ def explain_token(progress=PROGRESS, *values) -> tuple:
     progress(0.1, desc=f"{method.replace('_', ' ')}…")
     result = service.attribution(request | {"method": method, "aggregation": aggregation, "ig_steps": int(ig_steps)})
     return heatmap.heatmap_spans(result), heatmap.legend(result)
+
+
+@user_errors
+def compare_branches(state: dict, other: str | None) -> str:
+    if not other:
+        raise ValueError("choose a branch to compare with")
+    return compare.compare_html(state, other)
+
+
+def compare_choices(state: dict) -> gr.Dropdown:
+    return gr.Dropdown(choices=session.branch_choices(state))

@@ -85,12 +85,14 @@ def wait_for_figure_change(page: Page, before: list[dict] | None) -> list[dict]:
 
 
 def set_prompt(page: Page, text: str) -> None:
-    """Type a new prompt and leave the box; wait until the token view shows exactly that prompt."""
+    """Type a new prompt and leave the box; wait until the tokens and the bars show that prompt."""
+    before = figure(page)
     box = page.get_by_label("Prompt", exact=True)
     box.fill(text)
     box.blur()
     page.wait_for_function(PROMPT_SHOWN_JS, arg=text.replace(" ", SPACE_MARK), timeout=EVENT_TIMEOUT_MS)
     expect_completion_count(page, 0)
+    wait_for_figure_change(page, before)
 
 
 def step(page: Page, times: int = 1) -> None:
