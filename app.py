@@ -131,7 +131,7 @@ def _main() -> dict:
             label="Candidates (click one to force it)",
             interactive=False,
             scale=2,
-            column_widths=["26%", "16%", "21%", "21%", "16%"],
+            column_widths=["24%", "15%", "22%", "22%", "17%"],
             elem_id="candidates",
         )
     with gr.Accordion("Stage by stage: probability after each stage", open=False):

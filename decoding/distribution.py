@@ -99,27 +99,38 @@ def compute(
     )
     tempered = knobs.temperature(penalised, 0.0 if params.is_greedy else params.temperature)
     masked = knobs.apply_mask(tempered, valid)
-    if not torch.isfinite(masked).any():
+    if valid is not None and not torch.isfinite(masked).any():
         raise ValueError("the constraint allows no token here: no candidate is valid")
+    probs = _stage_probs({"base": base, "penalties": penalised, "temperature": tempered, "constraint": masked})
     if params.is_greedy:
+        index = int(torch.argmax(masked))
         kept = torch.zeros_like(masked, dtype=torch.bool)
-        kept[int(torch.argmax(masked))] = True
-    else:
+        kept[index] = True
+        final = torch.zeros_like(masked)
+        final[index] = 1.0
+    elif params.top_p >= 1.0:
         kept = knobs.nucleus(masked, params.top_p)
-    final = torch.softmax(masked.masked_fill(~kept, float("-inf")), dim=-1)
-    probs = {
-        "base": torch.softmax(base, -1),
-        "penalties": torch.softmax(penalised, -1),
-        "temperature": torch.softmax(tempered, -1),
-        "constraint": torch.softmax(masked, -1),
-        "top_p": final,
-    }
+        final = probs["constraint"]  # nothing beyond the constraint is cut
+    else:
+        kept = knobs.nucleus(masked, params.top_p, probs=probs["constraint"])
+        final = torch.softmax(masked.masked_fill(~kept, float("-inf")), dim=-1)
+    probs["top_p"] = final
     return Stages(probs, valid, kept, params.is_greedy, constraint_type)
 
 
+def _stage_probs(logits_by_stage: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Softmax of each stage; a stage that left the logits unchanged (the same tensor) shares its probabilities."""
+    probs: dict[str, torch.Tensor] = {}
+    previous_logits, previous_probs = None, None
+    for name, logits in logits_by_stage.items():
+        if logits is not previous_logits:
+            previous_logits, previous_probs = logits, torch.softmax(logits, dim=-1)
+        probs[name] = previous_probs
+    return probs
+
+
 def entropy_bits(probs: torch.Tensor) -> float:
-    p = probs[probs > 0]
-    return float(-(p * torch.log2(p)).sum())
+    return float(torch.special.entr(probs).sum()) / math.log(2)
 
 
 def row_ids(stages: Stages, top_k: int) -> list[int]:

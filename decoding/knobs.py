@@ -53,18 +53,19 @@ def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor
     return logits.masked_fill(~valid, float("-inf"))
 
 
-def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+def nucleus(logits: torch.Tensor, top_p: float, probs: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of the top-p nucleus, exactly as transformers' TopPLogitsWarper (at least one token kept).
 
     A token is removed when the mass of itself and every token ranked below it is <= 1 - top_p, compared
     in float32 after a float64 sum, as the warper does on CPU. Tokens are ranked by logit (as the warper
     sorts them), which breaks ties between equal float32 probabilities the same way. The ranking comes
     from topk(TOP_P_CANDIDATES) when those candidates already reach the mass, else a full sort.
+    `probs`, when given, is softmax(logits) already computed by the caller.
     """
     if top_p >= 1.0:
         return logits > float("-inf")
     scores = logits.float()
-    probs = torch.softmax(scores, dim=-1)
+    probs = torch.softmax(scores, dim=-1) if probs is None else probs.float()
     acc = torch.float32 if scores.device.type == "mps" else torch.float64  # MPS has no float64
     threshold = torch.tensor(1.0 - top_p, dtype=torch.float32)
     total = probs.to(acc).sum()

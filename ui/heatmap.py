@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 
 from decoding import service
 
+log = logging.getLogger(__name__)
 METHOD_CHOICES = [
     ("Attention (fast)", "attention"),
     ("Saliency (gradient)", "saliency"),
@@ -54,7 +56,7 @@ element.addEventListener('mouseover', async (event) => {
   const cand = hit.dataset.cand === undefined ? null : Number(hit.dataset.cand);
   const out = await server.explain(root.dataset.request, index, cand, root.dataset.method);
   if (call !== latest) return;
-  if (out.error) { legend.textContent = out.error; return; }
+  if (!out || out.error) { legend.textContent = out ? out.error : 'attribution failed'; return; }
   paint(root, out.scores, index === null ? -1 : Number(root.dataset.plen) + index);
   legend.textContent = out.legend;
 });
@@ -74,6 +76,9 @@ def explain(args: list) -> dict:
         result = service.attribution(request)
     except ValueError as exc:
         return {"error": str(exc)}
+    except Exception as exc:  # a hover must never break the page: report, log, carry on
+        log.exception("attribution failed")
+        return {"error": f"attribution failed ({type(exc).__name__}): {exc}"}
     return {"scores": list(result["normalized"]), "legend": legend(result)}
 
 

@@ -6,7 +6,6 @@ a busy 2-core machine and the first preview after start can take far longer. Not
 
 from __future__ import annotations
 
-import json
 import re
 
 from playwright.sync_api import Locator, Page, expect
@@ -22,7 +21,7 @@ FIGURE_JS = """() => {
   if (!plot || !plot.data) return null;
   return plot.data.map(trace => ({name: trace.name || '', x: Array.from(trace.x || [])}));
 }"""
-FIGURE_CHANGED_JS = f"old => JSON.stringify(({FIGURE_JS})()) !== old"
+FIGURE_CHANGED_JS = f"old => JSON.stringify(({FIGURE_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))
   .map(span => span.textContent).join('') === expected"""
 SPACE_MARK = "␣"  # how the token view shows a space
@@ -80,7 +79,7 @@ def trace_x(traces: list[dict], prefix: str) -> list[float]:
 
 
 def wait_for_figure_change(page: Page, before: list[dict] | None) -> list[dict]:
-    page.wait_for_function(FIGURE_CHANGED_JS, arg=json.dumps(before), timeout=EVENT_TIMEOUT_MS)
+    page.wait_for_function(FIGURE_CHANGED_JS, arg=before, timeout=EVENT_TIMEOUT_MS)
     return figure(page)
 
 
