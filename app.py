@@ -67,6 +67,11 @@ def api_step(request: dict) -> dict:
     return _api(service.step)(request)
 
 
+def api_attribution(request: dict) -> dict:
+    """Scores of every context token for a completion token (target_index) or a candidate (target_token_id)."""
+    return _api(service.attribution)(request)
+
+
 def _sidebar() -> dict:
     c = {}
     c["status"] = gr.Markdown(elem_id="model-status")
@@ -271,7 +276,12 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Next-token explorer") as demo:
         # The API endpoints come first so they own their names; UI events are private.
         gr.api(api_model_status, api_name="model_status")
-        for fn, name in ((api_load_model, "load_model"), (api_preview, "preview"), (api_step, "step")):
+        for fn, name in (
+            (api_load_model, "load_model"),
+            (api_preview, "preview"),
+            (api_step, "step"),
+            (api_attribution, "attribution"),
+        ):
             gr.api(fn, api_name=name, concurrency_id=MODEL_GROUP, concurrency_limit=1)
         gr.Markdown(INTRO)
         state = gr.State(session.new_session())
