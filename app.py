@@ -237,7 +237,7 @@ def _chat_tab() -> dict:
         c["send"] = gr.Button("Send", variant="primary", scale=1)
     with gr.Row():
         c["chat_max_tokens"] = gr.Slider(1, 512, 128, step=1, label="Max reply tokens")
-        c["chat_temperature"] = gr.Slider(0, 2, 0.7, step=0.05, label="Temperature (0 = greedy)")
+        c["chat_temperature"] = gr.Slider(0, 2, 0.7, step=0.05, label="Reply temperature (0 = greedy)")
     with gr.Row():
         c["chat_clear"] = gr.Button("Clear", size="sm")
         c["chat_open"] = gr.Button("Open the last reply in the explorer", size="sm")
@@ -261,8 +261,10 @@ def _wire_chat(c: dict, state: gr.State, tabs: gr.Tabs, refresh: tuple, model_ev
 
 def _wire_attribution(c: dict, state: gr.State, knobs: list, model_event: dict) -> None:
     panel = (handlers.attribution_panel, [state, c["attribution_method"], *knobs], c["attribution_hover"])
-    c["tokens"].change(*panel, **model_event)
-    c["attribution_method"].change(*panel, **model_event)
+    # Reads only: the step that changed the tokens already cached this prefix's logits, so the panel
+    # does not queue behind the model group.
+    c["tokens"].change(*panel, api_visibility="private")
+    c["attribution_method"].change(*panel, api_visibility="private")
     explain = c["explain"].click(
         handlers.explain_token,
         [state, c["attribution_method"], c["aggregation"], c["ig_steps"], *knobs],

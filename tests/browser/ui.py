@@ -6,8 +6,10 @@ a busy 2-core machine and the first preview after start can take far longer. Not
 
 from __future__ import annotations
 
+import contextlib
 import re
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -15,6 +17,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 MODEL_ID = "SmolLM2-135M-Instruct"
 READY_TIMEOUT_MS = 180_000  # first page: model load (or first-run conversion) and the first preview
 EVENT_TIMEOUT_MS = 45_000  # one event (step, preview, delete) on a loaded machine
+expect.set_options(timeout=EVENT_TIMEOUT_MS)  # every retrying expect, not only those given a timeout
 
 FIGURE_JS = """() => {
   const plot = document.querySelector('#dist-plot .js-plotly-plot');
@@ -24,6 +27,15 @@ FIGURE_JS = """() => {
 FIGURE_CHANGED_JS = f"old => JSON.stringify(({FIGURE_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))
   .map(span => span.textContent).join('') === expected"""
+TABLE_MATCHES_PLOT_JS = """() => {
+  const plot = document.querySelector('#dist-plot .js-plotly-plot');
+  const base = plot && plot.data && plot.data.find(trace => (trace.name || '').startsWith('p_base'));
+  if (!base) return false;
+  return Array.from(base.x).every((p, row) => {
+    const cell = document.querySelector(`#candidates [data-testid=cell-${row}-2]`);
+    return cell && Math.abs(parseFloat(cell.textContent) - 100 * p) < 0.051;
+  });
+}"""
 SPACE_MARK = "␣"  # how the token view shows a space
 
 
@@ -36,7 +48,8 @@ def open_app(page: Page, url: str) -> None:
 
 
 def summary(page: Page) -> Locator:
-    return page.locator("#summary")
+    """The summary's markdown (not its block: that also shows the status tracker's "Error")."""
+    return page.locator("#summary [data-testid=markdown]")
 
 
 def tokens(page: Page) -> Locator:
@@ -61,8 +74,8 @@ def prompt_count(page: Page) -> int:
 
 def expect_completion_count(page: Page, n: int) -> None:
     """The summary says n completion tokens and the token view shows prompt + n tokens."""
-    expect(summary(page)).to_have_text(re.compile(rf"^\s*{n} completion tokens"), timeout=EVENT_TIMEOUT_MS)
-    expect(tokens(page)).to_have_count(prompt_count(page) + n, timeout=EVENT_TIMEOUT_MS)
+    expect(summary(page)).to_have_text(re.compile(rf"^\s*{n} completion tokens"))
+    expect(tokens(page)).to_have_count(prompt_count(page) + n)
 
 
 def figure(page: Page) -> list[dict] | None:
@@ -79,7 +92,9 @@ def trace_x(traces: list[dict], prefix: str) -> list[float]:
 
 
 def wait_for_figure_change(page: Page, before: list[dict] | None) -> list[dict]:
+    """Wait until the plot shows other data than `before` and the candidates table shows the same rows."""
     page.wait_for_function(FIGURE_CHANGED_JS, arg=before, timeout=EVENT_TIMEOUT_MS)
+    page.wait_for_function(TABLE_MATCHES_PLOT_JS, timeout=EVENT_TIMEOUT_MS)
     return figure(page)
 
 
@@ -107,15 +122,65 @@ def candidate_cell(page: Page, row: int, col: int) -> Locator:
 
 
 def set_slider(page: Page, label: str, value: float) -> None:
-    """Type into the slider's number box and leave it: the slider fires `release` on blur."""
-    box = page.get_by_label(f"number input for {label}", exact=True)
+    """Type into the visible slider's number box and leave it: the slider fires `release` on blur."""
+    box = page.get_by_label(f"number input for {label}", exact=True).filter(visible=True)
     box.fill(str(value))
     box.blur()
 
 
-def error_toast(page: Page) -> Locator:
-    return page.locator(".toast-body").filter(has_text="Error")
+def toasts(page: Page) -> Locator:
+    return page.get_by_test_id("toast-body")
 
 
-def open_accordion(page: Page, title: str) -> None:
-    page.get_by_role("button", name=title, exact=True).click()
+def error_toast(page: Page, text: str) -> Locator:
+    return toasts(page).filter(has_text="Error").filter(has_text=text)
+
+
+def close_toasts(page: Page) -> None:
+    """Close every toast (one may vanish on its own while we click)."""
+    close = page.get_by_test_id("toast-close")
+    for _ in range(20):
+        if not close.count():
+            break
+        with contextlib.suppress(PlaywrightError):
+            close.first.click(timeout=2_000)
+    expect(toasts(page)).to_have_count(0)
+
+
+def open_accordion(page: Page, elem_id: str) -> None:
+    """Open the accordion with this elem_id by clicking its header."""
+    page.locator(f"#{elem_id} > button.label-wrap").click()
+    expect(page.locator(f"#{elem_id} > [data-testid=accordion-content]")).to_be_visible()
+
+
+def set_code(page: Page, container: str, text: str) -> None:
+    """Replace the text of a code editor; insert_text types no keys, so no brackets are auto-closed."""
+    page.locator(f"{container} .cm-content").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(text)
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a dropdown by its visible text."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def branch_at(page: Page, index: int) -> None:
+    """Inspect completion token `index` and pick a different candidate there: a new branch of index + 1 tokens."""
+    n_prompt = prompt_count(page)
+    chosen = token_texts(page)[n_prompt + index]
+    before = figure(page)
+    tokens(page).nth(n_prompt + index).click()
+    expect(summary(page)).to_contain_text(f"Token {index + 1}")
+    wait_for_figure_change(page, before)  # the candidates of that step, not of the end
+    expect(page.get_by_role("button", name="Back to the end of the completion")).to_be_visible()
+    candidate_cell(page, _row_other_than(page, chosen), 0).click()
+    expect_completion_count(page, index + 1)
+
+
+def _row_other_than(page: Page, chosen: str) -> int:
+    for row in range(10):
+        if candidate_cell(page, row, 0).inner_text().strip() != chosen:
+            return row
+    raise AssertionError(f"every candidate is {chosen!r}")

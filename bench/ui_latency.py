@@ -1,0 +1,227 @@
+"""Benchmark: how long a person waits from clicking Step to the redrawn bars, next to the server's own step time.
+
+Run: `uv run python bench/ui_latency.py`. Launches the app as a subprocess (as the browser tests do), opens it in
+the system Chromium, types a ~128-token prompt (no chat template), warms up, then times STEPS clicks on Step in the
+page: from the click to the first animation frame after the Plotly figure's data changed. In the same run and
+interleaved with the clicks, the same steps run in-process on the engine (`engine.step` at the same context, same
+seed and knobs) and through the UI handler (engine + building the components' values). Prints a markdown table
+of medians; the target is browser / server at most 2.5. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from decoding.cache import PrefixCache
+from decoding.engine import Engine
+from decoding.model import EMBEDDED_ID, STORE, load_model
+from tests.browser import ui
+from tests.browser.server import running_app
+
+CONTEXT_TOKENS = 128
+STEPS = 10
+WARMUP_STEPS = 2
+SETTLE_S = 1.0  # after each click, let the follow-up events (attribution panel, settings) finish
+SEED = 1234
+TARGET_RATIO = 2.5
+TEXT = (
+    "The lighthouse keeper climbed the spiral stairs every evening at dusk, counting the steps as his father had "
+    "taught him. There were one hundred and twelve of them, worn smooth in the middle by a century of boots. At the "
+    "top he trimmed the wick, polished the great lens until it caught the last of the daylight, and wrote the "
+    "weather in a leather logbook: wind from the south-west, a long swell, fog expected before midnight. Ships "
+    "still passed the headland, though fewer than before, and most of them carried their own lights and radios. "
+    "Nobody in the village could say whether the lamp was still needed, but nobody wanted to be the one to put it "
+    "out. So he kept climbing, and the beam kept turning, sweeping across the dark water and the sleeping roofs, "
+    "and on clear nights the fishermen coming home said they could see it from twenty miles away, a small steady "
+    "star that meant the harbour was near and the kettle was on."
+)
+STEP_JS = """async () => {
+  const snap = () => {
+    const plot = document.querySelector('#dist-plot .js-plotly-plot');
+    return JSON.stringify(plot && plot.data ? plot.data.map(t => Array.from(t.x || [])) : null);
+  };
+  const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Step');
+  const before = snap();
+  const start = performance.now();
+  button.click();
+  return await new Promise((resolve, reject) => {
+    const poll = () => {
+      if (snap() !== before) { requestAnimationFrame(() => resolve(performance.now() - start)); return; }
+      if (performance.now() - start > 60000) { reject(new Error('the bars did not change within 60 s')); return; }
+      requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+  });
+}"""
+
+
+@dataclass(frozen=True)
+class Timings:
+    browser_ms: list[float]
+    engine_ms: list[float]
+    handler_ms: list[float]
+
+
+def context_prompt(tokenizer, n_tokens: int) -> str:
+    """A natural-text prompt of about n_tokens tokens (decoding a cut can re-encode one or two tokens off)."""
+    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    if len(ids) < n_tokens:
+        raise ValueError(f"the benchmark text has {len(ids)} tokens, fewer than {n_tokens}")
+    return tokenizer.decode(ids[:n_tokens]).strip()
+
+
+def request(prompt: str, completion_ids: list[int]) -> dict:
+    """The request the explorer sends for the main branch under the default (balanced) knobs and a fixed seed."""
+    return {
+        "branch_id": "main",
+        "prompt": prompt,
+        "use_chat_template": False,
+        "completion_ids": completion_ids,
+        "top_k": 10,
+        "params": {"temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.05, "seed": SEED},
+    }
+
+
+class ServerSide:
+    """The same steps in-process: `engine.step` alone, and the UI handler (engine + component values).
+
+    The engine gets a prefix cache of its own, so neither path finds logits the other has just computed.
+    """
+
+    def __init__(self, loaded, prompt: str) -> None:
+        STORE.use(loaded)
+        self.engine = Engine(loaded, cache=PrefixCache())
+        self.prompt = prompt
+        self.ids: list[int] = []
+        self.handler_state = None
+
+    def engine_step_ms(self) -> float:
+        req = self.engine.request(request(self.prompt, self.ids))
+        start = time.perf_counter()
+        result = self.engine.step(req)
+        elapsed = (time.perf_counter() - start) * 1000
+        self.ids = list(result.completion_ids)
+        return elapsed
+
+    def handler_step_ms(self) -> float | None:
+        """The explorer's Step handler with default knobs; None when the handler's signature has moved on."""
+        from ui import handlers, session
+
+        values = knob_values(self.prompt)
+        if values is None:
+            return None
+        state = self.handler_state or session.new_session()
+        start = time.perf_counter()
+        out = handlers.step(state, *values)
+        elapsed = (time.perf_counter() - start) * 1000
+        self.handler_state = next(v for v in out if isinstance(v, dict) and "branches" in v)
+        return elapsed
+
+
+def knob_values(prompt: str) -> list | None:
+    from ui import handlers
+
+    defaults = {
+        "prompt": prompt, "system_prompt": "", "use_chat_template": False, "temperature": 0.7, "top_p": 0.8,
+        "repetition_penalty": 1.05, "presence_penalty": 0.0, "frequency_penalty": 0.0, "seed": str(SEED),
+        "top_k": 10, "stop_sequences": "", "constraint_enabled": False, "constraint_type": "regex",
+        "constraint_schema": "", "llm_on": True,
+    }  # fmt: skip
+    if not set(handlers.KNOB_FIELDS) <= set(defaults):
+        return None
+    return [defaults[name] for name in handlers.KNOB_FIELDS]
+
+
+def browser_step_ms(page) -> float:
+    n = ui.completion_count(page)
+    elapsed = page.evaluate(STEP_JS)
+    ui.expect_completion_count(page, n + 1)
+    if "finished" in ui.summary(page).inner_text():
+        raise RuntimeError("the completion finished during the benchmark: change SEED or TEXT")
+    return elapsed
+
+
+def prepare_page(page, url: str, prompt: str) -> None:
+    ui.open_app(page, url)
+    page.get_by_label("Seed (blank = random)", exact=True).fill(str(SEED))
+    ui.set_prompt(page, prompt)
+
+
+def measure(page, server: ServerSide) -> Timings:
+    browser, engine, handler = [], [], []
+    for i in range(WARMUP_STEPS + STEPS):
+        b = browser_step_ms(page)
+        time.sleep(SETTLE_S)
+        e = server.engine_step_ms()
+        h = server.handler_step_ms()
+        if i >= WARMUP_STEPS:
+            browser.append(b)
+            engine.append(e)
+            if h is not None:
+                handler.append(h)
+    return Timings(browser, engine, handler)
+
+
+def run(prompt: str, server: ServerSide) -> tuple[Timings, int]:
+    from playwright.sync_api import sync_playwright
+
+    log = Path(tempfile.mkdtemp(prefix="ui-latency-")) / "app.log"
+    with running_app(log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=ui.CHROMIUM, args=ui.CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(ui.EVENT_TIMEOUT_MS)
+        prepare_page(page, url, prompt)
+        n_prompt = ui.prompt_count(page)
+        timings = measure(page, server)
+        browser.close()
+    return timings, n_prompt
+
+
+def print_table(t: Timings, n_prompt: int) -> None:
+    browser, engine = statistics.median(t.browser_ms), statistics.median(t.engine_ms)
+    handler = f"{statistics.median(t.handler_ms):.0f}" if t.handler_ms else "n/a"
+    ratio = browser / engine
+    columns = [
+        "context (tokens)", "browser click → bars, median ms", "server engine.step, median ms",
+        "handler (engine + view), median ms", "ratio browser / server", "target",
+    ]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|---:|---:|---:|---:|---:|---|")
+    verdict = "met" if ratio <= TARGET_RATIO else "missed"
+    print(
+        f"| {n_prompt}→{n_prompt + WARMUP_STEPS + STEPS} | {browser:.0f} | {engine:.0f} | {handler} | "
+        f"{ratio:.2f} | ≤ {TARGET_RATIO} ({verdict}) |"
+    )
+    print(f"\nbrowser ms: {', '.join(f'{x:.0f}' for x in t.browser_ms)}")
+    print(f"engine ms:  {', '.join(f'{x:.0f}' for x in t.engine_ms)}")
+    if t.handler_ms:
+        print(f"handler ms: {', '.join(f'{x:.0f}' for x in t.handler_ms)}")
+
+
+def main() -> None:
+    if not Path(ui.CHROMIUM).exists():
+        sys.exit(f"Chromium not found at {ui.CHROMIUM}: install the Debian package `chromium`")
+    loaded = load_model(EMBEDDED_ID, device="cpu")
+    prompt = context_prompt(loaded.tokenizer, CONTEXT_TOKENS)
+    server = ServerSide(loaded, prompt)
+    for _ in range(WARMUP_STEPS):  # the first step at a new prompt runs the whole prompt
+        server.engine_step_ms()
+    server.ids = []
+    print(f"model {loaded.model_id}; {STEPS} steps after {WARMUP_STEPS} warm-up steps; seed {SEED}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs slow both columns)\n")
+    timings, n_prompt = run(prompt, server)
+    print_table(timings, n_prompt)
+    print("\nbrowser: click on Step → first frame after the plot's figure data changed (Gradio queue, handler,")
+    print("transport, Plotly redraw). server: engine.step in this process at the same context, interleaved.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Attribution heatmap, chat tab and compare section in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser import ui
+
+CHAT_MESSAGE = "Name one colour."
+CHAT_MAX_TOKENS = 8
+
+
+def _open_attribution(page) -> None:
+    ui.step(page, 3)
+    ui.open_accordion(page, "attribution-panel")
+
+
+def test_explain_shows_a_heatmap_over_the_context_of_the_last_token(page):
+    _open_attribution(page)
+    texts = ui.token_texts(page)
+    page.get_by_role("button", name=re.compile(r"^Explain this token")).click()
+    heat = page.locator("#attribution .score-token")
+    expect(heat).to_have_count(len(texts))
+    shown = [t.strip() for t in heat.all_inner_texts()]
+    assert shown[:-1] == texts[:-1]  # every context token, in order
+    assert shown[-1] == f"→ {texts[-1]}"  # then the target
+    expect(page.locator("#attribution .score-token.highlighted").first).to_be_visible()
+    expect(page.locator("#attribution-legend")).to_contain_text("attention")
+
+
+def test_hovering_a_completion_token_colours_its_context(page):
+    _open_attribution(page)
+    panel = page.locator("#attribution-hover")
+    expect(panel.locator(".attr-tokens span")).to_have_count(ui.tokens(page).count())
+    panel.locator(".attr-tokens .comp").last.hover()
+    expect(panel.locator(".attr-legend")).to_contain_text("attention for")
+    expect(panel.locator(".attr-tokens span[title^='score']").first).to_be_visible()
+
+
+def _send_chat(page) -> None:
+    page.get_by_role("tab", name="Chat").click()
+    ui.set_slider(page, "Max reply tokens", CHAT_MAX_TOKENS)
+    page.get_by_label("Message", exact=True).fill(CHAT_MESSAGE)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#chatbot [data-testid=bot]").last).not_to_be_empty(timeout=ui.EVENT_TIMEOUT_MS)
+    tracker = page.locator("#chatbot [data-testid=status-tracker]")
+    expect(tracker).to_have_class(re.compile(r"\bhide\b"))  # the stream has ended
+
+
+def test_chat_streams_a_reply(page):
+    _send_chat(page)
+    expect(page.locator("#chatbot [data-testid=user]")).to_have_text(CHAT_MESSAGE)
+    expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(1)
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
+
+
+def test_a_chat_reply_opens_in_the_explorer(page):
+    _send_chat(page)
+    page.get_by_role("button", name="Open the last reply in the explorer").click()
+    expect(page.get_by_role("tab", name="Explorer")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value(CHAT_MESSAGE)
+    expect(page.get_by_label("Wrap in the chat template", exact=True)).to_be_checked()
+    expect(ui.summary(page)).to_have_text(re.compile(rf"^\s*[1-{CHAT_MAX_TOKENS}] completion tokens"))
+    assert "␣colour" in ui.token_texts(page)
+
+
+def test_compare_shows_where_two_branches_diverge(page):
+    ui.step(page, 4)
+    ui.branch_at(page, 1)
+    ui.open_accordion(page, "branches")
+    ui.choose(page, "Compare the current branch with", "main (4 tokens)")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    compare = page.locator("#compare")
+    expect(compare).to_contain_text("Shared prefix: 1 token(s)")
+    rows = compare.locator("tr")
+    expect(rows).to_have_count(1 + 4)  # header, then one row per step of the longer branch
+    expect(rows.nth(2)).to_contain_text("diverge")
+    expect(rows.nth(1).locator("td").last).to_have_text("0.000")  # same context at step 1: no divergence yet
