@@ -130,12 +130,13 @@ def _main() -> dict:
     c["summary"] = gr.Markdown(elem_id="summary")
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
     with gr.Row(equal_height=False):
-        c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot")
+        c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot", min_width=380)
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS,
             label="Candidates (click one to force it)",
             interactive=False,
             scale=2,
+            min_width=320,
             column_widths=["24%", "15%", "22%", "22%", "17%"],
             elem_id="candidates",
         )
