@@ -1,14 +1,20 @@
 """Per-step cost on the embedded model: full recompute vs this project's cached step vs `generate`.
 
 Run with `uv run python bench/step.py`. Prints one markdown table; asserts nothing. For each context
-length (a raw prompt of exactly that many tokens, greedy decoding) it measures the median over STEPS
-steps of:
+length (a raw prompt of exactly that many tokens, greedy decoding) it measures, per new token:
 
-- recompute: `model(all ids, logits_to_keep=1)` per step, no cache (what reference tools do);
+- recompute: `model(all ids, logits_to_keep=1)`, no cache (what reference tools do);
 - step: `engine_for(loaded).step(request)` through the public engine API, each step feeding the
   previous result's completion_ids, the prefix cache warmed by a preview first;
-- generate: transformers' greedy `generate` per new token, timed between consecutive calls of a
-  logits processor that only records the time (so the prompt's prefill is excluded).
+- generate: transformers' greedy `generate`, timed between consecutive calls of a logits processor
+  that only records the time (so the prompt's prefill is excluded).
+
+The three are interleaved in ROUNDS rounds of STEPS_PER_ROUND tokens each (the step and recompute
+sequences continue across rounds), so a burst of load on a shared machine hits all of them. The
+table gives medians; the minima, less sensitive to other processes, follow it.
+
+`--threads N` sets torch's intra-op threads first (default: torch's own choice). On a shared machine
+one thread gives steadier numbers, since a multi-threaded op there waits for a descheduled partner.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from decoding.engine import engine_for
 from decoding.model import EMBEDDED_ID, load_model
 
 CONTEXTS = (32, 128, 512, 1024)
-STEPS = 8
+ROUNDS = 2
+STEPS_PER_ROUND = 4
 PARAMS = {"greedy": True, "repetition_penalty": 1.0, "top_p": 1.0}
 TEXT = (
     "The river wound through the valley, past old mills and quiet farms, where the morning fog lay low over "
@@ -50,27 +57,26 @@ def prompt_of(tokenizer, n: int) -> str:
     return text
 
 
-def recompute_ms(model, ids: list[int]) -> float:
-    times, ids = [], list(ids)
+def recompute_round(model, ids: list[int], times: list[float]) -> list[int]:
+    """STEPS_PER_ROUND greedy tokens, each from a full forward over all ids; returns the longer ids."""
+    ids = list(ids)
     with torch.no_grad():
-        for _ in range(STEPS):
+        for _ in range(STEPS_PER_ROUND):
             start = time.perf_counter()
             logits = model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
             times.append(time.perf_counter() - start)
             ids.append(int(torch.argmax(logits)))
-    return statistics.median(times) * 1e3
+    return ids
 
 
-def step_ms(engine, prompt: str) -> float:
-    data = {"prompt": prompt, "use_chat_template": False, "completion_ids": [], "params": PARAMS}
-    engine.preview(engine.request(data))  # warms the prefix cache with the prompt
-    times = []
-    for _ in range(STEPS):
+def step_round(engine, data: dict, times: list[float]) -> dict:
+    """STEPS_PER_ROUND engine steps, each fed the previous result's completion; returns the next request."""
+    for _ in range(STEPS_PER_ROUND):
         start = time.perf_counter()
         result = engine.step(engine.request(data))
         times.append(time.perf_counter() - start)
         data = {**data, "completion_ids": result.completion_ids}
-    return statistics.median(times) * 1e3
+    return data
 
 
 class Stamp(LogitsProcessor):
@@ -84,15 +90,15 @@ class Stamp(LogitsProcessor):
         return scores
 
 
-def generate_ms(model, ids: list[int], pad_id: int) -> float:
+def generate_round(model, ids: list[int], pad_id: int, times: list[float]) -> None:
+    """One greedy generate of STEPS_PER_ROUND + 1 tokens: STEPS_PER_ROUND gaps between decoding steps."""
     stamp = Stamp()
     inputs = torch.tensor([ids])
     with torch.no_grad():
         model.generate(
             inputs,
             attention_mask=torch.ones_like(inputs),
-            max_new_tokens=STEPS + 1,
-            min_new_tokens=STEPS + 1,
+            max_new_tokens=STEPS_PER_ROUND + 1,
             do_sample=False,
             top_k=None,
             top_p=None,
@@ -100,39 +106,55 @@ def generate_ms(model, ids: list[int], pad_id: int) -> float:
             pad_token_id=pad_id,
             logits_processor=LogitsProcessorList([stamp]),
         )
-    gaps = [b - a for a, b in zip(stamp.times, stamp.times[1:], strict=False)]
-    return statistics.median(gaps) * 1e3
+    times.extend(b - a for a, b in zip(stamp.times, stamp.times[1:], strict=False))  # fewer if it hit EOS
+
+
+def measure(loaded, engine, n: int, pad_id: int) -> dict[str, list[float]]:
+    prompt = prompt_of(loaded.tokenizer, n)
+    ids = loaded.tokenizer(prompt)["input_ids"]
+    data = {"prompt": prompt, "use_chat_template": False, "completion_ids": [], "params": PARAMS}
+    engine.preview(engine.request(data))  # warms the prefix cache with the prompt
+    times: dict[str, list[float]] = {"recompute": [], "step": [], "generate": []}
+    recompute_ids = ids
+    for _ in range(ROUNDS):
+        generate_round(loaded.model, ids, pad_id, times["generate"])
+        data = step_round(engine, data, times["step"])
+        recompute_ids = recompute_round(loaded.model, recompute_ids, times["recompute"])
+    return times
 
 
 def main() -> None:
+    if "--threads" in sys.argv:
+        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     loaded = load_model(EMBEDDED_ID, device="cpu")
-    model, tokenizer = loaded.model, loaded.tokenizer
     engine = engine_for(loaded)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    step_ms(engine, prompt_of(tokenizer, 16))  # warm-up: first calls pay one-off costs
-    rows = []
+    tok = loaded.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    measure(loaded, engine, 16, pad_id)  # warm-up: first calls pay one-off costs
+    med, low = {}, {}
     for n in CONTEXTS:
-        prompt = prompt_of(tokenizer, n)
-        ids = tokenizer(prompt)["input_ids"]
-        gen = generate_ms(model, ids, pad_id)
-        step = step_ms(engine, prompt)
-        full = recompute_ms(model, ids)
-        rows.append((n, full, step, gen))
-        print(f"context {n}: recompute {full:.1f} ms, step {step:.1f} ms, generate {gen:.1f} ms", file=sys.stderr)
+        times = measure(loaded, engine, n, pad_id)
+        med[n] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        low[n] = {k: min(v) * 1e3 for k, v in times.items()}
+        print(f"context {n}: median {med[n]}, min {low[n]}", file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nSmolLM2-135M-Instruct, float32, CPU, torch threads {torch.get_num_threads()}, median of {STEPS} steps")
+    steps = ROUNDS * STEPS_PER_ROUND
+    print(f"\nSmolLM2-135M-Instruct, float32, CPU, torch threads {torch.get_num_threads()}, median of {steps} steps")
     print(f"(load average at the end: {load:.1f} on {os.cpu_count()} CPUs)\n")
     print("| context | recompute (ms) | step (ms) | generate (ms/token) | step / generate | recompute / step |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for n, full, step, gen in rows:
+    for n, m in med.items():
+        full, step, gen = m["recompute"], m["step"], m["generate"]
         print(f"| {n} | {full:,.1f} | {step:,.1f} | {gen:,.1f} | {step / gen:.2f} | {full / step:.1f} |")
-    by_n = {n: (full, step, gen) for n, full, step, gen in rows}
-    print()
-    worst = max(step / gen for _, _, step, gen in rows)
-    print(f"- step / generate, worst context: {worst:.2f} (target <= 1.15)")
-    first, last = by_n[CONTEXTS[0]], by_n[CONTEXTS[-1]]
-    print(f"- step@{CONTEXTS[-1]} / step@{CONTEXTS[0]}: {last[1] / first[1]:.2f} (target <= 1.25)")
-    print(f"- recompute / step at {CONTEXTS[-1]}: {last[0] / last[1]:.1f} (target >= 20)")
+    first, last = CONTEXTS[0], CONTEXTS[-1]
+    for name, table in (("medians", med), ("minima", low)):
+        worst = max(m["step"] / m["generate"] for m in table.values())
+        print(
+            f"\n{name}: step / generate, worst context {worst:.2f} (target <= 1.15); "
+            f"step@{last} / step@{first} {table[last]['step'] / table[first]['step']:.2f} (target <= 1.25); "
+            f"recompute / step at {last} {table[last]['recompute'] / table[last]['step']:.1f} (target >= 20)"
+        )
+    print("\nminima (ms): " + "; ".join(f"{n}: " + ", ".join(f"{k} {v:,.1f}" for k, v in low[n].items()) for n in low))
 
 
 if __name__ == "__main__":

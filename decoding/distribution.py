@@ -3,6 +3,10 @@
 `compute` runs the pipeline of DESIGN.md over one logits vector and keeps every stage, so the UI can
 show what each knob did. `Distribution` is the JSON-ready summary: the display rows (top-k of the
 pre-nucleus distribution, so excluded tokens stay visible), the mass of everything else, entropies.
+
+Counting, zero-filling and entropies over the vocabulary go through NumPy views of the CPU tensors:
+NumPy runs them on one thread, while torch splits a 49k-element elementwise op across its threads,
+and on a busy two-CPU host each such split can wait a scheduler tick (about 4 ms) for its partner.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import knobs
@@ -62,7 +67,9 @@ class Candidate:
     stages: dict[str, float]
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["stages"] = dict(self.stages)  # a fresh dict: summaries are memoised and shared
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,16 +111,16 @@ def compute(
     probs = _stage_probs({"base": base, "penalties": penalised, "temperature": tempered, "constraint": masked})
     if params.is_greedy:
         index = int(torch.argmax(masked))
-        kept = torch.zeros_like(masked, dtype=torch.bool)
+        kept = knobs.zeros_like(masked, torch.bool)
         kept[index] = True
-        final = torch.zeros_like(masked)
+        final = knobs.zeros_like(masked, masked.dtype)
         final[index] = 1.0
     elif params.top_p >= 1.0:
         kept = knobs.nucleus(masked, params.top_p)
         final = probs["constraint"]  # nothing beyond the constraint is cut
     else:
         kept = knobs.nucleus(masked, params.top_p, probs=probs["constraint"])
-        final = torch.softmax(masked.masked_fill(~kept, float("-inf")), dim=-1)
+        final = _softmax_within(masked, kept)
     probs["top_p"] = final
     return Stages(probs, valid, kept, params.is_greedy, constraint_type)
 
@@ -129,16 +136,43 @@ def _stage_probs(logits_by_stage: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return probs
 
 
+def _softmax_within(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(logits.masked_fill(~mask, -inf)), computed over the masked-in entries only."""
+    if mask.device.type == "cpu":
+        index = torch.from_numpy(np.flatnonzero(_numpy(mask)))
+    else:
+        index = torch.nonzero(mask).flatten()
+    out = knobs.zeros_like(logits, logits.dtype)
+    out[index] = torch.softmax(logits[index], dim=-1)
+    return out
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def count_true(mask: torch.Tensor) -> int:
+    return int(np.count_nonzero(_numpy(mask)))
+
+
 def entropy_bits(probs: torch.Tensor) -> float:
-    return float(torch.special.entr(probs).sum()) / math.log(2)
+    """Shannon entropy in bits; 0.0 (never -0.0) for a one-hot distribution."""
+    p = _numpy(probs.float())
+    p = p[p > 0]
+    return max(0.0, float(-(p * np.log2(p)).sum(dtype=np.float64)))
 
 
-def row_ids(stages: Stages, top_k: int) -> list[int]:
+def row_ids(stages: Stages, top_k: int, kept_count: int | None = None) -> list[int]:
     """Top-k of the pre-nucleus distribution, plus any of the top-k final tokens not already there."""
+    kept_count = count_true(stages.kept) if kept_count is None else kept_count
     shown = torch.topk(stages.shown, top_k).indices.tolist()
-    final_top = torch.topk(stages.p_final, min(top_k, int(stages.kept.sum()))).indices.tolist()
+    final_top = torch.topk(stages.p_final, min(top_k, kept_count)).indices.tolist()
     ids = list(dict.fromkeys(shown + final_top))
-    return sorted(ids, key=lambda i: (-float(stages.p_final[i]), -float(stages.shown[i])))
+    index = torch.tensor(ids, dtype=torch.long)
+    keys = dict(
+        zip(ids, zip((-stages.p_final[index]).tolist(), (-stages.shown[index]).tolist(), strict=True), strict=True)
+    )
+    return sorted(ids, key=keys.__getitem__)
 
 
 def summarize_ids(stages: Stages, view: TokenView, ids: list[int]) -> list[Candidate]:
@@ -169,12 +203,13 @@ def summarize_ids(stages: Stages, view: TokenView, ids: list[int]) -> list[Candi
 
 def summarize(stages: Stages, view: TokenView, top_k: int) -> Distribution:
     """The JSON-ready summary with `top_k` display rows."""
-    rows = summarize_ids(stages, view, row_ids(stages, top_k))
+    kept_count = count_true(stages.kept)
+    rows = summarize_ids(stages, view, row_ids(stages, top_k, kept_count))
     return Distribution(
         tokens=tuple(rows),
         other_p_base=max(0.0, 1.0 - math.fsum(r.p_base for r in rows)),
         other_p_final=max(0.0, 1.0 - math.fsum(r.p_final for r in rows)),
-        kept_token_count=int(stages.kept.sum()),
+        kept_token_count=kept_count,
         constraint_active=stages.valid is not None,
         constraint_type=stages.constraint_type,
         entropy_base=entropy_bits(stages.p_base),

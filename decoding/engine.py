@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from . import distribution as dist_mod
@@ -21,6 +24,9 @@ from .params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
 from .tokens import TokenView
 
 FINISH_REASONS = ("eos", "stop_sequence", "constraint_complete", "max_context")
+# Positions whose stages and summary are kept: a step reuses the analysis its preview (or the previous
+# step) made of the same position instead of recomputing it. About 1 MB each on a 49k vocabulary.
+ANALYSIS_MEMO_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,10 @@ def draw_uniform(seed: int | None, branch_id: str, position: int) -> float:
 
 def sample(p_final: torch.Tensor, u: float) -> int:
     """Inverse CDF over the final distribution: the token whose cumulative interval holds u."""
-    cdf = torch.cumsum(p_final.double(), 0)
-    index = int(torch.searchsorted(cdf, torch.tensor([u * float(cdf[-1])], dtype=torch.float64), right=True))
-    index = min(index, p_final.numel() - 1)
-    while float(p_final[index]) <= 0:  # rounding can land on a zero-mass tail; step back to a real token
+    probs = p_final.detach().cpu().numpy()
+    cdf = np.cumsum(probs, dtype=np.float64)  # on one thread (see distribution.py)
+    index = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), probs.size - 1)
+    while probs[index] <= 0:  # rounding can land on a zero-mass tail; step back to a real token
         index -= 1
     return index
 
@@ -114,7 +120,10 @@ class Engine:
         self.cache = cache
         self.view = TokenView(loaded.tokenizer)
         self.eos_ids = _eos_ids(loaded)
+        self.context_length = loaded.context_length  # read from the config once, not several times a step
         self._prompt_ids = lru_cache(maxsize=64)(self._encode_prompt)
+        self._analyses: OrderedDict[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = OrderedDict()
+        self._analyses_lock = threading.Lock()
 
     def request(self, data: dict) -> Request:
         return Request.from_dict(data, self.loaded.vocab_size)
@@ -135,7 +144,7 @@ class Engine:
 
     def check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
         total = len(prompt) + len(completion) + extra
-        limit = self.loaded.context_length
+        limit = self.context_length
         if total > limit:
             raise ValueError(
                 f"prompt ({len(prompt)} tokens) plus completion ({len(completion) + extra} tokens) is {total} "
@@ -152,6 +161,24 @@ class Engine:
             valid, ctype = mask.valid, mask.constraint_type
         return dist_mod.compute(logits, ids, completion, req.params, valid, ctype)
 
+    def analysis(
+        self, req: Request, prompt: Sequence[int], completion: Sequence[int]
+    ) -> tuple[dist_mod.Stages, dist_mod.Distribution]:
+        """Stages and display summary of the position after prompt + completion, memoised per position."""
+        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k)
+        with self._analyses_lock:
+            hit = self._analyses.get(key)
+            if hit is not None:
+                self._analyses.move_to_end(key)
+                return hit
+        stages = self.stages(req, prompt, completion)
+        found = (stages, dist_mod.summarize(stages, self.view, req.top_k))
+        with self._analyses_lock:
+            self._analyses[key] = found
+            while len(self._analyses) > ANALYSIS_MEMO_SIZE:
+                self._analyses.popitem(last=False)
+        return found
+
     def _tracker(self):
         from .constraints import tracker_for
 
@@ -164,7 +191,7 @@ class Engine:
             text = self.view.decode(completion)
             if any(text.endswith(s) for s in req.params.stop_sequences):
                 return "stop_sequence"
-        if len(prompt) + len(completion) >= self.loaded.context_length:
+        if len(prompt) + len(completion) >= self.context_length:
             return "max_context"
         if req.constraint.active and self._tracker().mask(req.constraint, completion).complete:
             return "constraint_complete"
@@ -192,8 +219,7 @@ class Engine:
         reason = self.finish_reason(req, prompt, completion)
         dist = None
         if with_dist and reason != "max_context":
-            stages = self.stages(req, prompt, completion)
-            dist = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
+            dist = self.analysis(req, prompt, completion)[1].as_dict()
         return Result(
             prompt_tokens=[p.as_dict() for p in self.view.pills(prompt)],
             completion_tokens=[p.as_dict() for p in self.view.merged_pills(completion)],
@@ -202,7 +228,7 @@ class Engine:
             dist=dist,
             finished=reason is not None,
             finish_reason=reason,
-            context_length=self.loaded.context_length,
+            context_length=self.context_length,
             notice=notice,
             appended=[self.view.pill(i).as_dict() for i in appended],
             appended_meta=[m.as_dict() for m in meta],
@@ -230,37 +256,41 @@ class Engine:
         for _ in range(max_tokens):
             if self.finish_reason(req, prompt, completion) is not None:
                 return
-            (token,), _ = self._choose(req, prompt, completion)
+            token, _, _ = self._pick(req, self.stages(req, prompt, completion), len(completion))
             completion = (*completion, token)
             yield token
 
-    def _meta(self, req: Request, stages: dist_mod.Stages, token_id: int, how: str, draw=None) -> Choice:
-        summary = dist_mod.summarize(stages, self.view, req.top_k).as_dict()
+    def _meta(self, analysis, token_id: int, how: str, draw=None) -> Choice:
+        stages, summary = analysis[0], analysis[1].as_dict()
         if all(row["id"] != token_id for row in summary["tokens"]):
             extra = dist_mod.summarize_ids(stages, self.view, [token_id])
             summary["tokens"].append(extra[0].as_dict())
         return Choice(self.view.pill(token_id).as_dict(), how, summary, draw)
 
-    def _choose(self, req: Request, prompt, completion) -> tuple[tuple[int, ...], list[Choice]]:
-        stages = self.stages(req, prompt, completion)
+    def _pick(self, req: Request, stages: dist_mod.Stages, position: int) -> tuple[int, str, float | None]:
+        """(token, how, draw): the argmax when greedy, else the inverse-CDF draw for this position."""
         if stages.greedy:
-            token, how, u = stages.argmax(), "greedy", None
-        else:
-            u = draw_uniform(req.params.seed, req.branch_id, len(completion))
-            token, how = sample(stages.p_final, u), "sampled"
-        return (token,), [self._meta(req, stages, token, how, u)]
+            return stages.argmax(), "greedy", None
+        u = draw_uniform(req.params.seed, req.branch_id, position)
+        return sample(stages.p_final, u), "sampled", u
+
+    def _choose(self, req: Request, prompt, completion) -> tuple[tuple[int, ...], list[Choice]]:
+        found = self.analysis(req, prompt, completion)
+        token, how, u = self._pick(req, found[0], len(completion))
+        return (token,), [self._meta(found, token, how, u)]
 
     def _force_token(self, req: Request, prompt, completion, token_id) -> tuple[tuple[int, ...], list[Choice]]:
         (token,) = check_token_ids("force_token_id", [token_id], self.loaded.vocab_size)
         self.check_context(prompt, completion, 1)
         if req.constraint.active:
             self._tracker().check_forced(req.constraint, completion, [token])
-        stages = self.stages(req, prompt, completion)
-        return (token,), [self._meta(req, stages, token, "forced_token")]
+        return (token,), [self._meta(self.analysis(req, prompt, completion), token, "forced_token")]
 
     def _text_ids(self, req: Request, prompt, completion, text: str) -> tuple[int, ...]:
         """The tokens of a forced text, checked against the context length and the constraint."""
-        if not isinstance(text, str) or text == "":
+        if not isinstance(text, str):
+            raise ValueError(f"force_text {text!r} must be text (a string), or null for no forced text")
+        if text == "":
             raise ValueError("force_text is empty: type the text to append")
         new = tuple(int(i) for i in self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
         if not new:
@@ -278,8 +308,7 @@ class Engine:
             self.cache.logits(self.loaded, ids[:-1], last_n=len(new) - 1)
         meta = []
         for j, token in enumerate(new):
-            stages = self.stages(req, prompt, (*completion, *new[:j]))
-            meta.append(self._meta(req, stages, token, "forced_text"))
+            meta.append(self._meta(self.analysis(req, prompt, (*completion, *new[:j])), token, "forced_text"))
         return new, meta
 
 

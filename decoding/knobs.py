@@ -2,12 +2,17 @@
 
 None of them modifies its input. Where transformers has a processor for a knob the result equals
 it (see tests): repetition penalty, temperature and top-p.
+
+Whole-vocabulary sums and zero-fills of CPU tensors go through NumPy, which runs them on one thread:
+torch splits a 49k-element op across its threads, and on a busy two-CPU host each split can wait a
+scheduler tick (about 4 ms) for its partner thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 # Enough candidates to reach the nucleus mass in nearly every real distribution; beyond it a
@@ -67,16 +72,35 @@ def nucleus(logits: torch.Tensor, top_p: float, probs: torch.Tensor | None = Non
     scores = logits.float()
     probs = torch.softmax(scores, dim=-1) if probs is None else probs.float()
     acc = torch.float32 if scores.device.type == "mps" else torch.float64  # MPS has no float64
-    threshold = torch.tensor(1.0 - top_p, dtype=torch.float32)
-    total = probs.to(acc).sum()
+    threshold = _float32(1.0 - top_p)
+    total = _sum(probs, acc)
     k = min(TOP_P_CANDIDATES, scores.numel())
     top_ids = torch.topk(scores, k).indices
     ranked = probs[top_ids].to(acc)
-    if k < scores.numel() and (total - ranked.sum()).float() > threshold:
+    if k < scores.numel() and _float32(total - float(ranked.sum())) > threshold:
         top_ids = torch.sort(scores, descending=True).indices  # the token after the candidates is still kept
         ranked = probs[top_ids].to(acc)
     tail = total - (torch.cumsum(ranked, 0) - ranked)  # each token's mass plus all ranked below it
     keep_count = max(1, int((tail.float() > threshold).sum()))
-    kept = torch.zeros_like(probs, dtype=torch.bool)
-    kept[top_ids[:keep_count]] = True
-    return kept & (probs > 0)
+    chosen = top_ids[:keep_count]
+    kept = zeros_like(probs, torch.bool)
+    kept[chosen[probs[chosen] > 0]] = True
+    return kept
+
+
+def zeros_like(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A zero tensor shaped like `like`; on CPU from calloc'ed NumPy memory, without a fill pass."""
+    if like.device.type != "cpu":
+        return torch.zeros(like.shape, dtype=dtype, device=like.device)
+    return torch.from_numpy(np.zeros(like.shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+
+
+def _sum(values: torch.Tensor, acc: torch.dtype) -> float:
+    if values.device.type == "cpu":
+        return float(np.sum(values.detach().numpy(), dtype=np.float64))
+    return float(values.to(acc).sum())
+
+
+def _float32(value: float) -> float:
+    """The value rounded to float32, as the warper's comparisons see it."""
+    return float(np.float32(value))

@@ -170,3 +170,23 @@ def test_as_dict_is_json_ready(view):
     import json
 
     json.dumps(dist_mod.summarize(run(11, valid=random_valid(11)), view, 10).as_dict())
+
+
+def test_top_p_one_keeps_every_valid_token():
+    valid = random_valid(12)
+    stages = run(12, valid=valid, top_p=1.0)
+    assert torch.equal(stages.kept, valid)
+    torch.testing.assert_close(stages.p_final, hf_pipeline(logits_for(12), params(top_p=1.0), valid))
+
+
+def test_stages_left_unchanged_by_a_knob_equal_the_previous_stage():
+    stages = dist_mod.compute(logits_for(13), CONTEXT, COMPLETION, DecodingParams(repetition_penalty=1.0, top_p=0.5))
+    assert torch.equal(stages.probs["penalties"], stages.p_base)
+    assert torch.equal(stages.probs["constraint"], stages.probs["temperature"])
+    assert not torch.equal(stages.probs["temperature"], stages.p_base)
+
+
+def test_greedy_final_entropy_is_positive_zero(view):
+    summary = dist_mod.summarize(run(14, greedy=True), view, 5)
+    assert summary.entropy_final == 0.0 and math.copysign(1.0, summary.entropy_final) == 1.0
+    assert summary.entropy_base > 0.0

@@ -83,7 +83,7 @@ def test_seeded_step_is_reproducible_and_stateless(engine):
 
 def test_different_branches_draw_different_tokens(engine):
     picks = {
-        engine.step(req(engine, params={**SAMPLING, "seed": 5}, branch_id=f"b{i}")).completion_ids[-1] for i in range(8)
+        engine.step(req(engine, params={**SAMPLING, "seed": 5}, branch_id=f"b{i}")).completion_ids[-1] for i in range(4)
     }
     assert len(picks) > 1
 
@@ -118,6 +118,40 @@ def test_greedy_step_appends_the_argmax(engine):
     assert result.completion_ids == [11, engine.stages(request, prompt, (11,)).argmax()]
     assert result.appended_meta[0]["how"] == "greedy" and result.appended_meta[0]["draw"] is None
     assert result.completion_tokens[-1]["id"] == result.completion_ids[-1]
+
+
+def test_generate_yields_what_repeated_steps_choose(engine):
+    request = req(engine, params={**SAMPLING, "seed": 3})
+    prompt, _ = engine.prompt_ids(request)
+    generated = list(engine.generate(request, prompt, 4))
+    completion: list[int] = []
+    for _ in range(4):
+        completion = engine.step(req(engine, completion, params={**SAMPLING, "seed": 3})).completion_ids
+    assert generated == completion
+
+
+def test_generate_stops_at_the_context_limit(engine):
+    request = req(engine, prompt=words(254))
+    prompt, _ = engine.prompt_ids(request)
+    assert len(list(engine.generate(request, prompt, 10))) == 2
+
+
+def test_step_reuses_the_analysis_of_its_preview(engine, monkeypatch):
+    preview = engine.preview(req(engine, [11, 12]))
+    calls = []
+    real = engine_mod.dist_mod.summarize
+    monkeypatch.setattr(engine_mod.dist_mod, "summarize", lambda *a: calls.append(1) or real(*a))
+    result = engine.step(req(engine, [11, 12]))
+    assert len(calls) == 1  # only the new position is summarised
+    assert result.appended_meta[0]["dist"] == preview.dist
+
+
+def test_results_share_no_mutable_state(engine):
+    first = engine.preview(req(engine, [11]))
+    expected = copy.deepcopy(first.dist)
+    first.dist["tokens"][0]["stages"]["base"] = -1.0
+    first.dist["tokens"].clear()
+    assert engine.preview(req(engine, [11])).dist == expected
 
 
 def test_step_does_not_change_the_request(engine):
@@ -167,6 +201,8 @@ def test_bad_force_token_id_raises(engine, bad):
 def test_empty_force_text_raises(engine):
     with pytest.raises(ValueError, match="force_text is empty"):
         engine.step(req(engine), force_text="")
+    with pytest.raises(ValueError, match="force_text 5 must be text"):
+        engine.step(req(engine), force_text=5)
 
 
 @pytest.mark.parametrize("prompt", ["", None])
