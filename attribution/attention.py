@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from attribution.guard import attention_implementation, borrowed
+from decoding.cache import PREFIX_CACHE
 from decoding.model import LoadedModel
 
 PREFIX_CACHE_ENTRIES = 2
@@ -62,6 +63,10 @@ class PrefixCaches:
             if key[0] == model_key and (n := _common_length(key[1], prefix)) > best_len:
                 best, best_len = key, n
         cache, have = DynamicCache(config=model.config), 0
+        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)
+        if shared is not None and shared_len > best_len and _on(shared, model.device):
+            # The decoding engine's cache already holds this text (it was decoded there): start from it.
+            best, cache, have = None, shared, shared_len
         if best is not None:
             cache = self._entries.pop(best)
             try:
@@ -83,6 +88,12 @@ class PrefixCaches:
 
 
 PREFIX_CACHES = PrefixCaches()
+
+
+def _on(cache, device: torch.device) -> bool:
+    """Whether a cache's tensors live on `device` (the CPU fallback cannot use the GPU's cache)."""
+    layer = cache.layers[0] if cache.layers else None
+    return layer is not None and layer.keys is not None and layer.keys.device.type == device.type
 
 
 def _give_back(model_key: object, prefix: tuple[int, ...], cache) -> None:

@@ -81,6 +81,25 @@ class PrefixCache:
                     return hit.unsqueeze(0)
             return self._run(loaded, ids, last_n)
 
+    def copy_prefix(self, model_key: int, ids: Sequence[int]) -> tuple[DynamicCache | None, int]:
+        """A private copy of the KV of the longest cached prefix of `ids` (cropped to it), and its length.
+
+        For callers that extend a cache themselves (attention attribution): the shared entry stays as it is.
+        """
+        ids = tuple(int(i) for i in ids)
+        with MODEL_LOCK:
+            if self._model_key != model_key:
+                return None, 0
+            best_key, best_len = None, 0
+            for key in self._entries:
+                if key[0] == "kv" and (common := _common_prefix(key[1], ids)) > best_len:
+                    best_key, best_len = key, common
+            if best_key is None:
+                return None, 0
+            kv = copy.deepcopy(self._entries[best_key][0])
+        kv.crop(best_len - kv.get_seq_length())
+        return kv, best_len
+
     def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
         start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
         new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)

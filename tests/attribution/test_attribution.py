@@ -164,6 +164,19 @@ def test_attention_reuses_prefix_caches_correctly(tiny, ids):
     assert len(attention_mod.PREFIX_CACHES) <= attention_mod.PREFIX_CACHE_ENTRIES
 
 
+def test_attention_starts_from_the_decoding_cache(tiny, ids):
+    """Text the engine decoded is not run again: attention copies the shared prefix cache and still matches."""
+    from decoding.cache import PREFIX_CACHE
+
+    PREFIX_CACHE.logits(tiny, ids)
+    attention_mod.PREFIX_CACHES.clear()
+    kv, length = PREFIX_CACHE.copy_prefix(tiny.key, ids[:-1])
+    assert length == len(ids) - 1 and kv.get_seq_length() == length
+    result = attribute(tiny, ids, TARGET, "attention", use_cache=False)
+    torch.testing.assert_close(torch.tensor(result.scores), reference_attention(tiny, ids), atol=1e-5, rtol=0)
+    assert PREFIX_CACHE.copy_prefix(tiny.key + 1000, ids) == (None, 0)
+
+
 def test_attention_single_token(tiny):
     result = attribute(tiny, [1], TARGET, "attention")
     assert result.scores == pytest.approx((1.0,))
