@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from attribution.guard import attention_implementation, borrowed
-from decoding.cache import PREFIX_CACHE
+from decoding.cache import PREFIX_CACHE, common_prefix
 from decoding.model import LoadedModel
 
 PREFIX_CACHE_ENTRIES = 2
@@ -30,15 +30,6 @@ class AttentionRow:
     weights: torch.Tensor
     logprobs: torch.Tensor
     fell_back_to_cpu: bool
-
-
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class PrefixCaches:
@@ -60,7 +51,7 @@ class PrefixCaches:
 
         best, best_len = None, 0
         for key in self._entries:
-            if key[0] == model_key and (n := _common_length(key[1], prefix)) > best_len:
+            if key[0] == model_key and (n := common_prefix(key[1], prefix)) > best_len:
                 best, best_len = key, n
         cache, have = DynamicCache(config=model.config), 0
         shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)

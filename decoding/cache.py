@@ -36,7 +36,9 @@ def _kv_bytes(kv: DynamicCache) -> int:
     return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
 
 
-def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the shared start of two token-id sequences."""
+    a, b = tuple(a), tuple(b)
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
         return n
@@ -92,7 +94,7 @@ class PrefixCache:
                 return None, 0
             best_key, best_len = None, 0
             for key in self._entries:
-                if key[0] == "kv" and (common := _common_prefix(key[1], ids)) > best_len:
+                if key[0] == "kv" and (common := common_prefix(key[1], ids)) > best_len:
                     best_key, best_len = key, common
             if best_key is None:
                 return None, 0
@@ -123,7 +125,7 @@ class PrefixCache:
         best_key, best_len = None, 0
         for key in self._entries:
             if key[0] == "kv":
-                common = min(_common_prefix(key[1], ids), limit)
+                common = min(common_prefix(key[1], ids), limit)
                 # on a tie, prefer the entry that is exactly the shared prefix: it is extended without a copy
                 if common > best_len or (common == best_len and common and len(key[1]) == common):
                     best_key, best_len = key, common

@@ -5,17 +5,9 @@ from __future__ import annotations
 import html
 import math
 
+from decoding.cache import common_prefix
+
 from . import session
-
-
-def divergence(a: list[int], b: list[int]) -> int:
-    """Length of the shared prefix of two completions."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def kl_bits(p_dist: dict | None, q_dist: dict | None) -> float | None:
@@ -39,7 +31,7 @@ def compare_html(state: dict, other: str) -> str:
     if other not in state["branches"]:
         raise ValueError(f"branch {other!r} does not exist (it may have been deleted)")
     a, b = session.current(state), state["branches"][other]
-    split = divergence(a["ids"], b["ids"])
+    split = common_prefix(a["ids"], b["ids"])
     rows = []
     for i in range(max(len(a["ids"]), len(b["ids"]))):
         ma, mb = _meta(a, i), _meta(b, i)

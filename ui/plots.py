@@ -110,31 +110,21 @@ def timeline_figure(meta: list[dict]) -> go.Figure:
         entropy.append(abs(dist["entropy_final"]))
         surprisal.append(_bits(chosen["p_final"]))
         surprisal_base.append(_bits(chosen["p_base"]))
-    fig.add_scatter(
-        x=xs,
-        y=entropy,
-        name="entropy of p_final (bits)",
-        mode="lines+markers",
-        customdata=labels,
-        hovertemplate="token %{x} %{customdata}<br>entropy %{y:.2f} bits<extra></extra>",
+    traces = (
+        (entropy, "entropy of p_final (bits)", "lines+markers", {}, "entropy "),
+        (surprisal, "surprisal of the chosen token under p_final", "lines+markers", {}, ""),
+        (surprisal_base, "… under p_base", "lines", {"dash": "dot"}, ""),
     )
-    fig.add_scatter(
-        x=xs,
-        y=surprisal,
-        name="surprisal of the chosen token under p_final",
-        mode="lines+markers",
-        customdata=labels,
-        hovertemplate="token %{x} %{customdata}<br>%{y:.2f} bits<extra></extra>",
-    )
-    fig.add_scatter(
-        x=xs,
-        y=surprisal_base,
-        name="… under p_base",
-        mode="lines",
-        line={"dash": "dot"},
-        customdata=labels,
-        hovertemplate="token %{x} %{customdata}<br>%{y:.2f} bits<extra></extra>",
-    )
+    for ys, name, mode, line, prefix in traces:
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            name=name,
+            mode=mode,
+            line=line,
+            customdata=labels,
+            hovertemplate=f"token %{{x}} %{{customdata}}<br>{prefix}%{{y:.2f}} bits<extra></extra>",
+        )
     fig.update_layout(
         height=260,
         margin={"l": 10, "r": 10, "t": 10, "b": 40},

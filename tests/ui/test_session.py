@@ -94,7 +94,7 @@ def test_compare_marks_the_divergence_point():
     state = _with_tokens([1, 2, 3])
     state = session.forked(state, 1, "alt")
     state["branches"][state["current"]]["ids"].append(9)
-    assert compare.divergence([1, 2, 3], [1, 9]) == 1
+    assert compare.common_prefix([1, 2, 3], [1, 9]) == 1
     html = compare.compare_html(session.switched(state, "main"), state["current"])
     assert "Shared prefix: <b>1</b>" in html and "◀ diverge" in html
     with pytest.raises(ValueError, match="does not exist"):
