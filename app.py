@@ -76,7 +76,13 @@ def _sidebar() -> dict:
     c = {}
     c["status"] = gr.Markdown(elem_id="model-status")
     with gr.Accordion("Model", open=False):
-        c["model_id"] = gr.Textbox(label="Model id or local folder", value=default_model_id(), max_lines=1)
+        c["model_id"] = gr.Dropdown(
+            [default_model_id()],
+            value=default_model_id(),
+            label="Model: pick one, or type a hub id or local folder",
+            allow_custom_value=True,
+            elem_id="model-id",
+        )
         c["load"] = gr.Button("Load model", size="sm")
     c["preset"] = gr.Radio([*PRESETS, "custom"], value="balanced", label="Preset")
     c["temperature"] = gr.Slider(0, 2, DEFAULTS.temperature, step=0.05, label="Temperature (0 = greedy)")
@@ -169,6 +175,14 @@ def _main() -> dict:
             elem_classes="token-view",
         )
         c["attribution_legend"] = gr.Markdown(elem_id="attribution-legend")
+    with gr.Accordion("Logit lens: what each layer would predict next", open=False, elem_id="lens-panel"):
+        c["lens_button"] = gr.Button("Read every layer at the current position", size="sm")
+        c["lens"] = gr.Dataframe(
+            headers=["layer", *(f"top {i + 1}" for i in range(handlers.LENS_TOP_K))],
+            interactive=False,
+            elem_id="logit-lens",
+            wrap=True,
+        )
     with gr.Accordion("Branches", open=False, elem_id="branches"):
         with gr.Row():
             c["branch"] = gr.Dropdown(label="Branch", choices=[("main (0 tokens)", "main")], value="main", scale=2)
@@ -310,6 +324,8 @@ def build() -> gr.Blocks:
         _wire_chat(c, state, tabs, refresh, model_event)
         _wire_auto_step(c, state, knobs, outputs, model_event)
         state.change(handlers.compare_choices, state, c["compare_with"], api_visibility="private")
+        c["lens_button"].click(handlers.logit_lens, [state, *knobs], c["lens"], **model_event)
+        demo.load(handlers.model_choices, None, c["model_id"], api_visibility="private")
         c["compare"].click(
             handlers.compare_branches, [state, c["compare_with"]], c["comparison"], api_visibility="private"
         )

@@ -192,3 +192,17 @@ def _attribution_target(request: dict, prompt, completion, vocab_size: int) -> t
         return (*prompt, *completion[:index]), completion[index]
     (token,) = check_token_ids("target_token_id", [token_id], vocab_size)
     return (*prompt, *completion), token
+
+
+@gpu
+def logit_lens(request: dict, top_k: int = 5) -> dict:
+    """The top tokens each layer would predict for the position after prompt + completion."""
+    from attribution import logit_lens as lens
+
+    POLICY.check_request(request)
+    loaded = STORE.get()
+    engine = engine_for(loaded)
+    req = engine.request(request)
+    prompt, _ = engine.prompt_ids(req)
+    rows = lens(loaded, (*prompt, *req.completion_ids), top_k=int(top_k))
+    return {"layers": [row.as_dict() for row in rows]}

@@ -16,6 +16,7 @@ import gradio as gr
 
 from decoding import service
 from decoding.params import PRESETS
+from decoding.tokens import show_whitespace
 
 from . import compare, heatmap, plots, render, session
 
@@ -408,3 +409,23 @@ def compare_branches(state: dict, other: str | None) -> str:
 
 def compare_choices(state: dict) -> gr.Dropdown:
     return gr.Dropdown(choices=session.branch_choices(state))
+
+
+LENS_TOP_K = 5
+
+
+@user_errors
+def logit_lens(state: dict, *values) -> list[list]:
+    """A layer by top-k table: what each layer would predict next, through the final norm and the unembedding."""
+    knobs = knobs_dict(values)
+    state = session.for_prompt(state, prompt_key(knobs))
+    out = service.logit_lens(request_for(state, knobs), LENS_TOP_K)
+    return [
+        [f"{row['layer']}" if row["layer"] else "0 (embeddings)"]
+        + [f"{show_whitespace(text)} {p:.0%}" for _, text, p in row["tokens"]]
+        for row in reversed(out["layers"])
+    ]
+
+
+def model_choices() -> gr.Dropdown:
+    return gr.Dropdown(choices=service.POLICY.allowed_models())

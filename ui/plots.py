@@ -84,7 +84,7 @@ def _layout(n_rows: int) -> dict:
     return {
         "barmode": "group",
         "height": max(280, 90 + 34 * n_rows),
-        "margin": {"l": 10, "r": 70, "t": 10, "b": 60},
+        "margin": {"l": 10, "r": 70, "t": 34, "b": 60},
         "xaxis": {"range": [0, 1.08], "tickformat": ".0%", "title": None},
         "legend": {"orientation": "h", "y": -0.08, "x": 0, "yanchor": "top"},
         "bargap": 0.25,

@@ -105,3 +105,10 @@ def test_settings_roundtrip_and_export_import(tmp_path):
     bad.write_text("{oops")
     with pytest.raises(gr.Error, match="not valid JSON"):
         handlers.import_session(str(bad), session.new_session())
+
+
+def test_logit_lens_has_one_row_per_layer_and_the_top_tokens():
+    rows = handlers.logit_lens(stepped(1), *values())
+    assert len(rows) == 3  # two layers of the tiny model plus the embeddings
+    assert rows[-1][0] == "0 (embeddings)" and len(rows[0]) == 1 + handlers.LENS_TOP_K
+    assert all(cell.endswith("%") for cell in rows[0][1:])
