@@ -146,7 +146,7 @@ def render(request: dict) -> dict:
 
 def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
-    POLICY.check_request(request)
+    POLICY.check_request(request | {"force_text": text})
     engine = engine_for(STORE.get())
     return engine.append_text(engine.request(request), text).as_dict()
 
