@@ -105,15 +105,21 @@ def view(state: dict, result: dict) -> tuple:
         "rows": [r["id"] for r in dist["tokens"]] if dist else [],
     }
     ghost = {int(k): v for k, v in ghost.items()} if ghost else None
+    figure = plots.distribution_figure(dist, ghost, empty=_empty_note(result))
+    return _outputs(out, result, meta, dist, figure, render.summary(result, service.model_status()), False)
+
+
+def _outputs(state: dict, result: dict, meta: list[dict], dist, figure, summary: str, inspecting: bool) -> tuple:
+    """The values of OUTPUT_NAMES, in order."""
     return (
         render.token_spans(result, meta),
-        plots.distribution_figure(dist, ghost, empty=_empty_note(result)),
+        figure,
         render.candidate_rows(dist),
-        render.summary(result, service.model_status()),
-        out,
-        gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
+        summary,
+        state,
+        gr.Dropdown(choices=session.branch_choices(state), value=state["current"]),
         render.stage_rows(dist),
-        gr.Button(visible=False),
+        gr.Button(visible=inspecting),
         plots.timeline_figure(meta),
     )
 
@@ -128,17 +134,8 @@ def _inspect_view(state: dict, result: dict, meta: list[dict], index: int) -> tu
     dist = meta[index]["dist"]
     out = dict(state)
     out["last_final"] = {"position": None, "branch": None, "p": {}, "rows": [r["id"] for r in dist["tokens"]]}
-    return (
-        render.token_spans(result, meta),
-        plots.distribution_figure(dist, None, chosen=meta[index]["token"]["id"]),
-        render.candidate_rows(dist),
-        render.choice_note(meta[index], index),
-        out,
-        gr.Dropdown(choices=session.branch_choices(out), value=out["current"]),
-        render.stage_rows(dist),
-        gr.Button(visible=True),
-        plots.timeline_figure(meta),
-    )
+    figure = plots.distribution_figure(dist, None, chosen=meta[index]["token"]["id"])
+    return _outputs(out, result, meta, dist, figure, render.choice_note(meta[index], index), True)
 
 
 @user_errors
