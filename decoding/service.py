@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runtime import gpu
 
-from .engine import engine_for
+from .engine import Engine, Request, engine_for
 from .model import EMBEDDED_ALIASES, EMBEDDED_ID, STORE, available_models, default_model_id
 from .params import check_token_ids
 
@@ -117,19 +117,23 @@ def load_model(model_id: str) -> dict:
     return STORE.load(POLICY.check_model(model_id)).as_dict()
 
 
+def _checked(request: dict, force_text: str | None = None) -> tuple[Engine, Request]:
+    """The current model's engine and the validated request, after the public-mode limits."""
+    POLICY.check_request(request if force_text is None else request | {"force_text": force_text})
+    engine = engine_for(STORE.get())
+    return engine, engine.request(request)
+
+
 @gpu
 def preview(request: dict) -> dict:
-    POLICY.check_request(request)
-    engine = engine_for(STORE.get())
-    return engine.preview(engine.request(request)).as_dict()
+    engine, req = _checked(request)
+    return engine.preview(req).as_dict()
 
 
 @gpu
 def step(request: dict) -> dict:
     """One step: choose a token, or append `force_token_id`, or the tokens of `force_text`."""
-    POLICY.check_request(request)
-    engine = engine_for(STORE.get())
-    req = engine.request(request)
+    engine, req = _checked(request)
     force_id = request.get("force_token_id")
     force_text = request.get("force_text")
     if force_id is not None and force_text is not None:
@@ -139,16 +143,14 @@ def step(request: dict) -> dict:
 
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
-    POLICY.check_request(request)
-    engine = engine_for(STORE.get())
-    return engine.render(engine.request(request)).as_dict()
+    engine, req = _checked(request)
+    return engine.render(req).as_dict()
 
 
 def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
-    POLICY.check_request(request | {"force_text": text})
-    engine = engine_for(STORE.get())
-    return engine.append_text(engine.request(request), text).as_dict()
+    engine, req = _checked(request, text)
+    return engine.append_text(req, text).as_dict()
 
 
 ATTRIBUTION_FIELDS = ("target_index", "target_token_id", "method", "aggregation", "ig_steps", "last_layer_only")
@@ -159,10 +161,8 @@ def attribution(request: dict) -> dict:
     """Which context tokens a completion token (`target_index`) or a candidate (`target_token_id`) depends on."""
     from attribution import attribute
 
-    POLICY.check_request(request)
-    loaded = STORE.get()
-    engine = engine_for(loaded)
-    req = engine.request({k: v for k, v in request.items() if k not in ATTRIBUTION_FIELDS})
+    engine, req = _checked({k: v for k, v in request.items() if k not in ATTRIBUTION_FIELDS})
+    loaded = engine.loaded
     prompt, _ = engine.prompt_ids(req)
     context, target = _attribution_target(request, prompt, req.completion_ids, loaded.vocab_size)
     result = attribute(
@@ -199,10 +199,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     """The top tokens each layer would predict for the position after prompt + completion."""
     from attribution import logit_lens as lens
 
-    POLICY.check_request(request)
-    loaded = STORE.get()
-    engine = engine_for(loaded)
-    req = engine.request(request)
+    engine, req = _checked(request)
     prompt, _ = engine.prompt_ids(req)
-    rows = lens(loaded, (*prompt, *req.completion_ids), top_k=int(top_k))
+    rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=int(top_k))
     return {"layers": [row.as_dict() for row in rows]}

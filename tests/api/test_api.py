@@ -95,3 +95,28 @@ def test_unknown_model_keeps_the_current_one(client):
     status = client.predict(api_name="/model_status")
     assert status["state"] == "ready" and status["model_id"] == "SmolLM2-135M-Instruct"
     assert client.predict(request(), api_name="/preview")["dist"]["tokens"][0]["display"] == "␣Paris"
+
+
+def test_attribution_scores_every_context_token(client):
+    ids = client.predict(request(), api_name="/step")["completion_ids"]
+    out = client.predict(request(completion_ids=ids, target_index=0, method="saliency"), api_name="/attribution")
+    assert len(out["scores"]) == len(out["context_tokens"]) == out["prompt_length"]
+    assert out["target"]["display"] == "␣Paris" and "L2" in out["aggregation"]
+    candidate = client.predict(request(target_token_id=7042, method="attention"), api_name="/attribution")
+    assert len(candidate["normalized"]) == len(candidate["context_tokens"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"target_index": 3}, "target_index"),
+        ({"target_token_id": 49152}, "target_token_id"),
+        ({"target_token_id": 5, "method": "magic"}, "method"),
+        ({"target_token_id": 5, "method": "integrated_gradients", "ig_steps": 1000}, "ig_steps"),
+        ({}, "exactly one"),
+    ],
+)
+def test_attribution_bad_input_is_named(client, bad, words):
+    with pytest.raises(Exception) as info:
+        client.predict(request() | bad, api_name="/attribution")
+    assert words in str(info.value)
