@@ -79,7 +79,8 @@ def test_gradient_methods_match_autograd(tiny, ids, method, aggregation):
     result = attribute(tiny, ids, TARGET, method, aggregation=aggregation)
 
     assert len(result.scores) == len(ids)
-    torch.testing.assert_close(torch.tensor(result.scores), expected, atol=1e-5, rtol=1e-5)
+    # float32 sums over the embedding in another order: a few 1e-5 apart on values near 2
+    torch.testing.assert_close(torch.tensor(result.scores), expected, atol=1e-4, rtol=1e-4)
     assert result.target_logprob == pytest.approx(logp, abs=1e-5)
     shown = torch.tensor(result.normalized)
     if aggregation == "l2":
