@@ -1,0 +1,190 @@
+"""The single model lane: every use of the shared model queues here, first come first served.
+
+One model serves every user, so model work runs one request at a time. `LANE.hold()` waits its turn
+in a FIFO queue (a waiter that arrives later never overtakes one that arrived earlier). Long work runs
+in slices (`LANE.sliced(work, cancel)`): the lane is held for one slice at a time and taken again
+at the back of the queue, so a step that arrived during a long integrated-gradients run goes between
+two of its slices. `LANE.pause()` does the same from inside a hold. A `CancelToken` stops sliced work
+at the next slice boundary (`Cancelled`). The queue is bounded: a request beyond `max_waiting`
+waiters is refused at once with `LaneFull`, which the transports answer with 429/503.
+
+Holding is reentrant per thread, so a function that holds the lane may call another that does.
+Prefetch-style background work uses `try_hold()`, which takes the lane only when nobody waits.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+EVENT_CONCURRENCY = 8  # UI events that may run at once; the lane, not Gradio, serialises the model work
+DEFAULT_MAX_WAITING = 64
+CANCEL_POLL_S = 0.1  # how often a cancellable waiter looks at its token
+
+
+class Cancelled(Exception):
+    """The work was cancelled (by the user, or a client that went away) at a slice boundary."""
+
+
+class LaneFull(RuntimeError):
+    """Too many requests are already waiting for the model; try again shortly."""
+
+
+class CancelToken:
+    """A flag that one side sets and the sliced work checks between slices."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise `Cancelled` if the token is set."""
+        if self._event.is_set():
+            raise Cancelled("the work was cancelled")
+
+
+def _max_waiting_from_env() -> int:
+    text = os.environ.get("NEXTTOKEN_LANE_MAX_WAITING", "").strip()
+    if not text:
+        return DEFAULT_MAX_WAITING
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"NEXTTOKEN_LANE_MAX_WAITING {text!r} must be a whole number >= 1")
+    return int(text)
+
+
+class Lane:
+    """A fair (FIFO), reentrant, bounded lock around the shared model."""
+
+    def __init__(self, max_waiting: int | None = None) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()  # one ticket per waiting thread, in arrival order
+        self._owner: int | None = None
+        self._depth = 0
+        self.max_waiting = _max_waiting_from_env() if max_waiting is None else max_waiting
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for the lane now."""
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return self._owner is not None
+
+    def held_by_me(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    @contextmanager
+    def hold(self, cancel: CancelToken | None = None) -> Iterator[None]:
+        """Hold the lane for the block; waits behind everyone queued before. LaneFull if the queue is full."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                if len(self._queue) >= self.max_waiting and (self._owner is not None or self._queue):
+                    raise LaneFull(
+                        f"the model queue is full ({len(self._queue)} requests waiting, the limit is "
+                        f"{self.max_waiting}); try again in a moment"
+                    )
+                self._acquire(me, cancel)
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def try_hold(self) -> Iterator[bool]:
+        """Hold the lane only if it is free and nobody waits (for background work); yields whether it did."""
+        me = threading.get_ident()
+        with self._cond:
+            got = self._owner is None and not self._queue
+            if got:
+                self._owner, self._depth = me, 1
+        try:
+            yield got
+        finally:
+            if got:
+                self._release()
+
+    def pause(self, cancel: CancelToken | None = None) -> None:
+        """From inside a hold: if anyone waits, let them all go first, then continue (same hold depth).
+
+        The caller must leave the model and the shared cache consistent before pausing. Raises
+        `Cancelled` afterwards, still holding, if `cancel` was set meanwhile.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner != me:
+                raise RuntimeError("pause() needs the lane to be held by this thread")
+            if self._queue:
+                depth = self._depth
+                self._owner, self._depth = None, 0
+                self._cond.notify_all()
+                self._acquire(me, None)  # no cancel while waiting: the caller's hold must be restored
+                self._depth = depth
+        if cancel is not None:
+            cancel.check()
+
+    def sliced(self, work: Iterable[T], cancel: CancelToken | None = None) -> Iterator[T]:
+        """Run `work` one item (slice) at a time under the lane, giving it back between slices.
+
+        Each `next()` of `work` runs under its own hold, taken at the back of the queue, so requests
+        that arrived during a slice run before the next one. Each slice must leave the shared model as
+        it found it. Stops with `Cancelled` at the next boundary once `cancel` is set.
+        """
+        items = iter(work)
+        try:
+            while True:
+                if cancel is not None:
+                    cancel.check()
+                with self.hold(cancel):
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        return
+                    if self._depth > 1:  # held around us by the caller: yield from inside instead
+                        self.pause(cancel)
+                yield item
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def _acquire(self, me: int, cancel: CancelToken | None) -> None:
+        """Queue a ticket and wait for the head of the queue and a free lane (caller holds `_cond`)."""
+        ticket = object()
+        self._queue.append(ticket)
+        try:
+            while self._owner is not None or self._queue[0] is not ticket:
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled("the work was cancelled while waiting for the model")
+                self._cond.wait(CANCEL_POLL_S if cancel is not None else None)
+        except BaseException:
+            self._queue.remove(ticket)
+            self._cond.notify_all()
+            raise
+        self._queue.popleft()
+        self._owner, self._depth = me, 1
+
+    def _release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+
+LANE = Lane()

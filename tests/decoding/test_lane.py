@@ -1,0 +1,197 @@
+"""The model lane: FIFO order, slices that let later requests in, cancellation, the bounded queue.
+
+Every test checks the ORDER in which work ran, never how long it took.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from decoding.lane import EVENT_CONCURRENCY, Cancelled, CancelToken, Lane, LaneFull
+
+WAIT_S = 10  # generous bound for a thread to reach a state; only hit if the code under test is broken
+
+
+def wait_until(predicate) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for a thread")
+        time.sleep(0.001)
+
+
+def start(fn, *args) -> threading.Thread:
+    thread = threading.Thread(target=fn, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def held_until(lane: Lane, gate: threading.Event, log: list, name: str) -> None:
+    with lane.hold():
+        log.append(name)
+        gate.wait(WAIT_S)
+
+
+def test_waiters_are_served_in_arrival_order():
+    lane, log, gate = Lane(), [], threading.Event()
+    threads = [start(held_until, lane, gate, log, "first")]
+    wait_until(lambda: log == ["first"])
+    for i, name in enumerate(["b", "c", "d", "e"]):
+        threads.append(start(held_until, lane, gate, log, name))
+        wait_until(lambda n=i + 1: lane.waiting == n)
+    gate.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert log == ["first", "b", "c", "d", "e"]
+    assert not lane.busy and lane.waiting == 0
+
+
+def long_job(log: list, gates: list[threading.Event]):
+    for i, gate in enumerate(gates):
+        log.append(f"slice {i}")
+        gate.wait(WAIT_S)
+        yield i
+
+
+def test_step_sent_during_a_long_sliced_job_runs_before_its_next_slice():
+    lane, log = Lane(), []
+    gates = [threading.Event() for _ in range(4)]
+    results: list[int] = []
+    job = start(lambda: results.extend(lane.sliced(long_job(log, gates))))
+    wait_until(lambda: log == ["slice 0"])
+    step = start(held_until, lane, threading.Event(), log, "step")
+    wait_until(lambda: lane.waiting == 1)
+    for gate in gates:
+        gate.set()
+    job.join(WAIT_S)
+    step.join(WAIT_S)
+    assert log.index("step") == 1, log
+    assert results == [0, 1, 2, 3]
+
+
+def test_pause_inside_a_hold_lets_waiters_go_first_and_keeps_the_hold():
+    lane, log = Lane(), []
+    entered = threading.Event()
+
+    def long_holder():
+        with lane.hold(), lane.hold():
+            log.append("part 1")
+            entered.set()
+            wait_until(lambda: lane.waiting == 1)
+            lane.pause()
+            assert lane.held_by_me()
+            log.append("part 2")
+
+    holder = start(long_holder)
+    entered.wait(WAIT_S)
+    other = start(held_until, lane, threading.Event(), log, "other")
+    holder.join(WAIT_S)
+    other.join(WAIT_S)
+    assert log == ["part 1", "other", "part 2"]
+    assert not lane.busy
+
+
+def test_sliced_inside_an_outer_hold_still_gives_way_between_slices():
+    lane, log = Lane(), []
+    gates = [threading.Event() for _ in range(3)]
+
+    def outer():
+        with lane.hold():
+            list(lane.sliced(long_job(log, gates)))
+
+    job = start(outer)
+    wait_until(lambda: log == ["slice 0"])
+    step = start(held_until, lane, threading.Event(), log, "step")
+    wait_until(lambda: lane.waiting == 1)
+    for gate in gates:
+        gate.set()
+    job.join(WAIT_S)
+    step.join(WAIT_S)
+    assert log == ["slice 0", "step", "slice 1", "slice 2"]
+
+
+def counting(done: list):
+    try:
+        yield from range(100)
+    finally:
+        done.append("closed")
+
+
+def test_cancel_stops_at_the_next_slice_and_frees_the_lane():
+    lane, token, done = Lane(), CancelToken(), []
+    seen = []
+    with pytest.raises(Cancelled):
+        for item in lane.sliced(counting(done), token):
+            seen.append(item)
+            if item == 2:
+                token.cancel()
+    assert seen == [0, 1, 2]
+    assert done == ["closed"]
+    assert not lane.busy
+
+
+def test_closing_the_sliced_generator_closes_the_work_and_frees_the_lane():
+    lane, done = Lane(), []
+    stream = lane.sliced(counting(done))
+    assert next(stream) == 0
+    stream.close()
+    assert done == ["closed"]
+    assert not lane.busy
+    with lane.try_hold() as got:
+        assert got
+
+
+def test_a_full_queue_refuses_at_once():
+    lane, log, gate = Lane(max_waiting=1), [], threading.Event()
+    holder = start(held_until, lane, gate, log, "holder")
+    wait_until(lambda: lane.busy)
+    waiter = start(held_until, lane, gate, log, "waiter")
+    wait_until(lambda: lane.waiting == 1)
+    with pytest.raises(LaneFull, match="queue is full"), lane.hold():
+        pass
+    gate.set()
+    holder.join(WAIT_S)
+    waiter.join(WAIT_S)
+    assert log == ["holder", "waiter"]
+
+
+def test_a_cancelled_waiter_leaves_the_queue():
+    lane, log, gate, token = Lane(), [], threading.Event(), CancelToken()
+    holder = start(held_until, lane, gate, log, "holder")
+    wait_until(lambda: lane.busy)
+    errors = []
+
+    def cancelled_waiter():
+        try:
+            with lane.hold(token):
+                log.append("cancelled waiter ran")
+        except Cancelled:
+            errors.append("cancelled")
+
+    waiter = start(cancelled_waiter)
+    wait_until(lambda: lane.waiting == 1)
+    token.cancel()
+    waiter.join(WAIT_S)
+    assert errors == ["cancelled"] and lane.waiting == 0
+    after = start(held_until, lane, threading.Event(), log, "after")
+    gate.set()
+    holder.join(WAIT_S)
+    after.join(WAIT_S)
+    assert log == ["holder", "after"]
+
+
+def test_hold_is_reentrant_and_try_hold_yields_to_others():
+    lane = Lane()
+    with lane.hold():
+        with lane.hold():
+            assert lane.held_by_me()
+        assert lane.held_by_me()
+        result = []
+        other = start(lambda: result.append(lane.try_hold().__enter__()))
+        other.join(WAIT_S)
+        assert result == [False]
+    assert not lane.busy
+    assert EVENT_CONCURRENCY > 1
