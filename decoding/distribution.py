@@ -1,8 +1,9 @@
-"""The next-token distribution, stage by stage: base, penalties, temperature, constraint, top-p.
+"""The next-token distribution, stage by stage: base, penalties, temperature, constraint, top-p or greedy.
 
-`compute` runs the pipeline of DESIGN.md over one logits vector and keeps every stage, so the UI can
+`compute` runs the decoding pipeline over one logits vector and keeps every stage, so the UI can
 show what each knob did. `Distribution` is the JSON-ready summary: the display rows (top-k of the
-pre-nucleus distribution, so excluded tokens stay visible), the mass of everything else, entropies.
+pre-nucleus distribution, so excluded tokens stay visible, each naming the stage that removed it), the
+top-k by p_base that penalties pushed out of those rows, the mass of everything else, entropies.
 
 Counting, zero-filling and entropies over the vocabulary go through NumPy views of the CPU tensors:
 NumPy runs them on one thread, while torch splits a 49k-element elementwise op across its threads,
@@ -22,39 +23,75 @@ from . import knobs
 from .params import DecodingParams
 from .tokens import TokenView
 
-STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
+
+@dataclass(frozen=True)
+class Stage:
+    """One applied stage: its name, the full-vocabulary probabilities after it, and the tokens still in play.
+
+    `survivors` is cumulative (a token an earlier stage removed stays removed) and None when the stage
+    removes nothing; the last stage of a chain always gives it, since its survivors are the kept tokens.
+    """
+
+    name: str
+    probs: torch.Tensor
+    survivors: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Stages:
-    """Full-vocabulary tensors of one step; `final` is what greedy and sampling choose from."""
+    """Full-vocabulary tensors of one step, stage by stage in the order applied; the last is what is chosen from.
 
-    probs: dict[str, torch.Tensor]
+    The chain is base, penalties, temperature, constraint, then top_p when sampling or greedy when greedy.
+    """
+
+    chain: tuple[Stage, ...]
     valid: torch.Tensor | None
-    kept: torch.Tensor
     greedy: bool
     constraint_type: str | None
 
     @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.chain)
+
+    @property
+    def probs(self) -> dict[str, torch.Tensor]:
+        return {stage.name: stage.probs for stage in self.chain}
+
+    @property
+    def kept(self) -> torch.Tensor:
+        return self.chain[-1].survivors
+
+    @property
     def p_base(self) -> torch.Tensor:
-        return self.probs["base"]
+        return self.chain[0].probs
 
     @property
     def p_final(self) -> torch.Tensor:
-        return self.probs["top_p"]
+        return self.chain[-1].probs
 
     @property
     def shown(self) -> torch.Tensor:
-        """The pre-nucleus distribution the display rows are ranked by (penalties and temperature applied)."""
+        """The pre-truncation distribution the display rows are ranked by (penalties and temperature applied)."""
         return self.probs["temperature"]
 
     def argmax(self) -> int:
         return int(torch.argmax(self.p_final))
 
+    def removed_by(self, index: torch.Tensor) -> list[str | None]:
+        """For each token of `index`: the name of the first stage that removed it, None when it is kept."""
+        out: list[str | None] = [None] * len(index)
+        for stage in self.chain:
+            if stage.survivors is None:
+                continue
+            for row, alive in enumerate(stage.survivors[index].tolist()):
+                if not alive and out[row] is None:
+                    out[row] = stage.name
+        return out
+
 
 @dataclass(frozen=True)
 class Candidate:
-    """One display row."""
+    """One display row; `stages` maps each applied stage to the token's probability after it."""
 
     id: int
     text: str
@@ -64,6 +101,7 @@ class Candidate:
     p_final: float
     kept: bool
     valid: bool
+    removed_by: str | None
     stages: dict[str, float]
 
     def as_dict(self) -> dict:
@@ -74,7 +112,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Distribution:
+    """`tokens`: the display rows; `pushed_down`: the top-k by p_base missing from them (penalties pushed them down)."""
+
     tokens: tuple[Candidate, ...]
+    pushed_down: tuple[Candidate, ...]
+    stages: tuple[str, ...]
     other_p_base: float
     other_p_final: float
     kept_token_count: int
@@ -87,6 +129,8 @@ class Distribution:
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
         out["tokens"] = [t.as_dict() for t in self.tokens]
+        out["pushed_down"] = [t.as_dict() for t in self.pushed_down]
+        out["stages"] = list(self.stages)
         return out
 
 
@@ -100,39 +144,71 @@ def compute(
 ) -> Stages:
     """Apply the stages in order to float32 logits for one position; the input is not modified."""
     base = logits.float()
-    penalised = knobs.repetition_penalty(base, context_ids, params.repetition_penalty)
-    penalised = knobs.presence_frequency_penalty(
-        penalised, completion_ids, params.presence_penalty, params.frequency_penalty
-    )
-    tempered = knobs.temperature(penalised, 0.0 if params.is_greedy else params.temperature)
+    penalised, tempered = _warped(base, context_ids, completion_ids, params)
     masked = knobs.apply_mask(tempered, valid)
     if valid is not None and not torch.isfinite(masked).any():
         raise ValueError("the constraint allows no token here: no candidate is valid")
-    probs = _stage_probs({"base": base, "penalties": penalised, "temperature": tempered, "constraint": masked})
-    if params.is_greedy:
-        index = int(torch.argmax(masked))
-        kept = knobs.zeros_like(masked, torch.bool)
-        kept[index] = True
-        final = knobs.zeros_like(masked, masked.dtype)
-        final[index] = 1.0
-    elif params.top_p >= 1.0:
-        kept = knobs.nucleus(masked, params.top_p)
-        final = probs["constraint"]  # nothing beyond the constraint is cut
-    else:
-        kept = knobs.nucleus(masked, params.top_p, probs=probs["constraint"])
-        final = _softmax_within(masked, kept)
-    probs["top_p"] = final
-    return Stages(probs, valid, kept, params.is_greedy, constraint_type)
+    p_base, p_penalised, p_tempered, p_masked = _softmaxes((base, penalised, tempered, masked))
+    last = _greedy(masked) if params.is_greedy else _top_p(masked, p_masked, params.top_p)
+    chain = (
+        Stage("base", p_base),
+        Stage("penalties", p_penalised),
+        Stage("temperature", p_tempered),
+        Stage("constraint", p_masked, valid),
+        last,
+    )
+    return Stages(chain, valid, params.is_greedy, constraint_type)
 
 
-def _stage_probs(logits_by_stage: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def final_log_probs(
+    logits: torch.Tensor,
+    context_ids: Sequence[int],
+    completion_ids: Sequence[int],
+    params: DecodingParams,
+    kept: torch.Tensor,
+) -> torch.Tensor:
+    """log p_final in float64: the penalties and temperature of `compute` redone in float64, log-softmax over `kept`.
+
+    `kept` (a subset of the valid tokens) comes from `compute`, so the constraint needs no second mask here.
+    """
+    _, tempered = _warped(logits.double(), context_ids, completion_ids, params)
+    return torch.log_softmax(tempered.masked_fill(~kept, float("-inf")), dim=-1)
+
+
+def _warped(logits: torch.Tensor, context_ids, completion_ids, params: DecodingParams):
+    """(penalised, tempered) logits: repetition, presence and frequency penalties, then temperature."""
+    penalised = knobs.repetition_penalty(logits, context_ids, params.repetition_penalty)
+    penalised = knobs.presence_frequency_penalty(
+        penalised, completion_ids, params.presence_penalty, params.frequency_penalty
+    )
+    return penalised, knobs.temperature(penalised, 0.0 if params.is_greedy else params.temperature)
+
+
+def _greedy(masked: torch.Tensor) -> Stage:
+    """The argmax of the constrained distribution, alone: probability 1, every other token removed."""
+    index = int(torch.argmax(masked))
+    kept = knobs.zeros_like(masked, torch.bool)
+    kept[index] = True
+    final = knobs.zeros_like(masked, masked.dtype)
+    final[index] = 1.0
+    return Stage("greedy", final, kept)
+
+
+def _top_p(masked: torch.Tensor, p_masked: torch.Tensor, top_p: float) -> Stage:
+    if top_p >= 1.0:  # nothing beyond the constraint is cut
+        return Stage("top_p", p_masked, knobs.nucleus(masked, top_p))
+    kept = knobs.nucleus(masked, top_p, probs=p_masked)
+    return Stage("top_p", _softmax_within(masked, kept), kept)
+
+
+def _softmaxes(logits_by_stage: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Softmax of each stage; a stage that left the logits unchanged (the same tensor) shares its probabilities."""
-    probs: dict[str, torch.Tensor] = {}
+    probs: list[torch.Tensor] = []
     previous_logits, previous_probs = None, None
-    for name, logits in logits_by_stage.items():
+    for logits in logits_by_stage:
         if logits is not previous_logits:
             previous_logits, previous_probs = logits, torch.softmax(logits, dim=-1)
-        probs[name] = previous_probs
+        probs.append(previous_probs)
     return probs
 
 
@@ -178,13 +254,14 @@ def row_ids(stages: Stages, top_k: int, kept_count: int | None = None) -> list[i
 def summarize_ids(stages: Stages, view: TokenView, ids: list[int]) -> list[Candidate]:
     """Display rows for the given token ids, in that order."""
     index = torch.tensor(ids, dtype=torch.long)
-    picked = {name: stages.probs[name][index].tolist() for name in STAGES}
+    picked = {name: probs[index].tolist() for name, probs in stages.probs.items()}
     valid = stages.valid[index].tolist() if stages.valid is not None else [True] * len(ids)
-    kept = stages.kept[index].tolist()
+    removed_by = stages.removed_by(index)
+    final = stages.names[-1]
     rows = []
     for row, token_id in enumerate(ids):
         pill = view.pill(token_id)
-        row_stages = {name: picked[name][row] for name in STAGES}
+        row_stages = {name: values[row] for name, values in picked.items()}
         rows.append(
             Candidate(
                 token_id,
@@ -192,21 +269,31 @@ def summarize_ids(stages: Stages, view: TokenView, ids: list[int]) -> list[Candi
                 pill.display,
                 pill.special,
                 row_stages["base"],
-                row_stages["top_p"],
-                bool(kept[row]),
+                row_stages[final],
+                removed_by[row] is None,  # survivors are cumulative: kept means no stage removed it
                 bool(valid[row]),
+                removed_by[row],
                 row_stages,
             )
         )
     return rows
 
 
+def pushed_down_ids(stages: Stages, top_k: int, rows: Sequence[int]) -> list[int]:
+    """The top-k tokens by p_base that are not among the display rows (what the penalties pushed down), by p_base."""
+    shown = set(rows)
+    return [token for token in torch.topk(stages.p_base, top_k).indices.tolist() if token not in shown]
+
+
 def summarize(stages: Stages, view: TokenView, top_k: int) -> Distribution:
-    """The JSON-ready summary with `top_k` display rows."""
+    """The JSON-ready summary with `top_k` display rows, plus the pushed-down tokens of the top-k by p_base."""
     kept_count = count_true(stages.kept)
-    rows = summarize_ids(stages, view, row_ids(stages, top_k, kept_count))
+    ids = row_ids(stages, top_k, kept_count)
+    rows = summarize_ids(stages, view, ids)
     return Distribution(
         tokens=tuple(rows),
+        pushed_down=tuple(summarize_ids(stages, view, pushed_down_ids(stages, top_k, ids))),
+        stages=stages.names,
         other_p_base=max(0.0, 1.0 - math.fsum(r.p_base for r in rows)),
         other_p_final=max(0.0, 1.0 - math.fsum(r.p_final for r in rows)),
         kept_token_count=kept_count,

@@ -1,4 +1,4 @@
-"""The per-stage distribution: base, penalties, temperature, constraint, top-p, and its display summary."""
+"""The per-stage distribution: base, penalties, temperature, constraint, top-p or greedy, and its display summary."""
 
 from __future__ import annotations
 
@@ -51,9 +51,14 @@ def hf_pipeline(logits: torch.Tensor, p: DecodingParams, valid: torch.Tensor | N
     return torch.softmax(scores[0], -1)
 
 
+SAMPLING_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
+GREEDY_STAGES = ("base", "penalties", "temperature", "constraint", "greedy")
+
+
 def test_stage_names_in_pipeline_order():
-    assert dist_mod.STAGES == ("base", "penalties", "temperature", "constraint", "top_p")
-    assert list(run().probs) == list(dist_mod.STAGES)
+    assert run().names == SAMPLING_STAGES
+    assert list(run().probs) == list(SAMPLING_STAGES)
+    assert run(greedy=True).names == GREEDY_STAGES
 
 
 def test_p_base_is_softmax_of_raw_logits():
@@ -142,7 +147,7 @@ def test_display_rows_list_kept_tokens_first_by_final_probability(view):
 def test_display_rows_carry_every_stage_and_token_text(view):
     stages = run(8)
     row = dist_mod.summarize(stages, view, 5).tokens[0]
-    assert list(row.stages) == list(dist_mod.STAGES)
+    assert list(row.stages) == list(SAMPLING_STAGES)
     assert row.stages["base"] == pytest.approx(float(stages.p_base[row.id]))
     assert row.text == view.pill(row.id).text and row.display == view.pill(row.id).display
 
@@ -190,3 +195,95 @@ def test_greedy_final_entropy_is_positive_zero(view):
     summary = dist_mod.summarize(run(14, greedy=True), view, 5)
     assert summary.entropy_final == 0.0 and math.copysign(1.0, summary.entropy_final) == 1.0
     assert summary.entropy_base > 0.0
+
+
+# --- greedy as its own stage, removed_by, pushed-down tokens ------------------------------------------
+
+
+def test_greedy_is_its_own_stage_after_an_unchanged_constraint_stage():
+    valid = random_valid(15)
+    stages = run(15, valid=valid, greedy=True)
+    masked = stages.probs["constraint"]
+    assert "top_p" not in stages.probs
+    assert stages.argmax() == int(torch.argmax(masked))
+    assert torch.equal(stages.kept, stages.p_final > 0) and int(stages.kept.sum()) == 1
+    assert int((masked > 0).sum()) == int(valid.sum())  # the constraint stage zeroes only the invalid tokens
+
+
+def test_removed_by_names_the_first_stage_that_removed_each_row(view):
+    valid = random_valid(16)
+    summary = dist_mod.summarize(run(16, valid=valid, top_p=0.3), view, 40)
+    by = {row.removed_by for row in summary.tokens}
+    assert by == {None, "constraint", "top_p"}
+    for row in summary.tokens:
+        assert (row.removed_by is None) == row.kept
+        assert (row.removed_by == "constraint") == (not row.valid)
+        if row.removed_by == "top_p":  # valid and still there after the constraint, then cut by the nucleus
+            assert row.stages["constraint"] > 0.0 and row.p_final == 0.0
+
+
+def test_greedy_rows_are_removed_by_greedy_not_top_p(view):
+    valid = random_valid(17)
+    summary = dist_mod.summarize(run(17, valid=valid, greedy=True, top_p=0.5), view, 20)
+    assert summary.stages == GREEDY_STAGES
+    assert [row.removed_by for row in summary.tokens if row.kept] == [None]
+    assert {row.removed_by for row in summary.tokens if not row.kept} == {"constraint", "greedy"}
+    for row in summary.tokens:
+        assert list(row.stages) == list(GREEDY_STAGES)
+        assert row.stages["greedy"] == row.p_final
+        assert (row.removed_by == "greedy") == (row.valid and not row.kept)
+
+
+def test_summary_lists_its_stages_in_order_in_json(view):
+    out = dist_mod.summarize(run(18), view, 5).as_dict()
+    assert out["stages"] == list(SAMPLING_STAGES)
+    assert set(out["tokens"][0]) >= {"removed_by", "stages"} and isinstance(out["pushed_down"], list)
+
+
+def test_pushed_down_rows_are_the_top_k_by_p_base_missing_from_the_rows(view):
+    logits = logits_for(19)
+    top = torch.topk(logits, 5).indices.tolist()
+    context = [*CONTEXT, *top[:3]]  # the repetition penalty pushes the three most likely tokens down
+    stages = dist_mod.compute(logits, context, [], DecodingParams(temperature=1.0, top_p=1.0, repetition_penalty=3.0))
+    summary = dist_mod.summarize(stages, view, 5)
+    rows = {row.id for row in summary.tokens}
+    pushed = [row.id for row in summary.pushed_down]
+    assert pushed == [t for t in top if t not in rows] and set(top[:3]) <= set(pushed)
+    assert [row.p_base for row in summary.pushed_down] == sorted((r.p_base for r in summary.pushed_down), reverse=True)
+    assert rows | set(pushed) >= set(top)
+
+
+def test_no_pushed_down_rows_without_penalties(view):
+    stages = dist_mod.compute(logits_for(20), CONTEXT, COMPLETION, DecodingParams(temperature=1.5, top_p=0.5))
+    assert dist_mod.summarize(stages, view, 10).pushed_down == ()
+
+
+@pytest.mark.parametrize("kw", [{}, {"greedy": True}, {"top_p": 1.0}])
+def test_final_log_probs_are_float64_log_p_final(kw):
+    valid = random_valid(21)
+    p = params(frequency_penalty=0.4, **kw)
+    stages = dist_mod.compute(logits_for(21), CONTEXT, COMPLETION, p, valid)
+    log_final = dist_mod.final_log_probs(logits_for(21), CONTEXT, COMPLETION, p, stages.kept)
+    assert log_final.dtype == torch.float64
+    torch.testing.assert_close(log_final.exp(), stages.p_final.double(), atol=1e-6, rtol=1e-4)
+    assert torch.equal(torch.isfinite(log_final), stages.kept)
+
+
+def test_embedded_repetition_penalty_pushes_mat_and_cat_out_of_the_rows(embedded):
+    from decoding.cache import PrefixCache
+    from decoding.engine import Engine
+
+    engine = Engine(embedded, PrefixCache())
+    params = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.5}
+    data = {"prompt": "The cat sat on the mat. The cat sat on the", "use_chat_template": False, "top_k": 10}
+    dist = engine.preview(engine.request({**data, "params": params})).dist
+    plain = engine.preview(engine.request({**data, "params": {**params, "repetition_penalty": 1.0}})).dist
+    shown = [row["text"] for row in dist["tokens"]]
+    pushed = [row["text"] for row in dist["pushed_down"]]
+    assert " mat" in pushed and " cat" in pushed and " mat" not in shown and " cat" not in shown
+    assert {" mat", " cat"} <= {row["text"] for row in plain["tokens"]} and plain["pushed_down"] == []
+    ranked = sorted(dist["tokens"] + dist["pushed_down"], key=lambda row: -row["p_base"])[:10]
+    assert {row["id"] for row in ranked} == {
+        row["id"] for row in plain["tokens"]
+    }  # the union holds the top-k by p_base
+    assert all(row["p_final"] < row["p_base"] / 10 for row in dist["pushed_down"])
