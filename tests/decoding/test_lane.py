@@ -13,6 +13,8 @@ import pytest
 from decoding.lane import EVENT_CONCURRENCY, Cancelled, CancelToken, Lane, LaneFull
 
 WAIT_S = 10  # generous bound for a thread to reach a state; only hit if the code under test is broken
+OPEN = threading.Event()  # a gate that is already open: the holder leaves at once
+OPEN.set()
 
 
 def wait_until(predicate) -> None:
@@ -62,7 +64,7 @@ def test_step_sent_during_a_long_sliced_job_runs_before_its_next_slice():
     results: list[int] = []
     job = start(lambda: results.extend(lane.sliced(long_job(log, gates))))
     wait_until(lambda: log == ["slice 0"])
-    step = start(held_until, lane, threading.Event(), log, "step")
+    step = start(held_until, lane, OPEN, log, "step")
     wait_until(lambda: lane.waiting == 1)
     for gate in gates:
         gate.set()
@@ -87,7 +89,7 @@ def test_pause_inside_a_hold_lets_waiters_go_first_and_keeps_the_hold():
 
     holder = start(long_holder)
     entered.wait(WAIT_S)
-    other = start(held_until, lane, threading.Event(), log, "other")
+    other = start(held_until, lane, OPEN, log, "other")
     holder.join(WAIT_S)
     other.join(WAIT_S)
     assert log == ["part 1", "other", "part 2"]
@@ -104,7 +106,7 @@ def test_sliced_inside_an_outer_hold_still_gives_way_between_slices():
 
     job = start(outer)
     wait_until(lambda: log == ["slice 0"])
-    step = start(held_until, lane, threading.Event(), log, "step")
+    step = start(held_until, lane, OPEN, log, "step")
     wait_until(lambda: lane.waiting == 1)
     for gate in gates:
         gate.set()
@@ -176,7 +178,7 @@ def test_a_cancelled_waiter_leaves_the_queue():
     token.cancel()
     waiter.join(WAIT_S)
     assert errors == ["cancelled"] and lane.waiting == 0
-    after = start(held_until, lane, threading.Event(), log, "after")
+    after = start(held_until, lane, OPEN, log, "after")
     gate.set()
     holder.join(WAIT_S)
     after.join(WAIT_S)
