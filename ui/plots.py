@@ -1,25 +1,123 @@
-"""Plotly figures: p_base next to p_final for the display rows, with excluded candidates marked."""
+"""Plotly figures of the explorer: the next-token bar chart with its candidate marks, and the timeline.
+
+The bar chart shows p_base (grey, the raw model) beside p_final (blue, after every stage) for the display
+rows and the rows penalties pushed down. A candidate that a stage removed carries that stage's mark in its
+label (✂ and a red bar for a truncation cut, ○ for greedy, ⊘ for the constraint, ↓ for pushed down), and
+the legend has one entry for each mark present. `shown_rows` is the one place that decides the rows and
+their marks, so a table can show the same.
+
+Figures are built from plain dicts without Plotly's per-property validation and without a template: the
+chart is redrawn on every step and knob change, and both the build time and the JSON sent to the browser
+stay small (Gradio's plot component updates the drawn figure in place with `Plotly.react`).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
 BASE_COLOR = "#9ca3af"
 FINAL_COLOR = "#2563eb"
+CUT_COLOR = "#ef4444"
 GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
-EXCLUDED_MARK = "✂"  # outside the top-p nucleus
-INVALID_MARK = "⊘"  # not allowed by the constraint
+GRID_COLOR = "#e5e7eb"
+FONT = {"family": "ui-monospace, DejaVu Sans Mono, monospace"}
 
 
-def row_label(row: dict) -> str:
-    """Tick label of one candidate: its display text, marked when the candidate is excluded."""
+@dataclass(frozen=True)
+class Mark:
+    """A glyph put before a candidate's label, what it means (the legend entry) and a short bar note."""
+
+    symbol: str
+    meaning: str
+    note: str
+
+    @property
+    def legend(self) -> str:
+        return f"{self.symbol} {self.meaning}"
+
+
+CONSTRAINT = Mark("⊘", "forbidden by the constraint", "forbidden")
+GREEDY = Mark("○", "not the greedy choice (greedy keeps only the most likely token)", "not greedy's pick")
+PUSHED_DOWN = Mark("↓", "pushed down by penalties (among the most likely by p_base)", "")
+CHOSEN = Mark("▶", "chosen at this step", "")
+CUT_SYMBOL = "✂"
+UNCUT_STAGES = ("constraint", "greedy")  # removals that are not a truncation cut
+
+
+def cut_mark(stage: str) -> Mark:
+    """The mark of a truncation sampler's cut (top-p, and any other sampler stage): scissors, red bar."""
+    name = stage.replace("_", "-")
+    return Mark(CUT_SYMBOL, f"cut by {name} (red: probability before the cut)", f"cut by {name}")
+
+
+def removal_mark(stage: str) -> Mark:
+    return {"constraint": CONSTRAINT, "greedy": GREEDY}.get(stage) or cut_mark(stage)
+
+
+def removed_by(row: dict, greedy: bool) -> str | None:
+    """The stage that removed a candidate, or None when it is still in play.
+
+    Rows name it in `removed_by`; older rows carry only `valid` and `kept`, from which it follows.
+    """
+    if "removed_by" in row:
+        return row["removed_by"]
     if not row["valid"]:
-        return f"{INVALID_MARK} {row['display']}"
+        return "constraint"
     if not row["kept"]:
-        return f"{EXCLUDED_MARK} {row['display']}"
-    return row["display"]
+        return "greedy" if greedy else "top_p"
+    return None
+
+
+@dataclass(frozen=True)
+class ShownRow:
+    """One candidate as the chart and the table show it: the API row and why it looks the way it does."""
+
+    token: dict
+    removed_by: str | None
+    pushed_down: bool
+    chosen: bool
+
+    @property
+    def marks(self) -> tuple[Mark, ...]:
+        marks = [CHOSEN] if self.chosen else []
+        marks += [PUSHED_DOWN] if self.pushed_down else []
+        return (*marks, removal_mark(self.removed_by)) if self.removed_by else tuple(marks)
+
+    @property
+    def label(self) -> str:
+        symbols = "".join(mark.symbol for mark in self.marks)
+        return f"{symbols} {self.token['display']}" if symbols else self.token["display"]
+
+    @property
+    def cut(self) -> bool:
+        return self.removed_by is not None and self.removed_by not in UNCUT_STAGES
+
+    def before_removal(self) -> float:
+        """Probability just before the removing stage (stages are in pipeline order), else p_base."""
+        names = list(self.token.get("stages") or {})
+        if self.removed_by in names and names.index(self.removed_by) > 0:
+            return self.token["stages"][names[names.index(self.removed_by) - 1]]
+        return self.token["p_base"]
+
+
+def shown_rows(dist: dict, chosen: int | None = None) -> tuple[ShownRow, ...]:
+    """The display rows, then the pushed-down rows not among them, each with its removal stage."""
+    greedy = bool(dist.get("greedy"))
+    ids = {row["id"] for row in dist["tokens"]}
+    extra = [row for row in dist.get("pushed_down") or () if row["id"] not in ids]
+    return tuple(
+        ShownRow(row, removed_by(row, greedy), pushed, row["id"] == chosen)
+        for rows, pushed in ((dist["tokens"], False), (extra, True))
+        for row in rows
+    )
+
+
+def row_label(row: dict, greedy: bool = False) -> str:
+    """Label of one API row on its own: its display text after the mark of the stage that removed it."""
+    return ShownRow(row, removed_by(row, greedy), False, False).label
 
 
 def distribution_figure(
@@ -29,66 +127,90 @@ def distribution_figure(
 
     `chosen` marks the token that was picked, when showing the distribution of an earlier step.
     """
-    fig = go.Figure()
     if not dist:
-        fig.update_layout(**_layout(0), annotations=[_note(empty or "No distribution: the completion is finished.")])
-        return fig
-    rows = dist["tokens"]
+        layout = _layout(0) | {"annotations": [_note(empty or "No distribution: the completion is finished.")]}
+        return _figure([], layout)
+    rows = shown_rows(dist, chosen)
     y = list(range(len(rows)))
-    labels = [("▶ " if r["id"] == chosen else "") + row_label(r) for r in rows]
-    fig.add_bar(
-        y=y,
-        x=[r["p_base"] for r in rows],
-        orientation="h",
-        name="p_base (raw model)",
-        marker_color=BASE_COLOR,
-        hovertemplate="%{customdata}<br>p_base %{x:.4f}<extra></extra>",
-        customdata=labels,
-    )
+    labels = [row.label for row in rows]
+    traces = [_bars(y, [r.token["p_base"] for r in rows], "p_base (raw model)", BASE_COLOR, labels, "base")]
     if ghost:
-        fig.add_bar(
-            y=y,
-            x=[ghost.get(r["id"], 0.0) for r in rows],
-            orientation="h",
-            name="p_final before the change",
-            marker={"color": GHOST_COLOR, "line": {"color": FINAL_COLOR, "width": 1}},
-            hovertemplate="%{customdata}<br>before %{x:.4f}<extra></extra>",
-            customdata=labels,
-        )
-    fig.add_bar(
-        y=y,
-        x=[r["p_final"] for r in rows],
-        orientation="h",
-        name="p_final (after all stages)",
-        marker_color=[FINAL_COLOR if r["kept"] else "#ef4444" for r in rows],
-        text=[_final_text(r) for r in rows],
-        textposition="outside",
-        cliponaxis=False,
-        hovertemplate="%{customdata}<br>p_final %{x:.4f}<extra></extra>",
-        customdata=labels,
-    )
-    fig.update_layout(**_layout(len(rows)))
-    fig.update_yaxes(tickvals=y, ticktext=labels, autorange="reversed", tickfont={"family": "monospace"})
-    return fig
+        before = [ghost.get(r.token["id"], 0.0) for r in rows]
+        traces.append(_bars(y, before, "p_final before the change", GHOST_COLOR, labels, "ghost"))
+        traces[-1]["marker"]["line"] = {"color": FINAL_COLOR, "width": 1}
+    final = _bars(y, [r.token["p_final"] for r in rows], "p_final (after all stages)", FINAL_COLOR, labels, "final")
+    final |= {"text": [_final_text(r) for r in rows], "textposition": "outside", "cliponaxis": False}
+    traces += [final, *_cut_traces(rows, y, labels), *_mark_keys(rows)]
+    layout = _layout(len(rows))
+    layout["yaxis"] |= {"tickvals": y, "ticktext": labels}
+    return _figure(traces, layout)
 
 
-def _final_text(row: dict) -> str:
-    if not row["valid"]:
-        return "invalid"
-    if not row["kept"]:
-        return "cut by top-p"
-    return f"{row['p_final']:.1%}"
+def _bars(y: list[int], x: list, name: str, color: str, labels: list[str], group: str) -> dict:
+    """One bar trace; `group` names its slot in each row (traces sharing a slot overlap)."""
+    return {
+        "type": "bar",
+        "orientation": "h",
+        "y": y,
+        "x": x,
+        "name": name,
+        "marker": {"color": color},
+        "offsetgroup": group,
+        "customdata": labels,
+        "hovertemplate": f"%{{customdata}}<br>{name.split(' ')[0]} %{{x:.4f}}<extra></extra>",
+    }
+
+
+def _final_text(row: ShownRow) -> str:
+    if row.removed_by is None:
+        return f"{row.token['p_final']:.1%}"
+    return "" if row.cut else f"{removal_mark(row.removed_by).symbol} {removal_mark(row.removed_by).note}"
+
+
+def _cut_traces(rows: tuple[ShownRow, ...], y: list[int], labels: list[str]) -> list[dict]:
+    """Per cutting stage, red bars in the p_final slot at the probability each cut row had before the cut."""
+    traces = []
+    for stage in dict.fromkeys(r.removed_by for r in rows if r.cut):
+        mark = cut_mark(stage)
+        cut = [r.before_removal() if r.removed_by == stage else None for r in rows]
+        trace = _bars(y, cut, mark.legend, CUT_COLOR, labels, "final")
+        trace |= {
+            "text": [f"{mark.symbol} {mark.note}" if p is not None else "" for p in cut],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "hovertemplate": f"%{{customdata}}<br>{mark.note}; before it %{{x:.4f}}<extra></extra>",
+        }
+        traces.append(trace)
+    return traces
+
+
+def _mark_keys(rows: tuple[ShownRow, ...]) -> list[dict]:
+    """A legend entry (an empty trace) for each mark present that no bar trace already explains."""
+    present = dict.fromkeys(mark for row in rows for mark in row.marks if mark.symbol != CUT_SYMBOL)
+    return [
+        {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": mark.legend,
+         "marker": {"opacity": 0}, "hoverinfo": "skip"}
+        for mark in present
+    ]  # fmt: skip
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    # Validation costs milliseconds per trace on every redraw; these dicts are built to Plotly's schema.
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _layout(n_rows: int) -> dict:
     return {
         "barmode": "group",
-        "height": max(280, 90 + 34 * n_rows),
-        "margin": {"l": 10, "r": 70, "t": 34, "b": 60},
-        "xaxis": {"range": [0, 1.08], "tickformat": ".0%", "title": None},
-        "legend": {"orientation": "h", "y": -0.08, "x": 0, "yanchor": "top"},
+        "height": max(280, 110 + 34 * n_rows),
+        "margin": {"l": 10, "r": 120, "t": 20, "b": 20},
+        "xaxis": {"range": [0, 1.08], "tickformat": ".0%", "gridcolor": GRID_COLOR, "zeroline": False},
+        "yaxis": {"autorange": "reversed", "tickfont": FONT, "automargin": True},
+        "legend": {"orientation": "h", "y": -0.06, "x": 0, "yanchor": "top"},
         "bargap": 0.25,
-        "template": "plotly_white",
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "template": {},
     }
 
 
@@ -98,7 +220,6 @@ def _note(text: str) -> dict:
 
 def timeline_figure(meta: list[dict]) -> go.Figure:
     """Entropy of the final distribution and surprisal of the chosen token, per completion token."""
-    fig = go.Figure()
     xs, entropy, surprisal, surprisal_base, labels = [], [], [], [], []
     for i, record in enumerate(meta):
         dist = record.get("dist") or {}
@@ -110,32 +231,29 @@ def timeline_figure(meta: list[dict]) -> go.Figure:
         entropy.append(abs(dist["entropy_final"]))
         surprisal.append(_bits(chosen["p_final"]))
         surprisal_base.append(_bits(chosen["p_base"]))
-    traces = (
+    series = (
         (entropy, "entropy of p_final (bits)", "lines+markers", {}, "entropy "),
         (surprisal, "surprisal of the chosen token under p_final", "lines+markers", {}, ""),
         (surprisal_base, "… under p_base", "lines", {"dash": "dot"}, ""),
     )
-    for ys, name, mode, line, prefix in traces:
-        fig.add_scatter(
-            x=xs,
-            y=ys,
-            name=name,
-            mode=mode,
-            line=line,
-            customdata=labels,
-            hovertemplate=f"token %{{x}} %{{customdata}}<br>{prefix}%{{y:.2f}} bits<extra></extra>",
-        )
-    fig.update_layout(
-        height=260,
-        margin={"l": 10, "r": 10, "t": 10, "b": 40},
-        template="plotly_white",
-        legend={"orientation": "h", "y": -0.25, "x": 0},
-        xaxis={"title": None, "dtick": 1},
-        yaxis={"title": "bits", "rangemode": "tozero"},
-    )
+    traces = [
+        {"type": "scatter", "x": xs, "y": ys, "name": name, "mode": mode, "line": line, "customdata": labels,
+         "hovertemplate": f"token %{{x}} %{{customdata}}<br>{prefix}%{{y:.2f}} bits<extra></extra>"}
+        for ys, name, mode, line, prefix in series
+    ]  # fmt: skip
+    layout = {
+        "height": 260,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
+        "legend": {"orientation": "h", "y": -0.25, "x": 0},
+        "xaxis": {"dtick": 1, "gridcolor": GRID_COLOR},
+        "yaxis": {"title": {"text": "bits"}, "rangemode": "tozero", "gridcolor": GRID_COLOR},
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "template": {},
+    }
     if not xs:
-        fig.update_layout(annotations=[_note("Step to see how sure the model was at each token.")])
-    return fig
+        layout["annotations"] = [_note("Step to see how sure the model was at each token.")]
+    return _figure(traces, layout)
 
 
 def _bits(p: float) -> float:

@@ -1,0 +1,149 @@
+"""The bar chart's rows, marks and legend, and the timeline, on hand-made distributions (no model)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ui import plots
+
+STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
+
+
+def _row(token_id: int, p_base: float, p_final: float, *, kept=True, valid=True, removed_by="absent") -> dict:
+    row = {
+        "id": token_id,
+        "text": f"t{token_id}",
+        "display": f"t{token_id}",
+        "special": False,
+        "p_base": p_base,
+        "p_final": p_final,
+        "kept": kept,
+        "valid": valid,
+        "stages": dict(zip(STAGE_NAMES, (p_base, p_base, p_base * 1.1, p_base * 1.2, p_final), strict=True)),
+    }
+    return row if removed_by == "absent" else row | {"removed_by": removed_by}
+
+
+def _dist(rows: list[dict], greedy=False, pushed_down=()) -> dict:
+    return {"tokens": rows, "greedy": greedy, "pushed_down": list(pushed_down), "entropy_final": 1.0}
+
+
+def _legend(fig) -> list[str]:
+    return [trace.name for trace in fig.data]
+
+
+def _labels(fig) -> list[str]:
+    return list(fig.layout.yaxis.ticktext)
+
+
+def _marked(fig, symbol: str) -> list[str]:
+    return [label for label in _labels(fig) if symbol in label]
+
+
+def _texts(fig) -> list[str]:
+    return [text for trace in fig.data if trace.text for text in trace.text if text]
+
+
+def test_all_kept_has_no_marks_and_no_mark_legend():
+    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]))
+    assert _labels(fig) == ["t1", "t2"]
+    assert _legend(fig) == ["p_base (raw model)", "p_final (after all stages)"]
+    assert _texts(fig) == ["60.0%", "40.0%"]
+
+
+def test_top_p_cut_draws_a_red_bar_at_the_probability_before_the_cut_and_its_legend():
+    rows = [_row(1, 0.7, 1.0), _row(2, 0.2, 0.0, kept=False), _row(3, 0.1, 0.0, kept=False)]
+    fig = plots.distribution_figure(_dist(rows))
+    assert _marked(fig, "✂") == ["✂ t2", "✂ t3"]
+    cut = [t for t in fig.data if t.name.startswith("✂ cut by top-p")]
+    assert len(cut) == 1 and cut[0].marker.color == plots.CUT_COLOR
+    assert list(cut[0].x) == [None, pytest.approx(0.2 * 1.2), pytest.approx(0.1 * 1.2)]  # the constraint stage
+    assert cut[0].offsetgroup == next(t for t in fig.data if t.name.startswith("p_final")).offsetgroup
+    assert not any(name.startswith(("○", "⊘", "↓")) for name in _legend(fig))
+
+
+def test_greedy_is_its_own_mark_and_never_says_top_p():
+    rows = [_row(1, 0.5, 1.0), _row(2, 0.3, 0.0, kept=False), _row(3, 0.2, 0.0, kept=False)]
+    fig = plots.distribution_figure(_dist(rows, greedy=True))
+    assert _marked(fig, "○") == ["○ t2", "○ t3"]
+    assert not _marked(fig, "✂")
+    assert not any("top-p" in text for text in [*_legend(fig), *_texts(fig), *_labels(fig)])
+    assert [name for name in _legend(fig) if name.startswith("○")] == [plots.GREEDY.legend]
+
+
+def test_removed_by_from_the_row_wins_over_kept_and_valid():
+    rows = [_row(1, 0.5, 1.0, removed_by=None), _row(2, 0.5, 0.0, kept=False, removed_by="greedy")]
+    fig = plots.distribution_figure(_dist(rows, greedy=False))
+    assert _marked(fig, "○") == ["○ t2"] and not _marked(fig, "✂")
+
+
+def test_another_truncation_stage_is_cut_by_its_own_name():
+    rows = [_row(1, 0.9, 1.0, removed_by=None), _row(2, 0.1, 0.0, kept=False, removed_by="min_p")]
+    fig = plots.distribution_figure(_dist(rows))
+    assert any(name.startswith("✂ cut by min-p") for name in _legend(fig))
+    assert not any("top-p" in name for name in _legend(fig))
+
+
+def test_constraint_mark_and_legend_only_when_a_row_is_forbidden():
+    rows = [_row(1, 0.5, 1.0), _row(2, 0.5, 0.0, kept=False, valid=False)]
+    fig = plots.distribution_figure(_dist(rows))
+    assert _marked(fig, "⊘") == ["⊘ t2"]
+    assert plots.CONSTRAINT.legend in _legend(fig)
+    assert not _marked(fig, "✂") and not any(name.startswith("✂") for name in _legend(fig))
+
+
+def test_pushed_down_rows_are_added_once_and_marked():
+    rows = [_row(1, 0.3, 0.8), _row(2, 0.2, 0.2)]
+    pushed = [_row(2, 0.2, 0.2), _row(9, 0.5, 0.0, kept=False)]  # 2 is already a row: not repeated
+    fig = plots.distribution_figure(_dist(rows, pushed_down=pushed))
+    assert _labels(fig) == ["t1", "t2", "↓✂ t9"]
+    assert plots.PUSHED_DOWN.legend in _legend(fig)
+    base = next(t for t in fig.data if t.name.startswith("p_base"))
+    assert list(base.x) == [0.3, 0.2, 0.5]
+
+
+def test_chosen_row_is_marked_with_a_legend_entry():
+    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]), chosen=2)
+    assert _labels(fig) == ["t1", "▶ t2"]
+    assert plots.CHOSEN.legend in _legend(fig)
+
+
+def test_ghost_bars_show_the_previous_p_final_by_token_id():
+    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]), ghost={2: 0.25})
+    ghost = next(t for t in fig.data if t.name.startswith("p_final before"))
+    assert list(ghost.x) == [0.0, 0.25]
+
+
+def test_the_figure_is_light_json_without_a_template():
+    rows = [_row(i, 0.1, 0.1 if i < 5 else 0.0, kept=i < 5) for i in range(10)]
+    data = json.loads(plots.distribution_figure(_dist(rows)).to_json())
+    assert data["layout"]["template"] == {}
+    assert len(data["data"]) <= 6
+    assert "annotations" not in data["layout"]
+
+
+def test_no_distribution_shows_the_reason():
+    fig = plots.distribution_figure(None, empty="finished: eos")
+    assert fig.layout.annotations[0].text == "finished: eos" and not fig.data
+
+
+def test_shown_rows_and_row_label_for_a_table():
+    rows = plots.shown_rows(_dist([_row(1, 0.9, 1.0), _row(2, 0.1, 0.0, kept=False)], greedy=True))
+    assert [(r.removed_by, r.label) for r in rows] == [(None, "t1"), ("greedy", "○ t2")]
+    assert plots.row_label(_row(2, 0.1, 0.0, kept=False, valid=False)) == "⊘ t2"
+
+
+def test_timeline_surprisal_and_entropy_per_token():
+    meta = [
+        {"token": {"id": 1, "display": "a"}, "dist": _dist([_row(1, 0.5, 0.25)]) | {"entropy_final": -0.0}},
+        {"token": {"id": 7, "display": "b"}, "dist": None},  # forced with the model off: no point
+    ]
+    fig = plots.timeline_figure(meta)
+    entropy, surprisal, surprisal_base = (list(t.y) for t in fig.data)
+    assert list(fig.data[0].x) == [1]
+    assert entropy == [0.0]
+    assert surprisal == [pytest.approx(-math.log2(0.25))] and surprisal_base == [pytest.approx(1.0)]
+    assert not plots.timeline_figure([]).data[0].x
