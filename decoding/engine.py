@@ -245,8 +245,9 @@ class Engine:
             new, meta = self._force_token(req, prompt, completion, force_token_id)
         else:
             reason = self.finish_reason(req, prompt, completion)
-            if reason is not None:
-                return self._result(req, prompt, completion, notice)
+            if reason is not None:  # the caller must be able to say why nothing was appended
+                done = f"the completion has finished ({reason.replace('_', ' ')}): nothing was appended"
+                return self._result(req, prompt, completion, "; ".join(filter(None, (notice, done))))
             new, meta = self._choose(req, prompt, completion)
         return self._result(req, prompt, (*completion, *new), notice, new, meta)
 
