@@ -60,7 +60,8 @@ def removal_mark(stage: str) -> Mark:
 def removed_by(row: dict, greedy: bool) -> str | None:
     """The stage that removed a candidate, or None when it is still in play.
 
-    Rows name it in `removed_by`; older rows carry only `valid` and `kept`, from which it follows.
+    Rows name it in `removed_by`; rows of session files saved before they did carry only `valid` and `kept`,
+    from which it follows.
     """
     if "removed_by" in row:
         return row["removed_by"]
@@ -104,14 +105,15 @@ class ShownRow:
 
 
 def shown_rows(dist: dict, chosen: int | None = None) -> tuple[ShownRow, ...]:
-    """The display rows, then the pushed-down rows not among them, each with its removal stage."""
+    """The display rows, then the pushed-down rows not among them, each with its removal stage.
+
+    A row is marked pushed down by its id, so a `dist` whose `tokens` already include them works too.
+    """
     greedy = bool(dist.get("greedy"))
-    ids = {row["id"] for row in dist["tokens"]}
-    extra = [row for row in dist.get("pushed_down") or () if row["id"] not in ids]
+    pushed = {row["id"]: row for row in dist.get("pushed_down") or ()}
+    rows = {row["id"]: row for row in dist["tokens"]} | pushed  # the union, display rows first
     return tuple(
-        ShownRow(row, removed_by(row, greedy), pushed, row["id"] == chosen)
-        for rows, pushed in ((dist["tokens"], False), (extra, True))
-        for row in rows
+        ShownRow(row, removed_by(row, greedy), token_id in pushed, token_id == chosen) for token_id, row in rows.items()
     )
 
 

@@ -97,12 +97,13 @@ def test_constraint_mark_and_legend_only_when_a_row_is_forbidden():
 
 def test_pushed_down_rows_are_added_once_and_marked():
     rows = [_row(1, 0.3, 0.8), _row(2, 0.2, 0.2)]
-    pushed = [_row(2, 0.2, 0.2), _row(9, 0.5, 0.0, kept=False)]  # 2 is already a row: not repeated
-    fig = plots.distribution_figure(_dist(rows, pushed_down=pushed))
-    assert _labels(fig) == ["t1", "t2", "↓✂ t9"]
-    assert plots.PUSHED_DOWN.legend in _legend(fig)
-    base = next(t for t in fig.data if t.name.startswith("p_base"))
-    assert list(base.x) == [0.3, 0.2, 0.5]
+    pushed = [_row(9, 0.5, 0.0, kept=False)]
+    for dist in (_dist(rows, pushed_down=pushed), _dist(rows + pushed, pushed_down=pushed)):  # widened or not
+        fig = plots.distribution_figure(dist)
+        assert _labels(fig) == ["t1", "t2", "↓✂ t9"]
+        assert plots.PUSHED_DOWN.legend in _legend(fig)
+        assert list(next(t for t in fig.data if t.name.startswith("p_base")).x) == [0.3, 0.2, 0.5]
+    assert plots.PUSHED_DOWN.legend not in _legend(plots.distribution_figure(_dist(rows)))
 
 
 def test_chosen_row_is_marked_with_a_legend_entry():
@@ -147,3 +148,46 @@ def test_timeline_surprisal_and_entropy_per_token():
     assert entropy == [0.0]
     assert surprisal == [pytest.approx(-math.log2(0.25))] and surprisal_base == [pytest.approx(1.0)]
     assert not plots.timeline_figure([]).data[0].x
+
+
+@pytest.fixture(scope="module")
+def summarized(tokenizer):
+    """Real distribution rows: random logits through the decoding stages, shown with the embedded tokenizer."""
+    import torch
+
+    from decoding import distribution
+    from decoding.params import DecodingParams
+    from decoding.tokens import TokenView
+
+    logits = torch.randn(len(tokenizer), generator=torch.Generator().manual_seed(3))
+    logits[1000:1012] = 14 - 0.6 * torch.arange(12)  # a peaked head, so top-p 0.5 cuts inside the top 10
+    context = [1000, 1001, 1002]  # the three most likely tokens are repeated
+
+    def summarize(**knobs) -> dict:
+        stages = distribution.compute(logits, context, context, DecodingParams(**knobs))
+        return distribution.summarize(stages, TokenView(tokenizer), 10).as_dict()
+
+    return summarize
+
+
+def test_real_rows_under_greedy_never_say_top_p(summarized):
+    dist = summarized(greedy=True)
+    fig = plots.distribution_figure(dist)
+    assert len(_marked(fig, "○")) == len(dist["tokens"]) - 1
+    assert not any("top-p" in text or "✂" in text for text in [*_legend(fig), *_texts(fig), *_labels(fig)])
+
+
+def test_real_rows_cut_by_top_p_are_exactly_the_red_bars(summarized):
+    dist = summarized(temperature=1.0, top_p=0.5)
+    cut_ids = [r["id"] for r in dist["tokens"] if not r["kept"]]
+    fig = plots.distribution_figure(dist)
+    red = next(t for t in fig.data if t.name.startswith("✂ cut by top-p"))
+    assert [dist["tokens"][i]["id"] for i, x in enumerate(red.x) if x is not None] == cut_ids
+    assert cut_ids and len(_marked(fig, "✂")) == len(cut_ids)
+
+
+def test_real_rows_pushed_down_by_a_penalty_are_shown(summarized):
+    dist = summarized(temperature=1.0, top_p=1.0, repetition_penalty=3.0)
+    assert dist["pushed_down"]
+    fig = plots.distribution_figure(dist)
+    assert _marked(fig, "↓") == [f"↓ {r['display']}" for r in dist["pushed_down"]]
