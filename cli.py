@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import runtime
+from decoding import budgets as budgets_mod
 from decoding import model as model_mod
 from decoding import service
 
@@ -46,7 +47,7 @@ class Options:
     device_map: str | None = None
     log_level: str = "INFO"
     allowlist: tuple[str, ...] = ()
-    max_prompt_chars: int = service.DEFAULT_MAX_PROMPT_CHARS
+    budgets: budgets_mod.Budgets = budgets_mod.LOCAL_BUDGETS
     queue_size: int = LOCAL_QUEUE_SIZE
     on_spaces: bool = False
 
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--allow-models", metavar="IDS", help="public: comma-separated ids callers may load [NEXTTOKEN_MODEL_ALLOWLIST]"
     )
-    add("--max-prompt-chars", metavar="N", help="public: longest prompt (default 4000) [NEXTTOKEN_MAX_PROMPT_CHARS]")
+    for limit in budgets_mod.LIMITS:
+        add(limit.flag, metavar="N", help=limit.describe())
     add("--queue-size", metavar="N", help="most requests waiting (default 16 public, 64 local) [NEXTTOKEN_QUEUE_SIZE]")
     return parser
 
@@ -126,9 +128,7 @@ def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
         device_map=_device_map(*get("device_map", "NEXTTOKEN_DEVICE_MAP")),
         log_level=_log_level(*get("log_level", "LLM_DEMO_LOG_LEVEL")),
         allowlist=_id_list(get("allow_models", "NEXTTOKEN_MODEL_ALLOWLIST")[0]),
-        max_prompt_chars=_number(
-            *get("max_prompt_chars", "NEXTTOKEN_MAX_PROMPT_CHARS"), default=service.DEFAULT_MAX_PROMPT_CHARS
-        ),
+        budgets=_budgets(get, public),
         queue_size=_number(
             *get("queue_size", "NEXTTOKEN_QUEUE_SIZE"), default=PUBLIC_QUEUE_SIZE if public else LOCAL_QUEUE_SIZE
         ),
@@ -185,6 +185,13 @@ def _number(value: object, source: str, default: int | None, high: int | None = 
     return int(text)
 
 
+def _budgets(get, public: bool) -> budgets_mod.Budgets:
+    """Each budget from its flag or environment variable, else the default of the mode."""
+    base = budgets_mod.Budgets.defaults(public)
+    given = {limit.name: _number(*get(limit.name, limit.env), default=None) for limit in budgets_mod.LIMITS}
+    return base.with_limits(**{name: value for name, value in given.items() if value is not None})
+
+
 def _id_list(value: object) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
 
@@ -200,12 +207,12 @@ def apply(options: Options) -> None:
     logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(options.log_level)
     model_mod.STORE.refresh_default()
-    settings = service.POLICY.configure(options.public, options.allowlist, options.max_prompt_chars)
+    settings = service.POLICY.configure(options.public, options.allowlist, options.budgets)
     if settings.public:
         log.info(
             "public mode: models %s, prompts up to %d characters, queue of %d",
             ", ".join(settings.allowlist),
-            settings.max_prompt_chars,
+            settings.budgets.max_prompt_chars,
             options.queue_size,
         )
 

@@ -10,55 +10,25 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
+from jinja2 import TemplateError
 
 from . import distribution as dist_mod
 from .cache import PREFIX_CACHE, PrefixCache
 from .model import LoadedModel
-from .params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+from .params import check_token_ids
+from .request import Message, Request
 from .tokens import TokenView
 
 FINISH_REASONS = ("eos", "stop_sequence", "constraint_complete", "max_context")
 # Positions whose stages and summary are kept: a step reuses the analysis its preview (or the previous
 # step) made of the same position instead of recomputing it. About 1 MB each on a 49k vocabulary.
 ANALYSIS_MEMO_SIZE = 8
-
-
-@dataclass(frozen=True)
-class Request:
-    """One preview or step request; see DESIGN.md for the JSON shape."""
-
-    prompt: str
-    system_prompt: str = ""
-    use_chat_template: bool = True
-    completion_ids: tuple[int, ...] = ()
-    top_k: int = 10
-    params: DecodingParams = field(default_factory=DecodingParams)
-    constraint: ConstraintSpec = field(default_factory=ConstraintSpec)
-    branch_id: str = "default"
-
-    @classmethod
-    def from_dict(cls, data: dict, vocab_size: int) -> Request:
-        if not isinstance(data, dict):
-            raise ValueError(f"request must be a JSON object, got {type(data).__name__}")
-        prompt = data.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise ValueError(f"prompt {prompt!r} is empty: type the text the model should continue")
-        return cls(
-            prompt=prompt,
-            system_prompt=str(data.get("system_prompt") or ""),
-            use_chat_template=bool(data.get("use_chat_template", True)),
-            completion_ids=check_token_ids("completion_ids", data.get("completion_ids") or [], vocab_size),
-            top_k=check_top_k(data.get("top_k", 10), vocab_size),
-            params=DecodingParams.from_dict(data.get("params")),
-            constraint=ConstraintSpec.from_dict(data.get("constraint")),
-            branch_id=str(data.get("branch_id") or "default"),
-        )
 
 
 @dataclass(frozen=True)
@@ -125,22 +95,40 @@ class Engine:
         self._analyses: OrderedDict[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = OrderedDict()
         self._analyses_lock = threading.Lock()
 
-    def request(self, data: dict) -> Request:
-        return Request.from_dict(data, self.loaded.vocab_size)
+    def request(self, data: object, extra_keys: Collection[str] = ()) -> Request:
+        """The request parsed strictly (see decoding.request), its token ids checked against this vocabulary."""
+        return Request.from_dict(data, self.loaded.vocab_size, extra_keys)
 
-    def _encode_prompt(self, prompt: str, system_prompt: str, use_chat_template: bool) -> tuple[tuple[int, ...], str]:
-        tok = self.loaded.tokenizer
+    def _encode_prompt(
+        self, prompt: str, system_prompt: str, use_chat_template: bool, messages: tuple[Message, ...] = ()
+    ) -> tuple[tuple[int, ...], str]:
+        if messages:
+            return self._encode_messages(messages), ""
         if use_chat_template and self.loaded.has_chat_template:
-            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            out = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
-            return tuple(int(i) for i in out["input_ids"]), ""
+            system = (Message("system", system_prompt),) if system_prompt else ()
+            return self._encode_messages((*system, Message("user", prompt))), ""
         notice = "this model has no chat template: the raw prompt is used" if use_chat_template else ""
-        return tuple(int(i) for i in tok(prompt)["input_ids"]), notice
+        return tuple(int(i) for i in self.loaded.tokenizer(prompt)["input_ids"]), notice
+
+    def _encode_messages(self, messages: tuple[Message, ...]) -> tuple[int, ...]:
+        """The chat template over a conversation: answer a last user message, continue a last assistant one."""
+        if not self.loaded.has_chat_template:
+            raise ValueError(
+                f"model {self.loaded.model_id!r} has no chat template, so it cannot read a conversation: "
+                "send a raw prompt instead"
+            )
+        cont = messages[-1].role == "assistant"
+        try:
+            out = self.loaded.tokenizer.apply_chat_template(
+                [m.as_dict() for m in messages], add_generation_prompt=not cont, continue_final_message=cont,
+                tokenize=True, return_dict=True,
+            )  # fmt: skip
+        except (TemplateError, ValueError) as exc:  # the template's own checks, e.g. roles out of order
+            raise ValueError(f"the chat template refused these messages: {' '.join(str(exc).split())}") from None
+        return tuple(int(i) for i in out["input_ids"])
 
     def prompt_ids(self, req: Request) -> tuple[tuple[int, ...], str]:
-        return self._prompt_ids(req.prompt, req.system_prompt, req.use_chat_template)
+        return self._prompt_ids(req.prompt, req.system_prompt, req.use_chat_template, req.messages)
 
     def check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
         total = len(prompt) + len(completion) + extra

@@ -6,14 +6,23 @@ accepted range; callers turn it into a user-facing message.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
+
+from . import fields as parse
 
 CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1
 SEED_RANGE = "an integer from 0 to 2**63-1, or null"
 TOP_P_RANGE = "0 < top_p <= 1"
 REPETITION_RANGE = "0 < value <= 10 (1 means off)"
+# name: (low, high, low excluded, accepted) of each numeric knob
+NUMBER_RANGES = {
+    "temperature": (0.0, 100.0, False, "0 to 100 (0 means greedy)"),
+    "top_p": (0.0, 1.0, True, TOP_P_RANGE),
+    "repetition_penalty": (0.0, 10.0, True, REPETITION_RANGE),
+    "presence_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
+    "frequency_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
+}
 
 
 @dataclass(frozen=True)
@@ -30,45 +39,30 @@ class DecodingParams:
     stop_sequences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_range("temperature", self.temperature, 0.0, 100.0, "0 to 100 (0 means greedy)")
-        if not (0.0 < _number("top_p", self.top_p, TOP_P_RANGE) <= 1.0):
-            raise ValueError(f"top_p {self.top_p!r} is out of range: accepted is {TOP_P_RANGE}")
-        if not (0.0 < _number("repetition_penalty", self.repetition_penalty, REPETITION_RANGE) <= 10.0):
-            raise ValueError(
-                f"repetition_penalty {self.repetition_penalty!r} is out of range: accepted is {REPETITION_RANGE}"
-            )
-        _check_range("presence_penalty", self.presence_penalty, -2.0, 2.0, "-2 to 2 (0 means off)")
-        _check_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0, "-2 to 2 (0 means off)")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED
-        ):
-            raise ValueError(f"seed {self.seed!r} is not accepted: use {SEED_RANGE}")
-        if not all(isinstance(s, str) and s for s in self.stop_sequences):
-            raise ValueError(f"stop_sequences {list(self.stop_sequences)!r} must be non-empty strings")
+        parse.boolean("greedy", self.greedy, False)
+        for name, (low, high, low_open, accepted) in NUMBER_RANGES.items():
+            value = parse.number(name, getattr(self, name), accepted)
+            if value < low or value > high or (low_open and value == low):
+                raise ValueError(f"{name} {getattr(self, name)!r} is out of range: accepted is {accepted}")
+            object.__setattr__(self, name, value)  # 1 and 1.0 are the same knob value (and the same cache key)
+        if self.seed is not None:
+            object.__setattr__(self, "seed", parse.integer("seed", self.seed, 0, MAX_SEED, SEED_RANGE))
+        if not isinstance(self.stop_sequences, tuple):
+            raise ValueError(f"stop_sequences {self.stop_sequences!r} must be a tuple of non-empty strings")
+        parse.texts("stop_sequences", self.stop_sequences)
 
     @property
     def is_greedy(self) -> bool:
         return self.greedy or self.temperature == 0.0
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> DecodingParams:
-        """Build from a JSON-like dict; unknown keys are refused, missing ones take defaults."""
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown params {unknown}: accepted are {sorted(known)}")
-        if "seed" in data and data["seed"] is not None:
-            data["seed"] = _integer("seed", data["seed"], SEED_RANGE)
-        stops = data.get("stop_sequences") or ()
-        if isinstance(stops, str):
-            stops = [stops]
-        if not isinstance(stops, list | tuple):
-            raise ValueError(f"stop_sequences {stops!r} must be a list of non-empty strings")
-        data["stop_sequences"] = tuple(stops)
-        if "greedy" in data:
-            data["greedy"] = bool(data["greedy"])
-        return cls(**data)
+    def from_dict(cls, data: object) -> DecodingParams:
+        """Build from a JSON object (null: all defaults); unknown keys are refused, missing ones take defaults."""
+        data = parse.obj("params", data, [f.name for f in fields(cls)])
+        values = {name: value for name, value in data.items() if value is not None}
+        if "stop_sequences" in values:
+            values["stop_sequences"] = parse.texts("stop_sequences", values["stop_sequences"])
+        return cls(**values)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -85,26 +79,24 @@ class ConstraintSpec:
     schema: str = ""
 
     def __post_init__(self) -> None:
+        parse.boolean("constraint enabled", self.enabled, False)
         if self.type not in CONSTRAINT_TYPES:
             raise ValueError(f"constraint type {self.type!r} is unknown: accepted are {list(CONSTRAINT_TYPES)}")
-        if not isinstance(self.schema, str):
-            raise ValueError(f"constraint schema must be text, got {type(self.schema).__name__}")
+        parse.text("constraint schema", self.schema)
 
     @property
     def active(self) -> bool:
         return self.enabled
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> ConstraintSpec:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown constraint fields {unknown}: accepted are {sorted(known)}")
-        data["enabled"] = bool(data.get("enabled", False))
-        data["schema"] = data.get("schema") or ""
-        data.setdefault("type", "regex")
-        return cls(**data)
+    def from_dict(cls, data: object) -> ConstraintSpec:
+        """Build from a JSON object (null: no constraint); null fields take their defaults."""
+        data = parse.obj("constraint", data, [f.name for f in fields(cls)])
+        return cls(
+            enabled=parse.boolean("constraint enabled", data.get("enabled"), False),
+            type=parse.choice("constraint type", data.get("type"), CONSTRAINT_TYPES, "regex"),
+            schema=parse.string("constraint schema", data.get("schema")),
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,47 +109,28 @@ class Preset:
     params: DecodingParams = field(default_factory=DecodingParams)
 
 
-def _number(name: str, value: object, accepted: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} {value!r} is not a finite number: accepted is {accepted}")
-    return float(value)
+def check_top_k(top_k: object, vocab_size: int | None = None) -> int:
+    """top_k rows to display: an integer from 1 to the vocabulary size (any size >= 1 when not known yet)."""
+    accepted = f"1 to {vocab_size} (the vocabulary size)" if vocab_size else "an integer >= 1"
+    return parse.integer("top_k", top_k, 1, vocab_size, accepted)
 
 
-def _integer(name: str, value: object, accepted: str) -> int:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} {value!r} is not an integer: accepted is {accepted}")
-    return value
-
-
-def _check_range(name: str, value: object, low: float, high: float, accepted: str) -> None:
-    if not low <= _number(name, value, accepted) <= high:
-        raise ValueError(f"{name} {value!r} is out of range: accepted is {accepted}")
-
-
-def check_top_k(top_k: object, vocab_size: int) -> int:
-    """top_k rows to display: an integer from 1 to the vocabulary size."""
-    accepted = f"1 to {vocab_size} (the vocabulary size)"
-    value = _integer("top_k", top_k, accepted)
-    if not 1 <= value <= vocab_size:
-        raise ValueError(f"top_k {top_k!r} is out of range: accepted is {accepted}")
-    return value
-
-
-def check_token_ids(name: str, ids: object, vocab_size: int) -> tuple[int, ...]:
-    """A list of integer token ids, each in [0, vocab_size)."""
+def check_token_ids(name: str, ids: object, vocab_size: int | None = None) -> tuple[int, ...]:
+    """A list of integer token ids, each in [0, vocab_size) (any id >= 0 when the vocabulary is not known yet)."""
     if not isinstance(ids, list | tuple):
-        raise ValueError(f"{name} {ids!r} must be a list of integer token ids")
-    accepted = f"0 to {vocab_size - 1}"
+        raise ValueError(f"{name} {parse.shown(ids)} must be a list of integer token ids")
+    high = vocab_size - 1 if vocab_size else None
+    accepted = f"0 to {high}" if vocab_size else "an integer >= 0"
     out = []
     for i, raw in enumerate(ids):
         try:
-            value = _integer(f"{name}[{i}]", raw, accepted)
+            value = parse.integer(f"{name}[{i}]", raw)
         except ValueError:
-            raise ValueError(f"{name}[{i}] = {raw!r} is not an integer token id: accepted is {accepted}") from None
-        if not 0 <= value < vocab_size:
-            raise ValueError(f"{name}[{i}] = {raw!r} is outside the vocabulary: accepted is {accepted}")
+            raise ValueError(
+                f"{name}[{i}] = {parse.shown(raw)} is not an integer token id: accepted is {accepted}"
+            ) from None
+        if value < 0 or (high is not None and value > high):
+            raise ValueError(f"{name}[{i}] = {parse.shown(raw)} is outside the vocabulary: accepted is {accepted}")
         out.append(value)
     return tuple(out)
 

@@ -1,109 +1,84 @@
 """JSON in, JSON out: the operations behind the API endpoints and the UI, on the shared model.
 
-Each function validates its request completely before touching anything, so a bad request raises
-ValueError and leaves the caller's state as it was. `POLICY` holds the public-mode limits (which
-models may be loaded, how long a prompt may be) that a server open to strangers applies.
+Each function parses its request strictly (see decoding.request and decoding.fields) and checks it
+against the budgets before any model work, so a malformed or too costly request raises a one-line
+ValueError and leaves the caller's state as it was. `POLICY` holds what this server allows: in public
+mode only allowlisted models, and strict budgets (see decoding.budgets) for every request.
 """
 
 from __future__ import annotations
 
-import os
-import threading
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from runtime import gpu
 
-from .engine import Engine, Request, engine_for
-from .model import EMBEDDED_ALIASES, EMBEDDED_ID, STORE, available_models, default_model_id
+from . import fields
+from .engine import Engine, engine_for
+from .model import STORE
 from .params import check_token_ids
+from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
+from .request import Request
 
-DEFAULT_MAX_PROMPT_CHARS = 4000
-TEXT_FIELDS = ("prompt", "system_prompt", "force_text")  # the free-text fields a stranger could make huge
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """Public mode on or off, the models it allows (the default model always) and the longest prompt."""
-
-    public: bool = False
-    allowlist: tuple[str, ...] = ()
-    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
-
-
-def _canonical(model_id: str) -> str:
-    text = model_id.strip().casefold()
-    return EMBEDDED_ID.casefold() if text in EMBEDDED_ALIASES else text
+STEP_KEYS = ("reset_rng", "force_token_id", "force_text")
+ATTRIBUTION_KEYS = (
+    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", "ig_steps",
+    "last_layer_only",
+)  # fmt: skip
+GRANULARITIES = ("token",)
+DEFAULT_IG_STEPS = 16
+MESSAGE_CHARS = 200  # a library's multi-line dump is cut to one line of about this length
+_SOURCE_ECHO = re.compile(r"^\s*(\d+ \|.*|\^+)\s*$")  # llguidance's "  2 | text" and "     ^" lines
+_DUMP_START = ("<state>", "<grammar>")
 
 
-def _looks_like_path(text: str) -> bool:
-    if text.startswith((".", "/", "~", "\\")) or "\\" in text or text.count("/") > 1 or ":" in text:
-        return True
-    return Path(os.path.expanduser(text)).exists()
+def check_chat(message: str, history: list[dict], max_tokens: int) -> None:
+    """Refuse a chat turn over the chat budgets, before any model work (the chat tab calls it before replying).
+
+    `history` is the conversation before `message`: dicts with a `content` (other keys are the UI's own).
+    """
+    budgets = POLICY.settings.budgets
+    if not fields.text("message", message).strip():
+        raise ValueError("the message is empty: type something to send")
+    budgets.check("max_message_chars", len(message), "message")
+    contents = []
+    for i, turn in enumerate(fields.items("history", history)):
+        if not isinstance(turn, dict) or "content" not in turn:
+            raise ValueError(f"history[{i}] must be an object with a content, got {fields.type_name(turn)}")
+        content = turn["content"]
+        contents.append(fields.text(f"history[{i}].content", content) if isinstance(content, str) else str(content))
+    budgets.check_conversation([*contents, message], "conversation")
+    tokens = fields.integer("max_tokens", max_tokens, 1, accepted="a whole number of reply tokens >= 1")
+    budgets.check("max_reply_tokens", tokens, "max_tokens")
 
 
-class Policy:
-    """What this server lets callers do; off (everything allowed) unless configured public."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # on Hugging Face Spaces be safe even if nobody configures the policy
-        self._settings = PolicySettings(public=bool(os.environ.get("SPACE_ID")))
-
-    @property
-    def settings(self) -> PolicySettings:
-        return self._settings
-
-    def configure(
-        self, public: bool, allowlist: Sequence[str] = (), max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
-    ) -> PolicySettings:
-        """Set the policy; the allowlist always contains the current default model, so read it after the env is set."""
-        if isinstance(max_prompt_chars, bool) or not isinstance(max_prompt_chars, int) or max_prompt_chars < 1:
-            raise ValueError(f"max_prompt_chars {max_prompt_chars!r} must be a whole number of characters >= 1")
-        models: dict[str, str] = {}
-        for model_id in (default_model_id(), *allowlist):
-            if model_id.strip():
-                models.setdefault(_canonical(model_id), model_id.strip())
-        with self._lock:
-            self._settings = PolicySettings(bool(public), tuple(models.values()), max_prompt_chars)
-        return self._settings
-
-    def allowed_models(self) -> list[str]:
-        """The ids a model picker should offer: the allowlist in public mode, else every offline model."""
-        settings = self._settings
-        return list(settings.allowlist or (default_model_id(),)) if settings.public else available_models()
-
-    def check_model(self, model_id: str) -> str:
-        """The id to load. In public mode: only allowlisted ids (in their listed spelling), never a local path."""
-        settings = self._settings
-        if not settings.public:
-            return model_id
-        allowed = settings.allowlist or (default_model_id(),)
-        listed = {_canonical(m): m for m in allowed}
-        if _canonical(model_id) in listed:
-            return listed[_canonical(model_id)]
-        # a path would let strangers probe the server's disk
-        accepted = ", ".join(repr(m) for m in allowed)
-        if _looks_like_path(model_id.strip()):
-            raise ValueError(f"model {model_id.strip()!r} is a local path; this public server only loads {accepted}")
-        raise ValueError(f"model {model_id.strip()!r} is not offered on this public server; choose one of {accepted}")
-
-    def check_request(self, request: object) -> None:
-        """In public mode: every free-text field at most `max_prompt_chars` characters."""
-        settings = self._settings
-        if not settings.public or not isinstance(request, dict):
-            return  # a malformed request is the engine's to reject
-        for name in TEXT_FIELDS:
-            value = request.get(name)
-            if isinstance(value, str) and len(value) > settings.max_prompt_chars:
-                raise ValueError(
-                    f"{name} is {len(value)} characters long; this public server accepts at most "
-                    f"{settings.max_prompt_chars} characters"
-                )
+def _one_line(message: str) -> str:
+    """A library's multi-line message (source echo, carets, internal state dumps) as one short line."""
+    lines = []
+    for line in message.splitlines():
+        if line.strip().startswith(_DUMP_START):
+            break
+        if line.strip() and not _SOURCE_ECHO.match(line):
+            lines.append(" ".join(line.split()))
+    text = "; ".join(lines).replace(":;", ":")
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3].rstrip() + "..."
 
 
-POLICY = Policy()
+def readable_errors(fn):
+    """Every ValueError leaves as one line: grammar compilers answer with multi-line dumps."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            if "\n" not in str(exc):
+                raise
+            raise ValueError(_one_line(str(exc))) from None
+
+    return wrapper
 
 
 def model_status() -> dict:
@@ -117,58 +92,134 @@ def load_model(model_id: str) -> dict:
     return STORE.load(POLICY.check_model(model_id)).as_dict()
 
 
-def _checked(request: dict, force_text: str | None = None) -> tuple[Engine, Request]:
-    """The current model's engine and the validated request, after the public-mode limits."""
-    POLICY.check_request(request if force_text is None else request | {"force_text": force_text})
+def _parsed(request: object, extra_keys: Sequence[str] = ()) -> Request:
+    """The request parsed strictly and within the budgets; no model touched yet."""
+    req = Request.from_dict(request, None, extra_keys)
+    POLICY.check_request(req)
+    return req
+
+
+def _engine(req: Request) -> Engine:
+    """The current model's engine, once the request's token ids are known to fit its vocabulary."""
     engine = engine_for(STORE.get())
-    return engine, engine.request(request)
+    req.check_vocab(engine.loaded.vocab_size)
+    return engine
+
+
+def _forced_text(name: str, value: object) -> str:
+    text = fields.text(name, value)
+    POLICY.settings.budgets.check("max_prompt_chars", len(text), name)
+    return text
+
+
+def _text_tokens(engine: Engine, text: str | None) -> int:
+    """How many tokens a forced text appends (only counted when a context budget applies)."""
+    if not text or POLICY.settings.budgets.max_context_tokens is None:
+        return 0
+    return len(engine.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @gpu
+@readable_errors
 def preview(request: dict) -> dict:
-    engine, req = _checked(request)
+    req = _parsed(request)
+    engine = _engine(req)
+    POLICY.check_context(engine, req)
     return engine.preview(req).as_dict()
 
 
 @gpu
+@readable_errors
 def step(request: dict) -> dict:
-    """One step: choose a token, or append `force_token_id`, or the tokens of `force_text`."""
-    engine, req = _checked(request)
-    force_id = request.get("force_token_id")
-    force_text = request.get("force_text")
+    """One step: choose a token, or append `force_token_id`, or the tokens of `force_text`.
+
+    `reset_rng` is accepted and has nothing to reset: a draw is a pure function of (seed, branch, position).
+    """
+    req = _parsed(request, STEP_KEYS)
+    fields.boolean("reset_rng", request.get("reset_rng"), False)
+    force_id, force_text = request.get("force_token_id"), request.get("force_text")
     if force_id is not None and force_text is not None:
         raise ValueError("give either force_token_id or force_text, not both")
+    if force_id is not None:
+        force_id = fields.integer("force_token_id", force_id, 0, accepted="a token id >= 0 of the model's vocabulary")
+    if force_text is not None:
+        force_text = _forced_text("force_text", force_text)
+    engine = _engine(req)
+    POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
     return engine.step(req, force_token_id=force_id, force_text=force_text).as_dict()
 
 
+@readable_errors
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
-    engine, req = _checked(request)
+    req = _parsed(request)
+    engine = _engine(req)
+    POLICY.check_context(engine, req)
     return engine.render(req).as_dict()
 
 
+@readable_errors
 def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
-    engine, req = _checked(request, text)
+    req = _parsed(request)
+    text = _forced_text("text", text)
+    engine = _engine(req)
+    POLICY.check_context(engine, req, _text_tokens(engine, text))
     return engine.append_text(req, text).as_dict()
 
 
-ATTRIBUTION_FIELDS = ("target_index", "target_token_id", "method", "aggregation", "ig_steps", "last_layer_only")
+@dataclass(frozen=True)
+class AttributionSpec:
+    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model."""
+
+    target_index: int | None
+    target_token_id: int | None
+    method: str
+    aggregation: str
+    ig_steps: int
+    last_layer_only: bool
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AttributionSpec:
+        from attribution import AGGREGATIONS, IG_STEPS_RANGE, METHODS
+
+        index, token_id, steps = data.get("target_index"), data.get("target_token_id"), data.get("ig_steps")
+        if (index is None) == (token_id is None):
+            raise ValueError("give exactly one of target_index (a completion token) or target_token_id (a candidate)")
+        if data.get("contrast_token_id") is not None:
+            raise ValueError("contrast_token_id is not accepted: this server attributes single tokens only; send null")
+        fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token")
+        return cls(
+            target_index=None if index is None else fields.integer("target_index", index, 0),
+            target_token_id=None if token_id is None else fields.integer("target_token_id", token_id, 0),
+            method=fields.choice("method", data.get("method"), METHODS, "saliency"),
+            aggregation=fields.choice("aggregation", data.get("aggregation"), AGGREGATIONS, "l2"),
+            ig_steps=fields.integer("ig_steps", DEFAULT_IG_STEPS if steps is None else steps, *IG_STEPS_RANGE),
+            last_layer_only=fields.boolean("last_layer_only", data.get("last_layer_only"), False),
+        )
+
+    @property
+    def passes(self) -> int:
+        """Forward and backward passes over the context: one, or one per integrated-gradients step."""
+        return self.ig_steps if self.method == "integrated_gradients" else 1
 
 
 @gpu
+@readable_errors
 def attribution(request: dict) -> dict:
     """Which context tokens a completion token (`target_index`) or a candidate (`target_token_id`) depends on."""
     from attribution import attribute
 
-    engine, req = _checked({k: v for k, v in request.items() if k not in ATTRIBUTION_FIELDS})
+    req = _parsed(request, ATTRIBUTION_KEYS)
+    spec = AttributionSpec.from_dict(request)
+    engine = _engine(req)
     loaded = engine.loaded
     prompt, _ = engine.prompt_ids(req)
-    context, target = _attribution_target(request, prompt, req.completion_ids, loaded.vocab_size)
+    context, target = _attribution_target(spec, prompt, req.completion_ids, loaded.vocab_size)
+    POLICY.settings.budgets.check_attribution(len(context), spec.passes)
     result = attribute(
-        loaded, context, target, str(request.get("method") or "saliency"),
-        aggregation=str(request.get("aggregation") or "l2"), ig_steps=request.get("ig_steps") or 16,
-        last_layer_only=bool(request.get("last_layer_only", False)),
+        loaded, context, target, spec.method, aggregation=spec.aggregation, ig_steps=spec.ig_steps,
+        last_layer_only=spec.last_layer_only,
     )  # fmt: skip
     return result.as_dict() | {
         "target": engine.view.pill(target).as_dict(),
@@ -177,12 +228,10 @@ def attribution(request: dict) -> dict:
     }
 
 
-def _attribution_target(request: dict, prompt, completion, vocab_size: int) -> tuple[tuple[int, ...], int]:
-    index, token_id = request.get("target_index"), request.get("target_token_id")
-    if (index is None) == (token_id is None):
-        raise ValueError("give exactly one of target_index (a completion token) or target_token_id (a candidate)")
+def _attribution_target(spec: AttributionSpec, prompt, completion, vocab_size: int) -> tuple[tuple[int, ...], int]:
+    index = spec.target_index
     if index is not None:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(completion):
+        if index >= len(completion):
             raise ValueError(
                 f"target_index {index!r} is out of range: accepted is 0 to {len(completion) - 1}"
                 f" (the completion has {len(completion)} tokens)"
@@ -190,16 +239,38 @@ def _attribution_target(request: dict, prompt, completion, vocab_size: int) -> t
                 else f"target_index {index!r} is out of range: the completion is empty"
             )
         return (*prompt, *completion[:index]), completion[index]
-    (token,) = check_token_ids("target_token_id", [token_id], vocab_size)
+    (token,) = check_token_ids("target_token_id", [spec.target_token_id], vocab_size)
     return (*prompt, *completion), token
 
 
 @gpu
+@readable_errors
 def logit_lens(request: dict, top_k: int = 5) -> dict:
     """The top tokens each layer would predict for the position after prompt + completion."""
     from attribution import logit_lens as lens
 
-    engine, req = _checked(request)
+    req = _parsed(request)
+    top_k = fields.integer("top_k", top_k, 1)
+    POLICY.settings.budgets.check("max_rows", top_k, "top_k")
+    engine = _engine(req)
+    POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
-    rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=int(top_k))
+    rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
     return {"layers": [row.as_dict() for row in rows]}
+
+
+@gpu
+@readable_errors
+def compare(request: dict, other_completion_ids: list[int]) -> dict:
+    """Two branches of the request's prompt, step by step: tokens, entropies, exact KL(current || other) in bits.
+
+    The request's completion_ids are the current branch; `other_completion_ids` the other. The work is one
+    forward pass per branch over its own tokens, within the context budget of the longer branch.
+    """
+    from .compare import compare_branches
+
+    req = _parsed(request)
+    other = check_token_ids("other_completion_ids", other_completion_ids)
+    engine = _engine(req)
+    POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
+    return compare_branches(engine, req, other).as_dict()

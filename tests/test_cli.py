@@ -14,6 +14,7 @@ import torch
 
 import cli
 import runtime
+from decoding import budgets as budgets_mod
 from decoding import model as model_mod
 from decoding import service
 
@@ -76,7 +77,7 @@ def test_every_flag():
     assert options.share and options.public and options.list_models
     assert (options.device_map, options.log_level) == ("auto", "DEBUG")
     assert options.allowlist == ("a/b", "c/d")
-    assert (options.max_prompt_chars, options.queue_size) == (500, 8)
+    assert (options.budgets.max_prompt_chars, options.queue_size) == (500, 8)
 
 
 def test_environment_fallbacks():
@@ -96,7 +97,7 @@ def test_environment_fallbacks():
     assert (options.model, options.device, options.host, options.port) == ("org/fallback", "cpu", "0.0.0.0", 7999)
     assert options.share and options.public
     assert (options.device_map, options.log_level, options.allowlist) == ("auto", "WARNING", ("a/b", "c/d"))
-    assert (options.max_prompt_chars, options.queue_size) == (1000, 4)
+    assert (options.budgets.max_prompt_chars, options.queue_size) == (1000, 4)
     assert cli.parse_args([], env | {"LLM_DEMO_DEFAULT_MODEL": "org/first"}).model == "org/first"
 
 
@@ -178,7 +179,7 @@ def test_apply_sets_the_process_defaults(monkeypatch, policy):
     assert model_mod.pick_device() == torch.device("cpu")
     assert model_mod.device_map_choice() is None
     assert model_mod.STORE.status().model_id == "org/chosen"
-    assert policy.settings == service.PolicySettings(True, ("org/chosen", "a/b"), 4000)
+    assert policy.settings == service.PolicySettings(True, ("org/chosen", "a/b"), budgets_mod.PUBLIC_BUDGETS)
     assert root.level == logging.DEBUG
 
 
@@ -329,18 +330,21 @@ def test_public_mode_refuses_models_outside_the_allowlist(policy, no_model):
 
 
 def test_public_mode_caps_prompt_length(policy, no_model):
-    policy.configure(public=True, max_prompt_chars=100)
-    with pytest.raises(ValueError, match="prompt is 101 characters long; this public server accepts at most 100"):
+    policy.configure(public=True, budgets=budgets_mod.PUBLIC_BUDGETS.with_limits(max_prompt_chars=100))
+    flag = r"\(--max-prompt-chars / NEXTTOKEN_MAX_PROMPT_CHARS\)"
+    with pytest.raises(ValueError, match="prompt is 101 characters; this server allows 100 " + flag):
         service.preview({"prompt": "x" * 101})
-    with pytest.raises(ValueError, match="system_prompt is 200 characters long"):
+    with pytest.raises(ValueError, match="system_prompt is 200 characters"):
         service.step({"prompt": "hi", "system_prompt": "y" * 200})
-    with pytest.raises(ValueError, match="force_text is 150 characters long"):
+    with pytest.raises(ValueError, match="force_text is 150 characters"):
         service.step({"prompt": "hi", "force_text": "z" * 150})
 
 
 def test_policy_settings_are_validated(policy):
-    with pytest.raises(ValueError, match="max_prompt_chars 0 must be a whole number of characters >= 1"):
-        policy.configure(public=True, max_prompt_chars=0)
+    with pytest.raises(ValueError, match="max_prompt_chars 0 is out of range: accepted is a whole number >= 1"):
+        policy.configure(public=True, budgets=budgets_mod.PUBLIC_BUDGETS.with_limits(max_prompt_chars=0))
+    with pytest.raises(ValueError, match="budgets must be a Budgets, got int"):
+        policy.configure(public=True, budgets=100)
 
 
 def test_spaces_start_in_public_mode(monkeypatch):
@@ -351,10 +355,10 @@ def test_spaces_start_in_public_mode(monkeypatch):
 
 
 def test_private_mode_allows_everything(policy, monkeypatch, tiny, tiny_folder):
-    policy.configure(public=False, allowlist=["a/b"], max_prompt_chars=10)
+    policy.configure(public=False, allowlist=["a/b"])
     assert policy.check_model(str(tiny_folder)) == str(tiny_folder)
     assert policy.check_model("someone/anything") == "someone/anything"
-    policy.check_request({"prompt": "x" * 1000})
+    assert policy.settings.budgets == budgets_mod.LOCAL_BUDGETS
     store = model_mod.ModelStore()
     monkeypatch.setattr(service, "STORE", store)
     status = service.load_model(str(tiny_folder))

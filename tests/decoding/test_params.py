@@ -35,21 +35,53 @@ def test_bad_param_names_field_and_range(name, value, accepted):
 
 
 def test_unknown_param_keys_are_named_with_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"unknown params \['top_q'\].*accepted are .*'top_p'"):
+    with pytest.raises(ValueError, match=r"unknown key 'top_q' in params: accepted are .*'top_p'"):
         DecodingParams.from_dict({"top_q": 0.5})
 
 
-@pytest.mark.parametrize("stops", [5, [""], ["ok", 3]])
+@pytest.mark.parametrize("stops", [5, [""], ["ok", 3], "END", [["a"]], ["\ud800"], {"a": 1}])
 def test_bad_stop_sequences_are_refused(stops):
     with pytest.raises(ValueError, match="stop_sequences"):
         DecodingParams.from_dict({"stop_sequences": stops})
 
 
 def test_from_dict_fills_defaults_and_normalises():
-    p = DecodingParams.from_dict({"seed": 7.0, "stop_sequences": "END", "greedy": 1})
+    p = DecodingParams.from_dict({"seed": 7.0, "stop_sequences": ["END"], "greedy": True, "temperature": 1})
     assert p.seed == 7 and isinstance(p.seed, int)
     assert p.stop_sequences == ("END",) and p.greedy
+    assert p.temperature == 1.0 and isinstance(p.temperature, float)
     assert p.top_p == DecodingParams().top_p
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"greedy": "false"}, "greedy 'false' is not a boolean"),
+        ({"greedy": 1}, "greedy 1 is not a boolean"),
+        ({"temperature": True}, "temperature True is not a number"),
+        ({"temperature": "0.5"}, "temperature '0.5' is not a number"),
+        ({"temperature": float("inf")}, "temperature inf is not a finite number"),
+        ({"temperature": 10**400}, "is not a finite number"),
+        ({"seed": True}, "seed True is not an integer"),
+        ({"seed": float("nan")}, "seed nan is not an integer"),
+    ],
+)
+def test_params_need_exact_types(data, words):
+    with pytest.raises(ValueError) as info:
+        DecodingParams.from_dict(data)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("data", [[], "greedy", 3, True])
+def test_params_must_be_an_object(data):
+    with pytest.raises(ValueError, match=r"params must be a JSON object, got (list|string|number|boolean)"):
+        DecodingParams.from_dict(data)
+
+
+def test_null_means_the_default():
+    assert DecodingParams.from_dict(None) == DecodingParams()
+    assert DecodingParams.from_dict({"temperature": None, "seed": None, "stop_sequences": None}) == DecodingParams()
+    assert ConstraintSpec.from_dict(None) == ConstraintSpec()
 
 
 def test_as_dict_roundtrips():
@@ -104,7 +136,17 @@ def test_token_ids_accept_integral_floats():
 def test_constraint_spec_validation():
     with pytest.raises(ValueError, match=r"constraint type 'xml'.*multiple_choice"):
         ConstraintSpec.from_dict({"type": "xml"})
-    with pytest.raises(ValueError, match=r"unknown constraint fields \['grammar'\]"):
+    with pytest.raises(ValueError, match=r"unknown key 'grammar' in constraint: accepted are \['enabled', 'schema'"):
         ConstraintSpec.from_dict({"grammar": "x"})
     spec = ConstraintSpec.from_dict({"enabled": True, "type": "regex", "schema": None})
     assert spec.active and spec.schema == ""
+    for bad, words in [
+        ({"enabled": "false"}, "constraint enabled 'false' is not a boolean"),
+        ({"schema": ["a"]}, "constraint schema must be a string, got list"),
+        ({"schema": "\udfff"}, "constraint schema contains a lone surrogate (U+DFFF)"),
+        ({"type": 3}, "constraint type 3 is not accepted: use one of multiple_choice, regex"),
+        ("regex", "constraint must be a JSON object, got string"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            ConstraintSpec.from_dict(bad)
+        assert words in str(info.value)
