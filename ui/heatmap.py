@@ -1,8 +1,11 @@
-"""The attribution panel: context tokens as a heatmap for one target token.
+"""The attribution panels: context tokens coloured by how much a target token depends on them.
 
-Hovering a completion token or a candidate in the panel asks the server (a `gr.HTML` server
-function) for that target's attribution and colours the context; the Explain button does the same
-through a queued event with progress and cancel, for the slow methods.
+Hovering a completion token or a candidate in the hover panel asks the server (a `gr.HTML` server
+function) for that target's attribution; the Explain button does the same through a queued event with
+progress and cancel, for the slow methods. Both panels colour tokens with `cell_style`, the one colour
+scale of this module, chosen by whether the result's scores are signed: unsigned scores (attention, L2
+norms) in one hue, darker = more; signed scores blue for the target, red against it. The server computes
+the styles for both, so the page's script only applies them and the two panels cannot disagree.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import html
 import json
 import logging
 
+from attribution.methods import AGGREGATION_NAMES
 from decoding import service
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,12 @@ METHOD_CHOICES = [
     ("Integrated gradients (slow)", "integrated_gradients"),
 ]
 HOVER_METHODS = ("attention", "saliency", "input_x_gradient")
+UNSIGNED_RGB = "124, 58, 237"  # violet: magnitude only, no direction
+FOR_RGB = "37, 99, 235"  # blue: raises the target's probability
+AGAINST_RGB = "220, 38, 38"  # red: lowers it
+UNSIGNED_WORDS = "darker violet = more influence (these scores are never negative)"
+SIGNED_WORDS = "blue = pushes towards the target, red = pushes against it; darker = stronger"
+TOKEN_STYLE = "padding:2px 3px;margin:1px;border-radius:4px;display:inline-block;white-space:pre"
 PANEL_CSS = """
 .attr-tokens { font-family: ui-monospace, monospace; line-height: 2; }
 .attr-tokens span, .attr-cands span { padding: 2px 3px; margin: 1px; border-radius: 4px; display: inline-block; }
@@ -31,17 +41,11 @@ PANEL_CSS = """
 """
 PANEL_JS = """
 let latest = 0;
-function paint(root, scores, targetPos) {
-  const spans = root.querySelectorAll('.attr-tokens span');
-  const peak = Math.max(1e-12, ...scores.map(Math.abs));
-  spans.forEach((span, i) => {
+function paint(root, styles, titles, targetPos) {
+  root.querySelectorAll('.attr-tokens span').forEach((span, i) => {
     span.classList.toggle('target', i === targetPos);
-    if (i >= scores.length) { span.style.background = ''; span.style.opacity = i === targetPos ? 1 : 0.35; return; }
-    const a = Math.abs(scores[i]) / peak;
-    const rgb = scores[i] >= 0 ? '37,99,235' : '220,38,38';
-    span.style.background = `rgba(${rgb},${(0.08 + 0.8 * a).toFixed(3)})`;
-    span.style.opacity = 1;
-    span.title = `score ${scores[i].toFixed(4)}`;
+    span.style.cssText = i < styles.length ? styles[i] : (i === targetPos ? '' : 'opacity:0.35');
+    span.title = i < titles.length ? titles[i] : '';
   });
 }
 element.addEventListener('mouseover', async (event) => {
@@ -57,14 +61,62 @@ element.addEventListener('mouseover', async (event) => {
   const out = await server.explain(root.dataset.request, index, cand, root.dataset.method);
   if (call !== latest) return;
   if (!out || out.error) { legend.textContent = out ? out.error : 'attribution failed'; return; }
-  paint(root, out.scores, index === null ? -1 : Number(root.dataset.plen) + index);
-  legend.textContent = out.legend;
+  paint(root, out.styles, out.titles, index === null ? -1 : Number(root.dataset.plen) + index);
+  legend.innerHTML = out.legend_html;
 });
 """
 
 
+def is_signed(result: dict) -> bool:
+    """Whether the scores carry a direction; results name it in `signed`, else their aggregation says it."""
+    if "signed" in result:
+        return bool(result["signed"])
+    return result["method"] != "attention" and result["aggregation"] in ("sum", AGGREGATION_NAMES["sum"])
+
+
+def cell_style(score: float, peak: float, signed: bool) -> str:
+    """Inline CSS of one context token: the hue by sign (signed scores only), the depth by |score| / peak."""
+    depth = min(1.0, abs(score) / peak) if peak > 0 else 0.0
+    rgb = (FOR_RGB if score >= 0 else AGAINST_RGB) if signed else UNSIGNED_RGB
+    ink = "color:#fff;" if depth > 0.55 else ""  # dark text stays readable on the lighter cells only
+    return f"background:rgba({rgb}, {0.08 + 0.8 * depth:.3f});{ink}"
+
+
+def token_styles(result: dict) -> list[str]:
+    """One inline style per context token, scaled so the strongest token is the darkest."""
+    scores, signed = result["normalized"], is_signed(result)
+    peak = max((abs(s) for s in scores), default=0.0)
+    return [cell_style(s, peak, signed) for s in scores]
+
+
+def scale_words(result: dict) -> str:
+    return SIGNED_WORDS if is_signed(result) else UNSIGNED_WORDS
+
+
+def swatches(signed: bool) -> str:
+    """A small key drawn with `cell_style` itself: weak to strong, per hue in use."""
+    ends = (-1.0, -0.5, 0.5, 1.0) if signed else (0.25, 0.5, 1.0)
+    return "".join(f'<span style="{TOKEN_STYLE};{cell_style(s, 1.0, signed)}">&nbsp;&nbsp;</span>' for s in ends)
+
+
+def legend(result: dict) -> str:
+    """What the colours mean: method, aggregation, target, the scale in words, time, IG completeness error."""
+    parts = [f"{result['method'].replace('_', ' ')} for {result['target']['display']!s}: {result['aggregation']}"]
+    parts.append(f"colour: {scale_words(result)}")
+    parts.append(f"{result['elapsed_s']:.2f} s")
+    if result.get("completeness_error") is not None:
+        parts.append(f"completeness error {result['completeness_error']:.3g} (steps {result['steps']})")
+    if result.get("fell_back_to_cpu"):
+        parts.append("computed on the CPU (the device gave no attention weights)")
+    return " · ".join(parts)
+
+
+def legend_html(result: dict) -> str:
+    return f'{swatches(is_signed(result))} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
+
+
 def explain(args: list) -> dict:
-    """Server function behind hovering: normalised scores and a legend line, or a readable error.
+    """Server function behind hovering: one style and title per context token and the legend, or an error.
 
     Gradio passes the page's call arguments as one list: (request JSON, completion index or null,
     candidate id or null, method).
@@ -79,23 +131,8 @@ def explain(args: list) -> dict:
     except Exception as exc:  # a hover must never break the page: report, log, carry on
         log.exception("attribution failed")
         return {"error": f"attribution failed ({type(exc).__name__}): {exc}"}
-    return {"scores": list(result["normalized"]), "legend": legend(result)}
-
-
-def legend(result: dict) -> str:
-    """What the colours mean: method, aggregation, target, time, and the IG completeness error."""
-    parts = [f"{result['method'].replace('_', ' ')} for {result['target']['display']!s}: {result['aggregation']}"]
-    parts.append(
-        "blue = pushes towards the target, red = against"
-        if "sum" in result["aggregation"].lower()
-        else "darker = more influence"
-    )
-    parts.append(f"{result['elapsed_s']:.2f} s")
-    if result.get("completeness_error") is not None:
-        parts.append(f"completeness error {result['completeness_error']:.3g} (steps {result['steps']})")
-    if result.get("fell_back_to_cpu"):
-        parts.append("computed on the CPU (the device gave no attention weights)")
-    return " · ".join(parts)
+    titles = [f"score {s:.4f}" for s in result["normalized"]]
+    return {"styles": token_styles(result), "titles": titles, "legend_html": legend_html(result)}
 
 
 def panel_html(request: dict, result: dict, method: str) -> str:
@@ -120,8 +157,28 @@ def panel_html(request: dict, result: dict, method: str) -> str:
     )
 
 
+def explain_html(result: dict) -> str:
+    """The Explain panel: the context coloured on the hover panel's scale, then the target, under its legend."""
+    cells = [
+        f'<span class="attr-cell" style="{TOKEN_STYLE};{style}" title="score {score:.4f}">{html.escape(token)}</span>'
+        for token, score, style in zip(
+            (t["display"] for t in result["context_tokens"]), result["normalized"], token_styles(result), strict=True
+        )
+    ]
+    target = html.escape(f"→ {result['target']['display']}")
+    cells.append(f'<span class="attr-target" style="{TOKEN_STYLE};outline:2px solid #f97316">{target}</span>')
+    return (
+        f'<div class="attr-explain"><div class="attr-legend">{legend_html(result)}</div>'
+        f'<div style="font-family:ui-monospace,monospace;line-height:2">{"".join(cells)}</div></div>'
+    )
+
+
 def heatmap_spans(result: dict) -> list[tuple[str, float | None]]:
-    """(display, score) pairs for a HighlightedText heatmap, scaled so the strongest token is ±1; target last."""
+    """(display, score) pairs for a HighlightedText heatmap, scaled so the strongest token is ±1; target last.
+
+    HighlightedText paints positive scores red and negative ones violet, against this module's scale:
+    `explain_html` shows the same result with the hover panel's colours.
+    """
     peak = max((abs(s) for s in result["normalized"]), default=0.0) or 1.0
     pairs = [
         (t["display"], round(s / peak, 4)) for t, s in zip(result["context_tokens"], result["normalized"], strict=True)
