@@ -1,0 +1,120 @@
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step and attribution.
+
+`register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
+names). Every failure is a one-line message: the service's own ValueError text, the full-queue notice,
+and also the malformed calls Gradio would otherwise answer itself (an empty `data` list, too many values:
+see `_check_arity`; a body that is not `{"data": [...]}`: see `validation_error`, installed through the
+FastAPI app's keyword arguments at launch). The lane, not Gradio, serialises the model work, so these
+events may run `EVENT_CONCURRENCY` at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from decoding import service
+from decoding.lane import EVENT_CONCURRENCY
+from server import errors
+
+CONCURRENCY_ID = "model"  # shared with the UI's model events: one pool of Gradio workers in front of the lane
+CALL_PREFIX = "/gradio_api/call/"
+
+
+def _answer(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise gr.Error(errors.describe(exc)[1], print_exception=False) from None
+
+
+def api_model_status() -> dict:
+    """Status of the shared model: id, source, device, dtype, state, error, chat template, vocab, context."""
+    return _answer(service.model_status)
+
+
+def api_load_model(model_id: str) -> dict:
+    """Load a model by Hugging Face id or local folder ('embedded': the bundled one); on failure the old one stays."""
+    return _answer(service.load_model, model_id)
+
+
+def api_preview(request: dict) -> dict:
+    """The next-token distribution for prompt + completion_ids under the given params (see README)."""
+    return _answer(service.preview, request)
+
+
+def api_step(request: dict) -> dict:
+    """Append one token (chosen, force_token_id or force_text) and return the new state."""
+    return _answer(service.step, request)
+
+
+def api_attribution(request: dict) -> dict:
+    """Scores of every context token for the token target_token_id at completion position target_index."""
+    return _answer(service.attribution, request)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    fn: Callable
+    accepts: str  # what `data` must hold, for messages
+
+    @property
+    def arity(self) -> int:
+        return 0 if self.name == "model_status" else 1
+
+
+ENDPOINTS = (
+    Endpoint("model_status", api_model_status, "no values"),
+    Endpoint("load_model", api_load_model, "exactly one value, the model id string"),
+    Endpoint("preview", api_preview, "exactly one value, the request object"),
+    Endpoint("step", api_step, "exactly one value, the request object"),
+    Endpoint("attribution", api_attribution, "exactly one value, the request object"),
+)
+_BY_NAME = {e.name: e for e in ENDPOINTS}
+
+
+def register(demo: gr.Blocks) -> None:
+    """Declare the endpoints in `demo` (inside its `with` block) and make wrong-arity calls one-line errors."""
+    gr.api(api_model_status, api_name="model_status")
+    for endpoint in ENDPOINTS[1:]:
+        gr.api(endpoint.fn, api_name=endpoint.name, concurrency_id=CONCURRENCY_ID, concurrency_limit=EVENT_CONCURRENCY)
+    _check_arity(demo)
+
+
+def _usage(endpoint: Endpoint) -> str:
+    return f'{endpoint.name} takes {endpoint.accepts}: POST {CALL_PREFIX}{endpoint.name} with {{"data": [...]}}'
+
+
+def _check_arity(demo: gr.Blocks) -> None:
+    """Refuse a call with the wrong number of values before Gradio's own (message-less) check does."""
+    gradio_check = demo.validate_inputs
+
+    def validate_inputs(block_fn, inputs: list) -> None:
+        endpoint = _BY_NAME.get(str(getattr(block_fn, "api_name", "")).lstrip("/"))
+        if endpoint is not None and block_fn.fn is endpoint.fn and len(inputs) != endpoint.arity:
+            raise gr.Error(f"got {len(inputs)} values; {_usage(endpoint)}", print_exception=False)
+        gradio_check(block_fn, inputs)
+
+    demo.validate_inputs = validate_inputs
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body FastAPI could not parse, as one line naming what the route accepts (status 422 as before)."""
+    path = request.url.path
+    name = path[path.find(CALL_PREFIX) + len(CALL_PREFIX) :].strip("/") if CALL_PREFIX in path else ""
+    if name in _BY_NAME:
+        usage = _usage(_BY_NAME[name])
+        return JSONResponse({"detail": f"the body is not a JSON object with a data list; {usage}"}, 422)
+    problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
+    return JSONResponse({"detail": errors.one_line(f"malformed request to {path}: {problems}")}, 422)
+
+
+def app_kwargs() -> dict:
+    """Keyword arguments for Gradio's FastAPI app (`demo.launch(app_kwargs=...)`)."""
+    return {"exception_handlers": {RequestValidationError: validation_error}}
