@@ -1,4 +1,8 @@
-"""Two branches side by side: tokens per step, the divergence point, entropies and KL divergence."""
+"""Two branches side by side: tokens per step, the divergence point, entropies and KL divergence.
+
+`comparison_html` renders the service's comparison of two branches (exact KL over the full vocabulary,
+computed by the engine); this module only formats it and runs no model.
+"""
 
 from __future__ import annotations
 
@@ -66,3 +70,49 @@ def _token(meta: dict) -> str:
 def _entropy(meta: dict) -> str:
     dist = meta.get("dist") if meta else None
     return f"{abs(dist['entropy_final']):.2f}" if dist else ""
+
+
+COMPARE_NOTE = (
+    "KL(current ‖ other) in bits, summed over the full vocabulary, between the two branches' next-token "
+    "distributions before each step: p_base (the raw model) and p_final (after this view's knobs). "
+    "Entropies are of p_base. Both are 0 while the contexts are the same."
+)
+
+
+def comparison_html(comparison: dict, current_name: str, other_name: str) -> str:
+    """An HTML table of a service comparison, one row per step; the first differing step is marked."""
+    steps, split = comparison["steps"], comparison["divergence_index"]
+    where = "the branches are the same" if split is None else f"they diverge at step <b>{split + 1}</b>"
+    head = (
+        f"<p>Comparing <b>{html.escape(current_name)}</b> (current) with <b>{html.escape(other_name)}</b>. "
+        f"Shared prefix: <b>{comparison['shared_prefix']}</b> token(s); {where}.</p><p>{COMPARE_NOTE}</p>"
+        f"<table><tr><th>step</th><th>{html.escape(current_name)}</th><th>entropy</th>"
+        f"<th>{html.escape(other_name)}</th><th>entropy</th><th>KL p_base</th><th>KL p_final</th></tr>"
+    )
+    rows = "".join(_step_row(step, step["index"] == split) for step in steps)
+    reasons = dict.fromkeys(s["kl_final_reason"] for s in steps if s["kl_final_reason"])
+    notes = "".join(f"<p>— KL p_final: {html.escape(reason)}</p>" for reason in reasons)
+    return head + rows + "</table>" + notes
+
+
+def _step_row(step: dict, diverges: bool) -> str:
+    style = ' class="diverge" style="background:#fef3c7"' if diverges else ""
+    reason = step["kl_final_reason"]
+    final = f'<span title="{html.escape(reason)}">—</span>' if reason else bits(step["kl_final_bits"])
+    return (
+        f"<tr{style}><td>{step['index'] + 1}{' ◀ diverge' if diverges else ''}</td>"
+        f"<td>{_pill(step['token'])}</td><td>{bits(step['entropy_bits'])}</td>"
+        f"<td>{_pill(step['other_token'])}</td><td>{bits(step['other_entropy_bits'])}</td>"
+        f"<td>{bits(step['kl_base_bits'])}</td><td>{final}</td></tr>"
+    )
+
+
+def bits(value: float | None) -> str:
+    """Four significant digits, so a small but real divergence never reads 0; exact 0 is "0"."""
+    if value is None:
+        return ""
+    return "∞" if math.isinf(value) else f"{value:.4g}"
+
+
+def _pill(token: dict | None) -> str:
+    return f"<code>{html.escape(token['display'])}</code>" if token else ""

@@ -1,0 +1,82 @@
+"""The branch comparison table, rendered from a comparison in the service's shape (no model)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from ui import compare
+
+
+def _pill(text: str) -> dict:
+    return {"id": hash(text) % 1000, "text": text, "display": text, "special": False}
+
+
+def _step(index, token, other, kl_base, kl_final, reason=None, entropies=(1.5, 1.25)) -> dict:
+    return {
+        "index": index,
+        "token": _pill(token) if token else None,
+        "other_token": _pill(other) if other else None,
+        "entropy_bits": entropies[0] if token else None,
+        "other_entropy_bits": entropies[1] if other else None,
+        "kl_base_bits": kl_base,
+        "kl_final_bits": kl_final,
+        "kl_final_reason": reason,
+    }
+
+
+COMPARISON = {
+    "divergence_index": 1,
+    "shared_prefix": 1,
+    "steps": [
+        _step(0, "a", "a", 0.0, 0.0),
+        _step(1, "b", "c", 0.0, 0.0),  # same context before step 2: KL 0 even though the tokens differ
+        _step(2, "d", "e", 3.2e-5, None, "infinite: the other branch's p_final is 0 on 3 token(s)"),
+        _step(3, "f", None, None, None, "the other branch ends before this step"),
+    ],
+}
+
+
+def _cells(html: str) -> list[list[str]]:
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html)
+    return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)] for row in rows]
+
+
+def test_one_row_per_step_with_the_divergence_marked():
+    html = compare.comparison_html(COMPARISON, "alt", "main")
+    cells = _cells(html)
+    assert cells[0] == ["step", "alt", "entropy", "main", "entropy", "KL p_base", "KL p_final"]
+    assert [row[0] for row in cells[1:]] == ["1", "2 ◀ diverge", "3", "4"]
+    assert len(re.findall(r'class="diverge"', html)) == 1
+    assert "Shared prefix: <b>1</b> token(s); they diverge at step <b>2</b>" in html
+    assert "Comparing <b>alt</b> (current) with <b>main</b>" in html and "full vocabulary" in html
+
+
+def test_small_kl_keeps_its_digits_and_missing_values_say_why():
+    cells = _cells(compare.comparison_html(COMPARISON, "alt", "main"))
+    kl_base, kl_final = cells[3][5], cells[3][6]
+    assert float(kl_base) == pytest.approx(3.2e-5, rel=1e-3) and kl_base != "0.000"
+    assert kl_final == "—"
+    html = compare.comparison_html(COMPARISON, "alt", "main")
+    assert "infinite: the other branch" in html and "ends before this step" in html
+    assert cells[4][3:6] == ["", "", ""]  # the other branch has no step 4
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-9, 2.5e-4, 0.012345, 1.0, 17.25, math.inf])
+def test_bits_round_trip_to_four_significant_digits(value):
+    text = compare.bits(value)
+    assert float(text.replace("∞", "inf")) == pytest.approx(value, rel=5e-4)
+
+
+def test_identical_branches_have_no_divergence_row():
+    same = {"divergence_index": None, "shared_prefix": 1, "steps": [_step(0, "a", "a", 0.0, 0.0)]}
+    html = compare.comparison_html(same, "main", "copy")
+    assert "diverge" not in _cells(html)[1][0] and "the branches are the same" in html
+
+
+def test_names_and_tokens_are_escaped():
+    steps = [_step(0, "<i>", "x", 0.5, 0.5)]
+    html = compare.comparison_html({"divergence_index": 0, "shared_prefix": 0, "steps": steps}, "<b>", "o")
+    assert "&lt;i&gt;" in html and "&lt;b&gt;" in html and "<i>" not in html
