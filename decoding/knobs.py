@@ -1,7 +1,8 @@
-"""Small pure functions over a 1-D logits tensor: the sampling knobs, one stage each.
+"""Small pure functions over a 1-D logits tensor: the sampling knobs, one stage each, and their ranges.
 
-None of them modifies its input. Where transformers has a processor for a knob the result equals
-it (see tests): repetition penalty, temperature and top-p.
+None of them modifies its input; a knob that is off returns its input as it is. Where transformers has a
+processor for a knob the result equals it (see tests): repetition penalty, temperature, top-p, top-k, min-p,
+typical-p, epsilon and eta cutoffs. A truncation knob returns new logits with the removed tokens at -inf.
 
 Whole-vocabulary sums and zero-fills of CPU tensors go through NumPy, which runs them on one thread:
 torch splits a 49k-element op across its threads, and on a busy two-CPU host each split can wait a
@@ -11,6 +12,7 @@ scheduler tick (about 4 ms) for its partner thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ import torch
 # Enough candidates to reach the nucleus mass in nearly every real distribution; beyond it a
 # full-vocabulary sort (about 5 ms on a 49k vocabulary) is the fallback.
 TOP_P_CANDIDATES = 1024
+NEG_INF = float("-inf")
 
 
 def repetition_penalty(logits: torch.Tensor, context_ids: Sequence[int], penalty: float) -> torch.Tensor:
@@ -56,6 +59,109 @@ def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor
     if valid is None:
         return logits
     return logits.masked_fill(~valid, float("-inf"))
+
+
+def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest logits and every logit tied with the k-th; 0 = off. Ref: TopKLogitsWarper."""
+    if k <= 0:
+        return logits
+    kth = torch.topk(logits, min(k, logits.numel()))[0][..., -1, None]
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def min_p(logits: torch.Tensor, value: float) -> torch.Tensor:
+    """Keep tokens with p >= value * p_max; 0 = off. Ref: MinPLogitsWarper (Nguyen et al. 2024, min-p sampling).
+
+    The most likely token always meets the bar (value <= 1), which is the warper's one token kept.
+    """
+    if value <= 0.0:
+        return logits
+    probs = torch.softmax(logits, dim=-1)
+    return logits.masked_fill(probs < value * probs.amax(dim=-1, keepdim=True), NEG_INF)
+
+
+def typical_p(logits: torch.Tensor, mass: float) -> torch.Tensor:
+    """Locally typical sampling (Meister et al. 2022); 1 = off. Ref: TypicalLogitsWarper.
+
+    Tokens are ranked by |-log p - H| (H the entropy of the distribution); the smallest set in that order
+    whose mass reaches `mass` is kept, every token tied with its last member too, and at least one token.
+    """
+    if mass >= 1.0:
+        return logits
+    normalized = torch.log_softmax(logits, dim=-1)
+    entropy = -(normalized * torch.exp(normalized)).nansum(-1, keepdim=True)  # -inf * 0 is NaN: skipped
+    shifted = torch.abs(-normalized - entropy)
+    ranked, order = torch.sort(shifted, descending=False)
+    cumulative = logits[order].softmax(dim=-1).cumsum(dim=-1)
+    last = min(int((cumulative < mass).sum()), ranked.numel() - 1)
+    drop_ranked = ranked > ranked[last]
+    drop_ranked[:1] = False
+    drop = torch.empty_like(drop_ranked)
+    drop[order] = drop_ranked
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def epsilon_cutoff(logits: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Remove tokens with p < epsilon (Hewitt et al. 2022, truncation sampling); 0 = off. Ref: EpsilonLogitsWarper."""
+    if epsilon <= 0.0:
+        return logits
+    return _cut_below(logits, logits.softmax(dim=-1) < epsilon)
+
+
+def eta_cutoff(logits: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Remove tokens with p < eta = min(epsilon, sqrt(epsilon) * exp(-H)), H the entropy in nats; 0 = off.
+
+    Eta sampling (Hewitt et al. 2022). Ref: EtaLogitsWarper, with epsilon in float32 as it holds it.
+    """
+    if epsilon <= 0.0:
+        return logits
+    probs = logits.softmax(dim=-1)
+    entropy = torch.distributions.Categorical(logits=logits).entropy()
+    eps = torch.tensor(epsilon, device=logits.device)
+    eta = torch.min(eps, torch.sqrt(eps) * torch.exp(-entropy))
+    return _cut_below(logits, probs < eta)
+
+
+def _cut_below(logits: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+    """Remove the `below` tokens except the most likely one (and its ties): the warpers' min_tokens_to_keep=1."""
+    drop = below & (logits < torch.topk(logits, 1)[0][..., -1, None])
+    return logits.masked_fill(drop, NEG_INF)
+
+
+@dataclass(frozen=True)
+class KnobRange:
+    """The accepted values of one numeric knob; `accepted` is how an error message states them."""
+
+    low: float
+    high: float
+    accepted: str
+    integer: bool = False
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, name: str, value: object) -> float | int:
+        """The value as the knob's type (int or float), or a one-line ValueError naming it and the range."""
+        kind = "an integer" if self.integer else "a number"
+        number = isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN is out
+        if not number or (self.integer and not float(value).is_integer()):
+            raise ValueError(f"{name} {value!r} is not {kind}: accepted is {self.accepted}")
+        if (
+            value < self.low
+            or value > self.high
+            or (self.low_open and value == self.low)
+            or (self.high_open and value == self.high)
+        ):
+            raise ValueError(f"{name} {value!r} is out of range: accepted is {self.accepted}")
+        return int(value) if self.integer else float(value)
+
+
+RANGES: dict[str, KnobRange] = {
+    "top_k": KnobRange(0, float("inf"), "an integer >= 0 (0 means off)", integer=True),
+    "min_p": KnobRange(0.0, 1.0, "0 to 1 (0 means off)"),
+    "typical_p": KnobRange(0.0, 1.0, "0 < typical_p <= 1 (1 means off)", low_open=True),
+    "epsilon_cutoff": KnobRange(0.0, 1.0, "0 <= epsilon_cutoff < 1 (0 means off)", high_open=True),
+    "eta_cutoff": KnobRange(0.0, 1.0, "0 <= eta_cutoff < 1 (0 means off)", high_open=True),
+}
 
 
 def nucleus(logits: torch.Tensor, top_p: float, probs: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+    TypicalLogitsWarper,
+)
 
 from decoding import knobs
 
@@ -158,6 +167,11 @@ KNOB_CALLS = {
     "temperature": lambda x: knobs.temperature(x, 0.6),
     "apply_mask": lambda x: knobs.apply_mask(x, torch.arange(x.numel()) % 3 == 0),
     "nucleus": lambda x: knobs.nucleus(x, 0.7),
+    "top_k": lambda x: knobs.top_k(x, 40),
+    "min_p": lambda x: knobs.min_p(x, 0.05),
+    "typical_p": lambda x: knobs.typical_p(x, 0.9),
+    "epsilon_cutoff": lambda x: knobs.epsilon_cutoff(x, 0.001),
+    "eta_cutoff": lambda x: knobs.eta_cutoff(x, 0.001),
 }
 
 
@@ -176,3 +190,159 @@ def test_nucleus_with_precomputed_probs_gives_the_same_set():
         logits = random_logits(seed, 49152, scale=2.0)
         probs = torch.softmax(logits, -1)
         assert torch.equal(knobs.nucleus(logits, 0.9, probs=probs), knobs.nucleus(logits, 0.9))
+
+
+# The truncation knobs against transformers' warpers (min_tokens_to_keep=1), each as (knob, warper, values).
+WARPERS = {
+    "top_k": (knobs.top_k, TopKLogitsWarper, (1, 2, 5, 40, 1000, 100000)),
+    "min_p": (knobs.min_p, MinPLogitsWarper, (0.001, 0.02, 0.05, 0.1, 0.3, 0.9, 1.0)),
+    "typical_p": (knobs.typical_p, TypicalLogitsWarper, (0.05, 0.2, 0.5, 0.9, 0.95, 0.999)),
+    "epsilon_cutoff": (knobs.epsilon_cutoff, EpsilonLogitsWarper, (3e-4, 1e-3, 0.01, 0.1, 0.3, 0.9)),
+    "eta_cutoff": (knobs.eta_cutoff, EtaLogitsWarper, (3e-4, 1e-3, 0.01, 0.1, 0.3, 0.9)),
+}
+OFF = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+
+
+def varied_logits(seed: int, vocab: int, kind: str) -> torch.Tensor:
+    """Plain normal logits, logits with a third masked to -inf (as a constraint does), or heavily tied ones."""
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "ties":
+        return torch.randint(-4, 4, (vocab,), generator=gen).float()
+    logits = torch.randn(vocab, generator=gen) * (1.0 + seed % 4)
+    if kind == "masked":
+        logits[torch.rand(vocab, generator=gen) < 0.33] = float("-inf")
+        logits[seed % vocab] = 0.5  # at least one valid token, as a constraint guarantees
+    return logits
+
+
+def hf_warped(warper, logits: torch.Tensor) -> torch.Tensor:
+    return warper(torch.zeros(1, 1, dtype=torch.long), logits[None].clone())[0]
+
+
+@pytest.mark.parametrize("kind", ["plain", "masked", "ties"])
+@pytest.mark.parametrize("vocab", [1, 2, 7, 50, 1000])
+@pytest.mark.parametrize("name", sorted(WARPERS))
+def test_truncation_knob_matches_transformers_on_small_vocabularies(name, vocab, kind):
+    knob, warper, values = WARPERS[name]
+    for seed in range(8):
+        logits = varied_logits(seed, vocab, kind)
+        for value in values:
+            expected = hf_warped(warper(value), logits)
+            assert torch.equal(knob(logits, value), expected), (seed, value)
+
+
+@pytest.mark.parametrize("kind", ["plain", "masked", "ties"])
+@pytest.mark.parametrize("name", sorted(WARPERS))
+def test_truncation_knob_matches_transformers_on_a_49k_vocabulary(name, kind):
+    knob, warper, values = WARPERS[name]
+    for seed in range(3):
+        logits = varied_logits(seed, 49152, kind)
+        for value in values[seed % 2 :: 2]:  # half the values per seed: a full-vocabulary sort is slow
+            expected = hf_warped(warper(value), logits)
+            assert torch.equal(knob(logits, value), expected), (seed, value)
+
+
+@pytest.mark.parametrize("name", sorted(WARPERS))
+def test_truncation_knob_off_returns_its_input(name):
+    logits = varied_logits(0, 100, "masked")
+    assert WARPERS[name][0](logits, OFF[name]) is logits
+
+
+@pytest.mark.parametrize(("name", "value"), [("min_p", 1.0), ("epsilon_cutoff", 0.9), ("eta_cutoff", 0.9)])
+def test_cutoff_that_would_remove_everything_keeps_the_most_likely_tokens(name, value):
+    """min_tokens_to_keep=1: a flat distribution has every p below 0.9, yet the top token (and its ties) stay."""
+    logits = torch.tensor([1.0, 3.0, 3.0, 2.0, float("-inf")])
+    kept = torch.isfinite(WARPERS[name][0](logits, value))
+    assert kept.tolist() == [False, True, True, False, False]
+
+
+def test_top_k_keeps_ties_with_the_kth_logit():
+    logits = torch.tensor([5.0, 4.0, 4.0, 4.0, 1.0])
+    assert torch.isfinite(knobs.top_k(logits, 2)).tolist() == [True, True, True, True, False]
+
+
+def test_typical_p_keeps_tokens_closest_to_the_entropy_first():
+    """One token holds 97%: its surprise (0.03 nats) is closest to the entropy, so typical-p 0.5 keeps it alone."""
+    logits = torch.log(torch.tensor([0.97, 0.01, 0.01, 0.01]))
+    assert torch.isfinite(knobs.typical_p(logits, 0.5)).tolist() == [True, False, False, False]
+
+
+def probs_of_survivors(out: torch.Tensor) -> list[float]:
+    """The renormalised probability of each surviving token, in id order (what llama.cpp's dist sampler shows)."""
+    return torch.softmax(out, -1)[torch.isfinite(out)].tolist()
+
+
+# llama.cpp's tests/test-sampling.cpp cases for the same definitions (inputs are probabilities; logits = log p).
+# Its expected lists are in llama.cpp's sorted order; here they are per surviving token id, ascending.
+LLAMA_CPP_CASES = [
+    ("top_k", 1, [1.0]),
+    ("top_k", 3, [0.22222, 0.33333, 0.44444]),
+    ("top_k", 4, [0.1, 0.2, 0.3, 0.4]),
+    ("top_k", 0, [0.1, 0.2, 0.3, 0.4]),
+    ("min_p", 0.00, [0.1, 0.2, 0.3, 0.4]),
+    ("min_p", 0.24, [0.1, 0.2, 0.3, 0.4]),
+    ("min_p", 0.26, [0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9]),
+    ("min_p", 0.49, [0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9]),
+    ("min_p", 0.51, [0.3 / 0.7, 0.4 / 0.7]),
+    ("min_p", 0.74, [0.3 / 0.7, 0.4 / 0.7]),
+    ("min_p", 0.76, [1.0]),
+    ("min_p", 1.00, [1.0]),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), LLAMA_CPP_CASES)
+def test_top_k_and_min_p_agree_with_llama_cpp_test_cases(name, value, expected):
+    """Mirrors test_top_k and test_min_p of llama.cpp's test-sampling.cpp (min_p 1.05 is outside the range here)."""
+    logits = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    out = getattr(knobs, name)(logits, value)
+    assert probs_of_survivors(out) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("probs", "expected"), [([0.97, 0.01, 0.01, 0.01], [0.97]), ([0.4, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2])]
+)
+def test_typical_p_agrees_with_llama_cpp_test_cases(probs, expected):
+    """Mirrors test_typical of llama.cpp's test-sampling.cpp (p = 0.5; its expected values are not renormalised)."""
+    logits = torch.log(torch.tensor(probs))
+    kept = torch.isfinite(knobs.typical_p(logits, 0.5))
+    assert torch.tensor(probs)[kept].tolist() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("top_k", 40, 40),
+        ("top_k", 0, 0),
+        ("top_k", 7.0, 7),
+        ("min_p", 0, 0.0),
+        ("min_p", 1, 1.0),
+        ("typical_p", 1, 1.0),
+        ("epsilon_cutoff", 0.0, 0.0),
+        ("eta_cutoff", 0.5, 0.5),
+    ],
+)
+def test_ranges_accept_values_and_return_the_knob_type(name, value, expected):
+    checked = knobs.RANGES[name].check(name, value)
+    assert checked == expected and type(checked) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("top_k", -1, "an integer >= 0 (0 means off)"),
+        ("top_k", 2.5, "an integer >= 0 (0 means off)"),
+        ("top_k", True, "an integer >= 0 (0 means off)"),
+        ("min_p", 1.5, "0 to 1 (0 means off)"),
+        ("min_p", float("nan"), "0 to 1 (0 means off)"),
+        ("min_p", "0.1", "0 to 1 (0 means off)"),
+        ("typical_p", 0.0, "0 < typical_p <= 1 (1 means off)"),
+        ("epsilon_cutoff", 1.0, "0 <= epsilon_cutoff < 1 (0 means off)"),
+        ("eta_cutoff", -0.1, "0 <= eta_cutoff < 1 (0 means off)"),
+    ],
+)
+def test_ranges_refuse_values_with_a_one_line_message(name, value, accepted):
+    with pytest.raises(ValueError) as err:
+        knobs.RANGES[name].check(name, value)
+    message = str(err.value)
+    assert message.startswith(f"{name} {value!r} ") and message.endswith(f"accepted is {accepted}")
+    assert "\n" not in message
