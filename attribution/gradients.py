@@ -8,28 +8,31 @@ weight gradients are ever computed, and the output head runs for the last positi
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, Saliency
+from captum.attr import InputXGradient, Saliency
 
 from attribution.guard import borrowed
+from decoding.lane import Progress
 from decoding.model import LoadedModel
 
-IG_METHOD = "gausslegendre"
-# Path points per forward/backward batch of integrated gradients. Batching pays on a CPU while the
-# context is short (16 steps at 64 tokens: 4.2-5.1 s in batches of 8, 7.3 s one by one) and little beyond
-# 256 tokens, while the activations kept for backward grow with the batch (about 1 MB per token for
-# SmolLM2-135M in float32), so batches stop at 8 points or 1024 tokens.
+# Path points per forward/backward batch of integrated gradients; each batch is one slice of the model
+# lane, so other requests run between batches. Batching pays on a CPU while the context is short (16
+# steps at 64 tokens: 4.2-5.1 s in batches of 8, 7.3 s one by one) and little beyond 256 tokens, and a
+# slice should hold the model about a second at most: so batches stop at 8 points or 256 tokens of path
+# (one point per slice from 128 context tokens on; a single point cannot be split further).
 IG_MAX_BATCH = 8
-IG_TOKEN_BUDGET = 1024
+IG_TOKEN_BUDGET = 256
 # Fraction of each embedding the integrated-gradients path starts from (see `ig_baseline`).
 IG_BASELINE_SCALE = 0.2
 IG_BASELINE = (
     f"every embedding scaled to {IG_BASELINE_SCALE:g} of itself, except position 0 (the attention sink) which is "
     "kept whole and so gets no attribution; straight path, Gauss-Legendre quadrature"
 )
+IG_DESC = "integrated gradients"
 
 
 @dataclass(frozen=True)
@@ -117,20 +120,46 @@ def input_x_gradient(loaded: LoadedModel, context_ids: Sequence[int], target_id:
     return _run(loaded, context_ids, target_id, lambda f, x: (InputXGradient(f).attribute(x), None))
 
 
-def integrated_gradients(
+def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(alphas, weights) of the Gauss-Legendre rule on [0, 1], as Captum's "gausslegendre" method uses them."""
+    points, weights = np.polynomial.legendre.leggauss(steps)
+    return torch.tensor(0.5 * (points + 1)), torch.tensor(0.5 * weights)
+
+
+def _path_gradients(f: TargetLogProb, inputs, baseline, alphas, weights) -> torch.Tensor:
+    """sum_i w_i * grad f(baseline + alpha_i (inputs - baseline)) over one batch of path points, [1, L, D]."""
+    alphas = alphas.to(inputs.dtype).view(-1, 1, 1)
+    points = (baseline + alphas * (inputs - baseline)).detach().requires_grad_()
+    with torch.enable_grad():
+        (grads,) = torch.autograd.grad(f(points).sum(), points)
+    return (grads * weights.to(grads.dtype).view(-1, 1, 1)).sum(0, keepdim=True).detach()
+
+
+def integrated_gradients_slices(
     loaded: LoadedModel, context_ids: Sequence[int], target_id: int, steps: int
-) -> GradientAttribution:
-    """Integrated gradients from `ig_baseline`; the error is |sum of attributions - (f(x) - f(baseline))|."""
+) -> Iterator[Progress | GradientAttribution]:
+    """Integrated gradients from `ig_baseline`, one batch of path points per `next()`: Progress, then the result.
 
-    def compute(f: TargetLogProb, inputs: torch.Tensor) -> tuple[torch.Tensor, float]:
-        attributions, delta = IntegratedGradients(f).attribute(
-            inputs,
-            baselines=ig_baseline(inputs),
-            n_steps=steps,
-            method=IG_METHOD,
-            internal_batch_size=ig_batch_size(inputs.shape[1], steps),
-            return_convergence_delta=True,
-        )
-        return attributions, abs(float(delta.reshape(-1)[0]))
-
-    return _run(loaded, context_ids, target_id, compute)
+    Each `next()` borrows the model for its own batch only, so the caller may give the model lane away
+    between slices (`LANE.sliced`). The sum over batches equals Captum's IntegratedGradients with the same
+    steps; the error is |sum of attributions - (f(x) - f(baseline))|.
+    """
+    alphas, weights = gauss_legendre(steps)
+    batch = ig_batch_size(len(context_ids), steps)
+    total = None
+    for start in range(0, steps, batch):
+        with borrowed(loaded.model) as model:
+            inputs = _embed(model, context_ids)
+            f = TargetLogProb(model, target_id, inputs)
+            part = _path_gradients(
+                f, inputs, ig_baseline(inputs), alphas[start : start + batch], weights[start : start + batch]
+            )
+        total = part if total is None else total + part
+        yield Progress(min(start + batch, steps), steps + 1, IG_DESC)
+    with borrowed(loaded.model) as model, torch.no_grad():
+        inputs = _embed(model, context_ids)
+        f = TargetLogProb(model, target_id, inputs)
+        attributions = total * (inputs - ig_baseline(inputs))
+        ends = f(torch.cat([inputs, ig_baseline(inputs)]))
+    error = abs(float(attributions.sum()) - float(ends[0] - ends[1]))
+    yield GradientAttribution(attributions[0].float().cpu(), float(ends[0]), error)

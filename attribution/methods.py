@@ -12,12 +12,13 @@ import operator
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from attribution import attention, gradients
+from decoding.lane import Progress
 from decoding.model import LoadedModel
 
 METHODS = ("attention", "saliency", "input_x_gradient", "integrated_gradients")
@@ -43,6 +44,7 @@ class AttributionResult:
     target_id: int
     target_logprob: float
     elapsed_s: float
+    signed: bool = False  # scores can be negative (signed sum of gradients), else magnitudes or attention shares
     fell_back_to_cpu: bool = False
     completeness_error: float | None = None
     steps: int | None = None
@@ -145,28 +147,32 @@ def _attention(loaded: LoadedModel, context_ids: Sequence[int], target_id: int, 
     }
 
 
-def _gradient(
-    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, method: str, aggregation: str, steps: int
-) -> dict:
+def _gradient_slices(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, method: str, steps: int
+) -> Iterator[Progress | gradients.GradientAttribution]:
     if method == "saliency":
-        out = gradients.saliency(loaded, context_ids, target_id)
+        yield gradients.saliency(loaded, context_ids, target_id)
     elif method == "input_x_gradient":
-        out = gradients.input_x_gradient(loaded, context_ids, target_id)
+        yield gradients.input_x_gradient(loaded, context_ids, target_id)
     else:
-        out = gradients.integrated_gradients(loaded, context_ids, target_id, steps)
+        yield from gradients.integrated_gradients_slices(loaded, context_ids, target_id, steps)
+
+
+def _gradient(out: gradients.GradientAttribution, method: str, aggregation: str, steps: int) -> dict:
     scores = reduce_embedding(out.attributions, aggregation)
     result = {
         "scores": scores,
         "normalized": normalise(scores, aggregation),
         "aggregation": AGGREGATION_NAMES[aggregation],
         "target_logprob": out.target_logprob,
+        "signed": aggregation == "sum",
     }
     if method == "integrated_gradients":
         result |= {"completeness_error": out.completeness_error, "steps": steps, "baseline": gradients.IG_BASELINE}
     return result
 
 
-def compute(
+def compute_slices(
     loaded: LoadedModel,
     context_ids: Sequence[int],
     target_id: int,
@@ -174,17 +180,23 @@ def compute(
     aggregation: str,
     ig_steps: int,
     last_layer_only: bool,
-) -> AttributionResult:
-    """Run one method with no caching (validated input expected)."""
+) -> Iterator[Progress | AttributionResult]:
+    """Run one method with no caching (validated input expected): Progress after each slice, then the result.
+
+    Each `next()` is one slice of model work that leaves the model as it found it (see `LANE.sliced`).
+    """
     start = time.perf_counter()
     if method == "attention":
         parts = _attention(loaded, context_ids, target_id, last_layer_only)
     else:
-        parts = _gradient(loaded, context_ids, target_id, method, aggregation, ig_steps)
+        for out in _gradient_slices(loaded, context_ids, target_id, method, ig_steps):
+            if isinstance(out, Progress):
+                yield out
+        parts = _gradient(out, method, aggregation, ig_steps)
     scores, normalized = parts.pop("scores"), parts.pop("normalized")
     if not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{method} produced non-finite scores for this context (numerical overflow)")
-    return AttributionResult(
+    yield AttributionResult(
         method=method,
         scores=_floats(scores),
         normalized=_floats(normalized),
@@ -208,7 +220,7 @@ def clear_cache() -> None:
     attention.forget_cpu_copy()
 
 
-def attribute(
+def attribute_slices(
     loaded: LoadedModel,
     context_ids: Sequence[int],
     target_id: int,
@@ -218,14 +230,11 @@ def attribute(
     ig_steps: int = 16,
     last_layer_only: bool = False,
     use_cache: bool = True,
-) -> AttributionResult:
-    """Attribute log p(target_id | context_ids) to each context token with `method`.
+) -> Iterator[Progress | AttributionResult]:
+    """`attribute` one slice per `next()`: Progress after each slice of model work, the result last.
 
-    f is log p(target_id | context_ids) at the last position. `aggregation` reduces the embedding dimension
-    of gradient methods; attention averages heads and layers instead (`last_layer_only`: the last layer),
-    and `ig_steps` is used by integrated gradients only. Raises ValueError for an empty context, ids
-    outside the vocabulary, an unknown method or aggregation, or `ig_steps` outside 2..256.
-    `use_cache=False` recomputes (benchmarks) and does not store the result.
+    Validation happens on the first `next()` (ValueError). Run it through `LANE.sliced(...)` so other
+    requests use the model between slices; closing the generator stops the work.
     """
     context_ids = [token if (i := _as_int(token)) is None else i for token in context_ids]
     validate(loaded, context_ids, target_id, method, aggregation, ig_steps)
@@ -235,11 +244,28 @@ def attribute(
         with _cache_lock:
             if key in _cache:
                 _cache.move_to_end(key)
-                return _cache[key]
-    result = compute(loaded, context_ids, target_id, method, aggregation, ig_steps, last_layer_only)
+                yield _cache[key]
+                return
+    for item in compute_slices(loaded, context_ids, target_id, method, aggregation, ig_steps, last_layer_only):
+        yield item
     if use_cache:
         with _cache_lock:
-            _cache[key] = result
+            _cache[key] = item
             while len(_cache) > CACHE_ENTRIES:
                 _cache.popitem(last=False)
+
+
+def attribute(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, method: str, **options
+) -> AttributionResult:
+    """Attribute log p(target_id | context_ids) to each context token with `method`, in one go.
+
+    f is log p(target_id | context_ids) at the last position. Options (keywords of `attribute_slices`):
+    `aggregation` reduces the embedding dimension of gradient methods ("l2" or "sum"); attention averages
+    heads and layers instead (`last_layer_only`: the last layer), and `ig_steps` is used by integrated
+    gradients only. Raises ValueError for an empty context, ids outside the vocabulary, an unknown method
+    or aggregation, or `ig_steps` outside 2..256. `use_cache=False` recomputes and does not store the result.
+    """
+    for item in attribute_slices(loaded, context_ids, target_id, method, **options):
+        result = item
     return result

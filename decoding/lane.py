@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,6 +27,19 @@ T = TypeVar("T")
 EVENT_CONCURRENCY = 8  # UI events that may run at once; the lane, not Gradio, serialises the model work
 DEFAULT_MAX_WAITING = 64
 CANCEL_POLL_S = 0.1  # how often a cancellable waiter looks at its token
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What sliced work reports after a slice: `done` of `total` units, and what it is doing."""
+
+    done: int
+    total: int
+    desc: str
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total > 0 else 1.0
 
 
 class Cancelled(Exception):

@@ -1,0 +1,101 @@
+"""Attribution in slices: integrated gradients batch by batch equals Captum's, progress, closing, `signed`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import IntegratedGradients
+
+from attribution import attribute, attribute_slices, clear_cache
+from attribution import gradients as gradients_mod
+from decoding.lane import Progress
+
+TEXT = "The quick brown fox jumps over the lazy dog because it"
+TARGET = 42
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture(scope="module")
+def ids(tokenizer) -> list[int]:
+    return tokenizer(TEXT)["input_ids"]
+
+
+def captum_ig(loaded, ids, steps: int) -> tuple[torch.Tensor, float]:
+    """Captum's IntegratedGradients in one call over the same function, baseline and quadrature."""
+    model = loaded.model
+    inputs = gradients_mod._embed(model, ids)
+    f = gradients_mod.TargetLogProb(model, TARGET, inputs)
+    attributions, delta = IntegratedGradients(f).attribute(
+        inputs,
+        baselines=gradients_mod.ig_baseline(inputs),
+        n_steps=steps,
+        method="gausslegendre",
+        return_convergence_delta=True,
+    )
+    return attributions[0].detach(), abs(float(delta.reshape(-1)[0]))
+
+
+@pytest.mark.parametrize(("budget", "steps"), [(1, 5), (3 * 13, 7), (1024, 16)])
+def test_integrated_gradients_in_slices_equal_captum(tiny, ids, monkeypatch, budget, steps):
+    monkeypatch.setattr(gradients_mod, "IG_TOKEN_BUDGET", budget)
+    items = list(gradients_mod.integrated_gradients_slices(tiny, ids, TARGET, steps))
+    expected, delta = captum_ig(tiny, ids, steps)
+    result = items[-1]
+    torch.testing.assert_close(result.attributions, expected, atol=1e-5, rtol=1e-5)
+    assert result.completeness_error == pytest.approx(delta, abs=1e-5)
+    batch = gradients_mod.ig_batch_size(len(ids), steps)
+    progress = items[:-1]
+    assert len(progress) == -(-steps // batch)
+    assert all(isinstance(p, Progress) for p in progress)
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] < 1.0
+
+
+def test_attribute_slices_yield_progress_then_the_result(tiny, ids, monkeypatch):
+    monkeypatch.setattr(gradients_mod, "IG_TOKEN_BUDGET", 1)
+    items = list(attribute_slices(tiny, ids, TARGET, "integrated_gradients", ig_steps=4))
+    assert [type(i).__name__ for i in items] == ["Progress"] * 4 + ["AttributionResult"]
+    assert items[-1] == attribute(tiny, ids, TARGET, "integrated_gradients", ig_steps=4)  # now from the cache
+
+
+def test_closing_the_slices_stops_the_work(tiny, ids, monkeypatch):
+    monkeypatch.setattr(gradients_mod, "IG_TOKEN_BUDGET", 1)
+    calls = []
+    real = gradients_mod._path_gradients
+    monkeypatch.setattr(gradients_mod, "_path_gradients", lambda *a: calls.append(1) or real(*a))
+    stream = attribute_slices(tiny, ids, TARGET, "integrated_gradients", ig_steps=8)
+    next(stream), next(stream)
+    stream.close()
+    assert len(calls) == 2
+    assert not torch.is_grad_enabled() or not any(p.requires_grad for p in tiny.model.parameters())
+
+
+def test_validation_happens_on_the_first_next(tiny, ids):
+    stream = attribute_slices(tiny, ids, TARGET, "lime")
+    with pytest.raises(ValueError, match="unknown attribution method 'lime'"):
+        next(stream)
+
+
+@pytest.mark.parametrize(
+    ("method", "aggregation", "signed"),
+    [
+        ("saliency", "sum", True),
+        ("input_x_gradient", "sum", True),
+        ("integrated_gradients", "sum", True),
+        ("saliency", "l2", False),
+        ("integrated_gradients", "l2", False),
+        ("attention", "sum", False),
+        ("attention", "l2", False),
+    ],
+)
+def test_signed_says_whether_scores_can_be_negative(tiny, ids, method, aggregation, signed):
+    result = attribute(tiny, ids, TARGET, method, aggregation=aggregation, ig_steps=4)
+    assert result.signed is signed and result.as_dict()["signed"] is signed
+    if not signed:
+        assert min(result.scores) >= 0.0
