@@ -197,16 +197,11 @@ def _id_list(value: object) -> tuple[str, ...]:
 
 
 def apply(options: Options) -> None:
-    """Make the options the process defaults: env read by decoding.model, logging, the public-mode policy."""
-    if options.model:
-        # checked first by default_model_id(), so it beats a NEXTTOKEN_MODEL set in the shell
-        os.environ["LLM_DEMO_DEFAULT_MODEL"] = options.model
-    os.environ["NEXTTOKEN_DEVICE"] = options.device
-    # "none" rather than unset: a --device-map none flag must beat NEXTTOKEN_DEVICE_MAP=auto
-    os.environ["NEXTTOKEN_DEVICE_MAP"] = options.device_map or "none"
+    """Make the options the process defaults: the model store's settings, logging, the public-mode policy."""
+    # options already hold the environment's values where no flag was given
+    model_mod.STORE.configure(model_mod.StoreSettings(options.model, options.device, options.device_map))
     logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(options.log_level)
-    model_mod.STORE.refresh_default()
     settings = service.POLICY.configure(options.public, options.allowlist, options.budgets)
     if settings.public:
         log.info(

@@ -19,6 +19,7 @@ import torch
 from attribution.guard import attention_implementation, borrowed
 from decoding.cache import PREFIX_CACHE, common_prefix
 from decoding.model import LoadedModel
+from decoding.model.memo import drop, per_model
 
 PREFIX_CACHE_ENTRIES = 2
 
@@ -117,26 +118,28 @@ def _eager_last_row(
     return weights, out.logits[0, -1].float().log_softmax(-1).cpu()
 
 
-_cpu_copy: dict[int, torch.nn.Module] = {}
+CPU_COPY = "attention CPU copy"  # its name in the per-model memo: one copy at most, as big as the model
 
 
 def forget_cpu_copy() -> None:
-    _cpu_copy.clear()
+    drop(CPU_COPY)
 
 
 def cpu_copy(loaded: LoadedModel) -> torch.nn.Module:
-    """A float32 CPU copy of the model, made tensor by tensor so the device never holds two copies."""
-    if loaded.key not in _cpu_copy:
-        memo = {}
-        for tensor in (*loaded.model.parameters(), *loaded.model.buffers()):
-            moved = tensor.detach().to("cpu")
-            moved = moved.float() if moved.is_floating_point() else moved
-            memo[id(tensor)] = (
-                torch.nn.Parameter(moved, requires_grad=False) if isinstance(tensor, torch.nn.Parameter) else moved
-            )
-        _cpu_copy.clear()  # one copy at most: it is as big as the model
-        _cpu_copy[loaded.key] = copy.deepcopy(loaded.model, memo).eval()
-    return _cpu_copy[loaded.key]
+    """A float32 CPU copy of the model, made once per model (see `_copy_to_cpu`)."""
+    return per_model(loaded, CPU_COPY, _copy_to_cpu)
+
+
+def _copy_to_cpu(loaded: LoadedModel) -> torch.nn.Module:
+    """Made tensor by tensor, so the device never holds two copies."""
+    copies = {}
+    for tensor in (*loaded.model.parameters(), *loaded.model.buffers()):
+        moved = tensor.detach().to("cpu")
+        moved = moved.float() if moved.is_floating_point() else moved
+        copies[id(tensor)] = (
+            torch.nn.Parameter(moved, requires_grad=False) if isinstance(tensor, torch.nn.Parameter) else moved
+        )
+    return copy.deepcopy(loaded.model, copies).eval()
 
 
 def attention_row(loaded: LoadedModel, context_ids: Sequence[int], last_layer_only: bool) -> AttentionRow:

@@ -10,7 +10,9 @@ model changes. All work happens under the model lock, so concurrent sessions are
 from __future__ import annotations
 
 import copy
+import itertools
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,8 +21,10 @@ import torch
 from transformers import DynamicCache
 
 from .model import MODEL_LOCK, LoadedModel
+from .model.memo import per_model
 
 DEFAULT_MAX_MB = 512
+_cache_names = (f"prefix cache {n}" for n in itertools.count(1))  # each cache's name in the per-model memo
 
 
 @dataclass
@@ -55,7 +59,8 @@ class PrefixCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, tuple[int, ...]], tuple[object, int]] = OrderedDict()
         self._bytes = 0
-        self._model_key: int | None = None
+        self._model_key: int | None = None  # whose keys and values the entries are
+        self._memo_name = next(_cache_names)
         self.stats = CacheStats()
 
     @property
@@ -73,15 +78,20 @@ class PrefixCache:
         if not 1 <= last_n <= len(ids):
             raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
         with MODEL_LOCK:
-            if self._model_key != loaded.key:
-                self.clear()
-                self._model_key = loaded.key
+            # The memo tells when the model changed (and empties this cache as soon as the store switches).
+            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
             if last_n == 1:
                 hit = self._get(("logits", ids))
                 if hit is not None:
                     self.stats.logits_hits += 1
                     return hit.unsqueeze(0)
             return self._run(loaded, ids, last_n)
+
+    def _start_model(self, loaded: LoadedModel) -> weakref.ref:
+        """The first request for a model: the previous model's entries go, the new model owns the cache."""
+        self.clear()
+        self._model_key = loaded.key
+        return weakref.ref(self)  # weak: the memo must not keep a discarded cache alive
 
     def copy_prefix(self, model_key: int, ids: Sequence[int]) -> tuple[DynamicCache | None, int]:
         """A private copy of the KV of the longest cached prefix of `ids` (cropped to it), and its length.
@@ -157,6 +167,13 @@ class PrefixCache:
         while self._bytes > self.max_bytes and self._entries:
             _, (_, size) = self._entries.popitem(last=False)
             self._bytes -= size
+
+
+def _forget_model(cache_ref: weakref.ref) -> None:
+    """Run by the memo when the model changes: the old model's keys and values are freed at once."""
+    cache = cache_ref()
+    if cache is not None:
+        cache.clear()
 
 
 PREFIX_CACHE = PrefixCache()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from jinja2 import TemplateError
 from . import distribution as dist_mod
 from .cache import PREFIX_CACHE, PrefixCache
 from .model import LoadedModel
+from .model.memo import per_model
 from .params import check_token_ids
 from .request import Message, Request
 from .tokens import TokenView
@@ -91,7 +93,9 @@ class Engine:
         self.view = TokenView(loaded.tokenizer)
         self.eos_ids = _eos_ids(loaded)
         self.context_length = loaded.context_length  # read from the config once, not several times a step
-        self._prompt_ids = lru_cache(maxsize=64)(self._encode_prompt)
+        # Over a weak proxy, not the bound method: self -> cache -> method -> self would be a reference cycle,
+        # and a cycle keeps the engine and its model alive after a switch until a full garbage collection.
+        self._prompt_ids = lru_cache(maxsize=64)(partial(Engine._encode_prompt, weakref.proxy(self)))
         self._analyses: OrderedDict[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = OrderedDict()
         self._analyses_lock = threading.Lock()
 
@@ -314,13 +318,6 @@ def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
     return frozenset(ids)
 
 
-_ENGINES: dict[int, Engine] = {}
-
-
 def engine_for(loaded: LoadedModel) -> Engine:
-    """The engine of the current model; an engine for an older model is dropped."""
-    engine = _ENGINES.get(loaded.key)
-    if engine is None:
-        _ENGINES.clear()
-        engine = _ENGINES[loaded.key] = Engine(loaded)
-    return engine
+    """The engine of the current model, kept in the per-model memo (dropped when another model is loaded)."""
+    return per_model(loaded, "engine", Engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import types
 import urllib.request
@@ -163,11 +164,19 @@ def test_bad_values_name_the_value_and_what_is_accepted(capsys, argv, env, expec
     assert expected in parse_error(capsys, argv, env)
 
 
+def use_store(monkeypatch, settings: model_mod.StoreSettings) -> model_mod.ModelStore:
+    """A fresh shared store for one test (the package's STORE and the one its functions read)."""
+    store = model_mod.ModelStore(settings)
+    monkeypatch.setattr(model_mod, "STORE", store)
+    monkeypatch.setattr(model_mod.store, "STORE", store)
+    return store
+
+
 def test_apply_sets_the_process_defaults(monkeypatch, policy):
     for name in ("NEXTTOKEN_DEVICE", "NEXTTOKEN_DEVICE_MAP", "LLM_DEMO_DEFAULT_MODEL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NEXTTOKEN_MODEL", "org/from-shell")
-    monkeypatch.setattr(model_mod, "STORE", model_mod.ModelStore())
+    store = use_store(monkeypatch, model_mod.StoreSettings.from_env())
     root = logging.getLogger()
     monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setattr(root, "handlers", list(root.handlers))  # basicConfig may add one
@@ -175,10 +184,11 @@ def test_apply_sets_the_process_defaults(monkeypatch, policy):
         ["--model", "org/chosen", "--device", "cpu", "--public", "--allow-models", "a/b", "--log-level", "debug"], {}
     )
     cli.apply(options)
-    assert model_mod.default_model_id() == "org/chosen"
-    assert model_mod.pick_device() == torch.device("cpu")
-    assert model_mod.device_map_choice() is None
-    assert model_mod.STORE.status().model_id == "org/chosen"
+    assert store.settings == model_mod.StoreSettings(model="org/chosen", device="cpu", device_map=None)
+    assert model_mod.default_model_id() == "org/chosen" and store.status().model_id == "org/chosen"
+    # typed settings, not the environment: the shell's variables are as they were
+    assert [os.environ.get(name) for name in MODEL_ENV] == [None, "org/from-shell"]
+    assert "NEXTTOKEN_DEVICE" not in os.environ and "NEXTTOKEN_DEVICE_MAP" not in os.environ
     assert policy.settings == service.PolicySettings(True, ("org/chosen", "a/b"), budgets_mod.PUBLIC_BUDGETS)
     assert root.level == logging.DEBUG
 
@@ -202,7 +212,7 @@ def _hub_repo(hub: Path, repo_id: str, files: dict[str, Path | str], kind: str =
 
 def test_available_models_lists_what_loads_offline(tmp_path, monkeypatch, tiny_folder):
     cache, hub = tmp_path / "cache", tmp_path / "hub"
-    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(cache))
+    use_store(monkeypatch, model_mod.StoreSettings(cache_dir=cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     converted = cache / "models" / "my-model"
     shutil.copytree(tiny_folder, converted)
@@ -222,7 +232,7 @@ def test_available_models_lists_what_loads_offline(tmp_path, monkeypatch, tiny_f
 
 
 def test_available_models_without_any_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path / "nothing"))
+    use_store(monkeypatch, model_mod.StoreSettings(cache_dir=tmp_path / "nothing"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub"))
     assert model_mod.available_models() == ([model_mod.EMBEDDED_ID] if model_mod.embedded_gguf() else [])
 
@@ -389,9 +399,7 @@ def test_device_map_auto_loads_a_local_folder(monkeypatch, tiny_folder, tiny):
     assert loaded.device == torch.device("cpu")
     ids = torch.tensor([[1, 2, 3, 4]])
     torch.testing.assert_close(loaded.model(ids).logits, tiny.model(ids).logits)
-    monkeypatch.setenv("NEXTTOKEN_DEVICE_MAP", "auto")
-    model_mod.load_model(str(tiny_folder), device="cpu")
-    monkeypatch.setenv("NEXTTOKEN_DEVICE_MAP", "none")
+    model_mod.ModelStore(model_mod.StoreSettings(device="cpu", device_map="auto")).load(str(tiny_folder))
     plain = model_mod.load_model(str(tiny_folder), device="cpu")
     assert seen == ["auto", "auto", None] and plain.placement == "cpu"
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from decoding import model as model_mod
-from decoding.model import ModelStore, load_model, pick_device, resolve
+from decoding.model import ModelStore, StoreSettings, load_model, pick_device, resolve
+from decoding.model import loading as loading_mod
+from decoding.model.settings import default_cache_dir
 
 HUB_FAILURE = r"could not reach the Hugging Face Hub|not a model on the Hugging Face Hub"
 
@@ -64,7 +68,7 @@ def test_unknown_hub_id_fails_with_clear_message():
 
 @pytest.mark.timeout(120)
 def test_unreachable_hub_is_reported_as_such(monkeypatch):
-    monkeypatch.setattr(model_mod, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(loading_mod, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ValueError, match=r"could not reach the Hugging Face Hub.*not in the local"):
         load_model("nobody-here-xyz/no-such-model-123", device="cpu")
 
@@ -103,12 +107,10 @@ def test_pick_device_rejects_unknown_names(device):
         pick_device(device)
 
 
-def test_pick_device_cpu_and_auto(monkeypatch):
-    monkeypatch.delenv("NEXTTOKEN_DEVICE", raising=False)
+def test_pick_device_cpu_and_auto():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device(None).type in {"cpu", "cuda", "mps"}
-    monkeypatch.setenv("NEXTTOKEN_DEVICE", "cpu")
-    assert pick_device() == torch.device("cpu")
+    assert pick_device(" CPU ") == torch.device("cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -117,20 +119,115 @@ def test_pick_device_cuda_without_cuda():
         pick_device("cuda")
 
 
-def test_default_model_id_env_override(monkeypatch):
-    monkeypatch.setenv("LLM_DEMO_DEFAULT_MODEL", " org/some-model ")
-    assert model_mod.default_model_id() == "org/some-model"
-    monkeypatch.delenv("LLM_DEMO_DEFAULT_MODEL")
-    monkeypatch.delenv("NEXTTOKEN_MODEL", raising=False)
-    assert model_mod.default_model_id() == model_mod.EMBEDDED_ID
+def test_settings_from_env():
+    env = {
+        "NEXTTOKEN_MODEL": "org/second",
+        "LLM_DEMO_DEFAULT_MODEL": " org/some-model ",
+        "NEXTTOKEN_DEVICE": "CPU",
+        "NEXTTOKEN_DEVICE_MAP": "none",
+        "NEXTTOKEN_CACHE_DIR": "/tmp/models-here",
+    }
+    assert StoreSettings.from_env(env) == StoreSettings("org/some-model", "cpu", None, Path("/tmp/models-here"))
+    assert (
+        StoreSettings.from_env({"NEXTTOKEN_MODEL": "org/second", "NEXTTOKEN_DEVICE_MAP": "Auto"}).device_map == "auto"
+    )
+    bare = StoreSettings.from_env({"XDG_CACHE_HOME": "/somewhere"})
+    assert (bare.model, bare.device, bare.device_map) == (None, "auto", None)
+    assert bare.cache_dir == default_cache_dir({"XDG_CACHE_HOME": "/somewhere"}) == Path("/somewhere/nexttoken")
 
 
-def test_cache_dir_env_override(monkeypatch, tmp_path):
-    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path))
-    assert model_mod.cache_dir() == tmp_path
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("device", "tpu", "device 'tpu' is not one of auto, cpu"),
+        ("device_map", "everywhere", "device_map 'everywhere'"),
+    ],
+)
+def test_settings_refuse_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        StoreSettings(**{field: value})
+
+
+def test_default_model_comes_from_the_store_settings():
+    assert ModelStore(StoreSettings(model=" org/some-model ")).default_model_id() == "org/some-model"
+    assert ModelStore(StoreSettings()).default_model_id() == model_mod.EMBEDDED_ID
+    store = ModelStore(StoreSettings())
+    store.configure(StoreSettings(model="org/other"))
+    assert store.status().model_id == "org/other" and store.status().state == "loading"
+
+
+def test_store_reads_the_environment_once(monkeypatch):
+    monkeypatch.setenv("LLM_DEMO_DEFAULT_MODEL", "org/from-env")
+    store = ModelStore()
+    assert store.default_model_id() == "org/from-env"
+    monkeypatch.setenv("LLM_DEMO_DEFAULT_MODEL", "org/changed-later")
+    assert store.default_model_id() == "org/from-env"
+
+
+def test_store_loads_with_its_settings(tiny_folder, monkeypatch):
+    seen = []
+    real = loading_mod.load_model
+
+    def spy(model_id, device, device_map, cache_dir):
+        seen.append((device, device_map, cache_dir))
+        return real(model_id, device, device_map, cache_dir)
+
+    monkeypatch.setattr(model_mod.store, "load_model", spy)
+    store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder))
+    store.load(str(tiny_folder))
+    store.load(str(tiny_folder), device="cpu", device_map="none")
+    assert seen == [("cpu", "auto", tiny_folder), ("cpu", "none", tiny_folder)]
 
 
 def test_embedded_model_status(embedded):
     status = embedded.status()
     assert status.model_id == model_mod.EMBEDDED_ID and status.source == "embedded"
     assert status.has_chat_template and status.vocab_size == 49152 and status.dtype == "float32"
+
+
+def test_overlong_id_fails_with_one_line_and_keeps_the_model(tiny):
+    store = ModelStore(StoreSettings(device="cpu"))
+    store.use(tiny)
+    with pytest.raises(ValueError, match="is not a usable folder name"):
+        store.load("a" * 300)
+    status = store.status()
+    assert store.get() is tiny and (status.state, status.model_id) == ("ready", tiny.model_id)
+    assert "not a usable folder name" in status.error and "\n" not in status.error and len(status.error) <= 200
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("CUDA error: an illegal memory access\nstack trace line"),
+        OSError(28, "No space left"),
+        KeyError("x"),
+    ],
+)
+def test_any_exception_during_load_restores_the_previous_status(tiny, monkeypatch, error):
+    def broken(*args):
+        raise error
+
+    monkeypatch.setattr(model_mod.store, "load_model", broken)
+    store = ModelStore(StoreSettings(device="cpu"))
+    with pytest.raises(ValueError, match="could not load 'org/model'"):
+        store.load("org/model")
+    assert (store.status().state, store.status().model_id) == ("error", "org/model")
+    store.use(tiny)
+    with pytest.raises(ValueError, match="could not load 'org/model'") as raised:
+        store.load("org/model")
+    assert raised.value.__cause__ is error
+    status = store.status()
+    assert store.get() is tiny and (status.state, status.model_id) == ("ready", tiny.model_id)
+    assert status.error == str(raised.value) and "\n" not in status.error
+
+
+def test_interrupted_load_does_not_stay_loading(tiny, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_mod.store, "load_model", interrupted)
+    store = ModelStore(StoreSettings(device="cpu"))
+    store.use(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        store.load("org/model")
+    assert store.status().state == "ready" and store.status().error == "could not load 'org/model': KeyboardInterrupt"

@@ -1,0 +1,93 @@
+"""Loading a causal LM and its tokenizer from a resolved id, with one readable line for every failure."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from .devices import device_map_choice, dtype_for, pick_device
+from .discovery import resolve, shown
+from .embedded import EMBEDDED_ID
+from .loaded import LoadedModel
+
+_generation = itertools.count(1)
+
+
+def load_model(
+    model_id: str, device: str | None = None, device_map: str | None = None, cache_dir: Path | None = None
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer; raises ValueError with a readable reason on failure.
+
+    `device`: auto (None), cpu, cuda, cuda:N or mps. With a `device_map` strategy accelerate spreads the layers
+    over the GPUs, then CPU memory, then disk, so a model larger than one device still loads; `device` then only
+    sets the dtype. `cache_dir` holds the converted embedded model (None: the default cache folder).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    strategy = device_map_choice(device_map)
+    target, source = resolve(model_id, cache_dir)
+    dev = pick_device(device)
+    offline = source != "hub" or _in_local_hub_cache(target) or not _hub_reachable()
+    options = {"trust_remote_code": False, "local_files_only": offline}
+    placement = {"device_map": strategy} if strategy else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target, **options)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype_for(dev), **placement, **options)
+    except Exception as exc:  # every failure becomes a readable reason
+        if source == "hub" and offline and not _in_local_hub_cache(target):
+            raise ValueError(
+                f"could not reach the Hugging Face Hub to download {shown(model_id.strip())}, and it is not in the "
+                "local Hugging Face cache (no network?)"
+            ) from exc
+        raise ValueError(describe_load_error(model_id, exc)) from exc
+    if strategy:
+        # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
+        dev = model.get_input_embeddings().weight.device
+        model.eval()
+    else:
+        model.to(dev).eval()
+    model.requires_grad_(False)
+    name = EMBEDDED_ID if source == "embedded" else model_id.strip()
+    return LoadedModel(model, tokenizer, name, source, dev, next(_generation))
+
+
+def describe_load_error(model_id: str, exc: BaseException) -> str:
+    """One line saying why `model_id` did not load, whatever was raised."""
+    name = shown(str(model_id or "").strip())
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in low:
+        return f"not enough memory to load {name}"
+    if "gated" in low or "401" in low or "403" in low:
+        return f"{name} is gated or private on the Hugging Face Hub: accept its licence and log in"
+    if "unrecognized configuration class" in low or "automodelforcausallm" in low:
+        return f"{name} is not a causal language model (AutoModelForCausalLM cannot load it)"
+    if "is not a local folder and is not a valid model identifier" in low or "404" in low:
+        return f"{name} is not a model on the Hugging Face Hub nor a local folder"
+    if "connect" in low or "offline" in low or "resolve" in low or "network" in low:
+        return f"could not reach the Hugging Face Hub to download {name} (no network?)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"could not load {name}: {first[:200]}"
+
+
+def _in_local_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick connection probe, so an offline machine fails in seconds instead of minutes of retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
