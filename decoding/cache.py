@@ -4,7 +4,8 @@ The model is a pure function of the token ids, so attention keys/values and fina
 by token-id prefix. A request reuses the longest cached prefix and runs only the new tokens:
 stepping extends an entry in place, rewinding and branching copy the shared part and crop it. The
 cache is an LRU bounded in bytes (env NEXTTOKEN_KV_CACHE_MB, default 512) and is emptied when the
-model changes. All work happens under the model lock, so concurrent sessions are safe.
+model changes. Model work runs under the model lane (decoding.lane); a long prefill runs in chunks of
+`PREFILL_CHUNK` tokens and lets waiting requests go between chunks. A small lock guards the entries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,10 +22,13 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .model import MODEL_LOCK, LoadedModel
+from .lane import LANE
+from .model import LoadedModel
 from .model.memo import per_model
 
 DEFAULT_MAX_MB = 512
+# Tokens per forward pass of a prefill: ~0.5-1 s on a 2-core CPU for SmolLM2-135M, so a step waits at most that
+PREFILL_CHUNK = 256
 _cache_names = (f"prefix cache {n}" for n in itertools.count(1))  # each cache's name in the per-model memo
 
 
@@ -59,6 +64,7 @@ class PrefixCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, tuple[int, ...]], tuple[object, int]] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.RLock()  # the entries only: model work runs under the lane, not this lock
         self._model_key: int | None = None  # whose keys and values the entries are
         self._memo_name = next(_cache_names)
         self.stats = CacheStats()
@@ -68,7 +74,7 @@ class PrefixCache:
         return self._bytes
 
     def clear(self) -> None:
-        with MODEL_LOCK:
+        with self._lock:
             self._entries.clear()
             self._bytes = 0
 
@@ -77,11 +83,12 @@ class PrefixCache:
         ids = tuple(int(i) for i in ids)
         if not 1 <= last_n <= len(ids):
             raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
-        with MODEL_LOCK:
+        with LANE.hold():
             # The memo tells when the model changed (and empties this cache as soon as the store switches).
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
             if last_n == 1:
-                hit = self._get(("logits", ids))
+                with self._lock:
+                    hit = self._get(("logits", ids))
                 if hit is not None:
                     self.stats.logits_hits += 1
                     return hit.unsqueeze(0)
@@ -99,7 +106,7 @@ class PrefixCache:
         For callers that extend a cache themselves (attention attribution): the shared entry stays as it is.
         """
         ids = tuple(int(i) for i in ids)
-        with MODEL_LOCK:
+        with self._lock:
             if self._model_key != model_key:
                 return None, 0
             best_key, best_len = None, 0
@@ -113,18 +120,41 @@ class PrefixCache:
         return kv, best_len
 
     def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
-        start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
-        new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)
-        with torch.no_grad():
-            out = loaded.model(input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=last_n)
-        self.stats.forward_calls += 1
+        with self._lock:
+            start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
+        out = self._prefill(loaded, kv, ids, start, last_n)
         self.stats.tokens_run += len(ids) - start
         logits = out.logits[0, -last_n:].float().cpu()
-        self._put(("kv", ids), out.past_key_values, _kv_bytes(out.past_key_values))
-        for j in range(last_n):
-            prefix = ids[: len(ids) - last_n + 1 + j]
-            self._put(("logits", prefix), logits[j], logits[j].numel() * 4)
+        with self._lock:
+            if self._model_key != loaded.key:  # the model changed while the prefill let others go first
+                return logits
+            self._put(("kv", ids), out.past_key_values, _kv_bytes(out.past_key_values))
+            for j in range(last_n):
+                prefix = ids[: len(ids) - last_n + 1 + j]
+                self._put(("logits", prefix), logits[j], logits[j].numel() * 4)
         return logits
+
+    def _prefill(self, loaded: LoadedModel, kv: DynamicCache, ids: tuple[int, ...], start: int, last_n: int):
+        """Run ids[start:] into `kv` in chunks of PREFILL_CHUNK tokens, pausing the lane between chunks.
+
+        The last chunk keeps the last `last_n` logits, so it is at least that long. The chunks' logits
+        equal one pass's: each chunk attends to the keys and values of all tokens before it.
+        """
+        bounds = list(range(start, len(ids), PREFILL_CHUNK))
+        while len(bounds) > 1 and len(ids) - bounds[-1] < last_n:
+            bounds.pop()
+        for i, begin in enumerate(bounds):
+            if i:
+                LANE.pause()  # our KV is private until stored: others may use the model meanwhile
+            end = bounds[i + 1] if i + 1 < len(bounds) else len(ids)
+            new = torch.tensor([ids[begin:end]], dtype=torch.long, device=loaded.device)
+            with torch.no_grad():
+                out = loaded.model(
+                    input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=last_n if end == len(ids) else 1
+                )
+            self.stats.forward_calls += 1
+            kv = out.past_key_values
+        return out
 
     def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int):
         """The cached KV of the longest prefix of ids no longer than `limit`, owned by the caller now.
