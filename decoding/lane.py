@@ -14,15 +14,17 @@ Prefetch-style background work uses `try_hold()`, which takes the lane only when
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable)
 
 EVENT_CONCURRENCY = 8  # UI events that may run at once; the lane, not Gradio, serialises the model work
 DEFAULT_MAX_WAITING = 64
@@ -118,6 +120,17 @@ class Lane:
             yield
         finally:
             self._release()
+
+    def held(self, fn: F) -> F:
+        """Decorator: the whole call runs under `hold()` (put it above `@gpu`, so the lane is held outside
+        a ZeroGPU worker process)."""
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.hold():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
 
     @contextmanager
     def try_hold(self) -> Iterator[bool]:

@@ -197,3 +197,15 @@ def test_hold_is_reentrant_and_try_hold_yields_to_others():
         assert result == [False]
     assert not lane.busy
     assert EVENT_CONCURRENCY > 1
+
+
+def test_held_runs_the_call_under_the_lane():
+    lane = Lane()
+
+    @lane.held
+    def work(x):
+        """Doc."""
+        return lane.held_by_me(), x
+
+    assert work(3) == (True, 3) and work.__doc__ == "Doc."
+    assert not lane.busy
