@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from . import fields, service
 from .engine import engine_for
+from .lane import LANE
 from .model import STORE
 from .params import DecodingParams
 from .request import Message, Request, parse_messages
@@ -31,7 +32,7 @@ def stream_reply(
     service.POLICY.settings.budgets.check("max_context_tokens", len(prompt) + max_tokens, "conversation + reply")
     engine.check_context(prompt, ())
     ids: list[int] = []
-    for token in engine.generate(req, prompt, max_tokens):
+    for token in LANE.sliced(engine.generate(req, prompt, max_tokens)):  # others use the model between tokens
         if token in engine.eos_ids:
             break
         ids.append(token)
