@@ -24,6 +24,8 @@ CUT_COLOR = "#ef4444"
 GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
 GRID_COLOR = "#e5e7eb"
 FONT = {"family": "ui-monospace, DejaVu Sans Mono, monospace"}
+# Notes beside the bars keep one size: Plotly would otherwise shrink them to the thickness of a bar.
+BAR_TEXT = {"textposition": "outside", "cliponaxis": False, "constraintext": "none", "textfont": {"size": 11}}
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def distribution_figure(
     `chosen` marks the token that was picked, when showing the distribution of an earlier step.
     """
     if not dist:
-        layout = _layout(0) | {"annotations": [_note(empty or "No distribution: the completion is finished.")]}
+        layout = _layout(0, 0) | {"annotations": [_note(empty or "No distribution: the completion is finished.")]}
         return _figure([], layout)
     rows = shown_rows(dist, chosen)
     y = list(range(len(rows)))
@@ -141,9 +143,9 @@ def distribution_figure(
         traces.append(_bars(y, before, "p_final before the change", GHOST_COLOR, labels, "ghost"))
         traces[-1]["marker"]["line"] = {"color": FINAL_COLOR, "width": 1}
     final = _bars(y, [r.token["p_final"] for r in rows], "p_final (after all stages)", FINAL_COLOR, labels, "final")
-    final |= {"text": [_final_text(r) for r in rows], "textposition": "outside", "cliponaxis": False}
+    final |= {"text": [_final_text(r) for r in rows], **BAR_TEXT}
     traces += [final, *_cut_traces(rows, y, labels), *_mark_keys(rows)]
-    layout = _layout(len(rows))
+    layout = _layout(len(rows), len(traces))
     layout["yaxis"] |= {"tickvals": y, "ticktext": labels}
     return _figure(traces, layout)
 
@@ -178,8 +180,7 @@ def _cut_traces(rows: tuple[ShownRow, ...], y: list[int], labels: list[str]) -> 
         trace = _bars(y, cut, mark.legend, CUT_COLOR, labels, "final")
         trace |= {
             "text": [f"{mark.symbol} {mark.note}" if p is not None else "" for p in cut],
-            "textposition": "outside",
-            "cliponaxis": False,
+            **BAR_TEXT,
             "hovertemplate": f"%{{customdata}}<br>{mark.note}; before it %{{x:.4f}}<extra></extra>",
         }
         traces.append(trace)
@@ -191,7 +192,7 @@ def _mark_keys(rows: tuple[ShownRow, ...]) -> list[dict]:
     present = dict.fromkeys(mark for row in rows for mark in row.marks if mark.symbol != CUT_SYMBOL)
     return [
         {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": mark.legend,
-         "marker": {"opacity": 0}, "hoverinfo": "skip"}
+         "marker": {"color": "rgba(0, 0, 0, 0)"}, "hoverinfo": "skip"}
         for mark in present
     ]  # fmt: skip
 
@@ -201,14 +202,16 @@ def _figure(traces: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 
-def _layout(n_rows: int) -> dict:
+def _layout(n_rows: int, n_legend: int) -> dict:
+    """Bars of a fixed thickness; the legend, one line per entry, sits in a bottom margin sized for it."""
+    bottom = 40 + 21 * n_legend  # the x tick labels, then the legend lines
     return {
         "barmode": "group",
-        "height": max(280, 110 + 34 * n_rows),
-        "margin": {"l": 10, "r": 120, "t": 20, "b": 20},
+        "height": 20 + max(200, 34 * n_rows) + bottom,
+        "margin": {"l": 10, "r": 120, "t": 20, "b": bottom},
         "xaxis": {"range": [0, 1.08], "tickformat": ".0%", "gridcolor": GRID_COLOR, "zeroline": False},
         "yaxis": {"autorange": "reversed", "tickfont": FONT, "automargin": True},
-        "legend": {"orientation": "h", "y": -0.06, "x": 0, "yanchor": "top"},
+        "legend": {"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
         "bargap": 0.25,
         "plot_bgcolor": "white",
         "paper_bgcolor": "white",
