@@ -84,7 +84,7 @@ def typical_p(logits: torch.Tensor, mass: float) -> torch.Tensor:
     """Locally typical sampling (Meister et al. 2022); 1 = off. Ref: TypicalLogitsWarper.
 
     Tokens are ranked by |-log p - H| (H the entropy of the distribution); the smallest set in that order
-    whose mass reaches `mass` is kept, every token tied with its last member too, and at least one token.
+    whose mass reaches `mass` is kept, with every token tied with its last member.
     """
     if mass >= 1.0:
         return logits
@@ -94,8 +94,7 @@ def typical_p(logits: torch.Tensor, mass: float) -> torch.Tensor:
     ranked, order = torch.sort(shifted, descending=False)
     cumulative = logits[order].softmax(dim=-1).cumsum(dim=-1)
     last = min(int((cumulative < mass).sum()), ranked.numel() - 1)
-    drop_ranked = ranked > ranked[last]
-    drop_ranked[:1] = False
+    drop_ranked = ranked > ranked[last]  # never the first ranked: the warper's one token kept
     drop = torch.empty_like(drop_ranked)
     drop[order] = drop_ranked
     return logits.masked_fill(drop, NEG_INF)
