@@ -3,9 +3,9 @@
 Hovering a completion token or a candidate in the hover panel asks the server (a `gr.HTML` server
 function) for that target's attribution; the Explain button does the same through a queued event with
 progress and cancel, for the slow methods. Both panels colour tokens with `cell_style`, the one colour
-scale of this module, chosen by whether the result's scores are signed: unsigned scores (attention, L2
-norms) in one hue, darker = more; signed scores blue for the target, red against it. The server computes
-the styles for both, so the page's script only applies them and the two panels cannot disagree.
+scale of this module, chosen by the result's `signed`: unsigned scores (attention, L2 norms) in one
+hue, darker = more; signed scores blue for the target, red against it. The server computes the styles
+for both panels, so the page's script only applies them and the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import html
 import json
 import logging
 
-from attribution.methods import AGGREGATION_NAMES
 from decoding import service
 
 log = logging.getLogger(__name__)
@@ -67,13 +66,6 @@ element.addEventListener('mouseover', async (event) => {
 """
 
 
-def is_signed(result: dict) -> bool:
-    """Whether the scores carry a direction; results name it in `signed`, else their aggregation says it."""
-    if "signed" in result:
-        return bool(result["signed"])
-    return result["method"] != "attention" and result["aggregation"] in ("sum", AGGREGATION_NAMES["sum"])
-
-
 def cell_style(score: float, peak: float, signed: bool) -> str:
     """Inline CSS of one context token: the hue by sign (signed scores only), the depth by |score| / peak."""
     depth = min(1.0, abs(score) / peak) if peak > 0 else 0.0
@@ -84,13 +76,13 @@ def cell_style(score: float, peak: float, signed: bool) -> str:
 
 def token_styles(result: dict) -> list[str]:
     """One inline style per context token, scaled so the strongest token is the darkest."""
-    scores, signed = result["normalized"], is_signed(result)
+    scores, signed = result["normalized"], result["signed"]
     peak = max((abs(s) for s in scores), default=0.0)
     return [cell_style(s, peak, signed) for s in scores]
 
 
 def scale_words(result: dict) -> str:
-    return SIGNED_WORDS if is_signed(result) else UNSIGNED_WORDS
+    return SIGNED_WORDS if result["signed"] else UNSIGNED_WORDS
 
 
 def swatches(signed: bool) -> str:
@@ -112,7 +104,7 @@ def legend(result: dict) -> str:
 
 
 def legend_html(result: dict) -> str:
-    return f'{swatches(is_signed(result))} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
+    return f'{swatches(result["signed"])} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
 
 
 def explain(args: list) -> dict:

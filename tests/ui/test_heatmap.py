@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from attribution.methods import AGGREGATION_NAMES
 from ui import heatmap
 
 RGBA = re.compile(r"background:rgba\((\d+), (\d+), (\d+), ([\d.]+)\)")
@@ -15,7 +14,7 @@ BLUE, RED, VIOLET = (37, 99, 235), (220, 38, 38), (124, 58, 237)
 
 
 def _result(normalized: list[float], method="saliency", aggregation="l2", **extra) -> dict:
-    names = {"l2": "L2 norm over the embedding dimension", "sum": AGGREGATION_NAMES["sum"]}
+    names = {"l2": "L2 norm over the embedding dimension", "sum": "signed sum over the embedding dimension"}
     return {
         "method": method,
         "aggregation": names.get(aggregation, aggregation),
@@ -32,18 +31,10 @@ def _colours(styles: list[str]) -> list[tuple[tuple[int, int, int], float]]:
     return [((int(r), int(g), int(b)), float(a)) for r, g, b, a in parsed]
 
 
-@pytest.mark.parametrize(
-    ("result", "signed"),
-    [
-        (_result([0.5], signed=True), True),
-        (_result([0.5], aggregation="sum", signed=False), False),  # the field wins over the aggregation
-        (_result([0.5], aggregation="sum"), True),
-        (_result([0.5], aggregation="l2"), False),
-        (_result([0.5], method="attention", aggregation="attention of the last position, signed sum"), False),
-    ],
-)
-def test_signed_comes_from_the_result(result, signed):
-    assert heatmap.is_signed(result) is signed
+def test_the_signed_field_chooses_the_scale_whatever_the_aggregation_says():
+    described_as_sum = _result([0.5, -0.5], aggregation="sum", signed=False)
+    assert {rgb for rgb, _ in _colours(heatmap.token_styles(described_as_sum))} == {VIOLET}
+    assert heatmap.UNSIGNED_WORDS in heatmap.legend(described_as_sum)
 
 
 def test_unsigned_scores_are_one_hue_darker_for_more():
@@ -113,3 +104,18 @@ def test_panel_marks_completion_tokens_hoverable_and_embeds_the_request():
     html = heatmap.panel_html({"prompt": "a"}, preview, "integrated_gradients")
     assert 'data-ci="0"' in html and 'data-cand="7"' in html and 'data-hover=""' in html
     assert "&quot;prompt&quot;" in html
+
+
+@pytest.mark.parametrize(
+    ("method", "aggregation", "hues"),
+    [("attention", "l2", {VIOLET}), ("saliency", "l2", {VIOLET}), ("input_x_gradient", "sum", {BLUE, RED})],
+)
+def test_real_results_are_painted_by_their_kind(tiny, method, aggregation, hues):
+    from attribution import attribute
+
+    ids = [1, 504, 2671, 314, 260, 3209, 30, 1004, 288, 7428]
+    result = attribute(tiny, ids, 281, method, aggregation=aggregation, use_cache=False).as_dict()
+    colours = _colours(heatmap.token_styles(result))
+    assert {rgb for rgb, _ in colours} == hues
+    negative = [rgb for (rgb, _), score in zip(colours, result["normalized"], strict=True) if score < 0]
+    assert set(negative) <= ({RED} if result["signed"] else {VIOLET})
