@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from runtime import gpu
+from runtime import gpu, spaces
 
 from . import fields
 from .engine import Engine, engine_for
+from .lane import LANE, Progress
 from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
@@ -85,6 +86,7 @@ def model_status() -> dict:
     return STORE.status().as_dict()
 
 
+@LANE.held
 def load_model(model_id: str) -> dict:
     """Switch the shared model; on failure the previous model stays and ValueError names the reason."""
     if not isinstance(model_id, str) or not model_id.strip():
@@ -119,6 +121,7 @@ def _text_tokens(engine: Engine, text: str | None) -> int:
     return len(engine.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@LANE.held
 @gpu
 @readable_errors
 def preview(request: dict) -> dict:
@@ -128,6 +131,7 @@ def preview(request: dict) -> dict:
     return engine.preview(req).as_dict()
 
 
+@LANE.held
 @gpu
 @readable_errors
 def step(request: dict) -> dict:
@@ -184,8 +188,11 @@ class AttributionSpec:
         from attribution import AGGREGATIONS, IG_STEPS_RANGE, METHODS
 
         index, token_id, steps = data.get("target_index"), data.get("target_token_id"), data.get("ig_steps")
-        if (index is None) == (token_id is None):
-            raise ValueError("give exactly one of target_index (a completion token) or target_token_id (a candidate)")
+        if index is None and token_id is None:
+            raise ValueError(
+                "give target_index (a completion position), target_token_id (a token after the whole text), or both"
+                " (that token at that position)"
+            )
         if data.get("contrast_token_id") is not None:
             raise ValueError("contrast_token_id is not accepted: this server attributes single tokens only; send null")
         fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token")
@@ -204,45 +211,85 @@ class AttributionSpec:
         return self.ig_steps if self.method == "integrated_gradients" else 1
 
 
-@gpu
-@readable_errors
-def attribution(request: dict) -> dict:
-    """Which context tokens a completion token (`target_index`) or a candidate (`target_token_id`) depends on."""
-    from attribution import attribute
+def attribution_stream(request: dict) -> Iterator[dict]:
+    """`attribution` with progress: `{"progress": 0..1, "desc": ...}` after each slice, then `{"result": {...}}`.
 
+    Validation happens on the first `next()` (ValueError). Each slice of model work holds the model lane
+    and then gives it back, so requests that arrived meanwhile go first; closing the generator stops the
+    work at the next slice boundary.
+    """
+    if spaces is not None:  # ZeroGPU runs each GPU call in a process of its own: no slices across calls
+        yield {"result": attribution(request)}
+        return
+    yield from _attribution_items(request)
+
+
+@LANE.held
+@gpu
+def attribution(request: dict) -> dict:
+    """Which context tokens the token `target_token_id` at completion position `target_index` depends on.
+
+    `target_index` alone: the completion's own token there; `target_token_id` alone: a candidate after
+    the whole completion. Runs in slices too: other requests use the model between them.
+    """
+    *_, last = _attribution_items(request)
+    return last["result"]
+
+
+def _attribution_items(request: dict) -> Iterator[dict]:
+    from attribution import attribute_slices
+
+    engine, prompt, context, target, spec = _attribution_setup(request)
+    slices = attribute_slices(
+        engine.loaded, context, target, spec.method, aggregation=spec.aggregation, ig_steps=spec.ig_steps,
+        last_layer_only=spec.last_layer_only,
+    )  # fmt: skip
+    for item in LANE.sliced(slices):
+        if isinstance(item, Progress):
+            yield {"progress": item.fraction, "desc": f"{item.desc}: {item.done} of {item.total} passes"}
+            continue
+        yield {
+            "result": item.as_dict()
+            | {
+                "target": engine.view.pill(target).as_dict(),
+                "target_index": len(context) - len(prompt),
+                "context_tokens": [p.as_dict() for p in engine.view.pills(context)],
+                "prompt_length": len(prompt),
+            }
+        }
+
+
+@readable_errors
+def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
+    """(engine, prompt ids, context ids, target id, spec) of a valid attribution request within the budgets."""
     req = _parsed(request, ATTRIBUTION_KEYS)
     spec = AttributionSpec.from_dict(request)
     engine = _engine(req)
-    loaded = engine.loaded
     prompt, _ = engine.prompt_ids(req)
-    context, target = _attribution_target(spec, prompt, req.completion_ids, loaded.vocab_size)
+    context, target = _attribution_target(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes)
-    result = attribute(
-        loaded, context, target, spec.method, aggregation=spec.aggregation, ig_steps=spec.ig_steps,
-        last_layer_only=spec.last_layer_only,
-    )  # fmt: skip
-    return result.as_dict() | {
-        "target": engine.view.pill(target).as_dict(),
-        "context_tokens": [p.as_dict() for p in engine.view.pills(context)],
-        "prompt_length": len(prompt),
-    }
+    return engine, prompt, context, target, spec
 
 
 def _attribution_target(spec: AttributionSpec, prompt, completion, vocab_size: int) -> tuple[tuple[int, ...], int]:
-    index = spec.target_index
-    if index is not None:
-        if index >= len(completion):
-            raise ValueError(
-                f"target_index {index!r} is out of range: accepted is 0 to {len(completion) - 1}"
-                f" (the completion has {len(completion)} tokens)"
-                if completion
-                else f"target_index {index!r} is out of range: the completion is empty"
-            )
+    """(context, target): the context is prompt + completion[:index]; the target the given token or the completion's."""
+    index, token_id, n = spec.target_index, spec.target_token_id, len(completion)
+    index = n if index is None else index
+    last = n if token_id is not None else n - 1  # with a token, the position after the completion is fine too
+    if index > last:
+        raise ValueError(
+            f"target_index {index} is out of range: accepted is 0 to {last} (the completion has {n} tokens"
+            + (", and a target_token_id may also go after the last one)" if token_id is not None else ")")
+            if last >= 0
+            else f"target_index {index} is out of range: the completion is empty (give a target_token_id too)"
+        )
+    if token_id is None:
         return (*prompt, *completion[:index]), completion[index]
-    (token,) = check_token_ids("target_token_id", [spec.target_token_id], vocab_size)
-    return (*prompt, *completion), token
+    (token,) = check_token_ids("target_token_id", [token_id], vocab_size)
+    return (*prompt, *completion[:index]), token
 
 
+@LANE.held
 @gpu
 @readable_errors
 def logit_lens(request: dict, top_k: int = 5) -> dict:
@@ -259,6 +306,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     return {"layers": [row.as_dict() for row in rows]}
 
 
+@LANE.held
 @gpu
 @readable_errors
 def compare(request: dict, other_completion_ids: list[int]) -> dict:
