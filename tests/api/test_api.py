@@ -113,7 +113,7 @@ def test_attribution_scores_every_context_token(client):
         ({"target_token_id": 49152}, "target_token_id"),
         ({"target_token_id": 5, "method": "magic"}, "method"),
         ({"target_token_id": 5, "method": "integrated_gradients", "ig_steps": 1000}, "ig_steps"),
-        ({}, "exactly one"),
+        ({}, "give target_index"),
     ],
 )
 def test_attribution_bad_input_is_named(client, bad, words):
