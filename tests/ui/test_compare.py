@@ -80,3 +80,34 @@ def test_names_and_tokens_are_escaped():
     steps = [_step(0, "<i>", "x", 0.5, 0.5)]
     html = compare.comparison_html({"divergence_index": 0, "shared_prefix": 0, "steps": steps}, "<b>", "o")
     assert "&lt;i&gt;" in html and "&lt;b&gt;" in html and "<i>" not in html
+
+
+def test_the_table_shows_the_exact_kl_of_two_real_branches(embedded):
+    """Rendered from a real comparison; every KL cell equals an independent full-vocabulary computation."""
+    import torch
+
+    from decoding.cache import PrefixCache
+    from decoding.compare import compare_branches
+    from decoding.engine import Engine
+
+    engine = Engine(embedded, PrefixCache())
+    prompt = "My favourite animal is the"
+    encode = embedded.tokenizer
+    current, other = (encode(text, add_special_tokens=False)["input_ids"] for text in (" cat, for sure", " dog"))
+    req = engine.request({"prompt": prompt, "use_chat_template": False, "completion_ids": current})
+    html = compare.comparison_html(compare_branches(engine, req, other).as_dict(), "cat", "dog")
+
+    def log_p(completion: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            logits = embedded.model(torch.tensor([encode(prompt)["input_ids"] + completion])).logits[0, -1]
+        return torch.log_softmax(logits.double(), -1)
+
+    rows = _cells(html)[1:]
+    assert len(rows) == max(len(current), len(other)) and rows[1][0] == "2" and "diverge" in rows[0][0]
+    for i, row in enumerate(rows[: len(other) + 1]):  # the steps both branches have a context for
+        p, q = log_p(current[:i]), log_p(other[:i])
+        expected = float((p.exp() * (p - q)).sum()) / math.log(2)
+        shown = float(row[5])
+        assert shown == pytest.approx(expected, rel=2e-3, abs=1e-9), (i, row)
+        assert (shown > 0) == (i > 0)  # different contexts from step 2 on: never shown as 0
+    assert all(row[5] == "" for row in rows[len(other) + 1 :])
