@@ -36,11 +36,14 @@ def top_n_sigma(logits: torch.Tensor, n: float) -> torch.Tensor:
     max and sigma (the population standard deviation) are taken over the finite logits, so tokens already
     removed do not count. Ref: llama.cpp's top-n-sigma sampler; here the mean and sigma are summed in float64.
     """
-    finite = logits[torch.isfinite(logits)].double()
-    if n <= 0.0 or finite.numel() <= 1:
+    if n <= 0.0:
         return logits
-    floor = float(finite.max()) - n * float(finite.std(correction=0))
-    return logits.masked_fill(logits.double() < floor, NEG_INF)
+    values = logits.detach().cpu().numpy().astype(np.float64)  # NumPy: one thread, and MPS has no float64
+    finite = values[np.isfinite(values)]
+    if finite.size <= 1:
+        return logits
+    below = values < finite.max() - n * finite.std()
+    return logits.masked_fill(torch.from_numpy(below).to(logits.device), NEG_INF)
 
 
 def xtc(logits: torch.Tensor, threshold: float, probability: float, u: float) -> torch.Tensor:
@@ -149,9 +152,10 @@ def sequence_breakers(
     """The DRY breakers of a vocabulary, as llama.cpp builds them from breaker strings.
 
     A token whose bytes contain a breaker is a breaker alone (tail ()); a token whose bytes end with a
-    proper prefix of a breaker starts one, completed by the tokens of the breaker's rest (`tokenize`, on the
-    rest decoded as UTF-8 with replacement), at most MAX_BREAKER_TAIL of them. `token_bytes(id)` is the
-    token's text as bytes (llama.cpp compares bytes). The scan covers the whole vocabulary: cache the result.
+    proper prefix of a breaker starts one, completed by the tokens of the breaker's rest, at most
+    MAX_BREAKER_TAIL of them. `token_bytes(id)` is the token's text as bytes (llama.cpp compares bytes);
+    `tokenize(text)` gives the ids of a text without special tokens (it gets the rest decoded as UTF-8 with
+    replacement). The scan covers the whole vocabulary: cache the result per tokenizer and breaker list.
     """
     found: dict[int, list[tuple[int, ...]]] = {}
     for text in check_sequence_breakers(texts):
@@ -167,6 +171,8 @@ def _breaker_tails(word: bytes, needle: bytes, tokenize: Callable[[str], Sequenc
     """The tails that complete `needle` after a token with bytes `word`: [()] when the token holds it whole."""
     if needle in word:
         return [()]
+    if needle[0] not in word:  # most tokens: no position can start the breaker
+        return []
     rests = [needle[len(word) - start :] for start in range(len(word)) if needle.startswith(word[start:])]
     return [tuple(tokenize(rest.decode("utf-8", errors="replace")))[:MAX_BREAKER_TAIL] for rest in rests]
 
