@@ -2,7 +2,8 @@
 
 None of them modifies its input; a knob that is off returns its input as it is. Where transformers has a
 processor for a knob the result equals it (see tests): repetition penalty, temperature, top-p, top-k, min-p,
-typical-p, epsilon and eta cutoffs. A truncation knob returns new logits with the removed tokens at -inf.
+typical-p, epsilon and eta cutoffs. `nucleus` returns the kept set as a bool mask; the other truncation
+knobs return new logits with the removed tokens at -inf.
 
 Whole-vocabulary sums and zero-fills of CPU tensors go through NumPy, which runs them on one thread:
 torch splits a 49k-element op across its threads, and on a busy two-CPU host each split can wait a
