@@ -89,7 +89,7 @@ def model_status() -> dict:
 @LANE.held
 def load_model(model_id: str) -> dict:
     """Switch the shared model; on failure the previous model stays and ValueError names the reason."""
-    if not isinstance(model_id, str) or not model_id.strip():
+    if not fields.string("model id", model_id).strip():
         raise ValueError(f"model id {model_id!r} is empty: give a Hugging Face id, a local folder or 'embedded'")
     return STORE.load(POLICY.check_model(model_id)).as_dict()
 

@@ -129,6 +129,22 @@ def test_public_mode_defaults():
     assert not cli.parse_args([], {"SPACE_ID": "me/explorer", "NEXTTOKEN_PUBLIC": "no"}).public
 
 
+def test_budget_flags_and_environment_variables():
+    assert cli.parse_args([], {}).budgets == budgets_mod.LOCAL_BUDGETS
+    assert cli.parse_args(["--public"], {}).budgets == budgets_mod.PUBLIC_BUDGETS
+    argv = [arg for i, limit in enumerate(budgets_mod.LIMITS) for arg in (limit.flag, str(100 + i))]
+    options = cli.parse_args(argv, {})
+    assert [getattr(options.budgets, limit.name) for limit in budgets_mod.LIMITS] == [
+        100 + i for i in range(len(budgets_mod.LIMITS))
+    ]
+    env = {limit.env: str(200 + i) for i, limit in enumerate(budgets_mod.LIMITS)}
+    options = cli.parse_args(["--max-rows", "7"], env)  # the flag beats its variable
+    assert options.budgets.max_rows == 7 and options.budgets.max_context_tokens == 200
+    public = cli.parse_args(["--public"], {"NEXTTOKEN_MAX_CONTEXT_TOKENS": "512"})
+    assert public.budgets == budgets_mod.PUBLIC_BUDGETS.with_limits(max_context_tokens=512)
+    assert "--max-context-tokens" in cli.build_parser().format_help()
+
+
 def test_launch_kwargs():
     options = cli.parse_args(["--host", "0.0.0.0", "--port", "9000", "--share"], {})
     assert cli.launch_kwargs(options) == {"server_name": "0.0.0.0", "server_port": 9000, "share": True}
@@ -157,6 +173,8 @@ def test_missing_device_is_refused_at_start(capsys):
         (["--log-level", "loud"], {}, "--log-level 'loud' is not a log level: use one of DEBUG"),
         (["--device-map", "everywhere"], {}, "device_map 'everywhere' is not one of none, auto"),
         (["--max-prompt-chars", "-5"], {}, "--max-prompt-chars '-5'"),
+        (["--max-context-tokens", "0"], {}, "--max-context-tokens '0' is not a whole number of at least 1"),
+        ([], {"NEXTTOKEN_MAX_ROWS": "many"}, "NEXTTOKEN_MAX_ROWS 'many' is not a whole number"),
         ([], {"NEXTTOKEN_QUEUE_SIZE": "lots"}, "NEXTTOKEN_QUEUE_SIZE 'lots'"),
     ],
 )
@@ -268,6 +286,7 @@ def test_share_failure_relaunches_locally(caplog):
     with caplog.at_level(logging.WARNING, logger="cli"):
         cli.launch(demo, cli.parse_args(["--share", "--port", "9000"], {}), css="x")
     assert [k["share"] for k in demo.launches] == [True, False]
+    assert demo.launches[1].pop("app_kwargs")["routes"]  # the REST API rides on Gradio's app
     assert demo.launches[1] == {"server_name": None, "server_port": 9000, "share": False, "css": "x",
                                 "prevent_thread_lock": True}  # fmt: skip
     assert demo.closed and demo.blocked
