@@ -1,6 +1,9 @@
-"""Turn API results into what the components show: token spans, candidate rows, summaries."""
+"""Turn service results into what the explorer's components show: token spans, table rows, status lines."""
 
 from __future__ import annotations
+
+from . import plots
+from .state import Session
 
 COLOR_MAP = {
     "prompt": "#e5e7eb",
@@ -9,12 +12,17 @@ COLOR_MAP = {
     "sampled": "#93c5fd",
     "forced": "#fdba74",
 }
-CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "kept"]
-STAGE_HEADERS = ["token", "base", "penalties", "temperature", "constraint", "top-p (final)"]
-STAGE_KEYS = ("base", "penalties", "temperature", "constraint", "top_p")
+CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
+DEFAULT_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
+STAGE_TITLES = {"top_p": "top-p", "greedy": "greedy (argmax)"}
 
 
-def token_spans(result: dict, meta: list[dict]) -> list[tuple[str, str]]:
+def shown_rows(dist: dict | None, chosen: int | None = None) -> tuple[plots.ShownRow, ...]:
+    """The rows the view shows (the top-k before truncation, then those penalties pushed down), as the chart."""
+    return plots.shown_rows(dist, chosen) if dist else ()
+
+
+def token_spans(result: dict, meta: tuple[dict, ...]) -> list[tuple[str, str]]:
     """(display, label) pairs for the prompt and completion; the label says special / how chosen."""
     spans = [(t["display"], "special" if t["special"] else "prompt") for t in result["prompt_tokens"]]
     for i, token in enumerate(result["completion_tokens"]):
@@ -24,53 +32,71 @@ def token_spans(result: dict, meta: list[dict]) -> list[tuple[str, str]]:
     return spans
 
 
-def status_of(row: dict) -> str:
-    if not row["valid"]:
-        return "⊘"
-    return "kept" if row["kept"] else "✂"
+def status_of(row: plots.ShownRow) -> str:
+    """The row's marks, as the chart shows them, then kept or the stage that removed it."""
+    symbols = "".join(mark.symbol for mark in row.marks)
+    state = row.removed_by.replace("_", "-") if row.removed_by else "kept"
+    if row.removed_by and row.removed_by not in plots.UNCUT_STAGES:
+        state = f"cut by {state}"
+    return f"{symbols} {state}".strip()
 
 
-def candidate_rows(dist: dict | None) -> list[list]:
-    if not dist:
-        return []
-    return [[r["display"], r["id"], f"{r['p_base']:.1%}", f"{r['p_final']:.1%}", status_of(r)] for r in dist["tokens"]]
+def candidate_rows(dist: dict | None, chosen: int | None = None) -> list[list]:
+    """Token, id, p_base, p_final and status of every shown row; the token is its display text alone."""
+    return [
+        [r.token["display"], r.token["id"], f"{r.token['p_base']:.1%}", f"{r.token['p_final']:.1%}", status_of(r)]
+        for r in shown_rows(dist, chosen)
+    ]
 
 
-def stage_rows(dist: dict | None, limit: int = 8) -> list[list]:
-    """Probability of the top candidates after each stage, in pipeline order."""
-    if not dist:
-        return []
-    return [[r["display"], *(f"{r['stages'][k]:.1%}" for k in STAGE_KEYS)] for r in dist["tokens"][:limit]]
+def stage_names(dist: dict | None) -> tuple[str, ...]:
+    names = (dist or {}).get("stages")
+    return tuple(names) if isinstance(names, list | tuple) else DEFAULT_STAGES
 
 
-def summary(result: dict, model: dict) -> str:
-    """One line under the tokens: position, entropies, nucleus size, finish reason, notices."""
+def stage_headers(dist: dict | None) -> list[str]:
+    return ["token", *(STAGE_TITLES.get(name, name) for name in stage_names(dist))]
+
+
+def stage_rows(dist: dict | None) -> list[list]:
+    """Probability of every shown candidate after each stage, in pipeline order."""
+    names = stage_names(dist)
+    return [[r.token["display"], *(_percent(r.token["stages"].get(k)) for k in names)] for r in shown_rows(dist)]
+
+
+def _percent(p: float | None) -> str:
+    return "" if p is None else f"{p:.1%}"
+
+
+def status_line(result: dict, session: Session, notice: str = "") -> str:
+    """The always-visible line: tokens, branch, inspection, entropies, finish reason, notices."""
     n_prompt, n_done = len(result["prompt_tokens"]), len(result["completion_ids"])
-    parts = [f"**{n_done}** completion tokens after a **{n_prompt}**-token prompt (context {result['context_length']})"]
+    parts = [f"**{n_done}** completion tokens after a **{n_prompt}**-token prompt"]
+    branch = session.branch
+    kind = f", a chat of {len(branch.messages)} turns" if branch.messages is not None else ""
+    parts.append(f"branch **{branch.name}**{kind}")
+    if session.inspect is not None:
+        parts.append(f"inspecting token {session.inspect + 1}")
     dist = result.get("dist")
-    if dist:
+    if dist and session.inspect is None:
         parts.append(f"entropy {dist['entropy_base']:.2f} → {abs(dist['entropy_final']):.2f} bits")
-        parts.append(f"{dist['kept_token_count']} token(s) in play")
-        if dist["constraint_active"]:
-            parts.append(f"constraint: {dist['constraint_type']}")
+        parts.append(f"{dist['kept_token_count']} in play")
     if result["finished"]:
         parts.append(f"**finished: {result['finish_reason'].replace('_', ' ')}**")
-    if result.get("notice"):
-        parts.append(f"*{result['notice']}*")
-    parts.append(f"model `{model.get('model_id', '')}`")
+    for text in dict.fromkeys((result.get("notice"), notice)):  # the same notice once
+        if text:
+            parts.append(f"*{text}*")
     return " · ".join(parts)
 
 
-def status_markdown(status: dict) -> str:
-    state = status.get("state", "")
-    if state == "loading":
+def model_markdown(status: dict) -> str:
+    """The model line: id, where it runs, or that it is loading; a failed load is told in a toast."""
+    if status.get("state") == "loading":
         return f"**Loading** `{status.get('model_id', '')}`…"
     head = f"**Model** `{status['model_id']}` ({status['source']}, {status['device']}, {status['dtype']})"
-    if state == "error" or status.get("error"):
-        head = ("**Error:** " if state == "error" else head + "  \n**Last load failed:** ") + status.get("error", "")
-    if state == "ready":
+    if status.get("state") == "ready":
         chat = "chat template" if status["has_chat_template"] else "no chat template"
-        head += f"  \nvocabulary {status['vocab_size']:,} · context {status['context_length']:,} · {chat}"
+        head += f" · vocabulary {status['vocab_size']:,} · context {status['context_length']:,} · {chat}"
     return head
 
 
@@ -80,6 +106,6 @@ def choice_note(meta: dict, index: int) -> str:
     how = meta["how"].replace("_", " ")
     draw = f", draw u = {meta['draw']:.4f}" if meta.get("draw") is not None else ""
     return (
-        f"Token {index + 1} **{token}** was {how}{draw}. Below: the distribution in force then. "
-        "Pick another candidate to branch from here."
+        f"Token {index + 1} **{token}** was {how}{draw}. The bars show the distribution in force then: "
+        "pick another candidate to branch from here."
     )

@@ -37,6 +37,7 @@ TABLE_MATCHES_PLOT_JS = """() => {
   });
 }"""
 SPACE_MARK = "␣"  # how the token view shows a space
+REFUSED = "Not done"  # the title of the toast that says why an action was refused
 
 
 def open_app(page: Page, url: str) -> None:
@@ -133,7 +134,7 @@ def toasts(page: Page) -> Locator:
 
 
 def error_toast(page: Page, text: str) -> Locator:
-    return toasts(page).filter(has_text="Error").filter(has_text=text)
+    return toasts(page).filter(has_text=REFUSED).filter(has_text=text)
 
 
 def close_toasts(page: Page) -> None:

@@ -1,0 +1,111 @@
+"""What the explorer's buttons do to a session: preview, step, force, delete, clear, inspect, go back.
+
+Every action is `(session, controls, ...) -> Outcome`: it validates first and raises ValueError
+with a readable message before anything changes, so a refused action leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from decoding import service
+
+from .controls import Controls
+from .events import Outcome
+from .request import request_for
+from .state import Session
+
+
+def current(session: Session, controls: Controls) -> Session:
+    """The session for the prompt on screen (prompt-box branches start afresh when it changed)."""
+    return session.for_prompt(controls.prompt_key)
+
+
+def shown(session: Session, controls: Controls, notice: str = "") -> Outcome:
+    """The current branch as it stands: its next-token distribution (or only its tokens, model off)."""
+    show = service.preview if controls.llm_on else service.render
+    return Outcome(session, show(request_for(session, controls)), notice)
+
+
+def refresh(session: Session, controls: Controls) -> Outcome:
+    return shown(current(session, controls).inspecting(None), controls)
+
+
+def advance(session: Session, controls: Controls, **force) -> Outcome:
+    """One step on the current branch (or the forced token / text); says why when nothing was appended."""
+    session = current(session, controls).inspecting(None)
+    request = request_for(session, controls)
+    if controls.llm_on:
+        result = service.step(request | force)
+    elif "force_text" in force:
+        result = service.append_text(request, force["force_text"])
+    else:
+        raise ValueError("the model is switched off: switch it on to step, or force text")
+    notice = ""
+    if not result["appended"]:  # the engine's notice says why (the finish reason)
+        notice = result.get("notice") or f"nothing was appended ({result['finish_reason']})"
+        gr.Info(notice)
+    return Outcome(session.with_result(result), result, notice)
+
+
+def step(session: Session, controls: Controls) -> Outcome:
+    return advance(session, controls)
+
+
+def force_text(session: Session, controls: Controls, text: str) -> Outcome:
+    """Append `text` as is; the Force box is emptied once it is appended."""
+    if not text:
+        raise ValueError("the text to force is empty: type the text to append")
+    outcome = advance(session, controls, force_text=text)
+    return Outcome(outcome.session, outcome.result, outcome.notice, {"force_text": ""})
+
+
+def force_candidate(session: Session, controls: Controls, index: object) -> Outcome:
+    """A click on a candidate appends it; while an earlier token is inspected, it branches there instead."""
+    rows = session.ghost.rows
+    row = index[0] if isinstance(index, list | tuple) else index
+    if not isinstance(row, int) or not 0 <= row < len(rows):
+        raise ValueError("that row is not a candidate of the distribution on screen: step or preview first")
+    session = current(session, controls)
+    if session.inspect is None:
+        return advance(session, controls, force_token_id=rows[row])
+    at = session.inspect
+    forked = session.forked(at)
+    outcome = advance(forked, controls, force_token_id=rows[row])
+    notice = f"New branch **{forked.branch.name}** from token {at + 1}; the original stays as it was."
+    gr.Info(notice.replace("**", ""))
+    return Outcome(outcome.session, outcome.result, notice)
+
+
+def delete_last(session: Session, controls: Controls) -> Outcome:
+    session = current(session, controls).inspecting(None)
+    if not session.branch.ids:
+        raise ValueError("the completion is empty: there is no token to delete")
+    return shown(session.truncated(len(session.branch.ids) - 1), controls)
+
+
+def clear(session: Session, controls: Controls) -> Outcome:
+    return shown(current(session, controls).inspecting(None).truncated(0), controls)
+
+
+def select_token(session: Session, controls: Controls, index: object) -> Outcome:
+    """A click on the last completion token deletes it; on an earlier one, shows how it was chosen."""
+    session = current(session, controls)
+    n_prompt = len(service.render(request_for(session, controls))["prompt_tokens"])
+    position = index - n_prompt if isinstance(index, int) else -1
+    n_done = len(session.branch.ids)
+    if position < 0:
+        raise ValueError("that is a prompt token: click a completion token to inspect or delete it")
+    if position == n_done - 1:
+        return delete_last(session, controls)
+    meta = session.branch.meta
+    if position >= len(meta) or not meta[position].get("dist"):
+        raise ValueError(
+            "there is no record of how that token was chosen (forced with the model off, or opened from"
+            " the chat): step from here to record distributions"
+        )
+    return shown(session.inspecting(position), controls)
+
+
+def back_to_end(session: Session, controls: Controls) -> Outcome:
+    return shown(current(session, controls).inspecting(None), controls)

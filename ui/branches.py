@@ -1,0 +1,73 @@
+"""The Branches accordion: switch, fork, rename and delete branches, and compare two of them.
+
+The comparison is computed only when asked (Compare); once either branch changes, the view marks
+it out of date instead of showing old numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gradio as gr
+
+from . import actions, compare
+from .controls import Controls
+from .events import Explorer, Outcome
+from .state import MAIN, Prefs, Session, to_json
+from .view import on_demand_key
+
+
+def create_branches() -> dict:
+    c = {}
+    with gr.Accordion("Branches", open=False, elem_id="branches") as c["branches_panel"]:
+        with gr.Row():
+            c["branch"] = gr.Dropdown(label="Branch", choices=[(f"{MAIN} (0 tokens)", MAIN)], value=MAIN, scale=2)
+            c["branch_name"] = gr.Textbox(label="Name", placeholder="name for a new or renamed branch", scale=2)
+        with gr.Row():
+            c["fork"] = gr.Button("Fork here", size="sm")
+            c["rename"] = gr.Button("Rename", size="sm")
+            c["delete_branch"] = gr.Button("Delete branch", size="sm", variant="stop")
+        with gr.Row():
+            c["compare_with"] = gr.Dropdown(label="Compare the current branch with", choices=[], scale=3)
+            c["compare"] = gr.Button("Compare", size="sm", scale=1)
+        c["comparison"] = gr.HTML(elem_id="compare")
+    return c
+
+
+def switch(session: Session, controls: Controls, branch_id: str) -> Outcome:
+    return actions.shown(actions.current(session, controls).switched(branch_id), controls)
+
+
+def fork(session: Session, controls: Controls, name: str) -> Outcome:
+    session = actions.current(session, controls)
+    forked = session.forked(len(session.branch.ids), name or "")
+    return actions.shown(forked, controls, f"New branch **{forked.branch.name}** from the end of the completion.")
+
+
+def rename(session: Session, controls: Controls, name: str) -> Outcome:
+    return actions.shown(actions.current(session, controls).renamed(name or ""), controls)
+
+
+def delete(session: Session, controls: Controls) -> Outcome:
+    return actions.shown(actions.current(session, controls).deleted(), controls)
+
+
+def compare_branches(session: Session, controls: Controls, other: str | None, computed: dict) -> Outcome:
+    """The two branches side by side, with the divergence of their next-token distributions."""
+    if not other:
+        raise ValueError("choose a branch to compare with")
+    session = actions.current(session, controls)
+    session.switched(other)  # refuses a branch that no longer exists
+    outcome = actions.shown(session, controls)
+    table = compare.compare_html(to_json(controls, Prefs(), session)["session"], other)
+    computed = computed | {"comparison": on_demand_key("comparison", session, controls)}
+    return replace(outcome, also={"comparison": table, "computed": computed})
+
+
+def wire_branches(ex: Explorer) -> None:
+    c = ex.c
+    ex.on(c["branch"].input, switch, extra=("branch",))
+    ex.on(c["fork"].click, fork, extra=("branch_name",))
+    ex.on(c["rename"].click, rename, extra=("branch_name",))
+    ex.on(c["delete_branch"].click, delete)
+    ex.on(c["compare"].click, compare_branches, extra=("compare_with", "computed"), also=("computed",))

@@ -1,0 +1,99 @@
+"""Every knob and setting of the explorer by name: the typed `Controls` value that handlers receive.
+
+Components are registered under the names of the dataclass fields, and an event reads them back by
+those names (Gradio passes a set of inputs as a dict keyed by component), so reordering components
+can never hand a value to the wrong knob. The same fields are what the browser settings store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from decoding.constraints import EXAMPLES
+from decoding.params import PRESETS
+
+PARAM_FIELDS = ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+NO_PRESET = "(none)"
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The value of every control of the explorer, typed; defaults are what a new page shows."""
+
+    prompt: str = "The capital of France is"
+    system_prompt: str = ""
+    use_chat_template: bool = False
+    preset: str = "balanced"
+    temperature: float = 0.7
+    top_p: float = 0.8
+    repetition_penalty: float = 1.05
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: str = ""
+    top_k: int = 10
+    stop_sequences: str = ""
+    constraint_enabled: bool = False
+    constraint_type: str = "regex"
+    constraint_preset: str = NO_PRESET
+    constraint_schema: str = EXAMPLES["regex"]
+    llm_on: bool = True
+    speed: float = 2.0
+    max_steps: int = 64
+    attribution_method: str = "attention"
+    aggregation: str = "l2"
+    ig_steps: int = 16
+
+    @classmethod
+    def from_values(cls, values: dict) -> Controls:
+        """Controls from values by field name; a missing or empty (None) value takes the default."""
+        defaults = cls()
+        out = {}
+        for f in fields(cls):
+            default = getattr(defaults, f.name)
+            value = values.get(f.name)
+            out[f.name] = default if value is None else type(default)(value)
+        return cls(**out)
+
+    @classmethod
+    def read(cls, data: dict, components: dict) -> Controls:
+        """Controls from an event's input dict (component -> value) and the components by field name."""
+        return cls.from_values({name: data[comp] for name, comp in components.items() if name in FIELDS})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def prompt_key(self) -> tuple[str, str, bool]:
+        """What the text-prompt branches belong to: a change here starts their completions afresh."""
+        return (self.prompt, self.system_prompt, self.use_chat_template)
+
+    def params(self) -> dict:
+        """The request's `params`; ValueError names a seed that is not a whole number."""
+        seed = self.seed.strip()
+        if seed and not seed.isdigit():
+            raise ValueError(f"seed {seed!r} is not accepted: use a whole number from 0 to 2**63-1, or leave it blank")
+        stops = [s for s in self.stop_sequences.split("\n") if s]
+        knobs = {name: float(getattr(self, name)) for name in PARAM_FIELDS}
+        return knobs | {"seed": int(seed) if seed else None, "stop_sequences": stops}
+
+    def constraint(self) -> dict:
+        return {"enabled": self.constraint_enabled, "type": self.constraint_type, "schema": self.constraint_schema}
+
+
+FIELDS = tuple(f.name for f in fields(Controls))
+
+
+def preset_values(name: str) -> dict[str, float] | None:
+    """Slider values of a preset by field name (the greedy preset sets temperature 0); None for custom."""
+    if name not in PRESETS:
+        return None
+    params = PRESETS[name].params
+    values = {field: float(getattr(params, field)) for field in PARAM_FIELDS}
+    return values | {"temperature": 0.0 if params.is_greedy else params.temperature}
+
+
+def matching_preset(controls: Controls) -> str:
+    """The preset whose knobs equal the controls', else custom."""
+    current = {field: float(getattr(controls, field)) for field in PARAM_FIELDS}
+    return next((name for name in PRESETS if preset_values(name) == current), CUSTOM)

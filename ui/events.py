@@ -1,0 +1,116 @@
+"""How explorer events are wired: named controls in, the view's changed panels out, refusals as toasts.
+
+An action is a function `(session, controls, *extra) -> Outcome`. `Explorer.on` wires it to a
+trigger: the inputs are a set (Gradio passes them as a dict keyed by component), read back by name
+into a `Controls`; the outcome goes through the one view; a ValueError becomes a warning toast and
+no output at all, so every panel keeps what it showed and no error badge covers it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from .controls import FIELDS, Controls
+from .state import Prefs, Session
+from .view import Frame, view
+
+log = logging.getLogger(__name__)
+
+MODEL_CONCURRENCY = 1  # events that use the shared model run one at a time, server-wide
+MODEL_EVENT = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY, "api_visibility": "private"}
+QUICK_EVENT = {"api_visibility": "private", "show_progress": "hidden"}
+STATES = ("session", "prefs", "computed")
+PANELS = (
+    "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
+    "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action did: the new session, the result to show, a notice, other components' new values."""
+
+    session: Session
+    result: dict
+    notice: str = ""
+    also: dict = field(default_factory=dict)  # component name -> new value (e.g. a cleared text box)
+    redraw: frozenset[str] = frozenset()
+    controls: Controls | None = None  # when the action changed the controls (a preset, a constraint type)
+
+
+def refuse(exc: Exception) -> dict:
+    """Tell the user why nothing happened; the empty dict leaves every output as it was."""
+    if isinstance(exc, ValueError):
+        gr.Warning(str(exc), title="Not done")
+    else:
+        log.exception("unexpected error")
+        gr.Warning(f"Something went wrong ({type(exc).__name__}): {exc}", title="Not done")
+    return {}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One event's view of the user's state: the session, the controls, the layout, on-demand panels."""
+
+    session: Session
+    controls: Controls
+    prefs: Prefs
+    computed: dict
+
+
+class Explorer:
+    """The explorer's components by name (the states included), and the wiring of actions to events."""
+
+    def __init__(self, components: dict) -> None:
+        self.c = components
+
+    def inputs(self, *extra: str) -> set:
+        return {self.c[n] for n in (*STATES, *FIELDS, *extra)}
+
+    def read(self, data: dict) -> Inputs:
+        controls = Controls.read(data, {n: self.c[n] for n in FIELDS})
+        return Inputs(data[self.c["session"]], controls, data[self.c["prefs"]], data[self.c["computed"]])
+
+    def outputs(self, *also: str) -> list:
+        return [self.c["session"], *(self.c[n] for n in (*PANELS, *also))]
+
+    def answer(self, outcome: Outcome | dict | None, got: Inputs) -> dict:
+        """Component -> value: the new session and the changed panels, or only the values an action named."""
+        if not isinstance(outcome, Outcome):
+            return {self.c[name]: value for name, value in (outcome or {}).items()}
+        controls = outcome.controls or got.controls
+        computed = outcome.also.get("computed", got.computed)
+        frame = Frame(outcome.session, controls, got.prefs, outcome.result, outcome.notice, outcome.redraw, computed)
+        session, panels = view(frame)
+        return {self.c["session"]: session} | {self.c[n]: v for n, v in (panels | outcome.also).items()}
+
+    def on(self, trigger: Callable, action: Callable, extra: tuple = (), also: tuple = (), **event) -> object:
+        """Wire `action(session, controls, *values of extra)` to `trigger`; returns the event (for .then).
+
+        The action returns an Outcome, or only some components' new values by name (a dict), or None.
+        """
+
+        def handler(data: dict) -> dict:
+            got = self.read(data)
+            try:
+                return self.answer(action(got.session, got.controls, *(data[self.c[n]] for n in extra)), got)
+            except Exception as exc:  # a refused action changes nothing on screen
+                return refuse(exc)
+
+        return trigger(handler, self.inputs(*extra), self.outputs(*also), **(MODEL_EVENT | event))
+
+    def on_select(self, trigger: Callable, action: Callable, **event) -> object:
+        """Like `on`, for a select event: the action also receives the selected index."""
+
+        def handler(data: dict, evt: gr.SelectData) -> dict:
+            got = self.read(data)
+            try:
+                return self.answer(action(got.session, got.controls, evt.index), got)
+            except Exception as exc:
+                return refuse(exc)
+
+        return trigger(handler, self.inputs(), self.outputs(), **(MODEL_EVENT | event))

@@ -1,0 +1,68 @@
+"""The explorer's main column: prompt, step buttons, tokens, status line, bars and candidate table.
+
+Also the two small accordions drawn from the same distribution (stage by stage, timeline). The
+events here are the token-level actions of `actions`, each wired through the one view.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import actions
+from .controls import Controls
+from .render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
+
+D = Controls()
+PLAY = "▶ Play"
+
+
+def create_explorer() -> dict:
+    c = {}
+    with gr.Row(equal_height=False):
+        c["prompt"] = gr.Textbox(D.prompt, label="Prompt", lines=2, max_lines=8, scale=3, min_width=240)
+        with gr.Column(scale=2, min_width=200):
+            c["system_prompt"] = gr.Textbox(D.system_prompt, label="System prompt", max_lines=3)
+            c["use_chat_template"] = gr.Checkbox(D.use_chat_template, label="Wrap in the chat template")
+    with gr.Row(elem_id="step-row"):
+        c["step"] = gr.Button("Step", variant="primary", min_width=70)
+        c["play"] = gr.Button(PLAY, min_width=70)
+        c["delete"] = gr.Button("Delete last", min_width=70)
+        c["clear"] = gr.Button("Clear completion", min_width=70)
+        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=90, elem_id="llm-on")
+        c["force_text"] = gr.Textbox(
+            label="Force text", placeholder="text to append as is", max_lines=1, scale=2, min_width=160
+        )
+        c["force"] = gr.Button("Force", min_width=70)
+    c["tokens"] = gr.HighlightedText(
+        label="Tokens (click the last one to delete it, an earlier one to see how it was chosen)",
+        color_map=COLOR_MAP, show_legend=True, combine_adjacent=False, elem_classes="token-view", elem_id="tokens",
+    )  # fmt: skip
+    c["summary"] = gr.Markdown(elem_id="summary")
+    c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
+    with gr.Row(equal_height=False, elem_id="dist-row"):
+        c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot", min_width=340)
+        c["candidates"] = gr.Dataframe(
+            headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=2,
+            min_width=300, wrap=True, elem_id="candidates",
+        )  # fmt: skip
+    with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
+        c["stages_panel"] = acc
+        c["stages"] = gr.Dataframe(headers=["token", *DEFAULT_STAGES], interactive=False, elem_id="stages")
+    with gr.Accordion("Timeline: entropy and surprisal per token", open=False, elem_id="timeline-panel") as acc:
+        c["timeline_panel"] = acc
+        c["timeline"] = gr.Plot(label="Timeline", elem_id="timeline")
+    return c
+
+
+def wire_explorer(ex) -> None:
+    c = ex.c
+    ex.on(c["step"].click, actions.step)
+    ex.on(c["force"].click, actions.force_text, extra=("force_text",), also=("force_text",))
+    ex.on(c["force_text"].submit, actions.force_text, extra=("force_text",), also=("force_text",))
+    ex.on(c["delete"].click, actions.delete_last)
+    ex.on(c["clear"].click, actions.clear)
+    ex.on(c["back"].click, actions.back_to_end)
+    ex.on_select(c["candidates"].select, actions.force_candidate)
+    ex.on_select(c["tokens"].select, actions.select_token)
+    for trigger in (c["prompt"].blur, c["prompt"].submit, c["system_prompt"].blur, c["use_chat_template"].input):
+        ex.on(trigger, actions.refresh)

@@ -1,0 +1,41 @@
+"""The service request of the current branch under the current controls, and a fingerprint of it.
+
+A branch opened from the chat carries its conversation as `messages` (rendered with the chat
+template); every other branch uses the prompt box. The fingerprint is how the view tells whether
+a panel's content was computed from what the screen shows now.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .controls import Controls
+from .state import Session
+
+PROMPT_FIELDS = ("prompt", "system_prompt", "use_chat_template", "messages", "completion_ids", "branch_id")
+
+
+def request_for(session: Session, controls: Controls) -> dict:
+    """The preview/step request (see the README's API section) for the current branch."""
+    branch = session.branch
+    out = {"branch_id": session.current, "completion_ids": list(branch.ids), "top_k": int(controls.top_k)}
+    if branch.messages is not None:
+        out |= {"messages": [dict(m) for m in branch.messages], "use_chat_template": True}
+    else:
+        out |= {
+            "prompt": controls.prompt,
+            "system_prompt": controls.system_prompt,
+            "use_chat_template": controls.use_chat_template,
+        }
+    return out | {"params": controls.params(), "constraint": controls.constraint()}
+
+
+def prompt_request(session: Session, controls: Controls) -> dict:
+    """Only the fields naming the tokens (no knobs): what attribution and the lens take."""
+    full = request_for(session, controls)
+    return {k: v for k, v in full.items() if k in PROMPT_FIELDS}
+
+
+def fingerprint(*parts: object) -> str:
+    """A stable text for comparing what a panel was computed from with what is on screen."""
+    return json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)

@@ -1,0 +1,132 @@
+"""The left column: the model, the preset and the knobs, the constraint panel; their events.
+
+A knob changed by any means (drag, click, arrow keys, typed number) switches the preset to the one it
+now matches (usually custom) and redraws, in one event on `.input`, which only user changes fire:
+a preset setting the sliders does not fire it, so nothing loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gradio as gr
+
+from decoding import constraints, service
+from decoding.model import default_model_id
+from decoding.params import PRESETS
+
+from . import actions, render
+from .controls import CUSTOM, NO_PRESET, PARAM_FIELDS, Controls, matching_preset, preset_values
+from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
+from .state import Prefs, Session
+
+D = Controls()
+CONSTRAINT_CHOICES = [
+    ("Multiple choice (one option per line)", "multiple_choice"),
+    ("Regex", "regex"),
+    ("Context-free grammar (Lark)", "cfg"),
+    ("JSON schema", "json_schema"),
+]
+CONSTRAINT_HELP = {
+    "multiple_choice": "One option per line; the output must be exactly one of them.",
+    "regex": constraints.REGEX_HELP,
+    "cfg": "A Lark grammar whose start rule is `start`; the whole output must parse. "
+    + r"`\d` in its regex terminals means [0-9].",
+    "json_schema": "A JSON schema; the output must be a JSON value that validates against it. "
+    "`additionalProperties` follows the schema (open unless it says false).",
+}
+
+
+def create_sidebar() -> dict:
+    c = {"model_status": gr.Markdown(elem_id="model-status")}
+    with gr.Accordion("Model", open=False, elem_id="model-panel") as c["model_panel"]:
+        c["model_id"] = gr.Dropdown(
+            [default_model_id()], value=default_model_id(), allow_custom_value=True, elem_id="model-id",
+            label="Model: pick one, or type a hub id or local folder",
+        )  # fmt: skip
+        c["load"] = gr.Button("Load model", size="sm")
+    c["preset"] = gr.Radio([*PRESETS, CUSTOM], value=D.preset, label="Preset")
+    c["temperature"] = gr.Slider(0, 2, D.temperature, step=0.05, label="Temperature (0 = greedy)")
+    c["top_p"] = gr.Slider(0.01, 1, D.top_p, step=0.01, label="Top-p")
+    c["repetition_penalty"] = gr.Slider(0.5, 2, D.repetition_penalty, step=0.01, label="Repetition penalty")
+    c["presence_penalty"] = gr.Slider(-2, 2, D.presence_penalty, step=0.05, label="Presence penalty")
+    c["frequency_penalty"] = gr.Slider(-2, 2, D.frequency_penalty, step=0.05, label="Frequency penalty")
+    with gr.Row():
+        c["seed"] = gr.Textbox(D.seed, label="Seed (blank = random)", max_lines=1, min_width=100)
+        c["top_k"] = gr.Slider(1, 50, D.top_k, step=1, label="Rows shown (top-k)", min_width=140)
+    c["stop_sequences"] = gr.Textbox(D.stop_sequences, label="Stop sequences (one per line)", lines=1, max_lines=4)
+    with gr.Accordion("Constraint", open=False, elem_id="constraint-panel") as c["constraint_panel"]:
+        c["constraint_enabled"] = gr.Checkbox(D.constraint_enabled, label="Constrain the output")
+        c["constraint_type"] = gr.Dropdown(CONSTRAINT_CHOICES, value=D.constraint_type, label="Type")
+        c["constraint_preset"] = gr.Dropdown(
+            [NO_PRESET, *constraints.PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
+        )
+        c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
+        c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP[D.constraint_type])
+    return c
+
+
+def apply_preset(session: Session, controls: Controls) -> Outcome:
+    """The preset's knob values on the sliders, and the distribution under them."""
+    values = preset_values(controls.preset)
+    if values is None:
+        return actions.refresh(session, controls)
+    changed = replace(controls, **values)
+    outcome = actions.refresh(session, changed)
+    return replace(outcome, controls=changed, also=values)
+
+
+def knob_moved(session: Session, controls: Controls) -> Outcome:
+    """A knob moved: the preset follows (custom unless the knobs equal a preset) and the bars redraw."""
+    changed = replace(controls, preset=matching_preset(controls))
+    return replace(actions.refresh(session, changed), controls=changed, also={"preset": changed.preset})
+
+
+def constraint_type_changed(kind: str, prefs: Prefs) -> tuple:
+    """The chosen type's own text (what the user typed for it before, else its example), its help."""
+    text = prefs.constraint_texts.get(kind, constraints.EXAMPLES.get(kind, ""))
+    return text, NO_PRESET, CONSTRAINT_HELP.get(kind, "")
+
+
+def constraint_preset_chosen(name: str, prefs: Prefs) -> tuple:
+    if name not in constraints.PRESETS:
+        return gr.skip(), gr.skip(), gr.skip(), prefs
+    kind, schema = constraints.PRESETS[name]
+    return kind, schema, CONSTRAINT_HELP.get(kind, ""), prefs.with_text(kind, schema)
+
+
+def wire_sidebar(ex: Explorer) -> None:
+    c = ex.c
+    ex.on(c["preset"].input, apply_preset, also=PARAM_FIELDS)
+    for name in (*PARAM_FIELDS, "top_k"):
+        ex.on(c[name].input, knob_moved, also=("preset",), trigger_mode="always_last")
+    for name in ("seed", "stop_sequences", "constraint_schema"):
+        ex.on(c[name].blur, actions.refresh)
+    for name in ("constraint_enabled", "llm_on"):
+        ex.on(c[name].input, actions.refresh)
+    c["constraint_schema"].input(
+        lambda kind, text, prefs: prefs.with_text(kind, text),
+        [c["constraint_type"], c["constraint_schema"], c["prefs"]], c["prefs"], queue=False, **QUICK_EVENT,
+    )  # fmt: skip
+    chosen = c["constraint_type"].input(
+        constraint_type_changed, [c["constraint_type"], c["prefs"]],
+        [c["constraint_schema"], c["constraint_preset"], c["constraint_help"]], **QUICK_EVENT,
+    )  # fmt: skip
+    ex.on(chosen.then, actions.refresh)
+    picked = c["constraint_preset"].input(
+        constraint_preset_chosen, [c["constraint_preset"], c["prefs"]],
+        [c["constraint_type"], c["constraint_schema"], c["constraint_help"], c["prefs"]], **QUICK_EVENT,
+    )  # fmt: skip
+    ex.on(picked.then, actions.refresh)
+    loaded = c["load"].click(load_model, c["model_id"], [c["model_status"], c["model_id"]], **MODEL_EVENT)
+    ex.on(loaded.then, actions.refresh)
+
+
+def load_model(model_id: str) -> tuple:
+    """Load a model; on failure a toast says why, and the box shows the model still loaded."""
+    try:
+        status = service.load_model(model_id)
+    except Exception as exc:  # the previous model stays: show it again, with no error badge
+        refuse(exc)
+        status = service.model_status()
+    return render.model_markdown(status), gr.Dropdown(value=status.get("model_id"))

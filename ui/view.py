@@ -1,0 +1,176 @@
+"""The one view: session + controls + the engine's result -> the content of every explorer panel.
+
+Each panel has a fingerprint of the inputs it is drawn from; the view sends a panel only when its
+fingerprint differs from what the session says is on screen, so a step sends the tokens, the bars
+and the status line and nothing else. Panels inside a closed accordion are not drawn (they are
+drawn when opened). Panels that need a computation the user asks for (attribution, comparison, the
+logit lens) are never recomputed here: when their inputs change they say plainly they are out of date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import gradio as gr
+
+from . import heatmap, plots, render
+from .controls import Controls
+from .request import fingerprint, prompt_request, request_for
+from .state import Ghost, Prefs, Session
+
+# panel -> the accordion it lives in (drawn only while that accordion is open)
+ACCORDION = {
+    "stages": "stages",
+    "timeline": "timeline",
+    "branch": "branches",
+    "compare_with": "branches",
+    "attribution_hover": "attribution",
+}
+ON_DEMAND = ("lens", "comparison", "attribution")  # computed by a button; marked out of date instead
+STALE = "out of date"
+STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a plain note, no old numbers
+    "lens": {"lens_note": "*Out of date: the tokens changed. Press the button to read the layers again.*", "lens": []},
+    "comparison": {"comparison": "<p><i>Out of date: a branch changed. Press Compare again.</i></p>"},
+    "attribution": {
+        "attribution_legend": "*Out of date: the tokens, the target or the method changed. Press Explain again.*",
+        "attribution": [],
+    },
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one event leaves behind: the new session, the controls and layout it ran under, the result."""
+
+    session: Session
+    controls: Controls
+    prefs: Prefs
+    result: dict
+    notice: str = ""
+    redraw: frozenset[str] = field(default_factory=frozenset)  # panels to send even if unchanged
+    computed: dict = field(default_factory=dict)  # on-demand panel -> the inputs its content came from
+
+
+def view(frame: Frame) -> tuple[Session, dict[str, object]]:
+    """(the session with what is now on screen, panel name -> new content) for the panels that changed."""
+    session, out = _with_ghost(frame), {"summary": _status(frame)}
+    for panel, (sign, draw) in _PANELS.items():
+        accordion = ACCORDION.get(panel)
+        if accordion and accordion not in frame.prefs.open_panels:
+            continue
+        key = sign(frame)
+        if session.shown.get(panel) == key and panel not in frame.redraw:
+            continue
+        session = session.showing(panel, key)
+        out[panel] = draw(frame)
+    for panel in ON_DEMAND:
+        computed = frame.computed.get(panel)
+        marked = f"{STALE}: {computed}"
+        if computed is None or session.shown.get(panel) == marked:
+            continue
+        if computed != on_demand_key(panel, frame.session, frame.controls):
+            session = session.showing(panel, marked)
+            out |= STALE_OUTPUTS[panel]
+    return session, out
+
+
+def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
+    """What an on-demand panel's content depends on; its action records this in the `computed` state.
+
+    That state is written only by the on-demand actions (a long attribution must not write the
+    session, which steps taken meanwhile have moved on); the view only reads it.
+    """
+    if panel == "lens":
+        return fingerprint(prompt_request(session, controls))
+    if panel == "attribution":
+        extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
+        return fingerprint(prompt_request(session, controls), extra)
+    return fingerprint(session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
+
+
+def shown_dist(frame: Frame) -> dict | None:
+    """The distribution on screen: the one in force at the inspected token, else the next token's."""
+    session = frame.session
+    if session.inspect is not None:
+        return session.branch.meta[session.inspect]["dist"]
+    return frame.result.get("dist")
+
+
+def _with_ghost(frame: Frame) -> Session:
+    """Remember the p_final now shown (by position on this branch) for the ghost bars of the next change."""
+    shown = render.shown_rows(shown_dist(frame))
+    rows = tuple(r.token["id"] for r in shown)
+    if frame.session.inspect is not None:
+        return replace(frame.session, ghost=Ghost(rows=rows))
+    position = len(frame.result["completion_ids"])
+    p = {r.token["id"]: r.token["p_final"] for r in shown}
+    return replace(frame.session, ghost=Ghost(frame.session.current, position, p, rows))
+
+
+def _figure(frame: Frame):
+    session, previous = frame.session, frame.session.ghost
+    dist = shown_dist(frame)
+    if session.inspect is not None:
+        return plots.distribution_figure(dist, None, chosen=_chosen(frame))
+    position = len(frame.result["completion_ids"])
+    same_place = previous.position == position and previous.branch == session.current
+    ghost = dict(previous.p) if same_place and previous.p else None
+    return plots.distribution_figure(dist, ghost, empty=_empty_note(frame.result))
+
+
+def _chosen(frame: Frame) -> int | None:
+    inspect = frame.session.inspect
+    return None if inspect is None else frame.session.branch.meta[inspect]["token"]["id"]
+
+
+def _empty_note(result: dict) -> str:
+    if result["finished"]:
+        return f"No distribution: the completion is finished ({result['finish_reason'].replace('_', ' ')})."
+    return "The model is switched off: no distribution. Forcing text still works."
+
+
+def _status(frame: Frame) -> str:
+    session, notice = frame.session, frame.notice
+    if session.inspect is not None and not notice:
+        notice = render.choice_note(session.branch.meta[session.inspect], session.inspect)
+    return render.status_line(frame.result, session, notice)
+
+
+def _tokens_key(frame: Frame) -> str:
+    return fingerprint(prompt_request(frame.session, frame.controls), [m["how"] for m in frame.session.branch.meta])
+
+
+def _dist_key(frame: Frame) -> str:
+    return fingerprint(request_for(frame.session, frame.controls), frame.session.inspect, frame.controls.llm_on)
+
+
+def _stages(frame: Frame):
+    dist = shown_dist(frame)
+    return gr.Dataframe(value=render.stage_rows(dist), headers=render.stage_headers(dist))
+
+
+def _hover(frame: Frame) -> str:
+    return heatmap.panel_html(
+        prompt_request(frame.session, frame.controls), frame.result, frame.controls.attribution_method
+    )
+
+
+def _timeline(frame: Frame):
+    return plots.timeline_figure(list(frame.session.branch.meta))
+
+
+def _branch_key(frame: Frame) -> str:
+    return fingerprint(frame.session.branch_choices(), frame.session.current)
+
+
+_PANELS = {
+    "tokens": (_tokens_key, lambda f: render.token_spans(f.result, f.session.branch.meta)),
+    "plot": (_dist_key, _figure),
+    "candidates": (_dist_key, lambda f: render.candidate_rows(shown_dist(f), _chosen(f))),
+    "stages": (_dist_key, _stages),
+    "back": (lambda f: f.session.inspect is not None, lambda f: gr.Button(visible=f.session.inspect is not None)),
+    "timeline": (lambda f: fingerprint(f.session.current, f.session.branch.ids), _timeline),
+    "branch": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices(), value=f.session.current)),
+    "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
+    "attribution_hover": (lambda f: fingerprint(_dist_key(f), f.controls.attribution_method), _hover),
+}
