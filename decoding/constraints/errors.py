@@ -18,12 +18,14 @@ TYPE_NAMES = {
 }
 # what the matcher's stop reasons mean to someone writing a grammar
 STOP_REASONS = {
-    "NoExtensionBias": 'it can produce no text here (a rule or "$ref" that only refers to itself?)',
+    "NoExtensionBias": "it can produce no text here",
     "NoExtension": "it can produce no text here",
     "LexerTooComplex": "the grammar's tokens are too complex for llguidance",
     "ParserTooComplex": "the grammar is too complex for llguidance",
     "MaxTokensTotal": "the grammar's token limit was reached",
 }
+# the usual cause of "no text": a definition that never bottoms out
+LOOP_HINTS = {"json_schema": ' (a "$ref" that only refers to itself?)', "cfg": " (a rule that only refers to itself?)"}
 _POSITION = re.compile(r"^(?:at )?(\d+)\((\d+)\): ")
 _REGEX_BLOCK = re.compile(r'(?:invalid regex "(?P<regex>.*?)" \(in regex\): )?regex parse error:$')
 
@@ -46,7 +48,8 @@ def matcher_error(kind: str, error: str, where: str = "") -> str:
     first = error.split("<state>", 1)[0].strip().splitlines()
     code = first[0].strip() if first else "unknown error"
     place = f" {where}" if where else ""
-    return clip(f"the {TYPE_NAMES[kind]} constraint failed{place}: {STOP_REASONS.get(code, code)}")
+    hint = LOOP_HINTS.get(kind, "") if code.startswith("NoExtension") else ""
+    return clip(f"the {TYPE_NAMES[kind]} constraint failed{place}: {STOP_REASONS.get(code, code)}{hint}")
 
 
 def clip(message: str, limit: int = MAX_CHARS) -> str:

@@ -229,8 +229,8 @@ def test_concurrent_requests_agree_with_serial_ones(tracker, tokenizer):
 @pytest.mark.parametrize(
     ("kind", "schema", "expected"),
     [
-        ("regex", "a(b", r"regex 'a\(b' is invalid: .*unclosed group"),
-        ("cfg", "start: foo\n", r'Lark grammar is invalid: line 1, column 8: unknown name: "foo"'),
+        ("regex", "a(b", r"regex 'a\(b' is invalid: unclosed group at column 2$"),
+        ("cfg", "start: foo\n", r'Lark grammar is invalid: line 1, column 8: unknown name: "foo"$'),
         ("json_schema", '{"type": ', r"not valid JSON: .* line 1, column 10"),
         ("json_schema", '{"type": "foo"}', r"JSON schema is invalid at type: 'foo'"),
         ("json_schema", "[1, 2]", r"must be a JSON object"),
@@ -244,6 +244,31 @@ def test_invalid_constraints_give_readable_errors(tracker, kind, schema, expecte
         grammar_for(spec)
     with pytest.raises(ValueError, match=re.compile(expected, re.DOTALL)):
         tracker.mask(spec, [])
+
+
+@pytest.mark.parametrize(
+    ("kind", "schema", "expected"),
+    [
+        ("json_schema", '{"$ref": "#"}', 'JSON schema constraint failed: it can produce no text here (a "$ref" that'),
+        ("cfg", "start: a\na: b\nb: a\n", "Lark grammar constraint failed: it can produce no text here (a rule that"),
+        ("cfg", 'start: "a" |\n  ;;; bad', "Lark grammar is invalid: line 2, column 3: lexer error"),
+        (
+            "cfg",
+            "start: /a(/",
+            "Lark grammar is invalid: line 1, column 8: invalid regex 'a(': unclosed group at column 2",
+        ),
+        ("cfg", "start: x\n" * 80, 'Lark grammar is invalid: line 2, column 8: duplicate rule: "start"'),
+        ("regex", "x" * 300 + "(", "is invalid: unclosed group at column 301"),
+        ("json_schema", "[" + "1," * 300 + "1]", "JSON schema must be a JSON object"),
+    ],
+)
+def test_grammar_errors_are_one_readable_line(tracker, kind, schema, expected):
+    """llguidance's multi-line reports (grammar echo, carets, matcher state dump) become one short line."""
+    with pytest.raises(ValueError) as raised:
+        tracker.mask(ConstraintSpec(True, kind, schema), [])
+    message = str(raised.value)
+    assert expected in message
+    assert "\n" not in message and len(message) <= 200 and "<state>" not in message and "Parser:" not in message
 
 
 def test_forced_token_not_allowed_changes_nothing(tracker, tokenizer):
