@@ -127,8 +127,12 @@ def explain(args: list) -> dict:
     return {"styles": token_styles(result), "titles": titles, "legend_html": legend_html(result)}
 
 
-def panel_html(request: dict, result: dict, method: str) -> str:
-    """Context tokens (completion tokens hoverable) and the current candidates, with the request embedded."""
+def panel_html(request: dict, result: dict, method: str, aggregation: str = "l2") -> str:
+    """Context tokens (completion tokens hoverable) and the current candidates, with the request embedded.
+
+    The embedded request carries `aggregation`, so hovering uses the same one as the Explain button.
+    """
+    request = request | {"aggregation": aggregation}
     plen = len(result["prompt_tokens"])
     spans = [f'<span data-pos="{i}">{html.escape(t["display"])}</span>' for i, t in enumerate(result["prompt_tokens"])]
     spans += [

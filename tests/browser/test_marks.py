@@ -20,16 +20,17 @@ DRAWN_JS = """() => {
     ticks: texts('.ytick text'),
     legend: texts('.legendtext'),
     barTexts: texts('.bartext'),
-    // bars in the truncation cuts' red, drawn wider than a hairline
+    // bars in the truncation cuts' red with a length (a zero-length bar draws an empty path)
     redBars: Array.from(plot.querySelectorAll('.bars path'))
-      .filter(p => p.style.fill === 'rgb(239, 68, 68)' && p.getBBox().width > 1).length,
+      .filter(p => p.style.fill === 'rgb(239, 68, 68)' && p.getBBox().width > 0).length,
   };
 }"""
 PAINTED_JS = """method => {
   const hover = Array.from(document.querySelectorAll('#attribution-hover .attr-tokens span'));
   const explained = Array.from(document.querySelectorAll('#attribution .attr-cell'));
   const legend = sel => (document.querySelector(sel) || {}).textContent || '';
-  const hoverLegend = legend('#attribution-hover .attr-legend'), explainLegend = legend('#attribution .attr-legend');
+  const hoverLegend = legend('#attribution-hover .attr-legend-text');
+  const explainLegend = legend('#attribution .attr-legend-text');
   if (!explained.length || !hoverLegend.startsWith(method + ' for') || !explainLegend.startsWith(method + ' for')) {
     return null;
   }

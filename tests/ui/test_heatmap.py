@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 
@@ -119,3 +120,15 @@ def test_real_results_are_painted_by_their_kind(tiny, method, aggregation, hues)
     assert {rgb for rgb, _ in colours} == hues
     negative = [rgb for (rgb, _), score in zip(colours, result["normalized"], strict=True) if score < 0]
     assert set(negative) <= ({RED} if result["signed"] else {VIOLET})
+
+
+def test_hovering_uses_the_aggregation_of_the_panel(monkeypatch):
+    preview = {"prompt_tokens": [{"display": "a"}], "completion_tokens": [{"display": "b"}], "dist": None}
+    page = heatmap.panel_html({"prompt": "a"}, preview, "saliency", aggregation="sum")
+    embedded = json.loads(html_lib.unescape(re.search(r'data-request="([^"]*)"', page).group(1)))
+    asked = []
+    monkeypatch.setattr(
+        heatmap.service, "attribution", lambda request: asked.append(request) or _result([1.0], signed=True)
+    )
+    heatmap.explain([json.dumps(embedded), 0, None, "saliency"])
+    assert asked == [{"prompt": "a", "aggregation": "sum", "method": "saliency", "target_index": 0}]
