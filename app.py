@@ -13,10 +13,10 @@ import threading
 import gradio as gr
 
 import cli
-from decoding import service
 from decoding.model import STORE
+from server import gradio_api
 from ui import attribution_panel, autostep, branches, chat_tab, explorer, lens, session_file, settings, sidebar
-from ui.events import MODEL_EVENT, Explorer
+from ui.events import Explorer
 from ui.state import Prefs, Session
 
 INTRO = (
@@ -30,52 +30,9 @@ CSS = (
 )
 
 
-def _api(fn):
-    """The service function with its ValueError shown to API callers as a one-line message."""
-
-    def call(*args):
-        try:
-            return fn(*args)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-
-    return call
-
-
-def api_model_status() -> dict:
-    """Status of the shared model: id, source, device, dtype, state, error, chat template, vocab, context."""
-    return service.model_status()
-
-
-def api_load_model(model_id: str) -> dict:
-    """Load a model by Hugging Face id or local folder; the previous model stays on failure."""
-    return _api(service.load_model)(model_id)
-
-
-def api_preview(request: dict) -> dict:
-    """The next-token distribution for prompt + completion_ids under the given params (see README)."""
-    return _api(service.preview)(request)
-
-
-def api_step(request: dict) -> dict:
-    """Append one token (chosen, force_token_id or force_text) and return the new state."""
-    return _api(service.step)(request)
-
-
-def api_attribution(request: dict) -> dict:
-    """Scores of every context token for a completion token (target_index) or a candidate (target_token_id)."""
-    return _api(service.attribution)(request)
-
-
-def _register_api() -> None:
-    gr.api(api_model_status, api_name="model_status")
-    for fn in (api_load_model, api_preview, api_step, api_attribution):
-        gr.api(fn, api_name=fn.__name__.removeprefix("api_"), **(MODEL_EVENT | {"api_visibility": "public"}))
-
-
 def build() -> gr.Blocks:
     with gr.Blocks(title="Next-token explorer") as demo:
-        _register_api()
+        gradio_api.register(demo)  # first, so the API endpoints own their names
         gr.Markdown(INTRO)
         c = {"session": gr.State(Session()), "prefs": gr.State(Prefs()), "computed": gr.State({})}
         with gr.Tabs() as c["tabs"]:

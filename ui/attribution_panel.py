@@ -8,8 +8,6 @@ from which the view tells when the heatmap is out of date.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import gradio as gr
 
 from decoding import service
@@ -67,15 +65,6 @@ def explain_request(session: Session, controls: Controls) -> dict:
     return request | {"method": method, "aggregation": controls.aggregation, "ig_steps": int(controls.ig_steps)}
 
 
-def attribution_events(request: dict) -> Iterator[dict]:
-    """{"progress", "desc"} events, then {"result"}: the service's stream when it has one."""
-    stream = getattr(service, "attribution_stream", None)
-    if stream is None:
-        yield {"result": service.attribution(request)}
-        return
-    yield from stream(request)
-
-
 def wire_attribution(ex: Explorer) -> None:
     c = ex.c
 
@@ -83,7 +72,7 @@ def wire_attribution(ex: Explorer) -> None:
         got = ex.read(data)
         try:
             request = explain_request(got.session, got.controls)
-            for event in attribution_events(request):
+            for event in service.attribution_stream(request):
                 if "result" in event:
                     key = on_demand_key("attribution", got.session.for_prompt(got.controls.prompt_key), got.controls)
                     result = event["result"]
@@ -99,7 +88,7 @@ def wire_attribution(ex: Explorer) -> None:
             yield refuse(exc)
 
     outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
-    running = c["explain"].click(explain, ex.inputs(), outputs, **MODEL_EVENT)
+    running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
     c["cancel_explain"].click(None, None, None, cancels=[running], api_visibility="private")
     for trigger in (c["attribution_method"].input, c["aggregation"].input):
         ex.on(trigger, actions.refresh)  # the hover panel follows the method; the heatmap goes out of date

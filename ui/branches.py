@@ -10,10 +10,13 @@ from dataclasses import replace
 
 import gradio as gr
 
+from decoding import service
+
 from . import actions, compare
 from .controls import Controls
 from .events import Explorer, Outcome
-from .state import MAIN, Prefs, Session, to_json
+from .request import request_for
+from .state import MAIN, Session
 from .view import on_demand_key
 
 
@@ -57,9 +60,12 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
     if not other:
         raise ValueError("choose a branch to compare with")
     session = actions.current(session, controls)
-    session.switched(other)  # refuses a branch that no longer exists
+    other_branch = session.switched(other).branch  # refuses a branch that no longer exists
+    if other_branch.messages != session.branch.messages:
+        raise ValueError("these two branches start from different prompts: compare branches of the same prompt")
+    comparison = service.compare(request_for(session, controls), list(other_branch.ids))
+    table = compare.comparison_html(comparison, session.branch.name, other_branch.name)
     outcome = actions.shown(session, controls)
-    table = compare.compare_html(to_json(controls, Prefs(), session)["session"], other)
     computed = computed | {"comparison": on_demand_key("comparison", session, controls)}
     return replace(outcome, also={"comparison": table, "computed": computed})
 

@@ -79,7 +79,7 @@ def open_in_explorer(session: Session, controls: Controls) -> Outcome:
     if not session.chat or session.chat[-1]["role"] != "assistant" or not session.chat_reply:
         raise ValueError("there is no reply yet: send a message first")
     session = actions.current(session, controls)
-    opened = session.forked(0, f"chat ({len(session.chat)} turns)", messages=session.chat[:-1])
+    opened = session.forked(0, "chat", messages=session.chat[:-1])
     opened = opened.with_branch(replace(opened.branch, ids=session.chat_reply))
     outcome = actions.shown(opened, controls, f"New branch **{opened.branch.name}**: the whole conversation.")
     gr.Info(f"Opened the conversation on the new branch {opened.branch.name}; your other branches are unchanged.")

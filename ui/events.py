@@ -14,14 +14,22 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from decoding.lane import EVENT_CONCURRENCY
+from server.gradio_api import CONCURRENCY_ID
+
 from .controls import FIELDS, Controls
 from .state import Prefs, Session
 from .view import Frame, view
 
 log = logging.getLogger(__name__)
 
-MODEL_CONCURRENCY = 1  # events that use the shared model run one at a time, server-wide
-MODEL_EVENT = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY, "api_visibility": "private"}
+# Events that use the shared model share one group in front of the model lane (which serialises the model
+# work itself), so a long attribution never holds other users' steps at Gradio's queue.
+# A small spinner rather than an overlay on every output: a step redraws sooner without it.
+MODEL_EVENT = {
+    "concurrency_id": CONCURRENCY_ID, "concurrency_limit": EVENT_CONCURRENCY, "api_visibility": "private",
+    "show_progress": "minimal",
+}  # fmt: skip
 QUICK_EVENT = {"api_visibility": "private", "show_progress": "hidden"}
 STATES = ("session", "prefs", "computed")
 PANELS = (

@@ -73,7 +73,7 @@ def status_line(result: dict, session: Session, notice: str = "") -> str:
     n_prompt, n_done = len(result["prompt_tokens"]), len(result["completion_ids"])
     parts = [f"**{n_done}** completion tokens after a **{n_prompt}**-token prompt"]
     branch = session.branch
-    kind = f", a chat of {len(branch.messages)} turns" if branch.messages is not None else ""
+    kind = f" (a conversation of {len(branch.messages)} messages)" if branch.messages is not None else ""
     parts.append(f"branch **{branch.name}**{kind}")
     if session.inspect is not None:
         parts.append(f"inspecting token {session.inspect + 1}")

@@ -56,14 +56,19 @@ def test_chat_streams_a_reply(page):
     expect(page.get_by_label("Message", exact=True)).to_have_value("")
 
 
-def test_a_chat_reply_opens_in_the_explorer(page):
+def test_a_conversation_opens_on_a_new_branch_and_keeps_the_work(page):
+    ui.step(page, 2)
+    work = ui.token_texts(page)
     _send_chat(page)
-    page.get_by_role("button", name="Open the last reply in the explorer").click()
+    page.get_by_role("button", name=re.compile(r"^Open the conversation in the explorer")).click()
     expect(page.get_by_role("tab", name="Explorer")).to_have_attribute("aria-selected", "true")
-    expect(page.get_by_label("Prompt", exact=True)).to_have_value(CHAT_MESSAGE)
-    expect(page.get_by_label("Wrap in the chat template", exact=True)).to_be_checked()
+    expect(ui.summary(page)).to_contain_text("branch chat (a conversation of 1 messages)")
     expect(ui.summary(page)).to_have_text(re.compile(rf"^\s*[1-{CHAT_MAX_TOKENS}] completion tokens"))
-    assert "␣colour" in ui.token_texts(page)
+    assert "␣colour" in ui.token_texts(page)  # the user's turn, in the chat template
+    ui.open_accordion(page, "branches")
+    ui.choose(page, "Branch", "main (2 tokens)")
+    ui.expect_completion_count(page, 2)
+    assert ui.token_texts(page) == work
 
 
 def test_compare_shows_where_two_branches_diverge(page):
@@ -77,4 +82,5 @@ def test_compare_shows_where_two_branches_diverge(page):
     rows = compare.locator("tr")
     expect(rows).to_have_count(1 + 4)  # header, then one row per step of the longer branch
     expect(rows.nth(2)).to_contain_text("diverge")
-    expect(rows.nth(1).locator("td").last).to_have_text("0.000")  # same context at step 1: no divergence yet
+    expect(rows.nth(1).locator("td").nth(5)).to_have_text("0")  # same context at step 1: no divergence yet
+    expect(rows.nth(3).locator("td").nth(5)).not_to_have_text("0")  # different contexts: a real divergence
