@@ -19,6 +19,8 @@ import runtime
 from decoding import budgets as budgets_mod
 from decoding import model as model_mod
 from decoding import service
+from decoding.lane import LANE
+from server import rest
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,8 @@ def launch(demo, options: Options, **extra):
 
     Blocks like `demo.launch` unless `prevent_thread_lock=True` is passed. Returns the demo.
     """
-    kwargs = launch_kwargs(options) | extra
+    kwargs = launch_kwargs(options) | {"app_kwargs": rest.app_kwargs()} | extra  # the REST API on the same port
+    LANE.max_waiting = options.queue_size  # the model lane refuses, like Gradio's queue, beyond this many waiting
     block = not kwargs.pop("prevent_thread_lock", False)
     try:
         demo.launch(**kwargs, prevent_thread_lock=True)

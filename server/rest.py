@@ -1,0 +1,123 @@
+"""A plain REST API beside Gradio's: the earlier FastAPI tool's paths and JSON bodies, answered as JSON.
+
+    GET  /api/model/status
+    POST /api/model/load     {"model_id": "..."}
+    POST /api/preview        the preview request (see README)
+    POST /api/step           the step request
+    POST /api/attribution    the attribution request
+
+The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
+a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
+with Retry-After. Validation and the model lane are the UI's own, so REST callers queue fairly with
+everyone else. Attribution runs slice by slice and stops at the next slice when the client disconnects.
+The routes go on Gradio's FastAPI app at launch (`app_kwargs()`), so one port serves both APIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio.to_thread
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from decoding import service
+from decoding.lane import Cancelled
+from server import errors, gradio_api
+
+LOAD_KEYS = ("model_id",)
+RETRY_AFTER_S = "1"
+
+
+def _json(data: object, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def _error(exc: BaseException) -> Response:
+    status, message = errors.describe(exc)
+    headers = {"Retry-After": RETRY_AFTER_S} if status == errors.TOO_MANY else None
+    return _json({"detail": message}, status, headers)
+
+
+async def _body(request: Request) -> dict:
+    """The request body as a JSON object; ValueError naming what was sent otherwise."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON ({exc}): send a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the body must be a JSON object, got {type(data).__name__}: {errors.one_line(raw[:80])}")
+    return data
+
+
+async def _answer(request: Request, fn: Callable[[dict], dict]) -> Response:
+    try:
+        body = await _body(request)
+        return _json(await anyio.to_thread.run_sync(fn, body))
+    except Exception as exc:
+        return _error(exc)
+
+
+async def model_status(request: Request) -> Response:
+    try:
+        return _json(service.model_status())
+    except Exception as exc:
+        return _error(exc)
+
+
+def _load(body: dict) -> dict:
+    unknown = sorted(set(body) - set(LOAD_KEYS), key=str)
+    if unknown or "model_id" not in body:
+        raise ValueError(
+            f'the body must be {{"model_id": "<hub id, folder or embedded>"}}; got keys {sorted(body, key=str)}'
+        )
+    return service.load_model(body["model_id"])
+
+
+async def load_model(request: Request) -> Response:
+    return await _answer(request, _load)
+
+
+async def preview(request: Request) -> Response:
+    return await _answer(request, service.preview)
+
+
+async def step(request: Request) -> Response:
+    return await _answer(request, service.step)
+
+
+async def attribution(request: Request) -> Response:
+    """Slice by slice in a worker thread; between slices, stop if the client has gone away."""
+    try:
+        stream = service.attribution_stream(await _body(request))
+        try:
+            while True:
+                item = await anyio.to_thread.run_sync(next, stream, None)
+                if item is None:
+                    raise RuntimeError("the attribution ended without a result")
+                if "result" in item:
+                    return _json(item["result"])
+                if await request.is_disconnected():
+                    raise Cancelled("the client went away")
+        finally:
+            stream.close()  # stops the work and frees the lane (the thread has returned: no slice is running)
+    except Exception as exc:
+        return _error(exc)
+
+
+ROUTES = (
+    Route("/api/model/status", model_status, methods=["GET"]),
+    Route("/api/model/load", load_model, methods=["POST"]),
+    Route("/api/preview", preview, methods=["POST"]),
+    Route("/api/step", step, methods=["POST"]),
+    Route("/api/attribution", attribution, methods=["POST"]),
+)
+
+
+def app_kwargs() -> dict:
+    """Keyword arguments for Gradio's FastAPI app (`demo.launch(app_kwargs=...)`): these routes, and one-line
+    answers to bodies Gradio's own routes cannot parse."""
+    return gradio_api.app_kwargs() | {"routes": list(ROUTES)}
