@@ -227,8 +227,9 @@ def timeline_figure(meta: list[dict]) -> go.Figure:
     """Entropy of the final distribution and surprisal of the chosen token, per completion token."""
     xs, entropy, surprisal, surprisal_base, labels = [], [], [], [], []
     for i, record in enumerate(meta):
-        dist = record.get("dist") or {}
-        chosen = next((r for r in dist.get("tokens", []) if r["id"] == record["token"]["id"]), None)
+        dist = record.get("dist")
+        rows = shown_rows(dist) if dist else ()  # a forced token may be among the pushed-down rows only
+        chosen = next((r.token for r in rows if r.token["id"] == record["token"]["id"]), None)
         if chosen is None:
             continue
         xs.append(i + 1)
