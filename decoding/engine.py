@@ -20,10 +20,11 @@ import torch
 from jinja2 import TemplateError
 
 from . import distribution as dist_mod
+from . import llama_samplers as ls
 from .cache import PREFIX_CACHE, PrefixCache
 from .model import LoadedModel
 from .model.memo import per_model
-from .params import check_token_ids
+from .params import DecodingParams, check_token_ids
 from .request import Message, Request
 from .tokens import TokenView
 
@@ -96,6 +97,7 @@ class Engine:
         # Over a weak proxy, not the bound method: self -> cache -> method -> self would be a reference cycle,
         # and a cycle keeps the engine and its model alive after a switch until a full garbage collection.
         self._prompt_ids = lru_cache(maxsize=64)(partial(Engine._encode_prompt, weakref.proxy(self)))
+        self._breakers = lru_cache(maxsize=8)(partial(Engine._scan_breakers, weakref.proxy(self)))
         self._analyses: OrderedDict[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = OrderedDict()
         self._analyses_lock = threading.Lock()
 
@@ -151,13 +153,36 @@ class Engine:
         if req.constraint.active:
             mask = self._tracker().mask(req.constraint, completion)
             valid, ctype = mask.valid, mask.constraint_type
-        return dist_mod.compute(logits, ids, completion, req.params, valid, ctype)
+        return dist_mod.compute(
+            logits, ids, completion, req.params, valid, ctype,
+            breakers=self.breakers(req.params), xtc_draw=self.xtc_draw(req, len(completion)),
+        )  # fmt: skip
+
+    def breakers(self, params: DecodingParams) -> ls.Breakers:
+        """DRY's sequence breakers in this vocabulary (a scan of it per breaker list, kept for the next steps)."""
+        return self._breakers(params.dry_sequence_breakers) if params.dry_on else ls.NO_BREAKERS
+
+    def _scan_breakers(self, texts: tuple[str, ...]) -> ls.Breakers:
+        def tokenize(text: str) -> list[int]:
+            return self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        return ls.sequence_breakers(texts, self.view.token_bytes, self.loaded.vocab_size, tokenize)
+
+    @staticmethod
+    def xtc_draw(req: Request, position: int) -> float:
+        """XTC's draw: its own stream beside the sampling draw's, so turning XTC on does not move the samples."""
+        return (
+            draw_uniform(req.params.seed, f"{req.branch_id}|xtc", position)
+            if "xtc" in req.params.active_samplers
+            else 0.0
+        )
 
     def analysis(
         self, req: Request, prompt: Sequence[int], completion: Sequence[int]
     ) -> tuple[dist_mod.Stages, dist_mod.Distribution]:
         """Stages and display summary of the position after prompt + completion, memoised per position."""
-        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k)
+        xtc_branch = req.branch_id if "xtc" in req.params.active_samplers else None  # XTC's draw is per branch
+        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch)
         with self._analyses_lock:
             hit = self._analyses.get(key)
             if hit is not None:

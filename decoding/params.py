@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from . import fields as parse
+from . import llama_samplers as ls
+from .knobs import RANGES as KNOB_RANGES
 
 CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1
@@ -22,6 +24,38 @@ NUMBER_RANGES = {
     "repetition_penalty": (0.0, 10.0, True, REPETITION_RANGE),
     "presence_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
     "frequency_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
+}
+# The samplers' ranges (integer knobs among them), from the modules that define the samplers.
+SAMPLER_RANGES = {**KNOB_RANGES, **ls.RANGES}
+MAX_SEQUENCE_BREAKERS = 16  # each new breaker list scans the vocabulary once (about 70 ms a breaker)
+# The stages `sampler_order` arranges; penalties, DRY and the constraint mask always come first, in that order.
+SAMPLER_STAGES = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "top_n_sigma",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "xtc",
+)
+SAMPLER_ORDERS = {
+    # transformers' warper order (generation utils), then the two samplers it lacks, in llama.cpp's relative order.
+    "transformers": SAMPLER_STAGES,
+    # llama.cpp's default chain (top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature); it has no
+    # epsilon or eta cutoff: they go beside min-p, the other cutoff on probabilities.
+    "llama.cpp": (
+        "top_n_sigma",
+        "top_k",
+        "typical_p",
+        "top_p",
+        "min_p",
+        "epsilon_cutoff",
+        "eta_cutoff",
+        "xtc",
+        "temperature",
+    ),
 }
 
 
@@ -37,6 +71,20 @@ class DecodingParams:
     frequency_penalty: float = 0.0
     seed: int | None = None
     stop_sequences: tuple[str, ...] = ()
+    top_k: int = 0
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    top_n_sigma: float = 0.0
+    epsilon_cutoff: float = 0.0
+    eta_cutoff: float = 0.0
+    xtc_threshold: float = 0.1
+    xtc_probability: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = ls.DRY_BASE
+    dry_allowed_length: int = ls.DRY_ALLOWED_LENGTH
+    dry_penalty_last_n: int = ls.DRY_PENALTY_LAST_N
+    dry_sequence_breakers: tuple[str, ...] = ls.DRY_SEQUENCE_BREAKERS
+    sampler_order: str | tuple[str, ...] = "transformers"
 
     def __post_init__(self) -> None:
         parse.boolean("greedy", self.greedy, False)
@@ -50,24 +98,100 @@ class DecodingParams:
         if not isinstance(self.stop_sequences, tuple):
             raise ValueError(f"stop_sequences {self.stop_sequences!r} must be a tuple of non-empty strings")
         parse.texts("stop_sequences", self.stop_sequences)
+        for name, accepted in SAMPLER_RANGES.items():
+            value = getattr(self, name)  # exact types first (booleans, NaN, huge integers), then the range
+            if accepted.integer:
+                value = parse.integer(name, value, accepted=accepted.accepted)
+            parse.number(name, value, accepted.accepted)
+            object.__setattr__(self, name, accepted.check(name, value))
+        _check_breakers(self.dry_sequence_breakers)
+        object.__setattr__(self, "sampler_order", check_sampler_order(self.sampler_order))
 
     @property
     def is_greedy(self) -> bool:
         return self.greedy or self.temperature == 0.0
+
+    @property
+    def stage_order(self) -> tuple[str, ...]:
+        """The nine sampler stages in the order applied (a named order resolved)."""
+        return SAMPLER_ORDERS.get(self.sampler_order, self.sampler_order)
+
+    @property
+    def active_samplers(self) -> tuple[str, ...]:
+        """The sampler stages that are on, in the order applied; temperature is off when greedy (and at 1)."""
+        on = {
+            "temperature": not self.is_greedy and self.temperature != 1.0,
+            "top_k": self.top_k > 0,
+            "top_p": self.top_p < 1.0,
+            "min_p": self.min_p > 0.0,
+            "typical_p": self.typical_p < 1.0,
+            "top_n_sigma": self.top_n_sigma > 0.0,
+            "epsilon_cutoff": self.epsilon_cutoff > 0.0,
+            "eta_cutoff": self.eta_cutoff > 0.0,
+            "xtc": self.xtc_probability > 0.0,
+        }
+        return tuple(name for name in self.stage_order if on[name])
+
+    @property
+    def penalties_on(self) -> bool:
+        return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+    @property
+    def dry_on(self) -> bool:
+        return self.dry_multiplier > 0.0 and self.dry_penalty_last_n != 0
 
     @classmethod
     def from_dict(cls, data: object) -> DecodingParams:
         """Build from a JSON object (null: all defaults); unknown keys are refused, missing ones take defaults."""
         data = parse.obj("params", data, [f.name for f in fields(cls)])
         values = {name: value for name, value in data.items() if value is not None}
-        if "stop_sequences" in values:
-            values["stop_sequences"] = parse.texts("stop_sequences", values["stop_sequences"])
+        for name in ("stop_sequences", "dry_sequence_breakers"):
+            if name in values:
+                values[name] = parse.texts(name, values[name])
+        if isinstance(values.get("sampler_order"), list):
+            values["sampler_order"] = tuple(values["sampler_order"])
         return cls(**values)
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        out["stop_sequences"] = list(self.stop_sequences)
+        for name in ("stop_sequences", "dry_sequence_breakers"):
+            out[name] = list(out[name])
+        if isinstance(self.sampler_order, tuple):
+            out["sampler_order"] = list(self.sampler_order)
         return out
+
+
+def _check_breakers(breakers: object) -> None:
+    """DRY's sequence breakers: a tuple of at most MAX_SEQUENCE_BREAKERS valid, non-empty, short strings."""
+    if not isinstance(breakers, tuple):
+        raise ValueError(f"dry_sequence_breakers {parse.shown(breakers)} must be a tuple of non-empty strings")
+    parse.texts("dry_sequence_breakers", breakers)
+    if len(breakers) > MAX_SEQUENCE_BREAKERS:
+        raise ValueError(
+            f"dry_sequence_breakers has {len(breakers)} entries: accepted is at most {MAX_SEQUENCE_BREAKERS}"
+        )
+    ls.check_sequence_breakers(breakers)
+
+
+def check_sampler_order(value: object) -> str | tuple[str, ...]:
+    """A named order ("transformers", "llama.cpp") or a tuple naming each sampler stage exactly once."""
+    named = " or ".join(repr(name) for name in SAMPLER_ORDERS)
+    accepted = f"{named}, or a list naming each of {', '.join(SAMPLER_STAGES)} once"
+    if isinstance(value, str):
+        if value not in SAMPLER_ORDERS:
+            raise ValueError(f"sampler_order {parse.shown(value)} is not a named order: accepted is {accepted}")
+        return value
+    if not isinstance(value, tuple):
+        raise ValueError(f"sampler_order must be {accepted}; got {parse.type_name(value)} {parse.shown(value)}")
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or name not in SAMPLER_STAGES:
+            raise ValueError(f"sampler_order[{i}] {parse.shown(name)} is not a sampler stage: accepted is {accepted}")
+        if name in value[:i]:
+            raise ValueError(f"sampler_order names {name!r} twice: accepted is {accepted}")
+    missing = [name for name in SAMPLER_STAGES if name not in value]
+    if missing:
+        raise ValueError(f"sampler_order misses {', '.join(missing)}: accepted is {accepted}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -157,6 +281,18 @@ PRESETS: dict[str, Preset] = {
             DecodingParams(
                 temperature=1.1, top_p=0.95, repetition_penalty=1.0, presence_penalty=0.4, frequency_penalty=0.2
             ),
+        ),
+        Preset(
+            "llama.cpp default",
+            "llama.cpp's defaults, in its order: top-k 40, top-p 0.95, min-p 0.05, then temperature 0.8.",
+            DecodingParams(
+                temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repetition_penalty=1.0, sampler_order="llama.cpp"
+            ),
+        ),
+        Preset(
+            "min-p creative",
+            "Hot (temperature 1.5) yet coherent: min-p 0.1 drops what is far below the best token.",
+            DecodingParams(temperature=1.5, min_p=0.1, top_p=1.0, repetition_penalty=1.0),
         ),
     )
 }

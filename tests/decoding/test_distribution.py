@@ -1,4 +1,7 @@
-"""The per-stage distribution: base, penalties, temperature, constraint, top-p or greedy, and its display summary."""
+"""The per-stage distribution (base, penalties, constraint, temperature, top-p or greedy) and its display summary.
+
+The other samplers, DRY and the orders are tested in test_chain.py.
+"""
 
 from __future__ import annotations
 
@@ -51,14 +54,23 @@ def hf_pipeline(logits: torch.Tensor, p: DecodingParams, valid: torch.Tensor | N
     return torch.softmax(scores[0], -1)
 
 
-SAMPLING_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
-GREEDY_STAGES = ("base", "penalties", "temperature", "constraint", "greedy")
+SAMPLING_STAGES = ("base", "penalties", "temperature", "top_p")
+CONSTRAINED_STAGES = ("base", "penalties", "constraint", "temperature", "top_p")
+GREEDY_STAGES = ("base", "penalties", "constraint", "greedy")  # greedy turns temperature off
 
 
 def test_stage_names_in_pipeline_order():
     assert run().names == SAMPLING_STAGES
     assert list(run().probs) == list(SAMPLING_STAGES)
-    assert run(greedy=True).names == GREEDY_STAGES
+    assert run(valid=random_valid(0)).names == CONSTRAINED_STAGES
+    assert run(valid=random_valid(0), greedy=True, top_p=1.0).names == GREEDY_STAGES
+
+
+def test_knobs_that_are_off_add_no_stage():
+    plain = DecodingParams(temperature=1.0, top_p=1.0, repetition_penalty=1.0)
+    stages = dist_mod.compute(logits_for(1), CONTEXT, COMPLETION, plain)
+    assert stages.names == ("base",) and stages.counts == (VOCAB,)
+    assert torch.equal(stages.p_final, stages.p_base) and bool(stages.kept.all())
 
 
 def test_p_base_is_softmax_of_raw_logits():
@@ -95,7 +107,8 @@ def test_constraint_stage_is_zero_on_invalid_tokens():
     valid = random_valid(1)
     stages = run(1, valid=valid)
     assert float(stages.probs["constraint"][~valid].max()) == 0.0
-    assert float(stages.probs["temperature"][~valid].max()) > 0.0
+    assert float(stages.probs["temperature"][~valid].max()) == 0.0
+    assert float(stages.shown[~valid].min()) > 0.0  # the rows are ranked before the mask: invalid ones stay visible
 
 
 def test_all_invalid_mask_raises_value_error():
@@ -120,6 +133,7 @@ def test_penalties_apply_before_temperature():
     penalised[sorted(set(COMPLETION))] -= 0.3  # presence penalty
     torch.testing.assert_close(stages.probs["penalties"], torch.softmax(penalised, -1))
     torch.testing.assert_close(stages.probs["temperature"], torch.softmax(penalised / 2.0, -1))
+    assert stages.shown is stages.probs["penalties"]
 
 
 def test_compute_leaves_logits_unmodified():
@@ -147,7 +161,7 @@ def test_display_rows_list_kept_tokens_first_by_final_probability(view):
 def test_display_rows_carry_every_stage_and_token_text(view):
     stages = run(8)
     row = dist_mod.summarize(stages, view, 5).tokens[0]
-    assert list(row.stages) == list(SAMPLING_STAGES)
+    assert list(row.stages) == list(stages.names) == list(SAMPLING_STAGES)
     assert row.stages["base"] == pytest.approx(float(stages.p_base[row.id]))
     assert row.text == view.pill(row.id).text and row.display == view.pill(row.id).display
 
@@ -184,10 +198,11 @@ def test_top_p_one_keeps_every_valid_token():
     torch.testing.assert_close(stages.p_final, hf_pipeline(logits_for(12), params(top_p=1.0), valid))
 
 
-def test_stages_left_unchanged_by_a_knob_equal_the_previous_stage():
-    stages = dist_mod.compute(logits_for(13), CONTEXT, COMPLETION, DecodingParams(repetition_penalty=1.0, top_p=0.5))
-    assert torch.equal(stages.probs["penalties"], stages.p_base)
-    assert torch.equal(stages.probs["constraint"], stages.probs["temperature"])
+def test_a_knob_that_is_on_but_changes_nothing_here_shares_the_previous_stage():
+    p = DecodingParams(repetition_penalty=1.0, presence_penalty=0.5, top_p=0.5)  # presence: no completion yet
+    stages = dist_mod.compute(logits_for(13), CONTEXT, [], p)
+    assert stages.names == ("base", "penalties", "temperature", "top_p")
+    assert stages.probs["penalties"] is stages.p_base and stages.chain[1].survivors is None
     assert not torch.equal(stages.probs["temperature"], stages.p_base)
 
 
@@ -200,12 +215,12 @@ def test_greedy_final_entropy_is_positive_zero(view):
 # --- greedy as its own stage, removed_by, pushed-down tokens ------------------------------------------
 
 
-def test_greedy_is_its_own_stage_after_an_unchanged_constraint_stage():
+def test_greedy_is_its_own_stage_after_the_samplers():
     valid = random_valid(15)
     stages = run(15, valid=valid, greedy=True)
     masked = stages.probs["constraint"]
-    assert "top_p" not in stages.probs
-    assert stages.argmax() == int(torch.argmax(masked))
+    assert stages.names == ("base", "penalties", "constraint", "top_p", "greedy")
+    assert stages.argmax() == int(torch.argmax(masked)) == int(torch.argmax(stages.probs["top_p"]))
     assert torch.equal(stages.kept, stages.p_final > 0) and int(stages.kept.sum()) == 1
     assert int((masked > 0).sum()) == int(valid.sum())  # the constraint stage zeroes only the invalid tokens
 
@@ -224,8 +239,9 @@ def test_removed_by_names_the_first_stage_that_removed_each_row(view):
 
 def test_greedy_rows_are_removed_by_greedy_not_top_p(view):
     valid = random_valid(17)
-    summary = dist_mod.summarize(run(17, valid=valid, greedy=True, top_p=0.5), view, 20)
+    summary = dist_mod.summarize(run(17, valid=valid, greedy=True, top_p=1.0), view, 20)
     assert summary.stages == GREEDY_STAGES
+    assert summary.stage_counts == (VOCAB, VOCAB, int(valid.sum()), 1)
     assert [row.removed_by for row in summary.tokens if row.kept] == [None]
     assert {row.removed_by for row in summary.tokens if not row.kept} == {"constraint", "greedy"}
     for row in summary.tokens:
@@ -235,8 +251,17 @@ def test_greedy_rows_are_removed_by_greedy_not_top_p(view):
 
 
 def test_summary_lists_its_stages_in_order_in_json(view):
-    out = dist_mod.summarize(run(18), view, 5).as_dict()
+    stages = run(18, top_p=0.5)
+    out = dist_mod.summarize(stages, view, 5).as_dict()
     assert out["stages"] == list(SAMPLING_STAGES)
+    assert list(out["stage_counts"]) == out["stages"]
+    assert out["stage_counts"] == {
+        "base": VOCAB,
+        "penalties": VOCAB,
+        "temperature": VOCAB,
+        "top_p": int(stages.kept.sum()),
+    }
+    assert out["kept_token_count"] == out["stage_counts"]["top_p"] < VOCAB
     assert set(out["tokens"][0]) >= {"removed_by", "stages"} and isinstance(out["pushed_down"], list)
 
 
