@@ -1,0 +1,118 @@
+"""Many users at once through the REST API: steps per second and step latency, alone and beside a long attribution.
+
+Run: `uv run python bench/load.py [--clients 16] [--steps 40] [--ig-steps 64]`. Launches `app.py` as a
+subprocess. Each client (a thread with its own HTTP connection) walks its own greedy completion from its
+own ~128-token prompt, one `POST /api/step` at a time. Two rounds:
+
+- alone: only the clients;
+- with attribution: one more client first starts integrated gradients (`--ig-steps` steps) on a
+  ~128-token context, and the clients start once it is running.
+
+Prints a markdown table: total steps per second, p50 / p95 / max step latency (ms), and how long the
+attribution took. The model lane serves requests in arrival order and runs the attribution in slices,
+so a step waits for at most one slice of it. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.api_overhead import TIMEOUT_S, body_for, rest_step
+from decoding.model import EMBEDDED_ID, load_model
+from tests.browser.server import running_app
+
+CLIENTS, STEPS, IG_STEPS = 16, 40, 64
+
+
+@dataclass(frozen=True)
+class Round:
+    name: str
+    wall_s: float
+    latencies_ms: tuple[float, ...]
+    attribution_s: float | None = None
+
+    def row(self) -> str:
+        ordered = sorted(self.latencies_ms)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        attribution = "-" if self.attribution_s is None else f"{self.attribution_s:.1f}"
+        return (
+            f"| {self.name} | {len(ordered)} | {len(ordered) / self.wall_s:.1f} | {statistics.median(ordered):.0f} "
+            f"| {p95:.0f} | {ordered[-1]:.0f} | {attribution} |"
+        )
+
+
+def client_walk(url: str, body: dict, steps: int, latencies: list[float], ready: threading.Barrier) -> None:
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        body = body | {"completion_ids": rest_step(client, url, body)["completion_ids"]}  # the prefill, untimed
+        ready.wait()
+        for _ in range(steps):
+            begin = time.perf_counter()
+            result = rest_step(client, url, body)
+            latencies.append((time.perf_counter() - begin) * 1000)
+            body = body | {"completion_ids": result["completion_ids"]}
+
+
+def attribution_run(url: str, body: dict, ig_steps: int, took: list[float]) -> None:
+    request = body | {"target_token_id": 13, "method": "integrated_gradients", "ig_steps": ig_steps}
+    begin = time.perf_counter()
+    answer = httpx.post(f"{url}api/attribution", content=json.dumps(request), timeout=None)
+    answer.raise_for_status()
+    took.append(time.perf_counter() - begin)
+
+
+def run_round(url: str, tokenizer, name: str, clients: int, steps: int, ig_steps: int | None) -> Round:
+    """The clients' steps, timed from when every client has its prompt prefilled; the attribution starts first."""
+    latencies: list[float] = []
+    took: list[float] = []
+    ready = threading.Barrier(clients + 1)
+    jobs = [
+        threading.Thread(target=client_walk, args=(url, body_for(tokenizer, 10 + i), steps, latencies, ready))
+        for i in range(clients)
+    ]
+    if ig_steps is not None:
+        jobs.insert(0, threading.Thread(target=attribution_run, args=(url, body_for(tokenizer, 99), ig_steps, took)))
+    for job in jobs:
+        job.start()
+    ready.wait()
+    begin = time.perf_counter()
+    for job in jobs[1:] if ig_steps is not None else jobs:
+        job.join()
+    wall = time.perf_counter() - begin
+    for job in jobs:
+        job.join()
+    return Round(name, wall, tuple(latencies), took[0] if took else None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--steps", type=int, default=STEPS, help="steps per client")
+    parser.add_argument("--ig-steps", type=int, default=IG_STEPS, help="integrated-gradients steps of the attribution")
+    args = parser.parse_args()
+    tokenizer = load_model(EMBEDDED_ID, device="cpu").tokenizer
+    with tempfile.TemporaryDirectory() as folder, running_app(Path(folder) / "app.log") as url:
+        rounds = [
+            run_round(url, tokenizer, "alone", args.clients, args.steps, None),
+            run_round(url, tokenizer, "with attribution", args.clients, args.steps, args.ig_steps),
+        ]
+    print(f"\n{args.clients} clients x {args.steps} steps over REST (~128-token contexts, greedy):\n")
+    print("| round | steps | steps/s | p50 ms | p95 ms | max ms | attribution s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for item in rounds:
+        print(item.row())
+
+
+if __name__ == "__main__":
+    main()
