@@ -20,13 +20,12 @@ from ui.events import Explorer
 from ui.state import Prefs, Session
 
 INTRO = (
-    "**Next-token explorer** · press **Step** to see the raw next-token probabilities (**p_base**, grey) beside "
-    "the final ones (**p_final**, blue) after penalties, temperature, a constraint and the nucleus. Click a "
-    "candidate to force it, the last token to delete it, an earlier token to see how it was chosen."
+    "**Next-token explorer** · **Step** shows the raw next-token probabilities (**p_base**, grey) beside the "
+    "final ones (**p_final**, blue) after every sampling stage."
 )
 CSS = (
     ".token-view span { font-family: ui-monospace, monospace; } footer { display: none !important; }"
-    " #summary p { margin: 0; } #step-row { align-items: end; flex-wrap: wrap; }"
+    " #summary p { margin: 0; }"
 )
 
 

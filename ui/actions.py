@@ -27,6 +27,12 @@ def shown(session: Session, controls: Controls, notice: str = "") -> Outcome:
     return Outcome(session, show(request_for(session, controls)), notice)
 
 
+def announce(notice: str) -> str:
+    """A notice for the status line, also shown as a toast."""
+    gr.Info(notice.replace("**", ""))
+    return notice
+
+
 def refresh(session: Session, controls: Controls) -> Outcome:
     return shown(current(session, controls).inspecting(None), controls)
 
@@ -72,8 +78,7 @@ def force_candidate(session: Session, controls: Controls, index: object) -> Outc
     at = session.inspect
     forked = session.forked(at)
     outcome = advance(forked, controls, force_token_id=rows[row])
-    notice = f"New branch **{forked.branch.name}** from token {at + 1}; the original stays as it was."
-    gr.Info(notice.replace("**", ""))
+    notice = announce(f"New branch **{forked.branch.name}** from token {at + 1}; the original stays as it was.")
     return Outcome(outcome.session, outcome.result, notice)
 
 

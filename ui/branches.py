@@ -44,7 +44,8 @@ def switch(session: Session, controls: Controls, branch_id: str) -> Outcome:
 def fork(session: Session, controls: Controls, name: str) -> Outcome:
     session = actions.current(session, controls)
     forked = session.forked(len(session.branch.ids), name or "")
-    return actions.shown(forked, controls, f"New branch **{forked.branch.name}** from the end of the completion.")
+    notice = actions.announce(f"New branch **{forked.branch.name}** from the end of the completion.")
+    return actions.shown(forked, controls, notice)
 
 
 def rename(session: Session, controls: Controls, name: str) -> Outcome:

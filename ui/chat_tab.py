@@ -81,8 +81,8 @@ def open_in_explorer(session: Session, controls: Controls) -> Outcome:
     session = actions.current(session, controls)
     opened = session.forked(0, "chat", messages=session.chat[:-1])
     opened = opened.with_branch(replace(opened.branch, ids=session.chat_reply))
-    outcome = actions.shown(opened, controls, f"New branch **{opened.branch.name}**: the whole conversation.")
-    gr.Info(f"Opened the conversation on the new branch {opened.branch.name}; your other branches are unchanged.")
+    notice = f"New branch **{opened.branch.name}**: the whole conversation; the other branches are unchanged."
+    outcome = actions.shown(opened, controls, actions.announce(notice))
     return replace(outcome, also={"tabs": gr.Tabs(selected="explorer")})
 
 

@@ -28,11 +28,13 @@ def create_explorer() -> dict:
         c["play"] = gr.Button(PLAY, min_width=70)
         c["delete"] = gr.Button("Delete last", min_width=70)
         c["clear"] = gr.Button("Clear completion", min_width=70)
-        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=90, elem_id="llm-on")
+        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=90, elem_id="llm-on", container=False)
+    with gr.Row(elem_id="force-row"):
         c["force_text"] = gr.Textbox(
-            label="Force text", placeholder="text to append as is", max_lines=1, scale=2, min_width=160
-        )
-        c["force"] = gr.Button("Force", min_width=70)
+            label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
+            max_lines=1, scale=4, min_width=160, container=False,
+        )  # fmt: skip
+        c["force"] = gr.Button("Force", min_width=70, scale=1)
     c["tokens"] = gr.HighlightedText(
         label="Tokens (click the last one to delete it, an earlier one to see how it was chosen)",
         color_map=COLOR_MAP, show_legend=True, combine_adjacent=False, elem_classes="token-view", elem_id="tokens",
@@ -43,7 +45,7 @@ def create_explorer() -> dict:
         c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot", min_width=340)
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=2,
-            min_width=300, wrap=True, elem_id="candidates",
+            min_width=300, wrap=True, elem_id="candidates", column_widths=["24%", "16%", "18%", "18%", "24%"],
         )  # fmt: skip
     with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
         c["stages_panel"] = acc

@@ -33,11 +33,9 @@ def token_spans(result: dict, meta: tuple[dict, ...]) -> list[tuple[str, str]]:
 
 
 def status_of(row: plots.ShownRow) -> str:
-    """The row's marks, as the chart shows them, then kept or the stage that removed it."""
+    """The row's marks, as the chart shows them, then kept or the stage that removed it (short: narrow screens)."""
     symbols = "".join(mark.symbol for mark in row.marks)
     state = row.removed_by.replace("_", "-") if row.removed_by else "kept"
-    if row.removed_by and row.removed_by not in plots.UNCUT_STAGES:
-        state = f"cut by {state}"
     return f"{symbols} {state}".strip()
 
 

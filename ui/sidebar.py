@@ -51,9 +51,8 @@ def create_sidebar() -> dict:
     c["repetition_penalty"] = gr.Slider(0.5, 2, D.repetition_penalty, step=0.01, label="Repetition penalty")
     c["presence_penalty"] = gr.Slider(-2, 2, D.presence_penalty, step=0.05, label="Presence penalty")
     c["frequency_penalty"] = gr.Slider(-2, 2, D.frequency_penalty, step=0.05, label="Frequency penalty")
-    with gr.Row():
-        c["seed"] = gr.Textbox(D.seed, label="Seed (blank = random)", max_lines=1, min_width=100)
-        c["top_k"] = gr.Slider(1, 50, D.top_k, step=1, label="Rows shown (top-k)", min_width=140)
+    c["seed"] = gr.Textbox(D.seed, label="Seed (blank = random)", max_lines=1)
+    c["top_k"] = gr.Slider(1, 50, D.top_k, step=1, label="Rows shown (top-k)")
     c["stop_sequences"] = gr.Textbox(D.stop_sequences, label="Stop sequences (one per line)", lines=1, max_lines=4)
     with gr.Accordion("Constraint", open=False, elem_id="constraint-panel") as c["constraint_panel"]:
         c["constraint_enabled"] = gr.Checkbox(D.constraint_enabled, label="Constrain the output")

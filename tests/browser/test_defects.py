@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.browser import ui
 
 PENALTY_PROMPT = "The cat sat on the mat. The cat sat on the"
+OPEN_PROMPT = "My favourite thing to do on a rainy day is"
 
 
 def test_export_holds_what_the_screen_shows_on_the_first_click(page):
@@ -40,13 +41,12 @@ def test_tokens_a_penalty_pushes_down_stay_in_the_table(page):
 
 
 def test_arrow_keys_on_a_slider_switch_to_custom_and_redraw(page):
+    ui.set_prompt(page, OPEN_PROMPT)  # several candidates in the nucleus, so temperature moves p_final
     before = ui.figure(page)
     page.get_by_label("range slider for Temperature (0 = greedy)").focus()
-    page.keyboard.press("ArrowRight")
-    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")  # one press: the redraw must use the value it set
     expect(page.get_by_label("custom", exact=True)).to_be_checked()
-    after = ui.wait_for_figure_change(page, before)
-    assert ui.trace_x(after, "p_final (after") != ui.trace_x(before, "p_final (after")
+    ui.wait_for_trace_change(page, "p_final (after", ui.trace_x(before, "p_final (after"))
 
 
 def test_each_constraint_type_keeps_its_own_text(page):

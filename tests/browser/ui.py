@@ -99,6 +99,16 @@ def wait_for_figure_change(page: Page, before: list[dict] | None) -> list[dict]:
     return figure(page)
 
 
+def wait_for_trace_change(page: Page, prefix: str, old: list[float]) -> list[float]:
+    """Wait until the trace whose name starts with `prefix` shows other values than `old`; return them."""
+    changed = f"""([prefix, old]) => {{
+      const trace = (({FIGURE_JS})() || []).find(t => t.name.startsWith(prefix));
+      return !!trace && JSON.stringify(trace.x) !== JSON.stringify(old);
+    }}"""
+    page.wait_for_function(changed, arg=[prefix, old], timeout=EVENT_TIMEOUT_MS)
+    return trace_x(figure(page), prefix)
+
+
 def set_prompt(page: Page, text: str) -> None:
     """Type a new prompt and leave the box; wait until the tokens and the bars show that prompt."""
     before = figure(page)
