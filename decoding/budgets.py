@@ -87,9 +87,8 @@ class Budgets:
         limit = getattr(self, name)
         if limit is not None and amount > limit:
             spec = LIMIT_BY_NAME[name]
-            raise ValueError(
-                f"{what} is {amount:,} {spec.unit}; this server allows {limit:,} ({spec.flag} / {spec.env})"
-            )
+            count = f"{amount:,}" if amount < 10**15 else parse.shown(amount)  # a caller's number can be absurd
+            raise ValueError(f"{what} is {count} {spec.unit}; this server allows {limit:,} ({spec.flag} / {spec.env})")
 
     def check_texts(self, name: str, texts: dict[str, str]) -> None:
         """Each named text at most the `name` limit in characters."""

@@ -15,15 +15,28 @@ field, the bad value and what is accepted. The rules, the same for every request
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Collection, Sequence
 
 SHOWN_CHARS = 60  # of a bad value quoted in a message: enough to recognise it, short enough for one line
 
 
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = SHOWN_CHARS
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 5, 5, 5
+    return short
+
+
+_SHORT = _short_repr()  # bounded work even for a huge or deeply nested value
+
+
 def shown(value: object) -> str:
-    """A bad value as quoted in a message: its repr, cut to SHOWN_CHARS."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+    """A bad value as quoted in a message: its repr, cut to about SHOWN_CHARS."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # an integer with more digits than Python converts to text
+        return f"(a {type_name(value)} too large to show)"
 
 
 def type_name(value: object) -> str:
@@ -44,7 +57,7 @@ def obj(name: str, value: object, accepted: Collection[str]) -> dict:
         raise ValueError(f"{name} must be a JSON object, got {type_name(value)}")
     unknown = sorted(repr(key) if not isinstance(key, str) else key for key in value if key not in accepted)
     if unknown:
-        what = f"key {unknown[0]!r}" if len(unknown) == 1 else f"keys {unknown}"
+        what = f"key {shown(unknown[0])}" if len(unknown) == 1 else f"keys {shown(unknown)}"
         raise ValueError(f"unknown {what} in {name}: accepted are {sorted(accepted)}")
     return value
 

@@ -68,7 +68,7 @@ def _one_line(message: str) -> str:
 
 
 def readable_errors(fn):
-    """Every ValueError leaves as one line: grammar compilers answer with multi-line dumps."""
+    """Every refusal leaves as a one-line ValueError: grammar compilers answer with multi-line dumps."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -78,6 +78,8 @@ def readable_errors(fn):
             if "\n" not in str(exc):
                 raise
             raise ValueError(_one_line(str(exc))) from None
+        except RecursionError as exc:  # a parser (JSON schema, grammar) meeting absurdly deep nesting
+            raise ValueError(f"the request is nested too deeply to read: {_one_line(str(exc))}") from None
 
     return wrapper
 

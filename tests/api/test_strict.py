@@ -261,3 +261,26 @@ def test_messages_need_a_chat_template(monkeypatch, tiny):
         engine.prompt_ids(Request(prompt="", messages=(Message("user", "hi"),)))
     ids, notice = engine.prompt_ids(Request(prompt="hi"))
     assert ids and "no chat template" in notice
+
+
+def test_huge_and_deep_values_are_refused_in_one_short_line(baseline):
+    deep: list = []
+    node = deep
+    for _ in range(100_000):
+        node.append([])
+        node = node[0]
+    cases = [
+        (GOOD | {"prompt": deep}, "prompt must be a string, got list [[[[...]]]]"),
+        (GOOD | {"completion_ids": [[5] * 100_000]}, "completion_ids[0] = [5, 5, 5, 5, 5, ...] is not an integer"),
+        (GOOD | {f"k{i}": 1 for i in range(10_000)}, "unknown keys ['k0', 'k1', 'k10', 'k100', 'k1000', ...]"),
+        (GOOD | {"top_k": 10**5000}, "top_k is (a number too large to show) rows; this server allows 1,000"),
+        (
+            GOOD | {"constraint": {"enabled": True, "type": "json_schema", "schema": "[" * 5000}},
+            "the request is nested too deeply to read",
+        ),
+    ]
+    for request, words in cases:
+        with pytest.raises(ValueError) as info:
+            service.preview(request)
+        assert words in str(info.value) and len(str(info.value)) < 400
+    assert service.preview(GOOD) == baseline
