@@ -119,11 +119,6 @@ def shown_rows(dist: dict, chosen: int | None = None) -> tuple[ShownRow, ...]:
     )
 
 
-def row_label(row: dict, greedy: bool = False) -> str:
-    """Label of one API row on its own: its display text after the mark of the stage that removed it."""
-    return ShownRow(row, removed_by(row, greedy), False, False).label
-
-
 def distribution_figure(
     dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None, empty: str = ""
 ) -> go.Figure:

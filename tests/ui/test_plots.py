@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from decoding.params import PRESETS, DecodingParams
 from ui import plots
 
 STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
@@ -131,10 +132,11 @@ def test_no_distribution_shows_the_reason():
     assert fig.layout.annotations[0].text == "finished: eos" and not fig.data
 
 
-def test_shown_rows_and_row_label_for_a_table():
+def test_shown_rows_for_a_table():
     rows = plots.shown_rows(_dist([_row(1, 0.9, 1.0), _row(2, 0.1, 0.0, kept=False)], greedy=True))
     assert [(r.removed_by, r.label) for r in rows] == [(None, "t1"), ("greedy", "○ t2")]
-    assert plots.row_label(_row(2, 0.1, 0.0, kept=False, valid=False)) == "⊘ t2"
+    forbidden = plots.shown_rows(_dist([_row(2, 0.1, 0.0, kept=False, valid=False)]))
+    assert [(r.removed_by, r.label, r.cut) for r in forbidden] == [("constraint", "⊘ t2", False)]
 
 
 def test_timeline_surprisal_and_entropy_per_token():
@@ -158,29 +160,28 @@ def summarized(tokenizer):
     import torch
 
     from decoding import distribution
-    from decoding.params import DecodingParams
     from decoding.tokens import TokenView
 
     logits = torch.randn(len(tokenizer), generator=torch.Generator().manual_seed(3))
     logits[1000:1012] = 14 - 0.6 * torch.arange(12)  # a peaked head, so top-p 0.5 cuts inside the top 10
     context = [1000, 1001, 1002]  # the three most likely tokens are repeated
 
-    def summarize(**knobs) -> dict:
-        stages = distribution.compute(logits, context, context, DecodingParams(**knobs))
+    def summarize(params: DecodingParams) -> dict:
+        stages = distribution.compute(logits, context, context, params)
         return distribution.summarize(stages, TokenView(tokenizer), 10).as_dict()
 
     return summarize
 
 
-def test_real_rows_under_greedy_never_say_top_p(summarized):
-    dist = summarized(greedy=True)
+def test_real_rows_under_the_greedy_preset_never_say_top_p(summarized):
+    dist = summarized(PRESETS["greedy"].params)
     fig = plots.distribution_figure(dist)
     assert len(_marked(fig, "○")) == len(dist["tokens"]) - 1
     assert not any("top-p" in text or "✂" in text for text in [*_legend(fig), *_texts(fig), *_labels(fig)])
 
 
 def test_real_rows_cut_by_top_p_are_exactly_the_red_bars(summarized):
-    dist = summarized(temperature=1.0, top_p=0.5)
+    dist = summarized(DecodingParams(temperature=1.0, top_p=0.5))
     cut_ids = [r["id"] for r in dist["tokens"] if not r["kept"]]
     fig = plots.distribution_figure(dist)
     red = next(t for t in fig.data if t.name.startswith("✂ cut by top-p"))
@@ -189,7 +190,7 @@ def test_real_rows_cut_by_top_p_are_exactly_the_red_bars(summarized):
 
 
 def test_real_rows_pushed_down_by_a_penalty_are_shown(summarized):
-    dist = summarized(temperature=1.0, top_p=1.0, repetition_penalty=3.0)
+    dist = summarized(DecodingParams(temperature=1.0, top_p=1.0, repetition_penalty=3.0))
     assert dist["pushed_down"]
     fig = plots.distribution_figure(dist)
     assert _marked(fig, "↓") == [f"↓ {r['display']}" for r in dist["pushed_down"]]
