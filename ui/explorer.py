@@ -24,17 +24,18 @@ def create_explorer() -> dict:
             c["system_prompt"] = gr.Textbox(D.system_prompt, label="System prompt", max_lines=3)
             c["use_chat_template"] = gr.Checkbox(D.use_chat_template, label="Wrap in the chat template")
     with gr.Row(elem_id="step-row"):
-        c["step"] = gr.Button("Step", variant="primary", min_width=70)
-        c["play"] = gr.Button(PLAY, min_width=70)
-        c["delete"] = gr.Button("Delete last", min_width=70)
-        c["clear"] = gr.Button("Clear completion", min_width=70)
-        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=90, elem_id="llm-on", container=False)
+        # wide enough for their labels on one line: on a narrow screen the row wraps instead of clipping
+        c["step"] = gr.Button("Step", variant="primary", min_width=110)
+        c["play"] = gr.Button(PLAY, min_width=110)
+        c["delete"] = gr.Button("Delete last", min_width=130)
+        c["clear"] = gr.Button("Clear completion", min_width=180)
     with gr.Row(elem_id="force-row"):
         c["force_text"] = gr.Textbox(
             label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
             max_lines=1, scale=4, min_width=160, container=False,
         )  # fmt: skip
         c["force"] = gr.Button("Force", min_width=70, scale=1)
+        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=110, scale=1, elem_id="llm-on")
     c["tokens"] = gr.HighlightedText(
         label="Tokens (click the last one to delete it, an earlier one to see how it was chosen)",
         color_map=COLOR_MAP, show_legend=True, combine_adjacent=False, elem_classes="token-view", elem_id="tokens",
@@ -42,10 +43,10 @@ def create_explorer() -> dict:
     c["summary"] = gr.Markdown(elem_id="summary")
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
     with gr.Row(equal_height=False, elem_id="dist-row"):
-        c["plot"] = gr.Plot(label="Next-token distribution", scale=3, elem_id="dist-plot", min_width=340)
+        c["plot"] = gr.Plot(label="Next-token distribution", scale=1, elem_id="dist-plot", min_width=340)
         c["candidates"] = gr.Dataframe(
-            headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=2,
-            min_width=300, wrap=True, elem_id="candidates", column_widths=["24%", "16%", "18%", "18%", "24%"],
+            headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
+            min_width=300, wrap=True, elem_id="candidates", column_widths=["25%", "19%", "17%", "17%", "22%"],
         )  # fmt: skip
     with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
         c["stages_panel"] = acc
