@@ -95,7 +95,19 @@ class Policy:
         budgets.check_stops(req.params.stop_sequences)
         if req.constraint.active:
             budgets.check("max_grammar_chars", len(req.constraint.schema), f"the {req.constraint.type} constraint")
-        budgets.check("max_context_tokens", len(req.completion_ids), "completion")
+
+    def check_lengths(self, request: object) -> None:
+        """Before parsing: the request's long lists, whose length alone can be over a budget (parsing them costs)."""
+        if not isinstance(request, dict):
+            return  # not a request: parsing says so
+        budgets = self._settings.budgets
+        for key, name, what in (
+            ("completion_ids", "max_context_tokens", "completion"),
+            ("messages", "max_history_turns", "messages"),
+        ):
+            value = request.get(key)
+            if isinstance(value, list | tuple):
+                budgets.check(name, len(value), what)
 
     def check_context(self, engine: Engine, req: Request, new_tokens: int = 0) -> None:
         """Prompt + completion + the tokens a call appends, within the context budget."""

@@ -98,6 +98,7 @@ def load_model(model_id: str) -> dict:
 
 def _parsed(request: object, extra_keys: Sequence[str] = ()) -> Request:
     """The request parsed strictly and within the budgets; no model touched yet."""
+    POLICY.check_lengths(request)
     req = Request.from_dict(request, None, extra_keys)
     POLICY.check_request(req)
     return req

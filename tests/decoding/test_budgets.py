@@ -205,3 +205,12 @@ def test_stream_reply_context_budget(public, embedded):
         next(chat.stream_reply([{"role": "user", "content": "hi"}], 30, 0.0))
     text, ids = list(chat.stream_reply([{"role": "user", "content": "hi"}], 2, 0.0))[-1]
     assert len(ids) == 2 and text
+
+
+def test_long_lists_are_refused_before_they_are_parsed(public, no_model):
+    from decoding import service
+
+    with pytest.raises(ValueError, match="completion is 3,000 tokens; this server allows 2,048"):
+        service.preview(GOOD | {"completion_ids": ["not even ids"] * 3000})
+    with pytest.raises(ValueError, match="messages is 40 messages; this server allows 32"):
+        service.preview({"messages": ["not even messages"] * 40})
