@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from runtime import gpu, spaces
 
@@ -22,14 +21,9 @@ from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from .request import Request
+from .targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
 
 STEP_KEYS = ("reset_rng", "force_token_id", "force_text")
-ATTRIBUTION_KEYS = (
-    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", "ig_steps",
-    "last_layer_only",
-)  # fmt: skip
-GRANULARITIES = ("token",)
-DEFAULT_IG_STEPS = 16
 MESSAGE_CHARS = 200  # a library's multi-line dump is cut to one line of about this length
 _SOURCE_ECHO = re.compile(r"^\s*(\d+ \|.*|\^+)\s*$")  # llguidance's "  2 | text" and "     ^" lines
 _DUMP_START = ("<state>", "<grammar>")
@@ -175,45 +169,6 @@ def append_text(request: dict, text: str) -> dict:
     return engine.append_text(req, text).as_dict()
 
 
-@dataclass(frozen=True)
-class AttributionSpec:
-    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model."""
-
-    target_index: int | None
-    target_token_id: int | None
-    method: str
-    aggregation: str
-    ig_steps: int
-    last_layer_only: bool
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AttributionSpec:
-        from attribution import AGGREGATIONS, IG_STEPS_RANGE, METHODS
-
-        index, token_id, steps = data.get("target_index"), data.get("target_token_id"), data.get("ig_steps")
-        if index is None and token_id is None:
-            raise ValueError(
-                "give target_index (a completion position), target_token_id (a token after the whole text), or both"
-                " (that token at that position)"
-            )
-        if data.get("contrast_token_id") is not None:
-            raise ValueError("contrast_token_id is not accepted: this server attributes single tokens only; send null")
-        fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token")
-        return cls(
-            target_index=None if index is None else fields.integer("target_index", index, 0),
-            target_token_id=None if token_id is None else fields.integer("target_token_id", token_id, 0),
-            method=fields.choice("method", data.get("method"), METHODS, "saliency"),
-            aggregation=fields.choice("aggregation", data.get("aggregation"), AGGREGATIONS, "l2"),
-            ig_steps=fields.integer("ig_steps", DEFAULT_IG_STEPS if steps is None else steps, *IG_STEPS_RANGE),
-            last_layer_only=fields.boolean("last_layer_only", data.get("last_layer_only"), False),
-        )
-
-    @property
-    def passes(self) -> int:
-        """Forward and backward passes over the context: one, or one per integrated-gradients step."""
-        return self.ig_steps if self.method == "integrated_gradients" else 1
-
-
 def attribution_stream(request: dict) -> Iterator[dict]:
     """`attribution` with progress: `{"progress": 0..1, "desc": ...}` after each slice, then `{"result": {...}}`.
 
@@ -269,27 +224,9 @@ def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[in
     spec = AttributionSpec.from_dict(request)
     engine = _engine(req)
     prompt, _ = engine.prompt_ids(req)
-    context, target = _attribution_target(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
+    context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes)
     return engine, prompt, context, target, spec
-
-
-def _attribution_target(spec: AttributionSpec, prompt, completion, vocab_size: int) -> tuple[tuple[int, ...], int]:
-    """(context, target): the context is prompt + completion[:index]; the target the given token or the completion's."""
-    index, token_id, n = spec.target_index, spec.target_token_id, len(completion)
-    index = n if index is None else index
-    last = n if token_id is not None else n - 1  # with a token, the position after the completion is fine too
-    if index > last:
-        raise ValueError(
-            f"target_index {index} is out of range: accepted is 0 to {last} (the completion has {n} tokens"
-            + (", and a target_token_id may also go after the last one)" if token_id is not None else ")")
-            if last >= 0
-            else f"target_index {index} is out of range: the completion is empty (give a target_token_id too)"
-        )
-    if token_id is None:
-        return (*prompt, *completion[:index]), completion[index]
-    (token,) = check_token_ids("target_token_id", [token_id], vocab_size)
-    return (*prompt, *completion[:index]), token
 
 
 @LANE.held
