@@ -46,7 +46,6 @@ class Outcome:
     result: dict
     notice: str = ""
     also: dict = field(default_factory=dict)  # component name -> new value (e.g. a cleared text box)
-    redraw: frozenset[str] = frozenset()
     controls: Controls | None = None  # when the action changed the controls (a preset, a constraint type)
 
 
@@ -92,7 +91,7 @@ class Explorer:
             return {self.c[name]: value for name, value in (outcome or {}).items()}
         controls = outcome.controls or got.controls
         computed = outcome.also.get("computed", got.computed)
-        frame = Frame(outcome.session, controls, got.prefs, outcome.result, outcome.notice, outcome.redraw, computed)
+        frame = Frame(outcome.session, controls, got.prefs, outcome.result, outcome.notice, computed)
         session, panels = view(frame)
         return {self.c["session"]: session} | {self.c[n]: v for n, v in (panels | outcome.also).items()}
 

@@ -47,7 +47,6 @@ class Frame:
     prefs: Prefs
     result: dict
     notice: str = ""
-    redraw: frozenset[str] = field(default_factory=frozenset)  # panels to send even if unchanged
     computed: dict = field(default_factory=dict)  # on-demand panel -> the inputs its content came from
 
 
@@ -59,7 +58,7 @@ def view(frame: Frame) -> tuple[Session, dict[str, object]]:
         if accordion and accordion not in frame.prefs.open_panels:
             continue
         key = sign(frame)
-        if session.shown.get(panel) == key and panel not in frame.redraw:
+        if session.shown.get(panel) == key:
             continue
         session = session.showing(panel, key)
         out[panel] = draw(frame)
