@@ -24,6 +24,7 @@ def stream_reply(
     if not turns or turns[-1].role != "user":
         raise ValueError("the conversation must end with the user's message: type something to send")
     service.check_chat(turns[-1].content, [m.as_dict() for m in turns[:-1]], max_tokens)
+    max_tokens = int(max_tokens)  # an integral float (10.0) passed the check
     system = (Message("system", fields.text("system_prompt", system_prompt)),) if system_prompt else ()
     params = DecodingParams(temperature=temperature, top_p=0.95, repetition_penalty=1.05, seed=seed)
     req = Request(prompt="", params=params, branch_id="chat", messages=(*system, *turns))

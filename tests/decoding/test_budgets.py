@@ -203,8 +203,13 @@ def test_stream_reply_context_budget(public, embedded):
     public(max_context_tokens=40)
     with pytest.raises(ValueError, match=r"conversation \+ reply is \d+ tokens; this server allows 40"):
         next(chat.stream_reply([{"role": "user", "content": "hi"}], 30, 0.0))
-    text, ids = list(chat.stream_reply([{"role": "user", "content": "hi"}], 2, 0.0))[-1]
+    text, ids = list(chat.stream_reply([{"role": "user", "content": "hi"}], 2.0, 0.0))[-1]
     assert len(ids) == 2 and text
+    for bad, words in [("x", "temperature 'x' is not a number"), (True, "temperature True is not a number")]:
+        with pytest.raises(ValueError, match=words):
+            next(chat.stream_reply([{"role": "user", "content": "hi"}], 2, bad))
+    with pytest.raises(ValueError, match="the conversation must end with the user's message"):
+        next(chat.stream_reply([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], 2, 0.0))
 
 
 def test_long_lists_are_refused_before_they_are_parsed(public, no_model):
