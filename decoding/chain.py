@@ -110,7 +110,7 @@ class _Chain:
         self.logits = base
         self.probs = torch.softmax(base, dim=-1)
         self.survivors: torch.Tensor | None = None
-        self.in_play = base.numel()
+        self.in_play = count_true(_finite(base))  # a model may give some tokens -inf
         self.stages = [Stage("base", self.probs, None, self.in_play)]
 
     def moved(self, name: str, logits: torch.Tensor) -> None:
@@ -128,11 +128,15 @@ class _Chain:
         self.probs = torch.softmax(logits, dim=-1)
         self._cut(name, _finite(logits) if survivors is None else survivors)
 
-    def top_p(self, top_p: float) -> None:
-        """The nucleus, with its probabilities renormalised over the kept tokens only (as fast as it gets)."""
+    def top_p(self, top_p: float, last: bool) -> None:
+        """The nucleus, with its probabilities renormalised over the kept tokens only (as fast as it gets).
+
+        The logits with the cut tokens at -inf are only made when a stage follows (`last` is False).
+        """
         kept = knobs.nucleus(self.logits, top_p, probs=self.probs)
-        self.logits = self.logits.masked_fill(~kept, knobs.NEG_INF)
         self.probs = _softmax_within(self.logits, kept)
+        if not last:
+            self.logits = self.logits.masked_fill(~kept, knobs.NEG_INF)
         self._cut("top_p", kept)
 
     def greedy(self) -> None:
@@ -177,9 +181,10 @@ def compute(
         if not torch.isfinite(masked).any():
             raise ValueError("the constraint allows no token here: no candidate is valid")
         chain.removed("constraint", masked, valid)
-    for name in params.active_samplers:
+    samplers = params.active_samplers
+    for name in samplers:
         if name == "top_p":
-            chain.top_p(params.top_p)
+            chain.top_p(params.top_p, last=name == samplers[-1] and not params.is_greedy)
         else:
             chain.removed(name, SAMPLERS[name](chain.logits, params, xtc_draw))
     if params.is_greedy:

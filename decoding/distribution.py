@@ -128,7 +128,7 @@ def pushed_down_ids(stages: Stages, top_k: int, rows: Sequence[int]) -> list[int
 
 def summarize(stages: Stages, view: TokenView, top_k: int) -> Distribution:
     """The JSON-ready summary with `top_k` display rows, plus the pushed-down tokens of the top-k by p_base."""
-    kept_count = count_true(stages.kept)
+    kept_count = stages.counts[-1]
     ids = row_ids(stages, top_k, kept_count)
     rows = summarize_ids(stages, view, ids)
     return Distribution(

@@ -41,8 +41,19 @@ SAMPLER_STAGES = (
     "xtc",
 )
 SAMPLER_ORDERS = {
-    # transformers' warper order (generation utils), then the two samplers it lacks, in llama.cpp's relative order.
-    "transformers": SAMPLER_STAGES,
+    # transformers' warper order (as its generate() builds them), then the two samplers it has none of, last:
+    # top-n-sigma before XTC, as in llama.cpp.
+    "transformers": (
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "epsilon_cutoff",
+        "eta_cutoff",
+        "top_n_sigma",
+        "xtc",
+    ),
     # llama.cpp's default chain (top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature); it has no
     # epsilon or eta cutoff: they go beside min-p, the other cutoff on probabilities.
     "llama.cpp": (
