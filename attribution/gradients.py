@@ -8,7 +8,9 @@ weight gradients are ever computed, and the output head runs for the last positi
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,14 +18,14 @@ import torch
 from captum.attr import InputXGradient, Saliency
 
 from attribution.guard import borrowed
-from decoding.lane import Progress
+from decoding.lane import LANE, Progress
 from decoding.model import LoadedModel
 
 # Path points per forward/backward batch of integrated gradients; each batch is one slice of the model
 # lane, so other requests run between batches. Batching pays on a CPU while the context is short (16
 # steps at 64 tokens: 4.2-5.1 s in batches of 8, 7.3 s one by one) and little beyond 256 tokens, and a
 # slice should hold the model about a second at most: so batches stop at 8 points or 256 tokens of path
-# (one point per slice from 128 context tokens on; a single point cannot be split further).
+# (one point per slice from 128 context tokens on; within a pass, `lane_breaks` lets others in between layers).
 IG_MAX_BATCH = 8
 IG_TOKEN_BUDGET = 256
 # Fraction of each embedding the integrated-gradients path starts from (see `ig_baseline`).
@@ -102,8 +104,45 @@ def ig_batch_size(context_len: int, steps: int) -> int:
     return max(1, min(steps, IG_MAX_BATCH, IG_TOKEN_BUDGET // max(1, context_len)))
 
 
+def _decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    return list(layers) if isinstance(layers, torch.nn.ModuleList) else []
+
+
+@contextmanager
+def lane_breaks(model: torch.nn.Module) -> Iterator[None]:
+    """Let waiting requests use the model between the decoder layers of this thread's forward and backward passes.
+
+    One forward and backward pass over a few hundred tokens holds a CPU for seconds, and one path point
+    cannot be split into smaller slices: so at each layer boundary this thread gives the lane to whoever
+    waits (`LANE.pause()`) and continues when they are done. Other threads' passes go through the hooks
+    untouched. Our autograd graph is private, and whoever goes meanwhile puts the model back as it was.
+    """
+    me = threading.get_ident()
+
+    def pause(*_) -> None:
+        if threading.get_ident() == me and LANE.held_by_me():
+            LANE.pause()
+
+    def after_layer(module, args, output) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        if threading.get_ident() == me and isinstance(hidden, torch.Tensor) and hidden.requires_grad:
+            hidden.register_hook(pause)  # called in the backward pass, between this layer and the one before
+
+    handles = [
+        handle
+        for layer in _decoder_layers(model)
+        for handle in (layer.register_forward_pre_hook(pause), layer.register_forward_hook(after_layer))
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _run(loaded: LoadedModel, context_ids: Sequence[int], target_id: int, compute: Callable) -> GradientAttribution:
-    with borrowed(loaded.model) as model:
+    with borrowed(loaded.model) as model, lane_breaks(model):
         inputs = _embed(model, context_ids)
         f = TargetLogProb(model, target_id, inputs)
         attributions, error = compute(f, inputs)
@@ -148,7 +187,7 @@ def integrated_gradients_slices(
     batch = ig_batch_size(len(context_ids), steps)
     total = None
     for start in range(0, steps, batch):
-        with borrowed(loaded.model) as model:
+        with borrowed(loaded.model) as model, lane_breaks(model):
             inputs = _embed(model, context_ids)
             f = TargetLogProb(model, target_id, inputs)
             part = _path_gradients(

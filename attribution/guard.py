@@ -1,4 +1,4 @@
-"""Borrowing the shared model for one attribution: hold `MODEL_LOCK` and put every setting back afterwards.
+"""Borrowing the shared model for one attribution: hold the model lane and put every setting back afterwards.
 
 An attribution changes the model for its own duration (eval mode, the attention implementation, maybe
 hooks); `borrowed` records that state first and restores it in a `finally`, so neither a finished nor a
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decoding.model import MODEL_LOCK
+from decoding.lane import LANE
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 # transformers installs these once, lazily, the first time `output_attentions` / `output_hidden_states` is
@@ -78,8 +78,12 @@ def restore(model: torch.nn.Module, state: ModelState) -> None:
 
 @contextmanager
 def borrowed(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """The model in eval mode under `MODEL_LOCK`; its previous state comes back on exit, error or not."""
-    with MODEL_LOCK:
+    """The model in eval mode under the model lane; its previous state comes back on exit, error or not.
+
+    Work inside may pause the lane (`LANE.pause()`): whoever goes meanwhile borrows the model the same way
+    and puts it back before we continue.
+    """
+    with LANE.hold():
         state = snapshot(model)
         try:
             if any(state.training):
@@ -91,7 +95,7 @@ def borrowed(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 @contextmanager
 def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[None]:
-    """Switch the attention implementation for one block only (callers already hold `MODEL_LOCK`)."""
+    """Switch the attention implementation for one block only (callers already hold the lane)."""
     previous = attn_implementation(model)
     if previous == name:
         yield

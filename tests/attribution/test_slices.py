@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import torch
 from captum.attr import IntegratedGradients
 
 from attribution import attribute, attribute_slices, clear_cache
 from attribution import gradients as gradients_mod
-from decoding.lane import Progress
+from decoding.lane import LANE, Progress
 
 TEXT = "The quick brown fox jumps over the lazy dog because it"
 TARGET = 42
@@ -99,3 +102,36 @@ def test_signed_says_whether_scores_can_be_negative(tiny, ids, method, aggregati
     assert result.signed is signed and result.as_dict()["signed"] is signed
     if not signed:
         assert min(result.scores) >= 0.0
+
+
+def test_one_pass_pauses_at_every_layer_forward_and_backward(tiny, ids, monkeypatch):
+    calls = []
+    monkeypatch.setattr(LANE, "pause", lambda cancel=None: calls.append(torch.is_grad_enabled()))
+    attribute(tiny, ids, TARGET, "saliency")
+    layers = tiny.model.config.num_hidden_layers
+    assert len(calls) == 2 * layers  # before each layer's forward, and after each layer's gradient
+    assert all(hook._forward_pre_hooks == {} for hook in gradients_mod._decoder_layers(tiny.model))
+
+
+def test_a_request_waiting_during_one_long_pass_runs_between_its_layers(tiny, ids):
+    log, first = [], gradients_mod._decoder_layers(tiny.model)[0]
+
+    def waiter():
+        with LANE.hold():
+            log.append("waiter")
+
+    def queue_a_waiter(module, args):
+        if not log:
+            log.append("first layer")
+            threading.Thread(target=waiter, daemon=True).start()
+            while LANE.waiting == 0:
+                time.sleep(0.001)
+
+    handle = first.register_forward_pre_hook(queue_a_waiter)
+    try:
+        with LANE.hold():  # as the service holds it: without breaks the waiter would wait for the whole pass
+            attribute(tiny, ids, TARGET, "saliency", use_cache=False)
+            log.append("pass done")
+    finally:
+        handle.remove()
+    assert log == ["first layer", "waiter", "pass done"]
