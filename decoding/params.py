@@ -16,12 +16,15 @@ CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1
 SEED_RANGE = "an integer from 0 to 2**63-1, or null"
 TOP_P_RANGE = "0 < top_p <= 1"
-REPETITION_RANGE = "0 < value <= 10 (1 means off)"
+REPETITION_RANGE = "0.01 to 10 (1 means off)"
+# Below this a temperature (or a repetition penalty, which also divides logits) overflows float32 logits to inf.
+MIN_DIVISOR = 0.01
+TEMPERATURE_RANGE = f"0 (greedy) or {MIN_DIVISOR} to 100"
 # name: (low, high, low excluded, accepted) of each numeric knob
 NUMBER_RANGES = {
-    "temperature": (0.0, 100.0, False, "0 to 100 (0 means greedy)"),
+    "temperature": (0.0, 100.0, False, TEMPERATURE_RANGE),
     "top_p": (0.0, 1.0, True, TOP_P_RANGE),
-    "repetition_penalty": (0.0, 10.0, True, REPETITION_RANGE),
+    "repetition_penalty": (MIN_DIVISOR, 10.0, False, REPETITION_RANGE),
     "presence_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
     "frequency_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
 }
@@ -104,6 +107,8 @@ class DecodingParams:
             if value < low or value > high or (low_open and value == low):
                 raise ValueError(f"{name} {getattr(self, name)!r} is out of range: accepted is {accepted}")
             object.__setattr__(self, name, value)  # 1 and 1.0 are the same knob value (and the same cache key)
+        if 0.0 < self.temperature < MIN_DIVISOR:
+            raise ValueError(f"temperature {self.temperature!r} is out of range: accepted is {TEMPERATURE_RANGE}")
         if self.seed is not None:
             object.__setattr__(self, "seed", parse.integer("seed", self.seed, 0, MAX_SEED, SEED_RANGE))
         if not isinstance(self.stop_sequences, tuple):

@@ -36,7 +36,7 @@ REQUEST_CASES = [
     (GOOD | {"params": {"temperature": "0.5"}}, "temperature '0.5' is not a number"),
     (GOOD | {"params": {"temperature": float("nan")}}, "temperature nan is not a finite number"),
     (GOOD | {"params": {"top_p": float("inf")}}, "top_p inf is not a finite number"),
-    (GOOD | {"params": {"temperature": 10**400}}, "is not a finite number: accepted is 0 to 100"),
+    (GOOD | {"params": {"temperature": 10**400}}, "is not a finite number: accepted is 0 (greedy) or 0.01 to 100"),
     (GOOD | {"params": {"seed": -1}}, "seed -1 is out of range"),
     (GOOD | {"params": {"seed": True}}, "seed True is not an integer"),
     (GOOD | {"params": {"top_q": 1}}, "unknown key 'top_q' in params"),

@@ -9,13 +9,16 @@ from decoding.params import PRESETS, ConstraintSpec, DecodingParams, check_token
 VOCAB = 49152
 
 BAD_PARAMS = [
-    ("temperature", -0.1, "0 to 100"),
-    ("temperature", "hot", "0 to 100"),
+    ("temperature", -0.1, "0 (greedy) or 0.01 to 100"),
+    ("temperature", "hot", "0 (greedy) or 0.01 to 100"),
+    ("temperature", 1e-300, "0 (greedy) or 0.01 to 100"),
+    ("temperature", 0.009, "0 (greedy) or 0.01 to 100"),
     ("top_p", 0, "0 < top_p <= 1"),
     ("top_p", 1.5, "0 < top_p <= 1"),
     ("top_p", float("nan"), "0 < top_p <= 1"),
-    ("repetition_penalty", 0, "0 < value <= 10"),
-    ("repetition_penalty", 11, "0 < value <= 10"),
+    ("repetition_penalty", 0, "0.01 to 10"),
+    ("repetition_penalty", 1e-300, "0.01 to 10"),
+    ("repetition_penalty", 11, "0.01 to 10"),
     ("presence_penalty", -3, "-2 to 2"),
     ("presence_penalty", 3, "-2 to 2"),
     ("frequency_penalty", -3, "-2 to 2"),
