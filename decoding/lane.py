@@ -8,7 +8,8 @@ two of its slices. `LANE.pause()` does the same from inside a hold. A `CancelTok
 at the next slice boundary (`Cancelled`). The queue is bounded: a request beyond `max_waiting`
 waiters is refused at once with `LaneFull`, which the transports answer with 429/503.
 
-Holding is reentrant per thread, so a function that holds the lane may call another that does.
+Holding is reentrant per thread, so a function that holds the lane may call another that does. A
+forked child (ZeroGPU runs each GPU call in one) starts with every lane free: the parent's hold covers it.
 Prefetch-style background work uses `try_hold()`, which takes the lane only when nobody waits.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -80,6 +82,17 @@ def _max_waiting_from_env() -> int:
     return int(text)
 
 
+_LANES: weakref.WeakSet[Lane] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lane in list(_LANES):
+        lane._forget_holders()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Lane:
     """A fair (FIFO), reentrant, bounded lock around the shared model."""
 
@@ -89,6 +102,13 @@ class Lane:
         self._owner: int | None = None
         self._depth = 0
         self.max_waiting = _max_waiting_from_env() if max_waiting is None else max_waiting
+        _LANES.add(self)
+
+    def _forget_holders(self) -> None:
+        """In a forked child: the threads that held or awaited the lane do not exist here."""
+        self._cond = threading.Condition()
+        self._queue = deque()
+        self._owner, self._depth = None, 0
 
     @property
     def waiting(self) -> int:

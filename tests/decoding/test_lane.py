@@ -5,6 +5,7 @@ Every test checks the ORDER in which work ran, never how long it took.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -209,3 +210,16 @@ def test_held_runs_the_call_under_the_lane():
 
     assert work(3) == (True, 3) and work.__doc__ == "Doc."
     assert not lane.busy
+
+
+def test_a_forked_child_starts_with_the_lane_free():
+    lane = Lane()
+    with lane.hold():
+        pid = os.fork()
+        if pid == 0:  # the child: another thread must get the lane the parent's thread held
+            got = []
+            thread = start(lambda: got.append(lane.hold().__enter__() is None))
+            thread.join(WAIT_S)
+            os._exit(0 if got == [True] else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
