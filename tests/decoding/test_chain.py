@@ -203,3 +203,77 @@ def test_final_log_probs_redo_dry_and_temperature_in_float64():
         log_final = chain.final_log_probs(logits, CONTEXT, COMPLETION, p, stages.kept)
         assert log_final.dtype == torch.float64
         torch.testing.assert_close(log_final.exp(), stages.p_final.double(), atol=1e-7, rtol=1e-5)
+
+
+# --- through the engine and the API ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(tiny):
+    from decoding.cache import PrefixCache
+    from decoding.engine import Engine
+
+    return Engine(tiny, PrefixCache())
+
+
+def xtc_request(engine, seed, branch="main", **params):
+    data = {"branch_id": branch, "prompt": "x", "params": {"seed": seed, "xtc_probability": 0.5, **params}}
+    return engine.request(data)
+
+
+def test_seeded_xtc_draw_is_a_pure_function_of_seed_branch_and_position(engine):
+    from decoding.engine import draw_uniform
+
+    draw = engine.xtc_draw(xtc_request(engine, 1), 3)
+    assert draw == engine.xtc_draw(xtc_request(engine, 1), 3)
+    others = {
+        engine.xtc_draw(xtc_request(engine, 2), 3),
+        engine.xtc_draw(xtc_request(engine, 1, "other"), 3),
+        engine.xtc_draw(xtc_request(engine, 1), 4),
+    }
+    assert draw not in others and len(others) == 3 and 0.0 <= draw < 1.0
+    assert draw != draw_uniform(1, "main", 3)  # its own stream: turning XTC on does not move the sampling draws
+    assert engine.xtc_draw(xtc_request(engine, 1, xtc_probability=0.0), 3) == 0.0  # off: no draw
+
+
+def test_engine_gives_the_chain_its_xtc_draw_and_its_dry_breakers(engine):
+    params = {"seed": 4, "xtc_threshold": 2e-5, "xtc_probability": 0.5, "dry_multiplier": 1.0, "temperature": 1.0}
+    data = {"prompt": "one: two: one: two: one:", "use_chat_template": False, "top_k": 5, "params": params}
+    acted = set()
+    for position in range(4):
+        req = engine.request({**data, "completion_ids": [28, 1, 28][:position]})
+        prompt, _ = engine.prompt_ids(req)
+        ids = (*prompt, *req.completion_ids)
+        breakers = engine.breakers(req.params)
+        assert engine.breakers(req.params) is breakers  # the vocabulary is scanned once per breaker list
+        assert breakers[engine.loaded.tokenizer.convert_tokens_to_ids(":")] == ((),)
+        stages = engine.stages(req, prompt, req.completion_ids)
+        logits = engine.cache.logits(engine.loaded, ids)[0]
+        expected = chain.compute(
+            logits, ids, req.completion_ids, req.params, breakers=breakers, xtc_draw=engine.xtc_draw(req, position)
+        )
+        assert stages.names == ("base", "penalties", "dry", "top_p", "xtc")
+        assert torch.equal(stages.p_final, expected.p_final)
+        acted.add(stages.counts[-1] < stages.counts[-2])
+    assert acted == {True, False}  # the draw decided: XTC acted at some positions and not at others
+
+
+def test_api_preview_shows_the_stages_in_order_with_their_counts(embedded):
+    from decoding import service
+    from decoding.model import STORE
+    from decoding.params import PRESETS
+
+    STORE.use(embedded)
+    params = PRESETS["llama.cpp default"].params.as_dict() | {"dry_multiplier": 0.8, "xtc_probability": 1.0}
+    request = {"prompt": "The capital of France is", "use_chat_template": False, "top_k": 8, "params": params}
+    dist = service.preview(request)["dist"]
+    assert dist["stages"] == ["base", "dry", "top_k", "top_p", "min_p", "xtc", "temperature"]
+    assert list(dist["stage_counts"]) == dist["stages"]
+    counts = list(dist["stage_counts"].values())
+    assert counts[0] == VOCAB and counts == sorted(counts, reverse=True) and counts[2] == 40
+    assert dist["kept_token_count"] == counts[-1] >= 1
+    for row in dist["tokens"]:
+        assert list(row["stages"]) == dist["stages"]
+        assert row["removed_by"] in (None, *dist["stages"]) and (row["removed_by"] is None) == (row["p_final"] > 0)
+    with pytest.raises(ValueError, match=r"^sampler_order\[1\] 'top-k' is not a sampler stage: accepted is"):
+        service.preview(request | {"params": {"sampler_order": ["temperature", "top-k"]}})
