@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from decoding.params import PRESETS, ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+from decoding.params import (
+    PRESETS,
+    SAMPLER_ORDERS,
+    SAMPLER_STAGES,
+    ConstraintSpec,
+    DecodingParams,
+    check_token_ids,
+    check_top_k,
+)
 
 VOCAB = 49152
+SAMPLER_DEFAULTS = {  # the request's names and defaults, as the API documents them
+    "top_k": 0, "min_p": 0, "typical_p": 1, "top_n_sigma": 0, "epsilon_cutoff": 0, "eta_cutoff": 0,
+    "xtc_threshold": 0.1, "xtc_probability": 0, "dry_multiplier": 0, "dry_base": 1.75, "dry_allowed_length": 2,
+    "dry_penalty_last_n": -1, "dry_sequence_breakers": ["\n", ":", '"', "*"], "sampler_order": "transformers",
+}  # fmt: skip
 
 BAD_PARAMS = [
     ("temperature", -0.1, "0 (greedy) or 0.01 to 100"),
@@ -27,6 +40,30 @@ BAD_PARAMS = [
     ("seed", 1.5, "0 to 2**63-1"),
     ("seed", "x", "0 to 2**63-1"),
     ("seed", 2**63, "0 to 2**63-1"),
+    ("top_k", -1, "an integer >= 0 (0 means off)"),
+    ("top_k", 2.5, "an integer >= 0"),
+    ("top_k", True, "an integer >= 0"),
+    ("min_p", 1.5, "0 to 1 (0 means off)"),
+    ("typical_p", 0, "0 < typical_p <= 1 (1 means off)"),
+    ("top_n_sigma", -1, "0 to 10 (0 means off)"),
+    ("epsilon_cutoff", 1, "0 <= epsilon_cutoff < 1"),
+    ("eta_cutoff", float("nan"), "0 <= eta_cutoff < 1"),
+    ("xtc_threshold", 1.5, "0 to 1 (above 0.5 it never acts)"),
+    ("xtc_probability", "0.5", "0 to 1 (0 means off)"),
+    ("dry_multiplier", 6, "0 to 5 (0 means off)"),
+    ("dry_base", 0.5, "1 to 4"),
+    ("dry_allowed_length", 0, "an integer from 1 to 20"),
+    ("dry_penalty_last_n", -2, "an integer >= -1 (-1 means the whole context, 0 means off)"),
+    ("dry_sequence_breakers", "\n", "dry_sequence_breakers must be a list"),
+    ("dry_sequence_breakers", [""], "dry_sequence_breakers[0] is empty"),
+    ("dry_sequence_breakers", ["x" * 41], "at most 40 bytes each"),
+    ("dry_sequence_breakers", ["\ud800"], "dry_sequence_breakers[0] contains a lone surrogate"),
+    ("dry_sequence_breakers", [str(i) for i in range(17)], "17 entries: accepted is at most 16"),
+    ("sampler_order", "vllm", "sampler_order 'vllm' is not a named order: accepted is 'transformers' or 'llama.cpp'"),
+    ("sampler_order", 3, "sampler_order must be 'transformers' or 'llama.cpp', or a list naming each of temperature"),
+    ("sampler_order", ["temperature", "top-k"], "sampler_order[1] 'top-k' is not a sampler stage"),
+    ("sampler_order", ["top_k", "top_k"], "sampler_order names 'top_k' twice"),
+    ("sampler_order", ["xtc", "temperature"], "sampler_order misses top_k, top_p, min_p, typical_p, top_n_sigma,"),
 ]
 
 
@@ -90,6 +127,25 @@ def test_null_means_the_default():
 def test_as_dict_roundtrips():
     p = DecodingParams(temperature=1.2, seed=3, stop_sequences=("a", "b"))
     assert DecodingParams.from_dict(p.as_dict()) == p
+    custom = DecodingParams(sampler_order=tuple(reversed(SAMPLER_STAGES)), dry_sequence_breakers=("\n\n",), top_k=4)
+    out = custom.as_dict()
+    assert out["sampler_order"] == list(reversed(SAMPLER_STAGES)) and out["dry_sequence_breakers"] == ["\n\n"]
+    assert DecodingParams.from_dict(out) == custom and custom.stage_order == tuple(reversed(SAMPLER_STAGES))
+
+
+def test_new_samplers_are_off_by_default_and_take_the_documented_names():
+    default = DecodingParams()
+    assert default.active_samplers == ("temperature", "top_p") and not default.dry_on
+    assert default.sampler_order == "transformers" and default.stage_order == SAMPLER_ORDERS["transformers"]
+    assert {k: v for k, v in default.as_dict().items() if k in SAMPLER_DEFAULTS} == SAMPLER_DEFAULTS
+    assert DecodingParams.from_dict({"top_k": 5.0, "dry_allowed_length": 3}).top_k == 5  # integral floats: integers
+
+
+@pytest.mark.parametrize("order", ["transformers", "llama.cpp"])
+def test_a_named_order_and_the_same_list_give_the_same_stages(order):
+    listed = DecodingParams.from_dict({"sampler_order": list(SAMPLER_ORDERS[order]), "min_p": 0.1, "top_k": 3})
+    named = DecodingParams(sampler_order=order, min_p=0.1, top_k=3)
+    assert listed.active_samplers == named.active_samplers
 
 
 @pytest.mark.parametrize(("kw", "greedy"), [({"greedy": True}, True), ({"temperature": 0.0}, True), ({}, False)])
@@ -100,6 +156,16 @@ def test_is_greedy(kw, greedy):
 def test_presets_are_valid_params():
     assert {"greedy", "balanced", "reliable", "creative"} <= set(PRESETS)
     assert PRESETS["greedy"].params.is_greedy
+
+
+def test_presets_mirror_common_defaults():
+    cpp = PRESETS["llama.cpp default"].params
+    assert (cpp.top_k, cpp.top_p, cpp.min_p, cpp.temperature, cpp.repetition_penalty) == (40, 0.95, 0.05, 0.8, 1.0)
+    assert cpp.active_samplers == ("top_k", "top_p", "min_p", "temperature")  # llama.cpp's order: temperature last
+    creative = PRESETS["min-p creative"].params
+    assert (creative.temperature, creative.min_p) == (1.5, 0.1)
+    assert creative.active_samplers == ("temperature", "min_p") and not creative.penalties_on
+    assert DecodingParams.from_dict(creative.as_dict()) == creative
 
 
 @pytest.mark.parametrize("top_k", [0, VOCAB + 1, -5, 2.5, "ten"])
