@@ -79,6 +79,8 @@ def sample(p_final: torch.Tensor, u: float) -> int:
     """Inverse CDF over the final distribution: the token whose cumulative interval holds u."""
     probs = p_final.detach().cpu().numpy()
     cdf = np.cumsum(probs, dtype=np.float64)  # on one thread (see distribution.py)
+    if not np.isfinite(cdf[-1]) or cdf[-1] <= 0:
+        raise ValueError("no token has a positive final probability here: loosen the knobs (temperature, penalties)")
     index = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), probs.size - 1)
     while probs[index] <= 0:  # rounding can land on a zero-mass tail; step back to a real token
         index -= 1

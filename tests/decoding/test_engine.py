@@ -40,6 +40,12 @@ def test_sample_picks_only_tokens_with_positive_probability():
     assert picked == {1, 4, 5}
 
 
+def test_sample_refuses_a_distribution_without_mass():
+    for p in (torch.zeros(5), torch.full((5,), float("nan"))):
+        with pytest.raises(ValueError, match="no token has a positive final probability"):
+            sample(p, 0.5)
+
+
 def test_sample_is_the_inverse_cdf():
     p = torch.softmax(torch.randn(50, generator=torch.Generator().manual_seed(0)), -1)
     p[::3] = 0
