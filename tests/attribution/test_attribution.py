@@ -17,20 +17,7 @@ from attribution.guard import snapshot
 from attribution.lens import layer_probabilities
 from decoding.model import LoadedModel
 
-TEXT = "The quick brown fox jumps over the lazy dog because it"
-TARGET = 42
-
-
-@pytest.fixture(autouse=True)
-def _cold_caches():
-    clear_cache()
-    yield
-    clear_cache()
-
-
-@pytest.fixture(scope="module")
-def ids(tokenizer) -> list[int]:
-    return tokenizer(TEXT)["input_ids"]
+TARGET = 42  # a token id to attribute; the context is the `ids` fixture (conftest.py)
 
 
 # --- independent references -----------------------------------------------------------------------

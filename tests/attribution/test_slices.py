@@ -9,24 +9,10 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from attribution import attribute, attribute_slices, clear_cache
+from attribution import attribute, attribute_slices
 from attribution import gradients as gradients_mod
 from decoding.lane import LANE, Progress
-
-TEXT = "The quick brown fox jumps over the lazy dog because it"
-TARGET = 42
-
-
-@pytest.fixture(autouse=True)
-def _cold_caches():
-    clear_cache()
-    yield
-    clear_cache()
-
-
-@pytest.fixture(scope="module")
-def ids(tokenizer) -> list[int]:
-    return tokenizer(TEXT)["input_ids"]
+from tests.attribution.test_attribution import TARGET
 
 
 def captum_ig(loaded, ids, steps: int) -> tuple[torch.Tensor, float]:

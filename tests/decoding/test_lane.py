@@ -59,18 +59,23 @@ def long_job(log: list, gates: list[threading.Event]):
         yield i
 
 
-def test_step_sent_during_a_long_sliced_job_runs_before_its_next_slice():
-    lane, log = Lane(), []
-    gates = [threading.Event() for _ in range(4)]
-    results: list[int] = []
-    job = start(lambda: results.extend(lane.sliced(long_job(log, gates))))
+def step_during(lane: Lane, log: list, gates: list[threading.Event], job) -> None:
+    """Start `job`; once its first slice runs, queue a step; then let every slice finish."""
+    thread = start(job)
     wait_until(lambda: log == ["slice 0"])
     step = start(held_until, lane, OPEN, log, "step")
     wait_until(lambda: lane.waiting == 1)
     for gate in gates:
         gate.set()
-    job.join(WAIT_S)
+    thread.join(WAIT_S)
     step.join(WAIT_S)
+
+
+def test_step_sent_during_a_long_sliced_job_runs_before_its_next_slice():
+    lane, log = Lane(), []
+    gates = [threading.Event() for _ in range(4)]
+    results: list[int] = []
+    step_during(lane, log, gates, lambda: results.extend(lane.sliced(long_job(log, gates))))
     assert log.index("step") == 1, log
     assert results == [0, 1, 2, 3]
 
@@ -105,14 +110,7 @@ def test_sliced_inside_an_outer_hold_still_gives_way_between_slices():
         with lane.hold():
             list(lane.sliced(long_job(log, gates)))
 
-    job = start(outer)
-    wait_until(lambda: log == ["slice 0"])
-    step = start(held_until, lane, OPEN, log, "step")
-    wait_until(lambda: lane.waiting == 1)
-    for gate in gates:
-        gate.set()
-    job.join(WAIT_S)
-    step.join(WAIT_S)
+    step_during(lane, log, gates, outer)
     assert log == ["slice 0", "step", "slice 1", "slice 2"]
 
 
