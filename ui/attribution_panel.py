@@ -83,9 +83,10 @@ def wire_attribution(ex: Explorer) -> None:
                     }
                     return
                 progress(event["progress"], desc=event.get("desc"))
-                yield {}  # between slices: where Cancel takes effect
+                yield {c["computed"]: gr.skip()}  # between slices: where Cancel takes effect
         except Exception as exc:
-            yield refuse(exc)
+            refuse(exc)
+            yield {c["computed"]: gr.skip()}
 
     outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
     running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))

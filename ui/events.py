@@ -49,14 +49,13 @@ class Outcome:
     controls: Controls | None = None  # when the action changed the controls (a preset, a constraint type)
 
 
-def refuse(exc: Exception) -> dict:
-    """Tell the user why nothing happened; the empty dict leaves every output as it was."""
+def refuse(exc: Exception) -> None:
+    """Tell the user why nothing happened, in a toast (the caller changes no output)."""
     if isinstance(exc, ValueError):
         gr.Warning(str(exc), title="Not done")
     else:
         log.exception("unexpected error")
         gr.Warning(f"Something went wrong ({type(exc).__name__}): {exc}", title="Not done")
-    return {}
 
 
 @dataclass(frozen=True)
@@ -85,10 +84,14 @@ class Explorer:
     def outputs(self, *also: str) -> list:
         return [self.c["session"], *(self.c[n] for n in (*PANELS, *also))]
 
+    def unchanged(self) -> dict:
+        """No output changes (Gradio reads an empty dict as one value, so name one output and skip it)."""
+        return {self.c["session"]: gr.skip()}
+
     def answer(self, outcome: Outcome | dict | None, got: Inputs) -> dict:
         """Component -> value: the new session and the changed panels, or only the values an action named."""
         if not isinstance(outcome, Outcome):
-            return {self.c[name]: value for name, value in (outcome or {}).items()}
+            return {self.c[name]: value for name, value in (outcome or {}).items()} or self.unchanged()
         controls = outcome.controls or got.controls
         computed = outcome.also.get("computed", got.computed)
         frame = Frame(outcome.session, controls, got.prefs, outcome.result, outcome.notice, computed)
@@ -106,7 +109,8 @@ class Explorer:
             try:
                 return self.answer(action(got.session, got.controls, *(data[self.c[n]] for n in extra)), got)
             except Exception as exc:  # a refused action changes nothing on screen
-                return refuse(exc)
+                refuse(exc)
+                return self.unchanged()
 
         return trigger(handler, self.inputs(*extra), self.outputs(*also), **(MODEL_EVENT | event))
 
@@ -118,6 +122,7 @@ class Explorer:
             try:
                 return self.answer(action(got.session, got.controls, evt.index), got)
             except Exception as exc:
-                return refuse(exc)
+                refuse(exc)
+                return self.unchanged()
 
         return trigger(handler, self.inputs(), self.outputs(), **(MODEL_EVENT | event))
