@@ -1,9 +1,10 @@
 """What the APIs add to a step: the engine's step called directly vs the same step over REST and Gradio's HTTP API.
 
-Run: `uv run python bench/api_overhead.py [--runs N]`. Launches `app.py` as a subprocess (as the browser tests
-do), and in this process loads the same embedded model for the direct calls. At a CONTEXT_TOKENS-token raw
-prompt, each method walks its own greedy completion (its own prompt, so no method reuses another's cached
-logits), one new token per call, interleaved so a burst of load hits all of them:
+Run: `uv run python bench/api_overhead.py [--runs N]`. Serves Gradio's API and the REST API from this process
+(`cli.launch`, as `app.py` does, without the UI), so every method runs on the same model and the same torch
+threads (a second process's idle threads would skew a small machine). At a CONTEXT_TOKENS-token raw prompt,
+each method walks its own greedy completion (its own prompt, so no method reuses another's cached logits),
+one new token per call, interleaved so a burst of load hits all of them:
 
 - engine: `engine.step(engine.request(body)).as_dict()` in this process;
 - service: `service.step(body)` in this process (strict parsing, budgets and the model lane on top);
@@ -17,23 +18,25 @@ Prints a markdown table of medians (ms) and the ratio to the engine's step; the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gradio as gr
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cli
 from bench.step import prompt_of
 from decoding import service
 from decoding.engine import engine_for
 from decoding.model import EMBEDDED_ID, STORE, load_model
-from tests.browser.server import running_app
+from server import gradio_api
 
 CONTEXT_TOKENS = 128
 RUNS = 20
@@ -78,7 +81,20 @@ def timed(walks: dict, name: str, call: Callable[[dict], dict], times: dict) -> 
     walks[name] = walks[name] | {"completion_ids": result["completion_ids"]}
 
 
-def measure(url: str, runs: int) -> tuple[dict[str, list[float]], int]:
+@contextlib.contextmanager
+def serving() -> Iterator[str]:
+    """Gradio's API endpoints and the REST API on a free local port of this process; yields the URL."""
+    with gr.Blocks() as demo:
+        gradio_api.register(demo)
+    demo.queue()
+    cli.launch(demo, cli.parse_args(["--host", "127.0.0.1"], {}), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def measure(runs: int) -> tuple[dict[str, list[float]], int]:
     loaded = load_model(EMBEDDED_ID, device="cpu")
     STORE.use(loaded)
     engine = engine_for(loaded)
@@ -86,7 +102,7 @@ def measure(url: str, runs: int) -> tuple[dict[str, list[float]], int]:
         "engine": lambda body: engine.step(engine.request(body)).as_dict(),
         "service": service.step,
     }
-    with httpx.Client(timeout=TIMEOUT_S) as client:
+    with serving() as url, httpx.Client(timeout=TIMEOUT_S) as client:
         calls |= {"REST": lambda b: rest_step(client, url, b), "Gradio": lambda b: gradio_step(client, url, b)}
         walks = {name: body_for(loaded.tokenizer, i) for i, name in enumerate(calls)}
         times: dict[str, list[float]] = {name: [] for name in calls}
@@ -114,8 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"steps per method (default {RUNS})")
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory() as folder, running_app(Path(folder) / "app.log") as url:
-        times, context = measure(url, runs)
+    times, context = measure(runs)
     print_table(times, context, runs)
 
 
