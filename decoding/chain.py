@@ -26,9 +26,8 @@ from . import knobs
 from . import llama_samplers as ls
 from .params import DecodingParams
 
-# Each sampler stage but top-p (which works on a mask): logits, params, the XTC draw -> new logits.
+# Each truncation sampler but top-p (which works on a mask): logits, params, the XTC draw -> new logits.
 SAMPLERS: dict[str, Callable[[torch.Tensor, DecodingParams, float], torch.Tensor]] = {
-    "temperature": lambda logits, p, u: knobs.temperature(logits, p.temperature),
     "top_k": lambda logits, p, u: knobs.top_k(logits, p.top_k),
     "min_p": lambda logits, p, u: knobs.min_p(logits, p.min_p),
     "typical_p": lambda logits, p, u: knobs.typical_p(logits, p.typical_p),
@@ -109,9 +108,11 @@ class _Chain:
     def __init__(self, base: torch.Tensor) -> None:
         self.logits = base
         self.probs = torch.softmax(base, dim=-1)
-        self.survivors: torch.Tensor | None = None
-        self.in_play = count_true(_finite(base))  # a model may give some tokens -inf
-        self.stages = [Stage("base", self.probs, None, self.in_play)]
+        finite = _finite(base)
+        self.in_play = count_true(finite)
+        # A model may give some tokens -inf (a padded vocabulary, say): the base stage is what removed those.
+        self.survivors = finite if self.in_play < base.numel() else None
+        self.stages = [Stage("base", self.probs, self.survivors, self.in_play)]
 
     def moved(self, name: str, logits: torch.Tensor) -> None:
         """A stage that changes logits without removing any token (penalties, DRY, temperature)."""
@@ -119,14 +120,14 @@ class _Chain:
             self.logits, self.probs = logits, torch.softmax(logits, dim=-1)
         self.stages.append(Stage(name, self.probs, None, self.in_play))
 
-    def removed(self, name: str, logits: torch.Tensor, survivors: torch.Tensor | None = None) -> None:
-        """A stage that sets the removed tokens to -inf; `survivors` when the caller knows them already."""
+    def removed(self, name: str, logits: torch.Tensor) -> None:
+        """A stage that sets the removed tokens to -inf (so the finite logits are the survivors, cumulatively)."""
         if logits is self.logits:  # on, but nothing to remove at this position
             self.moved(name, logits)
             return
         self.logits = logits
         self.probs = torch.softmax(logits, dim=-1)
-        self._cut(name, _finite(logits) if survivors is None else survivors)
+        self._cut(name, _finite(logits))
 
     def top_p(self, top_p: float, last: bool) -> None:
         """The nucleus, with its probabilities renormalised over the kept tokens only (as fast as it gets).
@@ -180,11 +181,13 @@ def compute(
         masked = knobs.apply_mask(chain.logits, valid)
         if not torch.isfinite(masked).any():
             raise ValueError("the constraint allows no token here: no candidate is valid")
-        chain.removed("constraint", masked, valid)
+        chain.removed("constraint", masked)
     samplers = params.active_samplers
     for name in samplers:
         if name == "top_p":
             chain.top_p(params.top_p, last=name == samplers[-1] and not params.is_greedy)
+        elif name == "temperature":
+            chain.moved(name, knobs.temperature(chain.logits, params.temperature))
         else:
             chain.removed(name, SAMPLERS[name](chain.logits, params, xtc_draw))
     if params.is_greedy:

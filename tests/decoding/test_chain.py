@@ -175,6 +175,17 @@ def test_stage_counts_shrink_and_removed_by_names_the_first_stage_that_removed_e
     assert sum(name is None for name in removed_by) == counts[-1]
 
 
+def test_tokens_a_model_gives_minus_infinity_are_never_in_play():
+    logits = logits_for(11)
+    logits[:100] = float("-inf")  # e.g. a padded vocabulary
+    valid = random_valid(11, 0.5)
+    for p in (params("transformers"), params("llama.cpp", **ALL_ON)):
+        for stages in (compute(logits, p), compute(logits, p, valid)):
+            assert stages.counts[0] == VOCAB - 100 and not bool(stages.kept[:100].any())
+            assert stages.removed_by(torch.arange(3)) == ["base"] * 3  # the model itself removed them
+            assert stages.counts[-1] == int(stages.kept.sum()) >= 1
+
+
 def test_xtc_acts_only_when_its_draw_is_within_its_probability():
     logits = logits_for(8)
     p = params("transformers", xtc_threshold=0.02, xtc_probability=0.5)
