@@ -55,7 +55,7 @@ def tick(session: Session, controls: Controls, playing: Playing) -> Outcome | di
     try:
         outcome = actions.step(session, controls)
     except ValueError as exc:
-        gr.Warning(f"Auto-step stopped: {exc}", title="Not done")
+        gr.Warning(f"Auto-step stopped: {exc}")
         return _stopped()
     rate = done / max(time.monotonic() - playing.started, 1e-6)
     notice = f"auto-step: {done} steps at {rate:.1f} per second (asked {controls.speed:g})"

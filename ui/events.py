@@ -52,10 +52,10 @@ class Outcome:
 def refuse(exc: Exception) -> None:
     """Tell the user why nothing happened, in a toast (the caller changes no output)."""
     if isinstance(exc, ValueError):
-        gr.Warning(str(exc), title="Not done")
+        gr.Warning(str(exc))
     else:
         log.exception("unexpected error")
-        gr.Warning(f"Something went wrong ({type(exc).__name__}): {exc}", title="Not done")
+        gr.Warning(f"Something went wrong ({type(exc).__name__}): {exc}")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ TABLE_MATCHES_PLOT_JS = """() => {
   });
 }"""
 SPACE_MARK = "␣"  # how the token view shows a space
-REFUSED = "Not done"  # the title of the toast that says why an action was refused
+REFUSED = "Warning"  # the title of the toast that says why an action was refused
 
 
 def open_app(page: Page, url: str) -> None:

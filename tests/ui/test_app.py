@@ -30,9 +30,9 @@ def test_a_refused_action_changes_no_output_and_says_why(monkeypatch):
     from ui.events import refuse
 
     said = []
-    monkeypatch.setattr(gr, "Warning", lambda message, **kw: said.append((message, kw.get("title"))))
+    monkeypatch.setattr(gr, "Warning", lambda message, **kw: said.append(message))
     refuse(ValueError("the completion is empty"))
-    assert said == [("the completion is empty", "Not done")]
+    assert said == ["the completion is empty"]
     unchanged = Explorer({"session": "the session state"}).unchanged()
     assert list(unchanged) == ["the session state"]  # one named output, skipped: Gradio reads {} as one value
     assert unchanged["the session state"] == gr.skip()
