@@ -168,7 +168,8 @@ def compute(
     """Apply the stages in order to float32 logits for one position; the input is not modified.
 
     `breakers`: DRY's sequence breakers for this vocabulary (see `llama_samplers.sequence_breakers`);
-    `xtc_draw`: this position's uniform draw for XTC, which acts when it is <= xtc_probability.
+    `xtc_draw`: this position's uniform draw in [0, 1) for XTC, which acts when it is <= xtc_probability
+    (the default 0.0 makes XTC act whenever it is on).
     """
     base = logits.float()
     chain = _Chain(base)
