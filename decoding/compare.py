@@ -112,7 +112,9 @@ def _position(engine: Engine, req: Request, prompt, completion: tuple[int, ...],
         stages = engine.stages(req, prompt, completion)
     except ValueError as exc:  # e.g. the other branch breaks this request's constraint
         return Position(log_base, None, str(exc))
-    log_final = dist_mod.final_log_probs(logits, (*prompt, *completion), completion, req.params, stages.kept)
+    log_final = dist_mod.final_log_probs(
+        logits, (*prompt, *completion), completion, req.params, stages.kept, engine.breakers(req.params)
+    )
     return Position(log_base, log_final)
 
 

@@ -187,3 +187,18 @@ def test_service_compare_answers_json_with_the_documented_fields(tiny):
     ] * 3  # fmt: skip
     with pytest.raises(ValueError, match=r"other_completion_ids\[0\] = 'x' is not an integer token id"):
         service.compare(BASE, ["x"])
+
+
+def test_p_final_behind_the_kl_is_the_engine_p_final_with_dry_and_its_breakers(engine):
+    """The comparison recomputes log p_final itself; with DRY on it must use the request's sequence breakers."""
+    from decoding.compare import _position
+
+    text = " cat: it is the cat: it is the cat: it is the"
+    params = BASE["params"] | {"dry_multiplier": 2.0, "dry_allowed_length": 1, "top_p": 1.0}
+    req = engine.request({**BASE, "params": params, "completion_ids": ids(engine, text)})
+    prompt, _ = engine.prompt_ids(req)
+    completion = tuple(req.completion_ids)
+    logits = engine.cache.logits(engine.loaded, (*prompt, *completion))[0]
+    found = _position(engine, req, prompt, completion, logits)
+    expected = engine.stages(req, prompt, completion).p_final.double()
+    torch.testing.assert_close(found.log_final.exp(), expected, atol=1e-6, rtol=1e-5)
