@@ -72,17 +72,21 @@ def attribution_run(url: str, body: dict, ig_steps: int, took: list[float]) -> N
     took.append(time.perf_counter() - begin)
 
 
-def run_round(url: str, tokenizer, name: str, clients: int, steps: int, ig_steps: int | None) -> Round:
-    """The clients' steps, timed from when every client has its prompt prefilled; the attribution starts first."""
+def run_round(url: str, tokenizer, name: str, clients: int, steps: int, ig_steps: int | None, first: int) -> Round:
+    """The clients' steps, timed from when every client has its prompt prefilled; the attribution starts first.
+
+    Client i walks prompt `first + i`: each round has prompts of its own, so none hits another round's cache.
+    """
     latencies: list[float] = []
     took: list[float] = []
     ready = threading.Barrier(clients + 1)
     jobs = [
-        threading.Thread(target=client_walk, args=(url, body_for(tokenizer, 10 + i), steps, latencies, ready))
+        threading.Thread(target=client_walk, args=(url, body_for(tokenizer, first + i), steps, latencies, ready))
         for i in range(clients)
     ]
     if ig_steps is not None:
-        jobs.insert(0, threading.Thread(target=attribution_run, args=(url, body_for(tokenizer, 99), ig_steps, took)))
+        body = body_for(tokenizer, first + clients)
+        jobs.insert(0, threading.Thread(target=attribution_run, args=(url, body, ig_steps, took)))
     for job in jobs:
         job.start()
     ready.wait()
@@ -103,9 +107,10 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer = load_model(EMBEDDED_ID, device="cpu").tokenizer
     with tempfile.TemporaryDirectory() as folder, running_app(Path(folder) / "app.log") as url:
+        sizes = (args.clients, args.steps)
         rounds = [
-            run_round(url, tokenizer, "alone", args.clients, args.steps, None),
-            run_round(url, tokenizer, "with attribution", args.clients, args.steps, args.ig_steps),
+            run_round(url, tokenizer, "alone", *sizes, None, first=0),
+            run_round(url, tokenizer, "with attribution", *sizes, args.ig_steps, first=args.clients + 1),
         ]
     print(f"\n{args.clients} clients x {args.steps} steps over REST (~128-token contexts, greedy):\n")
     print("| round | steps | steps/s | p50 ms | p95 ms | max ms | attribution s |")
