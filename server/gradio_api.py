@@ -98,7 +98,8 @@ def _check_arity(demo: gr.Blocks) -> None:
     def validate_inputs(block_fn, inputs: list) -> None:
         endpoint = _BY_NAME.get(str(getattr(block_fn, "api_name", "")).lstrip("/"))
         if endpoint is not None and block_fn.fn is endpoint.fn and len(inputs) != endpoint.arity:
-            raise gr.Error(f"got {len(inputs)} values; {_usage(endpoint)}", print_exception=False)
+            count = f"{len(inputs)} value" + ("" if len(inputs) == 1 else "s")
+            raise gr.Error(f"got {count}; {_usage(endpoint)}", print_exception=False)
         gradio_check(block_fn, inputs)
 
     demo.validate_inputs = validate_inputs

@@ -60,6 +60,12 @@ def test_a_good_call_completes(url):
     assert event == "complete" and data[0]["state"] == "ready"
 
 
+def test_model_status_takes_no_values(url):
+    event, data = call(url, "model_status", {"data": [1]})
+    assert event == "error"
+    assert_one_line(data["error"], "got 1 value;", "model_status takes no values")
+
+
 @pytest.mark.parametrize("name", ["preview", "step", "attribution", "load_model"])
 @pytest.mark.parametrize("values", [[], [REQUEST, REQUEST]])
 def test_wrong_number_of_values_names_what_is_accepted(url, name, values):
