@@ -17,7 +17,7 @@ from decoding import chat, service
 
 from . import actions
 from .controls import Controls
-from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
+from .events import MODEL_EVENT, QUICK_EVENT, SESSION_EVENT, Explorer, Outcome, refuse
 from .state import Session
 
 FRAME_SECONDS = 0.08  # the browser drops frames it cannot draw, so yield at most this often
@@ -91,8 +91,8 @@ def wire_chat(ex: Explorer) -> None:
     inputs = [c["message"], c["chatbot"], c["chat_max_tokens"], c["chat_temperature"]]
     for trigger in (c["send"].click, c["message"].submit):
         sent = trigger(send, inputs, [c["message"], c["chatbot"], c["chat_reply"]], **MODEL_EVENT)
-        sent.then(record, [c["session"], c["chatbot"], c["chat_reply"]], c["session"], **MODEL_EVENT)
+        sent.then(record, [c["session"], c["chatbot"], c["chat_reply"]], c["session"], **SESSION_EVENT)
     cleared = c["chat_clear"].click(lambda: ([], "", ()), None, [c["chatbot"], c["message"], c["chat_reply"]],
                                     **QUICK_EVENT)  # fmt: skip
-    cleared.then(record, [c["session"], c["chatbot"], c["chat_reply"]], c["session"], **MODEL_EVENT)
+    cleared.then(record, [c["session"], c["chatbot"], c["chat_reply"]], c["session"], **SESSION_EVENT)
     ex.on(c["chat_open"].click, open_in_explorer, also=("tabs",))

@@ -23,13 +23,16 @@ from .view import Frame, view
 
 log = logging.getLogger(__name__)
 
-# Events that use the shared model share one group in front of the model lane (which serialises the model
-# work itself), so a long attribution never holds other users' steps at Gradio's queue.
-# A small spinner rather than an overlay on every output: a step redraws sooner without it.
+# Long model work that never writes the session (Explain, a chat reply, a model load) shares the API's group in
+# front of the model lane, which serialises the model itself: a long attribution never holds other users' steps.
 MODEL_EVENT = {
     "concurrency_id": CONCURRENCY_ID, "concurrency_limit": EVENT_CONCURRENCY, "api_visibility": "private",
     "show_progress": "minimal",
 }  # fmt: skip
+# Events that read and write the session run one at a time, in order: Gradio reads a state when an event
+# starts, so two at once (a prompt's blur and a Step click) would each write a session missing the other's
+# change. They are short: the lane lets them in between the slices of long work.
+SESSION_EVENT = MODEL_EVENT | {"concurrency_id": "session", "concurrency_limit": 1}
 QUICK_EVENT = {"api_visibility": "private", "show_progress": "hidden"}
 STATES = ("session", "prefs", "computed")
 PANELS = (
@@ -112,7 +115,7 @@ class Explorer:
                 refuse(exc)
                 return self.unchanged()
 
-        return trigger(handler, self.inputs(*extra), self.outputs(*also), **(MODEL_EVENT | event))
+        return trigger(handler, self.inputs(*extra), self.outputs(*also), **(SESSION_EVENT | event))
 
     def on_select(self, trigger: Callable, action: Callable, **event) -> object:
         """Like `on`, for a select event: the action also receives the selected index."""
@@ -125,4 +128,4 @@ class Explorer:
                 refuse(exc)
                 return self.unchanged()
 
-        return trigger(handler, self.inputs(), self.outputs(), **(MODEL_EVENT | event))
+        return trigger(handler, self.inputs(), self.outputs(), **(SESSION_EVENT | event))

@@ -36,3 +36,11 @@ def test_a_refused_action_changes_no_output_and_says_why(monkeypatch):
     unchanged = Explorer({"session": "the session state"}).unchanged()
     assert list(unchanged) == ["the session state"]  # one named output, skipped: Gradio reads {} as one value
     assert unchanged["the session state"] == gr.skip()
+
+
+def test_events_that_write_the_session_run_one_at_a_time_in_order():
+    demo = app.build()
+    session = next(block for block in demo.blocks.values() if isinstance(block, gr.State) and block.value is not None
+                   and type(block.value).__name__ == "Session")  # fmt: skip
+    writers = [fn for fn in demo.fns.values() if any(out._id == session._id for out in fn.outputs)]
+    assert writers and all(fn.concurrency_id == "session" and fn.concurrency_limit == 1 for fn in writers)
