@@ -1,0 +1,143 @@
+"""The look-ahead tree: where the likely continuations of a request lead, a few tokens deep.
+
+From the request's position, each node's `width` most likely next tokens by p_final (under the request's
+knobs and constraint) become its children, down to `depth` tokens. Each level is one batched forward pass
+over the whole frontier (`PrefixCache.batch_logits`: the request's cached prefix expanded to the batch),
+and each node's distribution is the engine's own pipeline on that path (penalties, DRY and the constraint
+see the path as part of the completion), so a node equals `preview` of its path. `levels` yields once per
+level: the caller runs each level as one slice of the model lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .engine import Engine
+from .request import Request
+from .tokens import TokenView
+
+MAX_WIDTH = 8
+MAX_DEPTH = 4
+DEFAULT_WIDTH = 4
+DEFAULT_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One continuation token: its pill, probabilities at its parent, the path's probability and its children.
+
+    `path_ids`: the tokens from the request's position to this one (what a click appends); `finish_reason`:
+    set when this path ends the completion (no children then, as a step there would append nothing).
+    """
+
+    token: dict
+    path_ids: tuple[int, ...]
+    p_base: float
+    p_final: float
+    path_probability: float
+    finish_reason: str | None
+    children: tuple[TreeNode, ...]
+
+    def as_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["path_ids"] = list(self.path_ids)
+        out["children"] = [child.as_dict() for child in self.children]
+        return out
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The continuations of one position: `width` x `depth` requested, `node_count` nodes found."""
+
+    width: int
+    depth: int
+    node_count: int
+    children: tuple[TreeNode, ...]
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "children": [child.as_dict() for child in self.children]}
+
+
+def tree_nodes(width: int, depth: int) -> int:
+    """The most nodes a tree can have, its root (the request's position) included."""
+    return sum(width**level for level in range(depth + 1))
+
+
+def tree_tokens(context: int, width: int, depth: int) -> int:
+    """The budgeted size of a tree: every node's context length (prompt + completion + its path), summed."""
+    return sum(width**level * (context + level) for level in range(depth + 1))
+
+
+@dataclass
+class _Open:
+    """A node while the tree grows (frozen into a TreeNode at the end)."""
+
+    token: int
+    path: tuple[int, ...]
+    p_base: float
+    p_final: float
+    path_probability: float
+    finish_reason: str | None = None
+    children: list[_Open] = field(default_factory=list)
+
+
+def top_tokens(p_final: torch.Tensor, count: int) -> list[int]:
+    """The `count` most likely tokens by p_final, most likely first; only tokens with p_final > 0."""
+    count = min(count, int((p_final > 0).sum()))
+    return torch.topk(p_final, count).indices.tolist() if count else []
+
+
+def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tree | None]:
+    """Grow the tree level by level: yields None after each level's forward pass, then the Tree."""
+    prompt, _ = engine.prompt_ids(req)
+    completion = req.completion_ids
+    root = _Open(-1, (), 1.0, 1.0, 1.0)
+    frontier = [root]
+    for level in range(depth):
+        if level == 0:  # the request's own position: preview's memoised analysis
+            stages = [engine.analysis(req, prompt, completion)[0]]
+        else:
+            rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), [n.path for n in frontier])
+            paths = [(*completion, *n.path) for n in frontier]
+            stages = [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
+        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth)
+        yield None
+        if not frontier:
+            break
+    children = tuple(_frozen(child, engine.view) for child in root.children)
+    yield Tree(width, depth, _count(children), children)
+
+
+def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool) -> list[_Open]:
+    """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`)."""
+    prompt, _ = engine.prompt_ids(req)
+    frontier = []
+    for node, found in zip(nodes, stages, strict=True):
+        for token in top_tokens(found.p_final, width):
+            p_final = float(found.p_final[token])
+            path = (*node.path, token)
+            child = _Open(token, path, float(found.p_base[token]), p_final, node.path_probability * p_final)
+            child.finish_reason = engine.finish_reason(req, prompt, (*req.completion_ids, *path))
+            node.children.append(child)
+            if more and child.finish_reason is None:
+                frontier.append(child)
+    return frontier
+
+
+def _frozen(node: _Open, view: TokenView) -> TreeNode:
+    return TreeNode(
+        token=view.pill(node.token).as_dict(),
+        path_ids=node.path,
+        p_base=node.p_base,
+        p_final=node.p_final,
+        path_probability=node.path_probability,
+        finish_reason=node.finish_reason,
+        children=tuple(_frozen(child, view) for child in node.children),
+    )
+
+
+def _count(nodes: tuple[TreeNode, ...]) -> int:
+    return sum(1 + _count(node.children) for node in nodes)
