@@ -49,6 +49,7 @@ LIMITS = (
     Limit("max_history_turns", 32, 1000, "messages", "messages in a conversation (chat history or `messages`)"),
     Limit("max_history_chars", 16_000, 1_000_000, "characters", "all messages of a conversation together"),
     Limit("max_reply_tokens", 256, 1024, "tokens", "one chat reply"),
+    Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 
@@ -68,6 +69,7 @@ class Budgets:
     max_history_turns: int | None
     max_history_chars: int | None
     max_reply_tokens: int | None
+    max_tree_tokens: int | None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -110,6 +112,11 @@ class Budgets:
         self.check("max_context_tokens", context_tokens, "attribution context")
         work = f"attribution work ({context_tokens:,} context tokens x {passes} passes)"
         self.check("max_attribution_work", context_tokens * passes, work)
+
+    def check_tree(self, context_tokens: int, width: int, depth: int, nodes: int, tokens: int) -> None:
+        """A look-ahead tree: its most `nodes` (root included), each with its context, `tokens` in all."""
+        what = f"the tree (width {width}, depth {depth}: {nodes:,} nodes over a context of {context_tokens:,} tokens)"
+        self.check("max_tree_tokens", tokens, what)
 
 
 LOCAL_BUDGETS = Budgets.defaults(public=False)

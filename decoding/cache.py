@@ -6,6 +6,8 @@ stepping extends an entry in place, rewinding and branching copy the shared part
 cache is an LRU bounded in bytes (env NEXTTOKEN_KV_CACHE_MB, default 512) and is emptied when the
 model changes. Model work runs under the model lane (decoding.lane); a long prefill runs in chunks of
 `PREFILL_CHUNK` tokens and lets waiting requests go between chunks. A small lock guards the entries.
+`batch_logits` runs rows of equal length after one cached prefix in one batched forward (the look-ahead
+tree's levels, prefetch), optionally keeping each row as an entry of its own.
 """
 
 from __future__ import annotations
@@ -118,6 +120,55 @@ class PrefixCache:
             kv = copy.deepcopy(self._entries[best_key][0])
         kv.crop(best_len - kv.get_seq_length())
         return kv, best_len
+
+    def cached(self, ids: Sequence[int]) -> bool:
+        """Whether the next-token logits after `ids` are cached (a call for them needs no forward pass)."""
+        with self._lock:
+            return ("logits", tuple(int(i) for i in ids)) in self._entries
+
+    def batch_logits(
+        self, loaded: LoadedModel, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
+    ) -> torch.Tensor:
+        """Float32 logits [len(rows), vocab]: row i predicts the token after base + rows[i]; ONE batched forward.
+
+        The rows all have the same length, so they share base's cached KV expanded to the batch and need no
+        padding (base is run and cached first if it is not). With `keep` each row's KV and logits become
+        entries of their own (prefetch), counted in the byte bound like any other.
+        """
+        base, rows = tuple(int(i) for i in base), [tuple(int(i) for i in row) for row in rows]
+        if not rows or not rows[0] or len({len(row) for row in rows}) != 1:
+            raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
+        with LANE.hold():
+            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            kv, start = self.copy_prefix(loaded.key, base)
+            if base and start < len(base):  # run and cache base once, so later batches start from it
+                self._run(loaded, base, 1)
+                kv, start = self.copy_prefix(loaded.key, base)
+            if kv is None:
+                kv = DynamicCache(config=loaded.model.config)
+            kv.batch_repeat_interleave(len(rows))
+            new = torch.tensor([[*base[start:], *row] for row in rows], dtype=torch.long, device=loaded.device)
+            with torch.no_grad():
+                out = loaded.model(input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=1)
+            self.stats.forward_calls += 1
+            self.stats.tokens_run += new.numel()
+            logits = out.logits[:, -1].float().cpu()
+            if keep:
+                self._keep_rows(loaded, base, rows, out.past_key_values, logits)
+        return logits
+
+    def _keep_rows(self, loaded: LoadedModel, base: tuple[int, ...], rows, kv: DynamicCache, logits) -> None:
+        """Each row of a batched forward as its own KV and logits entries; base's entry stays the most recent."""
+        with self._lock:
+            if self._model_key != loaded.key:
+                return
+            for i, row in enumerate(rows):
+                single = DynamicCache(config=loaded.model.config)
+                for index, layer in enumerate(kv.layers):  # a slice of the batch, copied: the batch is freed
+                    single.update(layer.keys[i : i + 1], layer.values[i : i + 1], index)
+                self._put(("kv", (*base, *row)), single, _kv_bytes(single))
+                self._put(("logits", (*base, *row)), logits[i].clone(), logits[i].numel() * 4)
+            self._get(("kv", base))  # a step off the candidates extends base: evict it last
 
     def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
         with self._lock:

@@ -149,8 +149,13 @@ class Engine:
 
     def stages(self, req: Request, prompt: Sequence[int], completion: Sequence[int]) -> dist_mod.Stages:
         """The full pipeline for the position after prompt + completion."""
+        return self.stages_from(req, self.cache.logits(self.loaded, (*prompt, *completion))[0], prompt, completion)
+
+    def stages_from(
+        self, req: Request, logits: torch.Tensor, prompt: Sequence[int], completion: Sequence[int]
+    ) -> dist_mod.Stages:
+        """The pipeline over given next-token logits of prompt + completion (e.g. a row of a batched forward)."""
         ids = (*prompt, *completion)
-        logits = self.cache.logits(self.loaded, ids)[0]
         valid, ctype = None, None
         if req.constraint.active:
             mask = self._tracker().mask(req.constraint, completion)

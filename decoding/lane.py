@@ -10,7 +10,8 @@ waiters is refused at once with `LaneFull`, which the transports answer with 429
 
 Holding is reentrant per thread, so a function that holds the lane may call another that does. A
 forked child (ZeroGPU runs each GPU call in one) starts with every lane free: the parent's hold covers it.
-Prefetch-style background work uses `try_hold()`, which takes the lane only when nobody waits.
+Background work (prefetch) uses `hold_when_idle()`, which waits until the lane is free and nobody waits,
+or `try_hold()`, which takes it only if so at once.
 """
 
 from __future__ import annotations
@@ -165,6 +166,28 @@ class Lane:
         finally:
             if got:
                 self._release()
+
+    @contextmanager
+    def hold_when_idle(self, cancel: CancelToken | None = None) -> Iterator[None]:
+        """Hold the lane once it is free and nobody waits: the low-priority turn of background work (prefetch).
+
+        It takes no place in the queue, so every request that queues meanwhile goes first. Raises `Cancelled`
+        if `cancel` is set while waiting.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                while self._owner is not None or self._queue:
+                    if cancel is not None and cancel.cancelled:
+                        raise Cancelled("the background work was cancelled while waiting for the model")
+                    self._cond.wait(CANCEL_POLL_S if cancel is not None else None)
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            self._release()
 
     def pause(self, cancel: CancelToken | None = None) -> None:
         """From inside a hold: if anyone waits, let them all go first, then continue (same hold depth).
