@@ -179,9 +179,11 @@ class Lane:
             if self._owner == me:
                 self._depth += 1
             else:
-                while self._owner is not None or self._queue:
+                while True:  # cancelled work never takes the lane, even when it is free
                     if cancel is not None and cancel.cancelled:
                         raise Cancelled("the background work was cancelled while waiting for the model")
+                    if self._owner is None and not self._queue:
+                        break
                     self._cond.wait(CANCEL_POLL_S if cancel is not None else None)
                 self._owner, self._depth = me, 1
         try:

@@ -1,0 +1,134 @@
+"""Prefetch: while the user reads the bars, the next distributions of the likely next tokens are computed.
+
+After a preview or a step, `PREFETCH.schedule(engine, req)` hands the new position to one background
+worker thread. When the model lane is idle (nobody holds it, nobody waits: `Lane.hold_when_idle`) the
+worker runs ONE batched forward over the top `count` candidates by p_final under the request's knobs
+(`PrefixCache.batch_logits(keep=True)`: their KV and logits become prefix-cache entries, inside its byte
+bound), then, one idle turn each, their analyses into the engine's memo. A step (greedy, sampled or
+forced) that lands on a candidate then needs no forward pass. A user's request waits at most for the one
+forward in progress; a newer schedule cancels the older job (newest wins). `count` 0 turns it off
+(flag --prefetch, env NEXTTOKEN_PREFETCH).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .engine import Engine
+from .lane import LANE, Cancelled, CancelToken
+from .model import STORE, LoadedModel
+from .request import Request
+from .tree import top_tokens
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COUNT = 4
+MAX_COUNT = 16  # a batch of more rows costs more than the steps it would save
+
+
+def parse_count(value: object, source: str = "NEXTTOKEN_PREFETCH") -> int:
+    """The number of candidates to prefetch: a whole number from 0 (off) to MAX_COUNT; None is the default."""
+    if value is None:
+        return DEFAULT_COUNT
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > MAX_COUNT:
+        raise ValueError(f"{source} {value!r} is not a whole number from 0 (off) to {MAX_COUNT}")
+    return int(text)
+
+
+@dataclass
+class PrefetchStats:
+    """Counters for tests and benchmarks."""
+
+    jobs: int = 0
+    forwards: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class _Job:
+    engine: Engine
+    req: Request
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+class Prefetcher:
+    """One background worker; `current()` is the loaded model (a job for a model no longer loaded is dropped)."""
+
+    def __init__(self, current: Callable[[], LoadedModel], count: int | None = None) -> None:
+        self.count = parse_count(os.environ.get("NEXTTOKEN_PREFETCH") or None) if count is None else count
+        self._current = current
+        self._cond = threading.Condition()
+        self._pending: _Job | None = None
+        self._running: _Job | None = None
+        self._thread: threading.Thread | None = None
+        self.stats = PrefetchStats()
+
+    def configure(self, count: int) -> None:
+        self.count = parse_count(count, "prefetch")
+
+    def schedule(self, engine: Engine, req: Request) -> None:
+        """Look ahead from `req`'s position (prompt + completion_ids) in the background; cancels older jobs."""
+        if self.count == 0:
+            return
+        with self._cond:
+            for old in (self._pending, self._running):
+                if old is not None:
+                    old.cancel.cancel()
+            self._pending = _Job(engine, req)
+            if self._thread is None or not self._thread.is_alive():  # also after a fork: threads do not follow
+                self._thread = threading.Thread(target=self._loop, name="prefetch", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is pending or running (tests, benchmarks); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and self._running is None, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None)
+                job, self._pending, self._running = self._pending, None, self._pending
+            try:
+                self._run(job)
+            except Cancelled:
+                self.stats.cancelled += 1
+            except Exception:  # a prefetch is only a guess: it never fails anyone's request
+                log.warning("prefetch failed", exc_info=True)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+
+    def _run(self, job: _Job) -> None:
+        engine, req, count = job.engine, job.req, self.count
+        prompt, _ = engine.prompt_ids(req)
+        completion = req.completion_ids
+        if count == 0 or engine.finish_reason(req, prompt, completion) is not None:
+            return  # nothing follows a finished completion (or one at the end of the context)
+        self.stats.jobs += 1
+        job.cancel.check()
+        with LANE.hold_when_idle(job.cancel):
+            if self._current() is not engine.loaded:
+                return
+            tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, count)
+            base = (*prompt, *completion)
+            missing = [(t,) for t in tokens if not engine.cache.cached((*base, t))]
+            if missing:
+                engine.cache.batch_logits(engine.loaded, base, missing, keep=True)
+                self.stats.forwards += 1
+        for token in tokens:  # the pipeline of each candidate, one idle turn each: never a long wait for users
+            job.cancel.check()
+            with LANE.hold_when_idle(job.cancel):
+                if self._current() is not engine.loaded:
+                    return
+                engine.analysis(req, prompt, (*completion, token))
+
+
+PREFETCH = Prefetcher(lambda: STORE.get())

@@ -1,0 +1,183 @@
+"""Prefetch: a step onto a prefetched candidate runs no forward and equals a cold step; the byte bound holds;
+users keep their order and results; the lane's idle hold lets every queued request go first."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from decoding.cache import PrefixCache
+from decoding.engine import Engine
+from decoding.lane import LANE, Cancelled, CancelToken, Lane
+from decoding.prefetch import MAX_COUNT, Prefetcher, parse_count
+
+PROMPT = "Once upon a time"
+SAMPLED = {"temperature": 0.9, "top_k": 3, "seed": 11, "repetition_penalty": 1.2}  # draws among the candidates
+TOL = 1e-5
+WAIT_S = 120  # bound for a background state to be reached; hit only when the code is broken
+
+
+def request(engine: Engine, completion=(), params=None, prompt=PROMPT):
+    data = {"prompt": prompt, "use_chat_template": False, "completion_ids": list(completion), "top_k": 20}
+    return engine.request(data | {"params": params or {"greedy": True}})
+
+
+@pytest.fixture
+def prefetcher(tiny) -> Prefetcher:
+    return Prefetcher(lambda: tiny, count=4)
+
+
+@pytest.fixture
+def model_calls(tiny):
+    calls: list[int] = []
+    handle = tiny.model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(1), with_kwargs=True)
+    yield calls
+    handle.remove()
+
+
+def until(condition) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "a background state was never reached"
+        time.sleep(0.01)
+
+
+def assert_same_result(warm: dict, cold: dict) -> None:
+    assert warm["completion_ids"] == cold["completion_ids"]
+    assert [m["draw"] for m in warm["appended_meta"]] == [m["draw"] for m in cold["appended_meta"]]
+    assert [r["id"] for r in warm["dist"]["tokens"]] == [r["id"] for r in cold["dist"]["tokens"]]
+    for a, b in zip(warm["dist"]["tokens"], cold["dist"]["tokens"], strict=True):
+        assert abs(a["p_final"] - b["p_final"]) < TOL and abs(a["p_base"] - b["p_base"]) < TOL
+
+
+@pytest.mark.parametrize("how", ["greedy", "sampled", "forced"])
+def test_a_step_onto_a_prefetched_candidate_runs_no_forward_and_equals_a_cold_step(tiny, prefetcher, model_calls, how):
+    engine, cold = Engine(tiny, PrefixCache()), Engine(tiny, PrefixCache())
+    req = request(engine, params=None if how == "greedy" else SAMPLED)  # greedy: the argmax is the one candidate
+    preview = engine.preview(req)
+    model_calls.clear()
+    prefetcher.schedule(engine, req)
+    assert prefetcher.wait_idle(WAIT_S)
+    assert prefetcher.stats.forwards == 1 and len(model_calls) == 1  # one batch; the analyses reuse its logits
+    forced = preview.dist["tokens"][2]["id"] if how == "forced" else None  # the third candidate
+    model_calls.clear()
+    warm = engine.step(req, force_token_id=forced).as_dict()
+    assert model_calls == []
+    cold.preview(req)
+    before = len(model_calls)
+    assert_same_result(warm, cold.step(req, force_token_id=forced).as_dict())
+    assert len(model_calls) > before  # the cold step did need its forward
+
+
+def test_a_greedy_walk_with_prefetch_equals_one_without_and_stays_in_the_byte_bound(tiny, prefetcher, model_calls):
+    bound = 5 * 4 * tiny.vocab_size  # room for about five logits rows besides the tiny KV entries
+    engine, cold = Engine(tiny, PrefixCache(bound)), Engine(tiny, PrefixCache())
+    warm_req = cold_req = request(engine)
+    for _ in range(4):
+        prefetcher.schedule(engine, warm_req)
+        assert prefetcher.wait_idle(WAIT_S)
+        assert engine.cache.nbytes <= bound
+        warm, expected = engine.step(warm_req).as_dict(), cold.step(cold_req).as_dict()
+        assert_same_result(warm, expected)
+        warm_req, cold_req = request(engine, warm["completion_ids"]), request(cold, expected["completion_ids"])
+    assert prefetcher.stats.forwards == 4
+
+
+def test_a_prefetch_in_progress_keeps_the_users_order_and_results(tiny, prefetcher):
+    """Two users arrive while the prefetch's batched forward runs: they go next, in their order, unchanged."""
+    engine, expected = Engine(tiny, PrefixCache()), Engine(tiny, PrefixCache())
+    req = request(engine, params=SAMPLED)
+    user_a = request(engine, [engine.preview(req).dist["tokens"][-1]["id"]])  # not a candidate: needs a forward
+    user_b = request(engine, prompt="A different story", params=SAMPLED)
+    log: list[str] = []
+    results: dict[str, dict] = {}
+
+    def user(name, fn, r):
+        results[name] = fn(r).as_dict()
+        log.append(name)
+
+    def during_prefetch(module, args, kwargs):
+        if kwargs["input_ids"].shape[0] > 1 and not log:  # the prefetch's batch, once
+            log.append("prefetch forward")
+            for count, (name, fn, r) in enumerate((("A", engine.preview, user_a), ("B", engine.step, user_b)), 1):
+                threading.Thread(target=user, args=(name, fn, r), daemon=True).start()
+                until(lambda count=count: LANE.waiting == count)
+
+    handle = tiny.model.register_forward_pre_hook(during_prefetch, with_kwargs=True)
+    try:
+        prefetcher.schedule(engine, req)
+        until(lambda: len(log) == 3)
+        assert prefetcher.wait_idle(WAIT_S)
+    finally:
+        handle.remove()
+    assert log == ["prefetch forward", "A", "B"]
+    expected.preview(req)  # the same calls without a prefetch: the same results, to the bit
+    assert results["A"] == expected.preview(user_a).as_dict()
+    assert results["B"] == expected.step(user_b).as_dict()
+
+
+def test_a_newer_schedule_cancels_the_older_job(tiny, prefetcher):
+    engine = Engine(tiny, PrefixCache())
+    old, new = request(engine, prompt="An old position"), request(engine)
+    with LANE.hold():  # the model is busy: both jobs wait for their idle turn
+        prefetcher.schedule(engine, old)
+        prefetcher.schedule(engine, new)
+    assert prefetcher.wait_idle(WAIT_S)
+    prompt_old, prompt_new = engine.prompt_ids(old)[0], engine.prompt_ids(new)[0]
+    assert not engine.cache.cached(prompt_old)  # the old position was never run
+    top = engine.analysis(new, prompt_new, ())[1].tokens[0].id
+    assert engine.cache.cached((*prompt_new, top))
+
+
+def test_count_zero_turns_prefetch_off(tiny):
+    engine, off = Engine(tiny, PrefixCache()), Prefetcher(lambda: tiny, count=0)
+    off.schedule(engine, request(engine))
+    assert off.wait_idle(WAIT_S) and off.stats.jobs == 0 and engine.cache.stats.forward_calls == 0
+
+
+def test_parse_count_accepts_zero_to_the_maximum():
+    assert parse_count(None) == 4 and parse_count("0") == 0 and parse_count(str(MAX_COUNT)) == MAX_COUNT
+    for bad in ("-1", "x", str(MAX_COUNT + 1), "2.5"):
+        with pytest.raises(ValueError, match=f"NEXTTOKEN_PREFETCH '{bad}' is not a whole number from 0"):
+            parse_count(bad)
+
+
+def test_the_idle_hold_waits_for_every_queued_request_and_for_a_free_lane():
+    lane, order = Lane(), []
+    release = threading.Event()
+
+    def holder():
+        with lane.hold():
+            order.append("holder")
+            release.wait(WAIT_S)
+
+    def queued():
+        with lane.hold():
+            order.append("queued")
+
+    def idle():
+        with lane.hold_when_idle():
+            order.append("idle")
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    until(lambda: lane.busy)
+    threads.append(threading.Thread(target=idle))
+    threads[-1].start()
+    threads.append(threading.Thread(target=queued))
+    threads[-1].start()
+    until(lambda: lane.waiting == 1)  # the idle waiter takes no place in the queue
+    release.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert order == ["holder", "queued", "idle"]
+
+
+def test_a_cancelled_idle_hold_never_takes_the_lane():
+    lane, cancel = Lane(), CancelToken()
+    cancel.cancel()
+    with pytest.raises(Cancelled), lane.hold_when_idle(cancel):
+        pass
+    assert not lane.busy
