@@ -91,12 +91,13 @@ def test_signed_says_whether_scores_can_be_negative(tiny, ids, method, aggregati
 
 
 def test_one_pass_pauses_at_every_layer_forward_and_backward(tiny, ids, monkeypatch):
-    calls = []
-    monkeypatch.setattr(LANE, "pause", lambda cancel=None: calls.append(torch.is_grad_enabled()))
-    attribute(tiny, ids, TARGET, "saliency")
+    in_backward = []  # per pause: whether autograd's backward pass was running
+    monkeypatch.setattr(LANE, "pause", lambda cancel=None: in_backward.append(torch._C._current_graph_task_id() >= 0))
+    gradients_mod.saliency(tiny, ids, TARGET)  # one forward and one backward pass (and maybe a forward for f(x))
     layers = tiny.model.config.num_hidden_layers
-    assert len(calls) == 2 * layers  # before each layer's forward, and after each layer's gradient
-    assert all(hook._forward_pre_hooks == {} for hook in gradients_mod._decoder_layers(tiny.model))
+    assert in_backward.count(True) == layers  # after each layer's gradient
+    assert in_backward[:layers] == [False] * layers  # before each layer's forward
+    assert all(layer._forward_pre_hooks == {} for layer in gradients_mod._decoder_layers(tiny.model))
 
 
 def test_a_request_waiting_during_one_long_pass_runs_between_its_layers(tiny, ids):
