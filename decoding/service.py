@@ -8,6 +8,7 @@ mode only allowlisted models, and strict budgets (see decoding.budgets) for ever
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Sequence
@@ -15,11 +16,13 @@ from collections.abc import Iterator, Sequence
 from runtime import gpu, spaces
 
 from . import fields
+from . import tree as tree_mod
 from .engine import Engine, engine_for
 from .lane import LANE, Progress
 from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
+from .prefetch import PREFETCH
 from .request import Request
 from .targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
 
@@ -125,7 +128,14 @@ def preview(request: dict) -> dict:
     req = _parsed(request)
     engine = _engine(req)
     POLICY.check_context(engine, req)
-    return engine.preview(req).as_dict()
+    return _look_ahead(engine, req, engine.preview(req).as_dict())
+
+
+def _look_ahead(engine: Engine, req: Request, result: dict) -> dict:
+    """Prefetch from the result's position in the background (not from inside a ZeroGPU call's own process)."""
+    if spaces is None and result["dist"] is not None and not result["finished"]:
+        PREFETCH.schedule(engine, dataclasses.replace(req, completion_ids=tuple(result["completion_ids"])))
+    return result
 
 
 @LANE.held
@@ -147,7 +157,44 @@ def step(request: dict) -> dict:
         force_text = _forced_text("force_text", force_text)
     engine = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
-    return engine.step(req, force_token_id=force_id, force_text=force_text).as_dict()
+    return _look_ahead(engine, req, engine.step(req, force_token_id=force_id, force_text=force_text).as_dict())
+
+
+@readable_errors
+def tree(request: dict) -> dict:
+    """The look-ahead tree of the request's position: `width` (1-8) children per node, `depth` (1-4) levels.
+
+    Refused before any model work when over the tree budget. Each level is one slice of the model lane
+    (one batched forward), so requests that arrive meanwhile go between levels.
+    """
+    if spaces is not None:  # ZeroGPU runs each GPU call in a process of its own: the tree in one call
+        return _tree_at_once(request)
+    *_, found = LANE.sliced(_tree_levels(request))
+    return found.as_dict()
+
+
+@LANE.held
+@gpu
+def _tree_at_once(request: dict) -> dict:
+    *_, found = _tree_levels(request)
+    return found.as_dict()
+
+
+def _tree_levels(request: dict) -> Iterator[tree_mod.Tree | None]:
+    """The checks (refusing before any model work), then the tree level by level."""
+    engine, req, width, depth = _tree_setup(request)
+    yield from tree_mod.levels(engine, req, width, depth)
+
+
+def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
+    req = _parsed(request, tree_mod.TREE_KEYS)
+    width, depth = tree_mod.shape(request)
+    engine = _engine(req)
+    POLICY.check_context(engine, req)
+    context = len(engine.prompt_ids(req)[0]) + len(req.completion_ids)
+    nodes, tokens = tree_mod.tree_nodes(width, depth), tree_mod.tree_tokens(context, width, depth)
+    POLICY.settings.budgets.check_tree(context, width, depth, nodes, tokens)
+    return engine, req, width, depth
 
 
 @readable_errors

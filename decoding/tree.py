@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import fields
 from .engine import Engine
 from .request import Request
 from .tokens import TokenView
 
+TREE_KEYS = ("width", "depth")  # a tree request is a preview request with these
 MAX_WIDTH = 8
 MAX_DEPTH = 4
 DEFAULT_WIDTH = 4
@@ -59,6 +61,15 @@ class Tree:
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "children": [child.as_dict() for child in self.children]}
+
+
+def shape(request: dict) -> tuple[int, int]:
+    """(width, depth) of a tree request, strictly: whole numbers 1-8 and 1-4; null or missing is the default."""
+    width, depth = request.get("width"), request.get("depth")
+    return (
+        DEFAULT_WIDTH if width is None else fields.integer("width", width, 1, MAX_WIDTH),
+        DEFAULT_DEPTH if depth is None else fields.integer("depth", depth, 1, MAX_DEPTH),
+    )
 
 
 def tree_nodes(width: int, depth: int) -> int:
