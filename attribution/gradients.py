@@ -18,16 +18,17 @@ import torch
 from captum.attr import InputXGradient, Saliency
 
 from attribution.guard import borrowed
+from attribution.objective import target_score
 from decoding.lane import LANE, Progress
 from decoding.model import LoadedModel
 
 # Path points per forward/backward batch of integrated gradients; each batch is one slice of the model
-# lane, so other requests run between batches. Batching pays on a CPU while the context is short (16
-# steps at 64 tokens: 4.2-5.1 s in batches of 8, 7.3 s one by one) and little beyond 256 tokens, and a
-# slice should hold the model about a second at most: so batches stop at 8 points or 256 tokens of path
-# (one point per slice from 128 context tokens on; within a pass, `lane_breaks` lets others in between layers).
+# lane, so other requests run between batches. Batching pays on a CPU (16 steps at 64 tokens: 4.2-5.1 s
+# in batches of 8, 7.3 s one by one) and more on an accelerator; a slice still gives the lane away often,
+# because within a pass `lane_breaks` lets others in between decoder layers. Batches stop at 8 points or
+# 2,048 tokens of path (8 points per batch up to 256 context tokens).
 IG_MAX_BATCH = 8
-IG_TOKEN_BUDGET = 256
+IG_TOKEN_BUDGET = 2048
 # Fraction of each embedding the integrated-gradients path starts from (see `ig_baseline`).
 IG_BASELINE_SCALE = 0.2
 IG_BASELINE = (
@@ -51,18 +52,21 @@ def _keeps_only_last_logit(model: torch.nn.Module) -> bool:
 
 
 class TargetLogProb:
-    """f(embeds [B, L, D]) -> log p(target | context) [B]; remembers f at the real input for free."""
+    """f(embeds [B, L, D]) -> log p(target | context) [B] (minus log p(foil) with a foil); remembers f(inputs)."""
 
-    def __init__(self, model: torch.nn.Module, target_id: int, inputs: torch.Tensor) -> None:
+    def __init__(
+        self, model: torch.nn.Module, target_id: int, inputs: torch.Tensor, foil_id: int | None = None
+    ) -> None:
         self.model = model
         self.target_id = target_id
+        self.foil_id = foil_id
         self.inputs = inputs
         self.at_inputs: float | None = None
         self._extra = {"logits_to_keep": 1} if _keeps_only_last_logit(model) else {}
 
     def __call__(self, embeds: torch.Tensor) -> torch.Tensor:
         logits = self.model(inputs_embeds=embeds, use_cache=False, **self._extra).logits[:, -1]
-        out = logits.float().log_softmax(-1)[:, self.target_id]
+        out = target_score(logits, self.target_id, self.foil_id)
         if embeds is self.inputs:
             self.at_inputs = float(out[0].detach())
         return out
@@ -141,22 +145,28 @@ def lane_breaks(model: torch.nn.Module) -> Iterator[None]:
             handle.remove()
 
 
-def _run(loaded: LoadedModel, context_ids: Sequence[int], target_id: int, compute: Callable) -> GradientAttribution:
+def _run(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: int | None, compute: Callable
+) -> GradientAttribution:
     with borrowed(loaded.model) as model, lane_breaks(model):
         inputs = _embed(model, context_ids)
-        f = TargetLogProb(model, target_id, inputs)
+        f = TargetLogProb(model, target_id, inputs, foil_id)
         attributions, error = compute(f, inputs)
         value = f.value_at_inputs()
     return GradientAttribution(attributions[0].detach().float().cpu(), value, error)
 
 
-def saliency(loaded: LoadedModel, context_ids: Sequence[int], target_id: int) -> GradientAttribution:
+def saliency(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: int | None = None
+) -> GradientAttribution:
     """The raw (signed) gradient of f with respect to each embedding."""
-    return _run(loaded, context_ids, target_id, lambda f, x: (Saliency(f).attribute(x, abs=False), None))
+    return _run(loaded, context_ids, target_id, foil_id, lambda f, x: (Saliency(f).attribute(x, abs=False), None))
 
 
-def input_x_gradient(loaded: LoadedModel, context_ids: Sequence[int], target_id: int) -> GradientAttribution:
-    return _run(loaded, context_ids, target_id, lambda f, x: (InputXGradient(f).attribute(x), None))
+def input_x_gradient(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: int | None = None
+) -> GradientAttribution:
+    return _run(loaded, context_ids, target_id, foil_id, lambda f, x: (InputXGradient(f).attribute(x), None))
 
 
 def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,7 +185,7 @@ def _path_gradients(f: TargetLogProb, inputs, baseline, alphas, weights) -> torc
 
 
 def integrated_gradients_slices(
-    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, steps: int
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, steps: int, foil_id: int | None = None
 ) -> Iterator[Progress | GradientAttribution]:
     """Integrated gradients from `ig_baseline`, one batch of path points per `next()`: Progress, then the result.
 
@@ -189,7 +199,7 @@ def integrated_gradients_slices(
     for start in range(0, steps, batch):
         with borrowed(loaded.model) as model, lane_breaks(model):
             inputs = _embed(model, context_ids)
-            f = TargetLogProb(model, target_id, inputs)
+            f = TargetLogProb(model, target_id, inputs, foil_id)
             part = _path_gradients(
                 f, inputs, ig_baseline(inputs), alphas[start : start + batch], weights[start : start + batch]
             )
@@ -197,7 +207,7 @@ def integrated_gradients_slices(
         yield Progress(min(start + batch, steps), steps + 1, IG_DESC)
     with borrowed(loaded.model) as model, torch.no_grad():
         inputs = _embed(model, context_ids)
-        f = TargetLogProb(model, target_id, inputs)
+        f = TargetLogProb(model, target_id, inputs, foil_id)
         attributions = total * (inputs - ig_baseline(inputs))
         ends = f(torch.cat([inputs, ig_baseline(inputs)]))
     error = abs(float(attributions.sum()) - float(ends[0] - ends[1]))

@@ -1,9 +1,11 @@
 """The public attribution entry point: validate a request, run one method, reduce and normalise, cache.
 
 `attribute` answers "which context tokens does the choice of `target_id` after `context_ids` depend on?"
-with one of `METHODS`. Gradient methods return one vector per token, reduced over the embedding
-dimension as named by `aggregation`; attention is averaged over heads and layers. Results are cached
-per request in a small LRU, so switching back to an earlier view costs nothing.
+(with a `contrast_token_id`: "... of `target_id` rather than the foil?") with one of `METHODS`. Gradient
+methods return one vector per token, reduced over the embedding dimension as named by `aggregation`;
+attention is averaged over heads and layers; ablation measures each token's removal. Every result
+carries its faithfulness (see attribution.faithfulness). Results are cached per request in a small
+LRU, so switching back to an earlier view costs nothing.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ from dataclasses import dataclass
 
 import torch
 
-from attribution import attention, gradients
+from attribution import ablation, attention, gradients
+from attribution.faithfulness import Faithfulness, faithfulness
+from attribution.validation import as_int, validate
 from decoding.lane import Progress
 from decoding.model import LoadedModel
 
-METHODS = ("attention", "saliency", "input_x_gradient", "integrated_gradients")
-AGGREGATIONS = ("l2", "sum")
-IG_STEPS_RANGE = (2, 256)
 CACHE_ENTRIES = 64
 
 AGGREGATION_NAMES = {
     "l2": "L2 norm over the embedding dimension, scaled to sum to 1 (Inseq convention)",
     "sum": "signed sum over the embedding dimension, divided by the largest |score| (Captum convention)",
 }
+ABLATION_NAME = (
+    "drop of the target's log-probability when the token is replaced by the baseline id, positions kept;"
+    " display divided by the largest |drop|"
+)
 ATTENTION_SINK_NOTE = "position 0 (attention sink) excluded and the rest renormalised to sum to 1"
 
 
@@ -42,9 +47,11 @@ class AttributionResult:
     normalized: tuple[float, ...]
     aggregation: str
     target_id: int
-    target_logprob: float
+    target_logprob: float  # the attributed value: log p(target), minus log p(foil) when contrastive
     elapsed_s: float
-    signed: bool = False  # scores can be negative (signed sum of gradients), else magnitudes or attention shares
+    signed: bool = False  # scores can be negative (signed sums, ablation), else magnitudes or attention shares
+    contrast_token_id: int | None = None  # the foil: scores explain log p(target) - log p(foil)
+    faithfulness: Faithfulness | None = None
     fell_back_to_cpu: bool = False
     completeness_error: float | None = None
     steps: int | None = None
@@ -54,49 +61,8 @@ class AttributionResult:
         data = dict(self.__dict__)
         data["scores"] = list(self.scores)
         data["normalized"] = list(self.normalized)
+        data["faithfulness"] = None if self.faithfulness is None else self.faithfulness.as_dict()
         return data
-
-
-# --- validation -----------------------------------------------------------------------------------
-
-
-def _as_int(value: object) -> int | None:
-    """The integer a token id stands for (numpy and torch integers too), or None; bools are not ids."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(allowed)}")
-
-
-def validate(
-    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, method: str, aggregation: str, ig_steps: int
-) -> None:
-    """Raise ValueError naming the bad value and the accepted range; touches nothing on the model."""
-    if len(context_ids) == 0:
-        raise ValueError("context_ids is empty: attribution needs at least one context token")
-    vocab = loaded.vocab_size
-    embed_rows = int(loaded.model.get_input_embeddings().weight.shape[0])
-    for position, token in enumerate(context_ids):
-        if _as_int(token) is None or not 0 <= token < embed_rows:
-            raise ValueError(
-                f"context token {token!r} at position {position} is outside the vocabulary [0, {embed_rows})"
-            )
-    if len(context_ids) > loaded.context_length:
-        raise ValueError(f"context has {len(context_ids)} tokens; the model accepts at most {loaded.context_length}")
-    if _as_int(target_id) is None or not 0 <= target_id < vocab:
-        raise ValueError(f"target_id {target_id!r} is outside the vocabulary [0, {vocab})")
-    _check_choice("attribution method", method, METHODS)
-    _check_choice("aggregation", aggregation, AGGREGATIONS)
-    low, high = IG_STEPS_RANGE
-    if _as_int(ig_steps) is None or not low <= ig_steps <= high:
-        raise ValueError(f"ig_steps {ig_steps!r} is outside the accepted range {low}..{high}")
 
 
 # --- reduction and normalisation ------------------------------------------------------------------
@@ -148,14 +114,14 @@ def _attention(loaded: LoadedModel, context_ids: Sequence[int], target_id: int, 
 
 
 def _gradient_slices(
-    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, method: str, steps: int
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: int | None, method: str, steps: int
 ) -> Iterator[Progress | gradients.GradientAttribution]:
     if method == "saliency":
-        yield gradients.saliency(loaded, context_ids, target_id)
+        yield gradients.saliency(loaded, context_ids, target_id, foil_id)
     elif method == "input_x_gradient":
-        yield gradients.input_x_gradient(loaded, context_ids, target_id)
+        yield gradients.input_x_gradient(loaded, context_ids, target_id, foil_id)
     else:
-        yield from gradients.integrated_gradients_slices(loaded, context_ids, target_id, steps)
+        yield from gradients.integrated_gradients_slices(loaded, context_ids, target_id, steps, foil_id)
 
 
 def _gradient(out: gradients.GradientAttribution, method: str, aggregation: str, steps: int) -> dict:
@@ -172,35 +138,62 @@ def _gradient(out: gradients.GradientAttribution, method: str, aggregation: str,
     return result
 
 
+def _ablation(out: ablation.AblationScores) -> dict:
+    return {
+        "scores": out.scores,
+        "normalized": normalise(out.scores, "sum"),
+        "aggregation": ABLATION_NAME,
+        "target_logprob": out.value,
+        "signed": True,
+        "baseline": f"token id {out.baseline_id} (the tokenizer's pad token, else its eos token)",
+    }
+
+
+def _method_slices(
+    loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: int | None, method: str, **options
+) -> Iterator[Progress | dict]:
+    """Progress after each slice of one method's model work, then its parts of the result (a dict)."""
+    if method == "attention":
+        yield _attention(loaded, context_ids, target_id, options["last_layer_only"])
+        return
+    if method == "ablation":
+        work, finish = ablation.ablation_slices(loaded, context_ids, target_id, foil_id), _ablation
+    else:
+        steps = options["ig_steps"]
+        work = _gradient_slices(loaded, context_ids, target_id, foil_id, method, steps)
+        finish = lambda out: _gradient(out, method, options["aggregation"], steps)  # noqa: E731
+    for out in work:
+        yield out if isinstance(out, Progress) else finish(out)
+
+
 def compute_slices(
     loaded: LoadedModel,
     context_ids: Sequence[int],
     target_id: int,
     method: str,
-    aggregation: str,
-    ig_steps: int,
-    last_layer_only: bool,
+    foil_id: int | None = None,
+    **options,
 ) -> Iterator[Progress | AttributionResult]:
     """Run one method with no caching (validated input expected): Progress after each slice, then the result.
 
-    Each `next()` is one slice of model work that leaves the model as it found it (see `LANE.sliced`).
+    Options: `aggregation`, `ig_steps`, `last_layer_only`. Each `next()` is one slice of model work that
+    leaves the model as it found it (see `LANE.sliced`); the faithfulness numbers are the last slice.
     """
     start = time.perf_counter()
-    if method == "attention":
-        parts = _attention(loaded, context_ids, target_id, last_layer_only)
-    else:
-        for out in _gradient_slices(loaded, context_ids, target_id, method, ig_steps):
-            if isinstance(out, Progress):
-                yield out
-        parts = _gradient(out, method, aggregation, ig_steps)
+    for parts in _method_slices(loaded, context_ids, target_id, foil_id, method, **options):
+        if isinstance(parts, Progress):
+            yield parts
     scores, normalized = parts.pop("scores"), parts.pop("normalized")
     if not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{method} produced non-finite scores for this context (numerical overflow)")
+    shown = _floats(normalized)
     yield AttributionResult(
         method=method,
         scores=_floats(scores),
-        normalized=_floats(normalized),
+        normalized=shown,
         target_id=int(target_id),
+        contrast_token_id=foil_id,
+        faithfulness=faithfulness(loaded, context_ids, shown, target_id, foil_id),
         elapsed_s=time.perf_counter() - start,
         **parts,
     )
@@ -229,6 +222,7 @@ def attribute_slices(
     aggregation: str = "l2",
     ig_steps: int = 16,
     last_layer_only: bool = False,
+    contrast_token_id: int | None = None,
     use_cache: bool = True,
 ) -> Iterator[Progress | AttributionResult]:
     """`attribute` one slice per `next()`: Progress after each slice of model work, the result last.
@@ -236,17 +230,20 @@ def attribute_slices(
     Validation happens on the first `next()` (ValueError). Run it through `LANE.sliced(...)` so other
     requests use the model between slices; closing the generator stops the work.
     """
-    context_ids = [token if (i := _as_int(token)) is None else i for token in context_ids]
-    validate(loaded, context_ids, target_id, method, aggregation, ig_steps)
+    context_ids = [token if (i := as_int(token)) is None else i for token in context_ids]
+    foil = contrast_token_id
+    validate(loaded, context_ids, target_id, method, aggregation, ig_steps, foil)
     target_id, ig_steps = operator.index(target_id), operator.index(ig_steps)
-    key = (loaded.key, tuple(context_ids), target_id, method, aggregation, ig_steps, bool(last_layer_only))
+    foil = None if foil is None else operator.index(foil)
+    options = {"aggregation": aggregation, "ig_steps": ig_steps, "last_layer_only": bool(last_layer_only)}
+    key = (loaded.key, tuple(context_ids), target_id, foil, method, *options.values())
     if use_cache:
         with _cache_lock:
             if key in _cache:
                 _cache.move_to_end(key)
                 yield _cache[key]
                 return
-    for item in compute_slices(loaded, context_ids, target_id, method, aggregation, ig_steps, last_layer_only):
+    for item in compute_slices(loaded, context_ids, target_id, method, foil, **options):
         yield item
     if use_cache:
         with _cache_lock:
@@ -260,11 +257,13 @@ def attribute(
 ) -> AttributionResult:
     """Attribute log p(target_id | context_ids) to each context token with `method`, in one go.
 
-    f is log p(target_id | context_ids) at the last position. Options (keywords of `attribute_slices`):
-    `aggregation` reduces the embedding dimension of gradient methods ("l2" or "sum"); attention averages
-    heads and layers instead (`last_layer_only`: the last layer), and `ig_steps` is used by integrated
-    gradients only. Raises ValueError for an empty context, ids outside the vocabulary, an unknown method
-    or aggregation, or `ig_steps` outside 2..256. `use_cache=False` recomputes and does not store the result.
+    f is log p(target_id | context_ids) at the last position, minus log p(contrast_token_id | context_ids)
+    when that foil is given (not for attention, which does not depend on the target). Options (keywords of
+    `attribute_slices`): `aggregation` reduces the embedding dimension of gradient methods ("l2" or
+    "sum"); attention averages heads and layers instead (`last_layer_only`: the last layer), ablation
+    needs neither, and `ig_steps` is used by integrated gradients only. Raises ValueError for an empty
+    context, ids outside the vocabulary, an unknown method or aggregation, `ig_steps` outside 2..256, or
+    a foil equal to the target. `use_cache=False` recomputes and does not store the result.
     """
     for item in attribute_slices(loaded, context_ids, target_id, method, **options):
         result = item

@@ -247,21 +247,35 @@ def _attribution_items(request: dict) -> Iterator[dict]:
     engine, prompt, context, target, spec = _attribution_setup(request)
     slices = attribute_slices(
         engine.loaded, context, target, spec.method, aggregation=spec.aggregation, ig_steps=spec.ig_steps,
-        last_layer_only=spec.last_layer_only,
+        last_layer_only=spec.last_layer_only, contrast_token_id=spec.contrast_token_id,
     )  # fmt: skip
     for item in LANE.sliced(slices):
         if isinstance(item, Progress):
             yield {"progress": item.fraction, "desc": f"{item.desc}: {item.done} of {item.total} passes"}
             continue
-        yield {
-            "result": item.as_dict()
-            | {
-                "target": engine.view.pill(target).as_dict(),
-                "target_index": len(context) - len(prompt),
-                "context_tokens": [p.as_dict() for p in engine.view.pills(context)],
-                "prompt_length": len(prompt),
-            }
-        }
+        yield {"result": _attribution_answer(engine, prompt, context, spec, item)}
+
+
+def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, result) -> dict:
+    """The result as JSON, with the target, the foil, the context's pills and (word granularity) its words."""
+    from attribution import words
+
+    pills = engine.view.pills(context)
+    foil = spec.contrast_token_id
+    answer = result.as_dict() | {
+        "target": engine.view.pill(result.target_id).as_dict(),
+        "contrast": None if foil is None else engine.view.pill(foil).as_dict(),
+        "target_index": len(context) - len(prompt),
+        "context_tokens": [p.as_dict() for p in pills],
+        "prompt_length": len(prompt),
+        "granularity": spec.granularity,
+        "words": None,
+    }
+    if spec.granularity == "word":
+        texts, special = [p.text for p in pills], [p.special for p in pills]
+        found = words(texts, special, result.scores, result.normalized, result.signed)
+        answer["words"] = [w.as_dict() for w in found]
+    return answer
 
 
 @readable_errors
@@ -272,7 +286,7 @@ def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[in
     engine = _engine(req)
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
-    POLICY.settings.budgets.check_attribution(len(context), spec.passes)
+    POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
     return engine, prompt, context, target, spec
 
 

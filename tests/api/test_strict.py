@@ -114,7 +114,7 @@ ATTRIBUTION_CASES = [
     (GOOD | {"target_token_id": 5, "method": 5}, "method 5 is not accepted"),
     (GOOD | {"target_token_id": 5, "aggregation": "max"}, "aggregation 'max' is not accepted: use one of l2, sum"),
     (GOOD | {"target_token_id": 5, "granularity": "sentence"}, "granularity 'sentence' is not accepted: use one of"),
-    (GOOD | {"target_token_id": 5, "contrast_token_id": 6}, "contrast_token_id is not accepted"),
+    (GOOD | {"target_token_id": 5, "contrast_token_id": "6"}, "contrast_token_id '6' is not an integer"),
     (GOOD | {"target_token_id": 5, "last_layer_only": "true"}, "last_layer_only 'true' is not a boolean"),
     (GOOD | {"target_index": -1}, "target_index -1 is out of range"),
     (GOOD | {"target_index": "0"}, "target_index '0' is not an integer"),

@@ -282,8 +282,9 @@ def test_target_logprob_falls_back_to_its_own_forward(tiny, ids, monkeypatch):
     assert result.target_logprob == pytest.approx(logp, abs=1e-5)
 
 
-def _init_without_identity(self, model, target_id, inputs):
+def _init_without_identity(self, model, target_id, inputs, foil_id=None):
     self.model, self.target_id, self.inputs, self.at_inputs = model, target_id, inputs.detach().clone(), None
+    self.foil_id = foil_id
     self._extra = {"logits_to_keep": 1}
 
 

@@ -79,6 +79,7 @@ def test_validation_happens_on_the_first_next(tiny, ids):
         ("integrated_gradients", "sum", True),
         ("saliency", "l2", False),
         ("integrated_gradients", "l2", False),
+        ("ablation", "l2", True),
         ("attention", "sum", False),
         ("attention", "l2", False),
     ],
