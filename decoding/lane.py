@@ -10,8 +10,7 @@ waiters is refused at once with `LaneFull`, which the transports answer with 429
 
 Holding is reentrant per thread, so a function that holds the lane may call another that does. A
 forked child (ZeroGPU runs each GPU call in one) starts with every lane free: the parent's hold covers it.
-Background work (prefetch) uses `hold_when_idle()`, which waits until the lane is free and nobody waits,
-or `try_hold()`, which takes it only if so at once.
+Background work (prefetch) uses `hold_when_idle()`, which waits until the lane is free and nobody waits.
 """
 
 from __future__ import annotations
@@ -152,20 +151,6 @@ class Lane:
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
-
-    @contextmanager
-    def try_hold(self) -> Iterator[bool]:
-        """Hold the lane only if it is free and nobody waits (for background work); yields whether it did."""
-        me = threading.get_ident()
-        with self._cond:
-            got = self._owner is None and not self._queue
-            if got:
-                self._owner, self._depth = me, 1
-        try:
-            yield got
-        finally:
-            if got:
-                self._release()
 
     @contextmanager
     def hold_when_idle(self, cancel: CancelToken | None = None) -> Iterator[None]:
