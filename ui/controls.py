@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, fields
 from decoding.constraints import EXAMPLES
 from decoding.params import PRESETS
 
-PARAM_FIELDS = ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+FLOAT_KNOBS = (
+    "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",
+    "top_n_sigma", "epsilon_cutoff", "eta_cutoff", "xtc_threshold", "xtc_probability", "dry_multiplier", "dry_base",
+)  # fmt: skip
+INT_KNOBS = ("sample_top_k", "dry_allowed_length", "dry_penalty_last_n")
+PARAM_FIELDS = (*FLOAT_KNOBS, *INT_KNOBS, "sampler_order")  # the sampling knobs a preset sets
+API_NAMES = {"sample_top_k": "top_k"}  # `top_k` of the controls is the number of rows shown
 NO_PRESET = "(none)"
 CUSTOM = "custom"
 
@@ -30,6 +36,19 @@ class Controls:
     repetition_penalty: float = 1.05
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    sample_top_k: int = 0
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    top_n_sigma: float = 0.0
+    epsilon_cutoff: float = 0.0
+    eta_cutoff: float = 0.0
+    xtc_threshold: float = 0.1
+    xtc_probability: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    sampler_order: str = "transformers"
     seed: str = ""
     top_k: int = 10
     stop_sequences: str = ""
@@ -74,7 +93,7 @@ class Controls:
         if seed and not seed.isdigit():
             raise ValueError(f"seed {seed!r} is not accepted: use a whole number from 0 to 2**63-1, or leave it blank")
         stops = [s for s in self.stop_sequences.split("\n") if s]
-        knobs = {name: float(getattr(self, name)) for name in PARAM_FIELDS}
+        knobs = {API_NAMES.get(name, name): getattr(self, name) for name in PARAM_FIELDS}
         return knobs | {"seed": int(seed) if seed else None, "stop_sequences": stops}
 
     def constraint(self) -> dict:
@@ -84,16 +103,17 @@ class Controls:
 FIELDS = tuple(f.name for f in fields(Controls))
 
 
-def preset_values(name: str) -> dict[str, float] | None:
-    """Slider values of a preset by field name (the greedy preset sets temperature 0); None for custom."""
+def preset_values(name: str) -> dict[str, object] | None:
+    """Knob values of a preset by field name (the greedy preset sets temperature 0); None for custom."""
     if name not in PRESETS:
         return None
-    params = PRESETS[name].params
-    values = {field: float(getattr(params, field)) for field in PARAM_FIELDS}
-    return values | {"temperature": 0.0 if params.is_greedy else params.temperature}
+    params = PRESETS[name].params.as_dict()
+    defaults = Controls()
+    values = {field: type(getattr(defaults, field))(params[API_NAMES.get(field, field)]) for field in PARAM_FIELDS}
+    return values | {"temperature": 0.0 if PRESETS[name].params.is_greedy else values["temperature"]}
 
 
 def matching_preset(controls: Controls) -> str:
     """The preset whose knobs equal the controls', else custom."""
-    current = {field: float(getattr(controls, field)) for field in PARAM_FIELDS}
+    current = {field: getattr(controls, field) for field in PARAM_FIELDS}
     return next((name for name in PRESETS if preset_values(name) == current), CUSTOM)

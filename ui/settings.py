@@ -17,7 +17,7 @@ from .events import QUICK_EVENT, Explorer
 from .state import Prefs, from_json, to_json
 
 ACCORDIONS = (
-    "model", "constraint", "stages", "timeline", "auto", "attribution", "lens", "branches", "session_file",
+    "model", "samplers", "constraint", "stages", "timeline", "auto", "attribution", "lens", "branches", "session_file",
 )  # fmt: skip
 STORAGE_KEY = "nexttoken-settings"
 STORAGE_SECRET = "nexttoken-settings-v2"

@@ -51,6 +51,7 @@ def create_sidebar() -> dict:
     c["repetition_penalty"] = gr.Slider(0.5, 2, D.repetition_penalty, step=0.01, label="Repetition penalty")
     c["presence_penalty"] = gr.Slider(-2, 2, D.presence_penalty, step=0.05, label="Presence penalty")
     c["frequency_penalty"] = gr.Slider(-2, 2, D.frequency_penalty, step=0.05, label="Frequency penalty")
+    c |= _more_samplers()
     c["seed"] = gr.Textbox(D.seed, label="Seed (blank = random)", max_lines=1)
     c["top_k"] = gr.Slider(1, 50, D.top_k, step=1, label="Rows shown (top-k)")
     c["stop_sequences"] = gr.Textbox(D.stop_sequences, label="Stop sequences (one per line)", lines=1, max_lines=4)
@@ -62,6 +63,33 @@ def create_sidebar() -> dict:
         )
         c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
         c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP[D.constraint_type])
+    return c
+
+
+SAMPLER_SLIDERS = (  # field, minimum, maximum, step, label
+    ("sample_top_k", 0, 200, 1, "Top-k sampling (0 = off)"),
+    ("min_p", 0, 1, 0.01, "Min-p (0 = off)"),
+    ("typical_p", 0.01, 1, 0.01, "Typical-p (1 = off)"),
+    ("top_n_sigma", 0, 5, 0.1, "Top-n-sigma (0 = off)"),
+    ("epsilon_cutoff", 0, 0.05, 0.0005, "Epsilon cutoff (0 = off)"),
+    ("eta_cutoff", 0, 0.05, 0.0005, "Eta cutoff (0 = off)"),
+    ("xtc_threshold", 0, 0.5, 0.01, "XTC threshold"),
+    ("xtc_probability", 0, 1, 0.05, "XTC probability (0 = off)"),
+    ("dry_multiplier", 0, 2, 0.05, "DRY multiplier (0 = off)"),
+    ("dry_base", 1, 4, 0.05, "DRY base"),
+    ("dry_allowed_length", 1, 10, 1, "DRY allowed length"),
+    ("dry_penalty_last_n", -1, 2048, 1, "DRY window (-1 = whole context)"),
+)
+
+
+def _more_samplers() -> dict:
+    """The other truncation samplers, XTC, DRY and the order they run in (the preset sets them too)."""
+    c = {}
+    with gr.Accordion("More samplers: top-k, min-p, typical, XTC, DRY…", open=False, elem_id="samplers-panel") as acc:
+        c["samplers_panel"] = acc
+        c["sampler_order"] = gr.Dropdown(["transformers", "llama.cpp"], value=D.sampler_order, label="Sampler order")
+        for name, low, high, step, label in SAMPLER_SLIDERS:
+            c[name] = gr.Slider(low, high, getattr(D, name), step=step, label=label)
     return c
 
 

@@ -36,3 +36,11 @@ def test_presets_set_the_knobs_and_knobs_find_their_preset():
     assert matching_preset(replace(Controls(), **greedy)) == "greedy"
     assert matching_preset(replace(Controls(), temperature=1.37)) == "custom"
     assert preset_values("custom") is None
+
+
+def test_every_sampler_knob_reaches_the_request_and_presets_set_them_all():
+    llama = preset_values("llama.cpp default")
+    assert llama["sample_top_k"] == 40 and llama["min_p"] == 0.05 and llama["sampler_order"] == "llama.cpp"
+    params = replace(Controls(), top_k=7, **llama).params()
+    assert params["top_k"] == 40 and params["min_p"] == 0.05 and params["sampler_order"] == "llama.cpp"
+    assert matching_preset(replace(Controls(), **llama)) == "llama.cpp default"
