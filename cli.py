@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import runtime
 from decoding import budgets as budgets_mod
 from decoding import model as model_mod
+from decoding import prefetch as prefetch_mod
 from decoding import service
 from decoding.lane import LANE
 from server import rest
@@ -52,6 +53,7 @@ class Options:
     budgets: budgets_mod.Budgets = budgets_mod.LOCAL_BUDGETS
     queue_size: int = LOCAL_QUEUE_SIZE
     on_spaces: bool = False
+    prefetch: int = prefetch_mod.DEFAULT_COUNT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     for limit in budgets_mod.LIMITS:
         add(limit.flag, metavar="N", help=limit.describe())
     add("--queue-size", metavar="N", help="most requests waiting (default 16 public, 64 local) [NEXTTOKEN_QUEUE_SIZE]")
+    add(
+        "--prefetch",
+        metavar="N",
+        help=f"next tokens whose distributions are computed while idle (default {prefetch_mod.DEFAULT_COUNT}, "
+        f"0 off, at most {prefetch_mod.MAX_COUNT}) [NEXTTOKEN_PREFETCH]",
+    )
     return parser
 
 
@@ -135,6 +143,7 @@ def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
             *get("queue_size", "NEXTTOKEN_QUEUE_SIZE"), default=PUBLIC_QUEUE_SIZE if public else LOCAL_QUEUE_SIZE
         ),
         on_spaces=on_spaces,
+        prefetch=prefetch_mod.parse_count(*get("prefetch", "NEXTTOKEN_PREFETCH")),
     )
 
 
@@ -205,6 +214,7 @@ def apply(options: Options) -> None:
     logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(options.log_level)
     settings = service.POLICY.configure(options.public, options.allowlist, options.budgets)
+    prefetch_mod.PREFETCH.configure(options.prefetch)
     if settings.public:
         log.info(
             "public mode: models %s, prompts up to %d characters, queue of %d",

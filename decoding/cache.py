@@ -121,6 +121,10 @@ class PrefixCache:
         kv.crop(best_len - kv.get_seq_length())
         return kv, best_len
 
+    def serves(self, loaded: LoadedModel) -> bool:
+        """Whether the entries are this model's (False once another model was loaded): background work checks."""
+        return self._model_key == loaded.key
+
     def cached(self, ids: Sequence[int]) -> bool:
         """Whether the next-token logits after `ids` are cached (a call for them needs no forward pass)."""
         with self._lock:
@@ -255,6 +259,7 @@ def _forget_model(cache_ref: weakref.ref) -> None:
     cache = cache_ref()
     if cache is not None:
         cache.clear()
+        cache._model_key = None  # until the next model's first request: work for the old one is not stored
 
 
 PREFIX_CACHE = PrefixCache()

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .engine import Engine
 from .lane import LANE, Cancelled, CancelToken
-from .model import STORE, LoadedModel
 from .request import Request
 from .tree import top_tokens
 
@@ -57,11 +55,10 @@ class _Job:
 
 
 class Prefetcher:
-    """One background worker; `current()` is the loaded model (a job for a model no longer loaded is dropped)."""
+    """One background worker; a job for a model that is no longer loaded is dropped."""
 
-    def __init__(self, current: Callable[[], LoadedModel], count: int | None = None) -> None:
+    def __init__(self, count: int | None = None) -> None:
         self.count = parse_count(os.environ.get("NEXTTOKEN_PREFETCH") or None) if count is None else count
-        self._current = current
         self._cond = threading.Condition()
         self._pending: _Job | None = None
         self._running: _Job | None = None
@@ -110,13 +107,13 @@ class Prefetcher:
         engine, req, count = job.engine, job.req, self.count
         prompt, _ = engine.prompt_ids(req)
         completion = req.completion_ids
-        if count == 0 or engine.finish_reason(req, prompt, completion) is not None:
-            return  # nothing follows a finished completion (or one at the end of the context)
+        if count == 0:
+            return
         self.stats.jobs += 1
         job.cancel.check()
         with LANE.hold_when_idle(job.cancel):
-            if self._current() is not engine.loaded:
-                return
+            if not engine.cache.serves(engine.loaded) or engine.finish_reason(req, prompt, completion) is not None:
+                return  # another model came in; or nothing follows (a finished completion, the context's end)
             tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, count)
             base = (*prompt, *completion)
             missing = [(t,) for t in tokens if not engine.cache.cached((*base, t))]
@@ -126,9 +123,9 @@ class Prefetcher:
         for token in tokens:  # the pipeline of each candidate, one idle turn each: never a long wait for users
             job.cancel.check()
             with LANE.hold_when_idle(job.cancel):
-                if self._current() is not engine.loaded:
+                if not engine.cache.serves(engine.loaded):
                     return
                 engine.analysis(req, prompt, (*completion, token))
 
 
-PREFETCH = Prefetcher(lambda: STORE.get())
+PREFETCH = Prefetcher()

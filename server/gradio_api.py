@@ -1,4 +1,4 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step and attribution.
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution and tree.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
 names). Every failure is a one-line message: the service's own ValueError text, the full-queue notice,
@@ -53,6 +53,11 @@ def api_step(request: dict) -> dict:
     return _answer(service.step, request)
 
 
+def api_tree(request: dict) -> dict:
+    """The look-ahead tree: a preview request plus width (1-8) and depth (1-4); see README."""
+    return _answer(service.tree, request)
+
+
 def api_attribution(request: dict) -> dict:
     """Scores of every context token for the token target_token_id at completion position target_index."""
     return _answer(service.attribution, request)
@@ -75,6 +80,7 @@ ENDPOINTS = (
     Endpoint("preview", api_preview, "exactly one value, the request object"),
     Endpoint("step", api_step, "exactly one value, the request object"),
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
+    Endpoint("tree", api_tree, "exactly one value, the request object"),
 )
 _BY_NAME = {e.name: e for e in ENDPOINTS}
 

@@ -5,6 +5,7 @@
     POST /api/preview        the preview request (see README)
     POST /api/step           the step request
     POST /api/attribution    the attribution request
+    POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
 
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
@@ -89,6 +90,11 @@ async def step(request: Request) -> Response:
     return await _answer(request, service.step)
 
 
+async def tree(request: Request) -> Response:
+    """The tree computes level by level in a worker thread, each level one slice of the model lane."""
+    return await _answer(request, service.tree)
+
+
 async def attribution(request: Request) -> Response:
     """Slice by slice in a worker thread; between slices, stop if the client has gone away."""
     try:
@@ -114,6 +120,7 @@ ROUTES = (
     Route("/api/preview", preview, methods=["POST"]),
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
+    Route("/api/tree", tree, methods=["POST"]),
 )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 import pytest
 
+from decoding import cache as cache_mod
 from decoding.cache import PrefixCache
 from decoding.engine import Engine
 from decoding.lane import LANE, Cancelled, CancelToken, Lane
@@ -26,7 +28,7 @@ def request(engine: Engine, completion=(), params=None, prompt=PROMPT):
 
 @pytest.fixture
 def prefetcher(tiny) -> Prefetcher:
-    return Prefetcher(lambda: tiny, count=4)
+    return Prefetcher(count=4)
 
 
 @pytest.fixture
@@ -75,6 +77,7 @@ def test_a_greedy_walk_with_prefetch_equals_one_without_and_stays_in_the_byte_bo
     bound = 5 * 4 * tiny.vocab_size  # room for about five logits rows besides the tiny KV entries
     engine, cold = Engine(tiny, PrefixCache(bound)), Engine(tiny, PrefixCache())
     warm_req = cold_req = request(engine)
+    engine.preview(warm_req)
     for _ in range(4):
         prefetcher.schedule(engine, warm_req)
         assert prefetcher.wait_idle(WAIT_S)
@@ -121,18 +124,29 @@ def test_a_prefetch_in_progress_keeps_the_users_order_and_results(tiny, prefetch
 def test_a_newer_schedule_cancels_the_older_job(tiny, prefetcher):
     engine = Engine(tiny, PrefixCache())
     old, new = request(engine, prompt="An old position"), request(engine)
+    top_old, top_new = (engine.preview(r).dist["tokens"][0]["id"] for r in (old, new))
     with LANE.hold():  # the model is busy: both jobs wait for their idle turn
         prefetcher.schedule(engine, old)
         prefetcher.schedule(engine, new)
     assert prefetcher.wait_idle(WAIT_S)
     prompt_old, prompt_new = engine.prompt_ids(old)[0], engine.prompt_ids(new)[0]
-    assert not engine.cache.cached(prompt_old)  # the old position was never run
-    top = engine.analysis(new, prompt_new, ())[1].tokens[0].id
-    assert engine.cache.cached((*prompt_new, top))
+    assert not engine.cache.cached((*prompt_old, top_old))  # the old position's look-ahead never ran
+    assert engine.cache.cached((*prompt_new, top_new))
+
+
+def test_a_job_for_a_model_no_longer_loaded_is_dropped(tiny, prefetcher):
+    engine = Engine(tiny, PrefixCache())
+    req = request(engine, params=SAMPLED)
+    engine.preview(req)
+    with LANE.hold():
+        prefetcher.schedule(engine, req)
+        cache_mod._forget_model(weakref.ref(engine.cache))  # what loading another model does to every cache
+    assert prefetcher.wait_idle(WAIT_S)
+    assert prefetcher.stats.forwards == 0 and engine.cache.nbytes == 0
 
 
 def test_count_zero_turns_prefetch_off(tiny):
-    engine, off = Engine(tiny, PrefixCache()), Prefetcher(lambda: tiny, count=0)
+    engine, off = Engine(tiny, PrefixCache()), Prefetcher(count=0)
     off.schedule(engine, request(engine))
     assert off.wait_idle(WAIT_S) and off.stats.jobs == 0 and engine.cache.stats.forward_calls == 0
 

@@ -1,0 +1,118 @@
+"""The look-ahead tree through the service, REST and Gradio; prefetch after the service's preview and step."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+
+import cli
+from decoding import service
+from decoding.budgets import Budgets
+from decoding.cache import PREFIX_CACHE
+from decoding.model import STORE
+from decoding.prefetch import PREFETCH
+from server import gradio_api
+from tests.browser.server import free_port
+
+PROMPT = "The capital of France is"
+REQUEST = {"prompt": PROMPT, "use_chat_template": False, "top_k": 50, "params": {"temperature": 0.8, "top_p": 1.0, "seed": 3}}
+WAIT_S = 120  # bound for the background prefetch; hit only when the code is broken
+
+
+@pytest.fixture(scope="module")
+def model(embedded):
+    STORE.use(embedded)
+    return embedded
+
+
+@pytest.fixture(scope="module")
+def url(model):
+    with gr.Blocks() as demo:
+        gradio_api.register(demo)
+    demo.queue(max_size=16)
+    cli.launch(demo, cli.parse_args(["--host", "127.0.0.1", "--port", str(free_port())], {}), prevent_thread_lock=True,
+               quiet=True)  # fmt: skip
+    try:
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()
+
+
+def walk(nodes):
+    for node in nodes:
+        yield node
+        yield from walk(node["children"])
+
+
+def test_the_tree_has_the_documented_shape_and_its_nodes_equal_preview(model):
+    tree = service.tree(REQUEST | {"width": 2, "depth": 2})
+    assert set(tree) == {"width", "depth", "node_count", "children"} and tree["node_count"] == 6
+    first = tree["children"][0]
+    assert set(first) == {"token", "path_ids", "p_base", "p_final", "path_probability", "finish_reason", "children"}
+    assert first["token"]["display"] == "␣Paris" and first["path_ids"] == [first["token"]["id"]]
+    for node in walk(tree["children"]):
+        dist = service.preview(REQUEST | {"completion_ids": node["path_ids"][:-1]})["dist"]
+        row = next(r for r in dist["tokens"] if r["id"] == node["token"]["id"])
+        assert abs(row["p_final"] - node["p_final"]) < 1e-5 and abs(row["p_base"] - node["p_base"]) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"width": 0}, "width 0 is out of range: accepted is an integer from 1 to 8"),
+        ({"width": 9}, "width 9 is out of range: accepted is an integer from 1 to 8"),
+        ({"depth": 5}, "depth 5 is out of range: accepted is an integer from 1 to 4"),
+        ({"depth": "2"}, "depth '2' is not an integer"),
+        ({"width": True}, "width True is not an integer"),
+        ({"width": 2.5}, "width 2.5 is not an integer"),
+        ({"breadth": 2}, "unknown key 'breadth'"),
+    ],
+)
+def test_bad_width_and_depth_are_refused_in_one_line(model, extra, words):
+    with pytest.raises(ValueError, match=words):
+        service.tree(REQUEST | extra)
+
+
+def test_a_tree_over_the_budget_is_refused_before_any_model_work(model, monkeypatch):
+    monkeypatch.setattr(service.POLICY, "_settings", service.POLICY.settings)
+    service.POLICY.configure(public=False, budgets=Budgets.defaults(False).with_limits(max_tree_tokens=1000))
+    before = PREFIX_CACHE.stats.forward_calls
+    with pytest.raises(ValueError) as refused:
+        service.tree(REQUEST | {"width": 8, "depth": 3})
+    assert str(refused.value).startswith("the tree (width 8, depth 3: 585 nodes over a context of 5 tokens) is ")
+    assert "this server allows 1,000 (--max-tree-tokens / NEXTTOKEN_MAX_TREE_TOKENS)" in str(refused.value)
+    assert PREFIX_CACHE.stats.forward_calls == before
+
+
+def test_public_mode_allows_a_width_4_depth_3_tree_and_refuses_the_largest():
+    public = Budgets.defaults(True)
+    public.check_tree(100, 4, 3, 85, 85 * 103)
+    with pytest.raises(ValueError, match="max-tree-tokens"):
+        public.check_tree(2000, 8, 4, 4681, 4681 * 2004)
+
+
+def test_a_greedy_step_after_the_service_preview_runs_from_the_prefetch(model):
+    request = REQUEST | {"prompt": "The largest ocean on Earth is the", "params": {"greedy": True}}
+    service.preview(request)
+    assert PREFETCH.wait_idle(WAIT_S)
+    before = PREFIX_CACHE.stats.forward_calls
+    step = service.step(request)
+    assert PREFIX_CACHE.stats.forward_calls == before and len(step["completion_ids"]) == 1
+    assert PREFETCH.wait_idle(WAIT_S)  # the step scheduled the next look-ahead: the next step is served too
+    service.step(request | {"completion_ids": step["completion_ids"]})
+    assert PREFETCH.wait_idle(WAIT_S)
+    assert PREFIX_CACHE.stats.forward_calls == before + 2  # the prefetches after each step, never a user's step
+
+
+def test_rest_and_gradio_answer_the_tree(url):
+    body = REQUEST | {"width": 2, "depth": 1}
+    rest = httpx.post(url + "/api/tree", content=json.dumps(body), timeout=WAIT_S)
+    assert rest.status_code == 200 and rest.json()["node_count"] == 2
+    bad = httpx.post(url + "/api/tree", content=json.dumps(body | {"width": 9}), timeout=WAIT_S)
+    assert bad.status_code == 400 and "width 9 is out of range" in bad.json()["detail"]
+    answer = Client(url, verbose=False).predict(body, api_name="/tree")
+    assert answer == rest.json()
