@@ -42,10 +42,7 @@ def create_attribution_panel() -> dict:
         with gr.Row():
             c["explain"] = gr.Button("Explain this token (inspected, else the last one)", size="sm")
             c["cancel_explain"] = gr.Button("Cancel", size="sm", variant="stop")
-        c["attribution"] = gr.HighlightedText(
-            label="Attribution heatmap", elem_id="attribution", show_legend=False, combine_adjacent=False,
-            elem_classes="token-view",
-        )  # fmt: skip
+        c["attribution"] = gr.HTML("", elem_id="attribution")
         c["attribution_legend"] = gr.Markdown(elem_id="attribution-legend")
     return c
 
@@ -77,7 +74,7 @@ def wire_attribution(ex: Explorer) -> None:
                     key = on_demand_key("attribution", got.session.for_prompt(got.controls.prompt_key), got.controls)
                     result = event["result"]
                     yield {
-                        c["attribution"]: heatmap.heatmap_spans(result),
+                        c["attribution"]: heatmap.explain_html(result),
                         c["attribution_legend"]: heatmap.legend(result),
                         c["computed"]: got.computed | {"attribution": key},
                     }

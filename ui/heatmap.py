@@ -167,16 +167,3 @@ def explain_html(result: dict) -> str:
         f'<div class="attr-explain"><div class="attr-legend">{legend_html(result)}</div>'
         f'<div style="font-family:ui-monospace,monospace;line-height:2">{"".join(cells)}</div></div>'
     )
-
-
-def heatmap_spans(result: dict) -> list[tuple[str, float | None]]:
-    """(display, score) pairs for a HighlightedText heatmap, scaled so the strongest token is ±1; target last.
-
-    HighlightedText paints positive scores red and negative ones violet, against this module's scale:
-    `explain_html` shows the same result with the hover panel's colours.
-    """
-    peak = max((abs(s) for s in result["normalized"]), default=0.0) or 1.0
-    pairs = [
-        (t["display"], round(s / peak, 4)) for t, s in zip(result["context_tokens"], result["normalized"], strict=True)
-    ]
-    return [*pairs, (f"→ {result['target']['display']}", None)]

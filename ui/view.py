@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import heatmap, plots, render
+from . import heatmap, lookahead_view, plots, render
 from .controls import Controls
 from .request import fingerprint, prompt_request, request_for
 from .state import Ghost, Prefs, Session
@@ -33,7 +33,7 @@ STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a pl
     "comparison": {"comparison": "<p><i>Out of date: a branch changed. Press Compare again.</i></p>"},
     "attribution": {
         "attribution_legend": "*Out of date: the tokens, the target or the method changed. Press Explain again.*",
-        "attribution": [],
+        "attribution": "",
     },
 }
 
@@ -150,12 +150,19 @@ def _stages(frame: Frame):
 
 def _hover(frame: Frame) -> str:
     return heatmap.panel_html(
-        prompt_request(frame.session, frame.controls), frame.result, frame.controls.attribution_method
+        prompt_request(frame.session, frame.controls),
+        frame.result,
+        frame.controls.attribution_method,
+        aggregation=frame.controls.aggregation,
     )
 
 
 def _timeline(frame: Frame):
     return plots.timeline_figure(list(frame.session.branch.meta))
+
+
+def _lookahead_key(frame: Frame) -> str:
+    return lookahead_view.panel_key(frame.session, frame.controls)
 
 
 def _branch_key(frame: Frame) -> str:
@@ -171,5 +178,9 @@ _PANELS = {
     "timeline": (lambda f: fingerprint(f.session.current, f.session.branch.ids), _timeline),
     "branch": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices(), value=f.session.current)),
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
-    "attribution_hover": (lambda f: fingerprint(_dist_key(f), f.controls.attribution_method), _hover),
+    **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
+    "attribution_hover": (
+        lambda f: fingerprint(_dist_key(f), f.controls.attribution_method, f.controls.aggregation),
+        _hover,
+    ),
 }
