@@ -27,6 +27,9 @@ from decoding.model import LoadedModel
 
 # New tokens per batched forward: rows of (context - shared prefix) tokens each, at least one row.
 ABLATION_TOKEN_BUDGET = 2048
+# Cached prefix tokens per batch, rows x prefix: each row gets its own copy of the prefix's keys and
+# values (46 KB a token on SmolLM2-135M in float32, so 8,192 is about 380 MB).
+ABLATION_PREFIX_BUDGET = 8192
 ABLATION_DESC = "ablation"
 
 
@@ -40,11 +43,12 @@ class AblationScores:
 
 
 def batches(length: int, budget: int | None = None) -> list[range]:
-    """Positions 0..length-1 in increasing order, cut so a batch's rows hold at most `budget` new tokens."""
+    """Positions 0..length-1 in increasing order, cut so a batch's rows hold at most `budget` new tokens
+    (and `ABLATION_PREFIX_BUDGET` copied prefix tokens), one row at least."""
     budget = ABLATION_TOKEN_BUDGET if budget is None else budget
     out, start = [], 0
     while start < length:
-        rows = max(1, budget // (length - start))
+        rows = max(1, min(budget // (length - start), ABLATION_PREFIX_BUDGET // max(1, start)))
         out.append(range(start, min(length, start + rows)))
         start += rows
     return out

@@ -73,6 +73,9 @@ def test_ablation_batches_cover_every_position_once_in_order():
     plan = ablation_mod.batches(10, budget=25)
     assert [list(b) for b in plan] == [[0, 1], [2, 3, 4], [5, 6, 7, 8, 9]]  # rows of 10, 8 and 5 tokens
     assert [j for b in ablation_mod.batches(300) for j in b] == list(range(300))
+    long = ablation_mod.batches(2048)
+    assert [j for b in long for j in b] == list(range(2048))
+    assert all(len(b) * b[0] <= ablation_mod.ABLATION_PREFIX_BUDGET or len(b) == 1 for b in long)
 
 
 def test_ablation_reports_progress_per_position(tiny, ids, monkeypatch):
