@@ -15,7 +15,18 @@ import gradio as gr
 import cli
 from decoding.model import STORE
 from server import gradio_api
-from ui import attribution_panel, autostep, branches, chat_tab, explorer, lens, session_file, settings, sidebar
+from ui import (
+    attribution_panel,
+    autostep,
+    branches,
+    chat_tab,
+    explorer,
+    lens,
+    lookahead,
+    session_file,
+    settings,
+    sidebar,
+)
 from ui.events import Explorer
 from ui.state import Prefs, Session
 
@@ -40,8 +51,8 @@ def build() -> gr.Blocks:
                     c |= sidebar.create_sidebar()
                 with gr.Column(scale=3, min_width=320):
                     c |= explorer.create_explorer()
-                    for create in (attribution_panel.create_attribution_panel, lens.create_lens,
-                                   branches.create_branches, autostep.create_autostep,
+                    for create in (lookahead.create_lookahead, attribution_panel.create_attribution_panel,
+                                   lens.create_lens, branches.create_branches, autostep.create_autostep,
                                    session_file.create_session_file):  # fmt: skip
                         c |= create()
             with gr.Tab("Chat", id="chat"):
@@ -49,7 +60,7 @@ def build() -> gr.Blocks:
         ex = Explorer(c)
         settings.wire_settings(demo, ex)
         for wire in (sidebar.wire_sidebar, explorer.wire_explorer, attribution_panel.wire_attribution,
-                     lens.wire_lens, branches.wire_branches, autostep.wire_autostep,
+                     lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches, autostep.wire_autostep,
                      session_file.wire_session_file, chat_tab.wire_chat):  # fmt: skip
             wire(ex)
     return demo

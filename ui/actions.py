@@ -72,14 +72,31 @@ def force_candidate(session: Session, controls: Controls, index: object) -> Outc
     row = index[0] if isinstance(index, list | tuple) else index
     if not isinstance(row, int) or not 0 <= row < len(rows):
         raise ValueError("that row is not a candidate of the distribution on screen: step or preview first")
+    return force_tokens(session, controls, (rows[row],))
+
+
+def force_tokens(session: Session, controls: Controls, ids: tuple[int, ...]) -> Outcome:
+    """Append `ids`, one forced step each; while an earlier token is inspected, branch there instead."""
     session = current(session, controls)
     if session.inspect is None:
-        return advance(session, controls, force_token_id=rows[row])
+        return _forced_steps(session, controls, ids)
     at = session.inspect
     forked = session.forked(at)
-    outcome = advance(forked, controls, force_token_id=rows[row])
+    outcome = _forced_steps(forked, controls, ids)
     notice = announce(f"New branch **{forked.branch.name}** from token {at + 1}; the original stays as it was.")
     return Outcome(outcome.session, outcome.result, notice)
+
+
+def _forced_steps(session: Session, controls: Controls, ids: tuple[int, ...]) -> Outcome:
+    """Each token in turn (each step records its distribution); stops early when one appends nothing."""
+    if not ids:
+        raise ValueError("there are no tokens to append")
+    for token in ids:
+        outcome = advance(session, controls, force_token_id=token)
+        session = outcome.session
+        if not outcome.result["appended"]:
+            break
+    return outcome
 
 
 def delete_last(session: Session, controls: Controls) -> Outcome:

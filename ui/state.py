@@ -44,6 +44,14 @@ class Ghost:
 
 
 @dataclass(frozen=True)
+class LookAhead:
+    """A look-ahead tree (the API's `tree` answer) and the preview request it was grown from."""
+
+    request: dict
+    tree: dict
+
+
+@dataclass(frozen=True)
 class Session:
     key: tuple | None = None  # (prompt, system prompt, chat template) of the prompt-box branches
     branches: dict = field(default_factory=lambda: {MAIN: Branch(MAIN)})
@@ -55,6 +63,7 @@ class Session:
     chat_reply: tuple[int, ...] = ()  # token ids of the chat's last reply
     auto_run: tuple[float, int] = (0.0, 0)  # the auto-step run (its start time) and the steps it has taken
     shown: dict = field(default_factory=dict)  # panel -> inputs it shows
+    lookahead: LookAhead | None = None  # the last tree grown (current while its request is the one on screen)
 
     def __hash__(self) -> int:  # Gradio hashes state values; equal sessions agree on these fields
         return hash((self.key, self.current, self.inspect, tuple((k, b.ids) for k, b in self.branches.items())))
@@ -157,6 +166,8 @@ def to_json(controls: Controls, prefs: Prefs, session: Session | None = None) ->
             "branches": {bid: _branch_json(b) for bid, b in session.branches.items()},
             "chat": list(session.chat),
         }
+        if session.lookahead is not None:
+            out["session"]["lookahead"] = {"request": session.lookahead.request, "tree": session.lookahead.tree}
     return out
 
 
@@ -194,7 +205,13 @@ def _session(data: object) -> Session:
     current = data.get("current") if data.get("current") in restored else next(iter(restored))
     key = tuple(data["key"]) if isinstance(data.get("key"), list) else None
     chat = tuple(m for m in data.get("chat") or () if isinstance(m, dict))
-    return Session(key=key, branches=restored, current=current, counter=len(restored) + 1, chat=chat)
+    grown = data.get("lookahead")
+    lookahead = None
+    if isinstance(grown, dict) and isinstance(grown.get("request"), dict) and isinstance(grown.get("tree"), dict):
+        lookahead = LookAhead(grown["request"], grown["tree"])
+    return Session(
+        key=key, branches=restored, current=current, counter=len(restored) + 1, chat=chat, lookahead=lookahead
+    )
 
 
 def _branch(branch_id: str, data: object) -> Branch:

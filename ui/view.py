@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import heatmap, plots, render
+from . import heatmap, lookahead_view, plots, render
 from .controls import Controls
 from .request import fingerprint, prompt_request, request_for
 from .state import Ghost, Prefs, Session
@@ -161,6 +161,10 @@ def _timeline(frame: Frame):
     return plots.timeline_figure(list(frame.session.branch.meta))
 
 
+def _lookahead_key(frame: Frame) -> str:
+    return lookahead_view.panel_key(frame.session, frame.controls)
+
+
 def _branch_key(frame: Frame) -> str:
     return fingerprint(frame.session.branch_choices(), frame.session.current)
 
@@ -174,6 +178,7 @@ _PANELS = {
     "timeline": (lambda f: fingerprint(f.session.current, f.session.branch.ids), _timeline),
     "branch": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices(), value=f.session.current)),
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
+    **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
     "attribution_hover": (
         lambda f: fingerprint(_dist_key(f), f.controls.attribution_method, f.controls.aggregation),
         _hover,

@@ -1,0 +1,142 @@
+"""The Look ahead panel: the tree as a figure and a table, growing it, taking a path, out of date, the session file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from decoding import service
+from decoding.budgets import Budgets
+from decoding.model import STORE
+from tests.ui.helpers import CONTROLS, stepped
+from ui import actions, lookahead, lookahead_view, session_file
+from ui.state import MAIN, Prefs, Session, from_json, to_json
+from ui.view import Frame, view
+
+
+def _node(token_id: int, display: str, path: tuple, p: float, pp: float, children=(), finish=None) -> dict:
+    token = {"id": token_id, "text": display, "display": display, "special": False}
+    return {
+        "token": token, "path_ids": list(path), "p_base": p / 2, "p_final": p, "path_probability": pp,
+        "finish_reason": finish, "children": list(children),
+    }  # fmt: skip
+
+
+TREE = {
+    "width": 2,
+    "depth": 2,
+    "node_count": 5,
+    "children": [
+        _node(1, "␣a", (1,), 0.6, 0.6, [_node(3, "b", (1, 3), 0.5, 0.3), _node(4, "c", (1, 4), 0.5, 0.3)]),
+        _node(2, "␣d", (2,), 0.4, 0.4, finish="eos"),
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(tiny):
+    STORE.use(tiny)
+
+
+def test_nodes_are_depth_first_with_their_path_text_and_ids():
+    nodes = lookahead_view.nodes(TREE)
+    assert [n.path_ids for n in nodes] == [(1,), (1, 3), (1, 4), (2,)]
+    assert [n.path_text for n in nodes] == ["␣a", "␣ab", "␣ac", "␣d"]
+    assert [n.depth for n in nodes] == [1, 2, 2, 1]
+
+
+def test_the_table_indents_by_depth_and_says_why_a_path_ends():
+    rows = lookahead_view.path_rows(TREE)
+    assert rows[0] == ["␣a", "60.0%", "30.0%", "60.00%"]
+    assert rows[1][0] == "· ␣ab" and rows[3][0] == "␣d (eos)"
+
+
+def test_the_icicle_nests_each_path_under_its_parent_with_room_for_its_children():
+    trace = lookahead_view.figure(TREE).data[0]
+    ids, parents, values = list(trace.ids), list(trace.parents), list(trace.values)
+    assert ids == ["root", "1", "1/3", "1/4", "2"] and parents == ["", "root", "1", "1", "root"]
+    assert trace.labels[1] == "␣a<br>60%" and trace.customdata[2][0] == "␣ab"
+    for i, parent in enumerate(ids):
+        children = [values[j] for j, p in enumerate(parents) if p == parent]
+        assert sum(children) <= values[i]  # Plotly drops a "total" branch whose children outgrow it
+    assert values[1] == pytest.approx(0.6) and values[2] == pytest.approx(0.3)
+
+
+def test_growing_keeps_the_tree_in_the_session_and_draws_it():
+    state = stepped(1)
+    outcome = lookahead.grow(state, CONTROLS, 2, 2)
+    grown = outcome.session.lookahead
+    assert grown.request["completion_ids"] == list(state.branch.ids) and grown.tree["width"] == 2
+    _, panels = view(Frame(outcome.session, CONTROLS, Prefs(), outcome.result))
+    assert panels["lookahead_plot"] is not None and len(panels["lookahead_paths"]) == grown.tree["node_count"]
+    assert "click a row" in panels["lookahead_note"]
+
+
+def test_after_a_step_the_tree_is_out_of_date_and_shows_no_old_numbers():
+    outcome = lookahead.grow(stepped(1), CONTROLS, 2, 1)
+    shown, _ = view(Frame(outcome.session, CONTROLS, Prefs(), outcome.result))
+    stepped_on = actions.step(shown, CONTROLS)
+    _, panels = view(Frame(stepped_on.session, CONTROLS, Prefs(), stepped_on.result))
+    assert panels["lookahead_note"] == lookahead_view.STALE_NOTE
+    assert panels["lookahead_plot"] is None and panels["lookahead_paths"] == []
+    with pytest.raises(ValueError, match="out of date"):
+        lookahead.take_path(stepped_on.session, CONTROLS, [0, 0])
+    knobs = replace(CONTROLS, temperature=1.3)  # a knob moved: out of date too
+    assert lookahead_view.current_tree(outcome.session, knobs) is None
+
+
+def test_a_click_on_a_row_appends_its_path():
+    state = lookahead.grow(stepped(1), CONTROLS, 2, 2).session
+    nodes = lookahead_view.nodes(state.lookahead.tree)
+    row = next(i for i, n in enumerate(nodes) if len(n.path_ids) == 2 and n.finish_reason is None)
+    outcome = lookahead.take_path(state, CONTROLS, [row, 0])
+    assert outcome.session.branch.ids == state.branch.ids + nodes[row].path_ids
+    assert all(m["dist"] for m in outcome.session.branch.meta)  # each token's distribution recorded
+
+
+def test_a_tree_grown_at_an_inspected_token_branches_there():
+    state = stepped(3)
+    inspecting = state.inspecting(1)
+    grown = lookahead.grow(inspecting, CONTROLS, 2, 2).session
+    assert grown.lookahead.request["completion_ids"] == list(state.branch.ids[:1])
+    path = lookahead_view.nodes(grown.lookahead.tree)[1].path_ids
+    outcome = lookahead.take_path(grown, CONTROLS, [1, 0])
+    assert outcome.session.branch.ids == state.branch.ids[:1] + path
+    assert outcome.session.branches[MAIN].ids == state.branch.ids and "New branch" in outcome.notice
+
+
+@pytest.mark.parametrize(
+    ("width", "depth", "words"),
+    [(9, 2, "width 9 is out of range"), (2, 0, "depth 0 is out of range"), (2.5, 2, "width 2.5 is not an integer")],
+)
+def test_a_bad_width_or_depth_is_refused_and_keeps_the_session(width, depth, words):
+    state = stepped(1)
+    with pytest.raises(ValueError, match=words):
+        lookahead.grow(state, CONTROLS, width, depth)
+    assert state.lookahead is None
+
+
+def test_a_tree_over_the_budget_is_refused_with_the_budget_named(monkeypatch):
+    monkeypatch.setattr(service.POLICY, "_settings", service.POLICY.settings)
+    service.POLICY.configure(public=False, budgets=Budgets.defaults(False).with_limits(max_tree_tokens=100))
+    with pytest.raises(ValueError, match="max-tree-tokens"):
+        lookahead.grow(Session(), CONTROLS, 8, 3)
+
+
+def test_a_row_outside_the_tree_and_a_switched_off_model_are_refused():
+    state = lookahead.grow(Session(), CONTROLS, 2, 1).session
+    with pytest.raises(ValueError, match="row 7 is not a path"):
+        lookahead.take_path(state, CONTROLS, [7, 0])
+    with pytest.raises(ValueError, match="switched off"):
+        lookahead.grow(Session(), replace(CONTROLS, llm_on=False), 2, 1)
+
+
+def test_the_tree_travels_in_the_session_file():
+    state = lookahead.grow(stepped(1), CONTROLS, 2, 1).session
+    data = json.loads(session_file.export_text(state, CONTROLS, Prefs()))
+    assert data["session"]["lookahead"]["tree"] == state.lookahead.tree
+    _, _, restored = from_json(data)
+    assert restored.lookahead == state.lookahead
+    assert "lookahead" not in to_json(CONTROLS, Prefs(), stepped(1))["session"]
