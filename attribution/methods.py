@@ -10,6 +10,7 @@ LRU, so switching back to an earlier view costs nothing.
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
 import time
@@ -161,7 +162,7 @@ def _method_slices(
     else:
         steps = options["ig_steps"]
         work = _gradient_slices(loaded, context_ids, target_id, foil_id, method, steps)
-        finish = lambda out: _gradient(out, method, options["aggregation"], steps)  # noqa: E731
+        finish = functools.partial(_gradient, method=method, aggregation=options["aggregation"], steps=steps)
     for out in work:
         yield out if isinstance(out, Progress) else finish(out)
 
@@ -177,7 +178,7 @@ def compute_slices(
     """Run one method with no caching (validated input expected): Progress after each slice, then the result.
 
     Options: `aggregation`, `ig_steps`, `last_layer_only`. Each `next()` is one slice of model work that
-    leaves the model as it found it (see `LANE.sliced`); the faithfulness numbers are the last slice.
+    leaves the model as it found it (see `LANE.sliced`); the faithfulness numbers come with the last one.
     """
     start = time.perf_counter()
     for parts in _method_slices(loaded, context_ids, target_id, foil_id, method, **options):
