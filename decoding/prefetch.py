@@ -104,17 +104,16 @@ class Prefetcher:
                     self._cond.notify_all()
 
     def _run(self, job: _Job) -> None:
-        engine, req, count = job.engine, job.req, self.count
-        prompt, _ = engine.prompt_ids(req)
-        completion = req.completion_ids
-        if count == 0:
+        engine, req, completion = job.engine, job.req, job.req.completion_ids
+        if self.count == 0:
             return
         self.stats.jobs += 1
         job.cancel.check()
-        with LANE.hold_when_idle(job.cancel):
+        with LANE.hold_when_idle(job.cancel):  # the tokenizer and the constraint tracker too: never beside a user
+            prompt, _ = engine.prompt_ids(req)
             if not engine.cache.serves(engine.loaded) or engine.finish_reason(req, prompt, completion) is not None:
                 return  # another model came in; or nothing follows (a finished completion, the context's end)
-            tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, count)
+            tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, self.count)
             base = (*prompt, *completion)
             missing = [(t,) for t in tokens if not engine.cache.cached((*base, t))]
             if missing:
