@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from decoding.constraints import EXAMPLES
-from decoding.params import PRESETS
+from decoding.params import PRESETS, SAMPLER_ORDERS, check_sampler_order
 
 FLOAT_KNOBS = (
     "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",
@@ -21,6 +21,7 @@ PARAM_FIELDS = (*FLOAT_KNOBS, *INT_KNOBS, "sampler_order")  # the sampling knobs
 API_NAMES = {"sample_top_k": "top_k"}  # `top_k` of the controls is the number of rows shown
 NO_PRESET = "(none)"
 CUSTOM = "custom"
+ORDER_CHOICES = (*SAMPLER_ORDERS, CUSTOM)  # the named sampler orders, then the user's own (`custom_order`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Controls:
     dry_allowed_length: int = 2
     dry_penalty_last_n: int = -1
     sampler_order: str = "transformers"
+    custom_order: str = ", ".join(SAMPLER_ORDERS["llama.cpp"])  # a list of the stages, used when the order is custom
     seed: str = ""
     top_k: int = 10
     stop_sequences: str = ""
@@ -94,7 +96,15 @@ class Controls:
             raise ValueError(f"seed {seed!r} is not accepted: use a whole number from 0 to 2**63-1, or leave it blank")
         stops = [s for s in self.stop_sequences.split("\n") if s]
         knobs = {API_NAMES.get(name, name): getattr(self, name) for name in PARAM_FIELDS}
+        knobs["sampler_order"] = self.order()
         return knobs | {"seed": int(seed) if seed else None, "stop_sequences": stops}
+
+    def order(self) -> str | list[str]:
+        """The request's `sampler_order`: a named order, or the custom list; ValueError names a bad list."""
+        if self.sampler_order != CUSTOM:
+            return self.sampler_order
+        names = tuple(name.strip() for name in self.custom_order.replace(",", " ").split())
+        return list(check_sampler_order(names))
 
     def constraint(self) -> dict:
         return {"enabled": self.constraint_enabled, "type": self.constraint_type, "schema": self.constraint_schema}

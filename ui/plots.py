@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
+FINAL_NAME = "p_final (after all stages)"
 BASE_COLOR = "#9ca3af"
 FINAL_COLOR = "#2563eb"
 CUT_COLOR = "#ef4444"
@@ -47,11 +48,17 @@ PUSHED_DOWN = Mark("↓", "pushed down by penalties (among the most likely by p_
 CHOSEN = Mark("▶", "chosen at this step", "")
 CUT_SYMBOL = "✂"
 UNCUT_STAGES = ("constraint", "greedy")  # removals that are not a truncation cut
+STAGE_TITLES = {"greedy": "greedy (argmax)"}
+
+
+def stage_title(stage: str) -> str:
+    """A stage's name as the page shows it: `min_p` -> `min-p`."""
+    return STAGE_TITLES.get(stage, stage.replace("_", "-"))
 
 
 def cut_mark(stage: str) -> Mark:
     """The mark of a truncation sampler's cut (top-p, and any other sampler stage): scissors, red bar."""
-    name = stage.replace("_", "-")
+    name = stage_title(stage)
     return Mark(CUT_SYMBOL, f"cut by {name} (red: probability before the cut)", f"cut by {name}")
 
 
@@ -137,12 +144,50 @@ def distribution_figure(
         before = [ghost.get(r.token["id"], 0.0) for r in rows]
         traces.append(_bars(y, before, "p_final before the change", GHOST_COLOR, labels, "ghost"))
         traces[-1]["marker"]["line"] = {"color": FINAL_COLOR, "width": 1}
-    final = _bars(y, [r.token["p_final"] for r in rows], "p_final (after all stages)", FINAL_COLOR, labels, "final")
+    final = _bars(y, [r.token["p_final"] for r in rows], FINAL_NAME, FINAL_COLOR, labels, "final")
     final |= {"text": [_final_text(r) for r in rows], **BAR_TEXT}
-    traces += [final, *_cut_traces(rows, y, labels), *_mark_keys(rows)]
+    cuts = _cut_traces(rows, y, labels)
+    final_index = len(traces)
+    traces += [final, *cuts, *_mark_keys(rows)]
     layout = _layout(len(rows), len(traces))
+    if len(dist.get("stages") or ()) > 1:
+        layout |= {"updatemenus": [_stage_menu(dist, rows, final_index, cuts)], "margin": layout["margin"] | {"t": 56}}
+        layout["height"] += 36
     layout["yaxis"] |= {"tickvals": y, "ticktext": labels}
     return _figure(traces, layout)
+
+
+def _stage_menu(dist: dict, rows: tuple[ShownRow, ...], final_index: int, cuts: list[dict]) -> dict:
+    """A menu above the chart: the blue bars after any stage of the chain (default: after all of them).
+
+    Choosing a stage restyles the p_final bars to each row's probability after that stage and shows the
+    red cut bars of the stages applied so far only; it runs in the browser, so clicking through is instant.
+    """
+    stages, counts = list(dist["stages"]), dist.get("stage_counts") or {}
+    buttons = []
+    for k, stage in enumerate(stages):
+        done = set(stages[: k + 1])
+        last = k == len(stages) - 1
+        x = [r.token["p_final"] if last else (r.token.get("stages") or {}).get(stage, 0.0) for r in rows]
+        name = FINAL_NAME if last else f"p after {stage_title(stage)}"
+        text = [_final_text(r) if last or r.removed_by in done else f"{p:.1%}" for r, p in zip(rows, x, strict=True)]
+        restyle = {
+            "x": [x, *(cut["x"] for cut in cuts)],
+            "name": [name, *(cut["name"] for cut in cuts)],
+            "text": [text, *(cut["text"] for cut in cuts)],
+            "visible": [True, *(last or cut["meta"] in done for cut in cuts)],
+        }
+        in_play = f" ({counts[stage]:,} in play)" if stage in counts else ""
+        label = f"Showing: after {'all stages' if last else stage_title(stage)}{in_play}"
+        buttons.append(
+            {
+                "label": label,
+                "method": "restyle",
+                "args": [restyle, list(range(final_index, final_index + 1 + len(cuts)))],
+            }
+        )
+    return {"type": "dropdown", "active": len(stages) - 1, "buttons": buttons, "x": 0, "xanchor": "left",
+            "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": 8}, "showactive": True}  # fmt: skip
 
 
 def _bars(y: list[int], x: list, name: str, color: str, labels: list[str], group: str) -> dict:
@@ -177,6 +222,7 @@ def _cut_traces(rows: tuple[ShownRow, ...], y: list[int], labels: list[str]) -> 
             "text": [f"{mark.symbol} {mark.note}" if p is not None else "" for p in cut],
             **BAR_TEXT,
             "hovertemplate": f"%{{customdata}}<br>{mark.note}; before it %{{x:.4f}}<extra></extra>",
+            "meta": stage,
         }
         traces.append(trace)
     return traces

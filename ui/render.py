@@ -14,7 +14,6 @@ COLOR_MAP = {
 }
 CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
 DEFAULT_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
-STAGE_TITLES = {"top_p": "top-p", "greedy": "greedy (argmax)"}
 
 
 def shown_rows(dist: dict | None, chosen: int | None = None) -> tuple[plots.ShownRow, ...]:
@@ -53,13 +52,27 @@ def stage_names(dist: dict | None) -> tuple[str, ...]:
 
 
 def stage_headers(dist: dict | None) -> list[str]:
-    return ["token", *(STAGE_TITLES.get(name, name) for name in stage_names(dist))]
+    """One column per active stage in the order applied, each with the tokens still in play after it."""
+    counts = (dist or {}).get("stage_counts") or {}
+    return ["token", *(_stage_title(name, counts.get(name)) for name in stage_names(dist))]
+
+
+def _stage_title(stage: str, in_play: int | None) -> str:
+    title = plots.stage_title(stage)
+    return title if in_play is None else f"{title} ({in_play:,})"
 
 
 def stage_rows(dist: dict | None) -> list[list]:
-    """Probability of every shown candidate after each stage, in pipeline order."""
+    """Probability of every shown candidate after each stage, in pipeline order; the removing stage says so."""
     names = stage_names(dist)
-    return [[r.token["display"], *(_percent(r.token["stages"].get(k)) for k in names)] for r in shown_rows(dist)]
+    return [[r.token["display"], *(_stage_cell(r, name) for name in names)] for r in shown_rows(dist)]
+
+
+def _stage_cell(row: plots.ShownRow, stage: str) -> str:
+    if stage == row.removed_by:
+        mark = plots.removal_mark(stage)
+        return f"{mark.symbol} {mark.note}"
+    return _percent(row.token["stages"].get(stage))
 
 
 def _percent(p: float | None) -> str:

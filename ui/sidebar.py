@@ -16,7 +16,7 @@ from decoding.model import default_model_id
 from decoding.params import PRESETS
 
 from . import actions, render
-from .controls import CUSTOM, NO_PRESET, PARAM_FIELDS, Controls, matching_preset, preset_values
+from .controls import CUSTOM, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values
 from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
 from .state import Prefs, Session
 
@@ -66,6 +66,7 @@ def create_sidebar() -> dict:
     return c
 
 
+ORDER_LABELS = ("transformers (temperature first)", "llama.cpp (temperature last)", "custom (the list below)")
 SAMPLER_SLIDERS = (  # field, minimum, maximum, step, label
     ("sample_top_k", 0, 200, 1, "Top-k sampling (0 = off)"),
     ("min_p", 0, 1, 0.01, "Min-p (0 = off)"),
@@ -87,7 +88,14 @@ def _more_samplers() -> dict:
     c = {}
     with gr.Accordion("More samplers: top-k, min-p, typical, XTC, DRY…", open=False, elem_id="samplers-panel") as acc:
         c["samplers_panel"] = acc
-        c["sampler_order"] = gr.Dropdown(["transformers", "llama.cpp"], value=D.sampler_order, label="Sampler order")
+        c["sampler_order"] = gr.Dropdown(
+            list(zip(ORDER_LABELS, ORDER_CHOICES, strict=True)), value=D.sampler_order, label="Sampler order",
+            elem_id="sampler-order",
+        )  # fmt: skip
+        c["custom_order"] = gr.Textbox(
+            D.custom_order, label="Custom order (used when the order is custom): the nine stages, comma-separated",
+            max_lines=2, elem_id="custom-order",
+        )  # fmt: skip
         for name, low, high, step, label in SAMPLER_SLIDERS:
             c[name] = gr.Slider(low, high, getattr(D, name), step=step, label=label)
     return c
@@ -127,6 +135,8 @@ def wire_sidebar(ex: Explorer) -> None:
     ex.on(c["preset"].input, apply_preset, also=PARAM_FIELDS)
     for name in (*PARAM_FIELDS, "top_k"):
         ex.on(c[name].input, knob_moved, also=("preset",), trigger_mode="always_last")
+    for trigger in (c["custom_order"].blur, c["custom_order"].submit):
+        ex.on(trigger, knob_moved, also=("preset",))
     for name in ("seed", "stop_sequences", "constraint_schema"):
         ex.on(c[name].blur, actions.refresh)
     for name in ("constraint_enabled", "llm_on"):

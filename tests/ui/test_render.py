@@ -36,7 +36,7 @@ def test_candidate_rows_are_the_display_rows_then_the_pushed_down_ones_with_thei
 
 def test_stage_rows_follow_the_distribution_stages():
     assert render.stage_headers(DIST) == ["token", "base", "penalties", "temperature", "top-p"]
-    assert render.stage_rows(DIST)[1] == ["t2", "30.0%", "30.0%", "30.0%", "0.0%"]
+    assert render.stage_rows(DIST)[1] == ["t2", "30.0%", "30.0%", "30.0%", "✂ cut by top-p"]
     assert render.stage_headers(None)[1:] == ["base", "penalties", "temperature", "constraint", "top-p"]
 
 

@@ -1,0 +1,67 @@
+"""The sampler chain in the explorer: the order control, the stage table's columns and the chart's stage menu."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from decoding import service
+from decoding.params import SAMPLER_ORDERS
+from ui import plots, render
+from ui.controls import Controls, matching_preset, preset_values
+from ui.request import request_for
+from ui.state import Session
+
+LLAMA = replace(Controls(), **preset_values("llama.cpp default"), top_k=8)
+
+
+def _dist(controls: Controls) -> dict:
+    return service.preview(request_for(Session(), controls))["dist"]
+
+
+def test_named_and_custom_orders_reach_the_request():
+    assert Controls().params()["sampler_order"] == "transformers"
+    custom = replace(Controls(), sampler_order="custom", custom_order="xtc temperature, top_k top_p min_p typical_p "
+                     "top_n_sigma epsilon_cutoff eta_cutoff")  # fmt: skip
+    assert custom.params()["sampler_order"][:2] == ["xtc", "temperature"]
+    assert matching_preset(custom) == "custom"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("top_k, top_k", "names 'top_k' twice"), ("temperature, top_q", "'top_q' is not a sampler")]
+)
+def test_a_bad_custom_order_is_refused_in_one_line(text, message):
+    with pytest.raises(ValueError, match=message) as info:
+        replace(Controls(), sampler_order="custom", custom_order=text).params()
+    assert "\n" not in str(info.value)
+
+
+def test_the_llama_cpp_preset_table_has_its_stages_in_llama_cpp_order_with_tokens_in_play():
+    dist = _dist(replace(LLAMA, min_p=0.2))
+    headers = render.stage_headers(dist)
+    samplers = [h.split(" (")[0] for h in headers if h.split(" (")[0].replace("-", "_") in SAMPLER_ORDERS["llama.cpp"]]
+    assert samplers == ["top-k", "top-p", "min-p", "temperature"]
+    assert headers[headers.index(f"top-k ({dist['stage_counts']['top_k']:,})")] == "top-k (40)"
+    cut = [row for row in render.stage_rows(dist) if "✂ cut by min-p" in row]
+    assert cut, render.stage_rows(dist)
+    assert any(row[4] == "✂ min-p" for row in render.candidate_rows(dist))
+
+
+def test_the_stage_menu_restyles_the_blue_bars_to_each_stage_and_shows_only_the_cuts_so_far():
+    dist = _dist(replace(LLAMA, min_p=0.2))
+    figure = plots.distribution_figure(dist).to_plotly_json()
+    menu = figure["layout"]["updatemenus"][0]
+    assert [b["label"].split(" (")[0] for b in menu["buttons"]] == [
+        f"Showing: after {plots.stage_title(s)}" for s in dist["stages"][:-1]
+    ] + ["Showing: after all stages"]
+    assert menu["active"] == len(dist["stages"]) - 1
+    top_k = menu["buttons"][dist["stages"].index("top_k")]
+    restyle, indices = top_k["args"]
+    final = figure["data"][indices[0]]
+    assert final["name"] == plots.FINAL_NAME and restyle["name"][0] == "p after top-k"
+    rows = plots.shown_rows(dist)
+    assert restyle["x"][0] == [r.token["stages"]["top_k"] for r in rows] != list(final["x"])
+    cut_stages = [figure["data"][i]["meta"] for i in indices[1:]]
+    assert "min_p" in cut_stages and restyle["visible"][1 + cut_stages.index("min_p")] is False
+    assert "✂ cut by min-p (red: probability before the cut)" in [t["name"] for t in figure["data"]]
