@@ -102,7 +102,7 @@ def table(times: dict[str, list[float]]) -> str:
     lines = ["| measure | median ms | against | median ms | ratio | target |", "|---|---:|---|---:|---:|---|"]
     for name, other, target in pairs:
         ratio = median[name] / median[other]
-        lines.append(f"| {name} | {median[name]:.1f} | {other} | {median[other]:.1f} | {ratio:.2f}x | {target} |")
+        lines.append(f"| {name} | {median[name]:.1f} | {other} | {median[other]:.1f} | {ratio:.2g}x | {target} |")
     return "\n".join(lines)
 
 
