@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import gradio as gr
 import httpx
@@ -13,13 +15,19 @@ import cli
 from decoding import service
 from decoding.budgets import Budgets
 from decoding.cache import PREFIX_CACHE
+from decoding.lane import LANE
 from decoding.model import STORE
 from decoding.prefetch import PREFETCH
 from server import gradio_api
 from tests.browser.server import free_port
 
 PROMPT = "The capital of France is"
-REQUEST = {"prompt": PROMPT, "use_chat_template": False, "top_k": 50, "params": {"temperature": 0.8, "top_p": 1.0, "seed": 3}}
+REQUEST = {
+    "prompt": PROMPT,
+    "use_chat_template": False,
+    "top_k": 50,
+    "params": {"temperature": 0.8, "top_p": 1.0, "seed": 3},
+}
 WAIT_S = 120  # bound for the background prefetch; hit only when the code is broken
 
 
@@ -107,6 +115,36 @@ def test_a_greedy_step_after_the_service_preview_runs_from_the_prefetch(model, m
     service.step(request | {"completion_ids": step["completion_ids"]})
     assert PREFETCH.wait_idle(WAIT_S)
     assert PREFIX_CACHE.stats.forward_calls == before + 2  # the prefetches after each step, never a user's step
+
+
+def test_a_request_sent_during_a_level_goes_before_the_next_level(model, monkeypatch):
+    monkeypatch.setattr(PREFETCH, "count", 0)
+    log: list[str] = []
+
+    def preview():
+        service.preview(REQUEST | {"prompt": "Another prompt"})
+        log.append("preview")
+
+    def on_forward(module, args, kwargs):
+        if kwargs["input_ids"].shape[0] > 1:  # a level's batch
+            log.append("level")
+            if len(log) == 1:
+                threading.Thread(target=preview, daemon=True).start()
+                wait_until(lambda: LANE.waiting == 1)
+
+    handle = model.model.register_forward_pre_hook(on_forward, with_kwargs=True)
+    try:
+        service.tree(REQUEST | {"prompt": "A third prompt", "width": 2, "depth": 3})
+    finally:
+        handle.remove()
+    assert log == ["level", "preview", "level"]
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "a background request never queued"
+        time.sleep(0.01)
 
 
 def test_rest_and_gradio_answer_the_tree(url):
