@@ -191,7 +191,9 @@ def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
     width, depth = tree_mod.shape(request)
     engine = _engine(req)
     POLICY.check_context(engine, req)
-    context = len(engine.prompt_ids(req)[0]) + len(req.completion_ids)
+    prompt, _ = engine.prompt_ids(req)
+    engine.check_context(prompt, req.completion_ids)
+    context = len(prompt) + len(req.completion_ids)
     nodes, tokens = tree_mod.tree_nodes(width, depth), tree_mod.tree_tokens(context, width, depth)
     POLICY.settings.budgets.check_tree(context, width, depth, nodes, tokens)
     return engine, req, width, depth

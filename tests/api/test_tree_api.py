@@ -96,6 +96,11 @@ def test_a_tree_over_the_budget_is_refused_before_any_model_work(model, monkeypa
     assert PREFIX_CACHE.stats.forward_calls == before
 
 
+def test_a_tree_past_the_model_context_is_refused(model):
+    with pytest.raises(ValueError, match="longer than the model's context"):
+        service.tree(REQUEST | {"completion_ids": [7042] * model.context_length, "width": 1, "depth": 1})
+
+
 def test_public_mode_allows_a_width_4_depth_3_tree_and_refuses_the_largest():
     public = Budgets.defaults(True)
     public.check_tree(100, 4, 3, 85, 85 * 103)
