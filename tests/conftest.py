@@ -6,6 +6,13 @@ import pytest
 import torch
 
 from decoding import model as model_mod
+from decoding.prefetch import PREFETCH
+
+
+@pytest.fixture(autouse=True)
+def no_background_prefetch(monkeypatch):
+    """Prefetch off unless a test turns it on: background forwards would make lane and timing tests depend on luck."""
+    monkeypatch.setattr(PREFETCH, "count", 0)
 
 
 @pytest.fixture(scope="session")
