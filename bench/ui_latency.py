@@ -4,8 +4,12 @@ Run: `uv run python bench/ui_latency.py`. Launches the app as a subprocess (as t
 the system Chromium, types a ~128-token prompt (no chat template), warms up, then times STEPS clicks on Step in the
 page: from the click to the first animation frame after the Plotly figure's data changed. In the same run and
 interleaved with the clicks, the same steps run in-process on the engine (`engine.step` at the same context, same
-seed and knobs) and through the UI handler (engine + building the components' values). Prints a markdown table
-of medians; the target is browser / server at most 2. Asserts nothing.
+seed and knobs, no prefetch: a cold step) and through the UI handler (engine + building the components' values).
+The app runs twice: with prefetch off (target: browser / engine at most 2) and with prefetch on at its default
+count (target: below 1, the next token on screen sooner than the model could compute it; the pause after each
+click is the user reading the bars, when the app prefetches). The prefetching run times the browser alone, against
+the cold engine step of the first run: an engine step in this process would compete with the app's prefetch for
+the same CPUs and slow both. Prints a markdown table of medians. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from decoding.cache import PrefixCache
 from decoding.engine import Engine
 from decoding.model import EMBEDDED_ID, STORE, load_model
+from decoding.prefetch import DEFAULT_COUNT, PREFETCH
 from tests.browser import ui
 from tests.browser.server import running_app
 
@@ -31,7 +36,7 @@ STEPS = 10
 WARMUP_STEPS = 2
 SETTLE_S = 1.0  # after each click, let the follow-up events (attribution panel, settings) finish
 SEED = 1234
-TARGET_RATIO = 2.0
+TARGETS = {0: 2.0, DEFAULT_COUNT: 1.0}  # prefetch count (0 = off) -> the most browser / engine may be
 TEXT = (
     "The lighthouse keeper climbed the spiral stairs every evening at dusk, counting the steps as his father had "
     "taught him. There were one hundred and twelve of them, worn smooth in the middle by a century of boots. At the "
@@ -143,24 +148,26 @@ def prepare_page(page, url: str, prompt: str) -> None:
     ui.set_prompt(page, prompt)
 
 
-def measure(page, server: ServerSide) -> Timings:
+def measure(page, server: ServerSide | None) -> Timings:
+    """Browser steps, each followed by the same step in this process (unless `server` is None)."""
     browser, engine, handler = [], [], []
     for i in range(WARMUP_STEPS + STEPS):
         b = browser_step_ms(page)
         time.sleep(SETTLE_S)
-        e = server.engine_step_ms()
-        h = server.handler_step_ms()
-        if i >= WARMUP_STEPS:
+        e, h = (server.engine_step_ms(), server.handler_step_ms()) if server is not None else (None, None)
+        if i >= WARMUP_STEPS:  # the server side walks the warm-up steps too: the same tokens at the same context
             browser.append(b)
-            engine.append(e)
-            handler.append(h)
+            engine += [e] if e is not None else []
+            handler += [h] if h is not None else []
     return Timings(browser, engine, handler)
 
 
-def run(prompt: str, server: ServerSide) -> tuple[Timings, int]:
+def run(prompt: str, server: ServerSide | None, prefetch: int) -> tuple[Timings, int]:
+    """One app (prefetching `prefetch` candidates after each step) and one page, timed step by step."""
     from playwright.sync_api import sync_playwright
 
     log = Path(tempfile.mkdtemp(prefix="ui-latency-")) / "app.log"
+    os.environ["NEXTTOKEN_PREFETCH"] = str(prefetch)  # the app subprocess reads it at start
     with running_app(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=ui.CHROMIUM, args=ui.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -172,42 +179,52 @@ def run(prompt: str, server: ServerSide) -> tuple[Timings, int]:
     return timings, n_prompt
 
 
-def print_table(t: Timings, n_prompt: int) -> None:
-    browser, engine = statistics.median(t.browser_ms), statistics.median(t.engine_ms)
-    handler = f"{statistics.median(t.handler_ms):.0f}" if t.handler_ms else "n/a"
-    ratio = browser / engine
-    columns = [
-        "context (tokens)", "browser click → bars, median ms", "server engine.step, median ms",
-        "handler (engine + view), median ms", "ratio browser / server", "target",
-    ]  # fmt: skip
-    print("| " + " | ".join(columns) + " |")
-    print("|---:|---:|---:|---:|---:|---|")
-    verdict = "met" if ratio <= TARGET_RATIO else "missed"
-    print(
-        f"| {n_prompt}→{n_prompt + WARMUP_STEPS + STEPS} | {browser:.0f} | {engine:.0f} | {handler} | "
-        f"{ratio:.2f} | ≤ {TARGET_RATIO} ({verdict}) |"
-    )
-    print(f"\nbrowser ms: {', '.join(f'{x:.0f}' for x in t.browser_ms)}")
-    print(f"engine ms:  {', '.join(f'{x:.0f}' for x in t.engine_ms)}")
-    if t.handler_ms:
-        print(f"handler ms: {', '.join(f'{x:.0f}' for x in t.handler_ms)}")
+COLUMNS = [
+    "prefetch", "context (tokens)", "browser click → bars, median ms", "server engine.step (cold), median ms",
+    "handler (engine + view), median ms", "ratio browser / server", "target",
+]  # fmt: skip
+
+
+def print_table(runs: dict[int, Timings], n_prompt: int) -> None:
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    engine = statistics.median(runs[0].engine_ms)  # the cold step, timed while the app was idle
+    for prefetch, t in runs.items():
+        browser = statistics.median(t.browser_ms)
+        handler = f"{statistics.median(t.handler_ms):.0f}" if t.handler_ms else "n/a"
+        ratio, target = browser / engine, TARGETS[prefetch]
+        verdict = "met" if ratio <= target else "missed"
+        name = f"on ({prefetch})" if prefetch else "off"
+        print(
+            f"| {name} | {n_prompt}→{n_prompt + WARMUP_STEPS + STEPS} | {browser:.0f} | {engine:.0f} | {handler} | "
+            f"{ratio:.2f} | ≤ {target} ({verdict}) |"
+        )
+    for prefetch, t in runs.items():
+        print(f"\nprefetch {prefetch}: browser ms: {', '.join(f'{x:.0f}' for x in t.browser_ms)}")
+        if t.engine_ms:
+            print(f"prefetch {prefetch}: engine ms:  {', '.join(f'{x:.0f}' for x in t.engine_ms)}")
 
 
 def main() -> None:
     if not Path(ui.CHROMIUM).exists():
         sys.exit(f"Chromium not found at {ui.CHROMIUM}: install the Debian package `chromium`")
+    PREFETCH.configure(0)  # this process's handler column: no background work of its own
     loaded = load_model(EMBEDDED_ID, device="cpu")
     prompt = context_prompt(loaded.tokenizer, CONTEXT_TOKENS)
-    server = ServerSide(loaded, prompt)
+    print(f"model {loaded.model_id}; {STEPS} steps after {WARMUP_STEPS} warm-up steps; seed {SEED}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs slow both columns)\n")
+    runs, n_prompt = {}, 0
+    server = ServerSide(loaded, prompt)  # a prefix cache of its own: its steps stay cold
     for _ in range(WARMUP_STEPS):  # the first step at a new prompt runs the whole prompt
         server.engine_step_ms()
     server.ids = []
-    print(f"model {loaded.model_id}; {STEPS} steps after {WARMUP_STEPS} warm-up steps; seed {SEED}")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs slow both columns)\n")
-    timings, n_prompt = run(prompt, server)
-    print_table(timings, n_prompt)
+    for prefetch in TARGETS:
+        runs[prefetch], n_prompt = run(prompt, server if prefetch == 0 else None, prefetch)
+    print_table(runs, n_prompt)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("\nbrowser: click on Step → first frame after the plot's figure data changed (Gradio queue, handler,")
-    print("transport, Plotly redraw). server: engine.step in this process at the same context, interleaved.")
+    print("transport, Plotly redraw). server: engine.step in this process at the same context, cold, interleaved")
+    print("with the clicks of the prefetch-off run; both rows divide by it.")
 
 
 if __name__ == "__main__":
