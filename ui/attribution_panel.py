@@ -3,24 +3,29 @@
 Explain is a generator over the service's attribution stream: it reports each slice's progress and
 yields between slices, so Cancel stops the computation at the next slice. It never writes the
 session (steps may run between its slices); it records what it explained in the `computed` state,
-from which the view tells when the heatmap is out of date.
+from which the view tells when the heatmap is out of date, and keeps there the last result of each
+method, so methods that explained the same target can be compared (Spearman's rank correlation).
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
+from attribution import agreement
 from decoding import service
 
 from . import actions, heatmap
 from .controls import Controls
-from .events import MODEL_EVENT, Explorer, refuse
-from .request import prompt_request
+from .events import MODEL_EVENT, QUICK_EVENT, Explorer, refuse
+from .request import attribution_request, fingerprint, prompt_request, request_for
 from .state import Session
 from .view import on_demand_key
 
 D = Controls()
 PROGRESS = gr.Progress()
+NO_FOIL = ("(none: why this token at all)", "")
+RUNS = "attribution_runs"  # computed-state key: method -> the last result of that method (what agreement needs)
+COMPARED = ("method", "normalized", "target_id", "contrast_token_id", "target_index")
 
 
 def create_attribution_panel() -> dict:
@@ -34,7 +39,14 @@ def create_attribution_panel() -> dict:
                 [("L2 norm (Inseq)", "l2"), ("Signed sum", "sum")], value=D.aggregation,
                 label="Aggregation over the embedding",
             )  # fmt: skip
+            c["granularity"] = gr.Radio(
+                [("Per token", "token"), ("Per word", "word")], value=D.granularity, label="Scores"
+            )
             c["ig_steps"] = gr.Slider(2, 64, D.ig_steps, step=1, label="Integrated-gradients steps")
+        c["contrast_token"] = gr.Dropdown(
+            [NO_FOIL], value=D.contrast_token, allow_custom_value=True, elem_id="foil",
+            label="Why this token rather than … (a foil from the candidates there; not with attention)",
+        )  # fmt: skip
         c["attribution_hover"] = gr.HTML(
             "", elem_id="attribution-hover", css_template=heatmap.PANEL_CSS, js_on_load=heatmap.PANEL_JS,
             server_functions=[heatmap.explain],
@@ -50,7 +62,7 @@ def create_attribution_panel() -> dict:
 def explain_request(session: Session, controls: Controls) -> dict:
     """The attribution request: the inspected token, else the last one, else the most likely next token."""
     session = session.for_prompt(controls.prompt_key)
-    request = prompt_request(session, controls)
+    request = attribution_request(session, controls)
     ids = session.branch.ids
     if session.inspect is not None or ids:
         request["target_index"] = session.inspect if session.inspect is not None else len(ids) - 1
@@ -58,8 +70,41 @@ def explain_request(session: Session, controls: Controls) -> dict:
         request["target_token_id"] = session.ghost.rows[0]
     else:
         raise ValueError("nothing to explain yet: step once, or preview the prompt")
-    method = controls.attribution_method
-    return request | {"method": method, "aggregation": controls.aggregation, "ig_steps": int(controls.ig_steps)}
+    if controls.contrast_token:
+        request["contrast_token_id"] = int(controls.contrast_token)
+    return request | {"method": controls.attribution_method, "ig_steps": int(controls.ig_steps)}
+
+
+def foil_choices(session: Session, controls: Controls) -> list[tuple[str, str]]:
+    """The candidates at the position Explain explains (inspected, else last, else next), its target left out."""
+    session = session.for_prompt(controls.prompt_key)
+    meta, at = session.branch.meta, session.inspect
+    at = len(meta) - 1 if at is None else at
+    if 0 <= at < len(meta):
+        dist, target = meta[at].get("dist"), meta[at]["token"]["id"]
+    else:
+        dist = service.preview(request_for(session, controls)).get("dist")
+        target = dist["tokens"][0]["id"] if dist and dist["tokens"] else None
+    rows = [r for r in (dist or {}).get("tokens", []) if r["id"] != target]
+    return [NO_FOIL, *((f"{r['display']} ({r['p_base']:.1%})", str(r["id"])) for r in rows)]
+
+
+def agreement_note(runs: dict, result: dict) -> str:
+    """Spearman's rho of this result with the last result of every other method that explained the same target."""
+    lines = []
+    for method, other in runs.items():
+        if method == result["method"] or other["target"] != runs[result["method"]]["target"]:
+            continue
+        found = agreement(runs[result["method"]], other)
+        verdict = "they **disagree**: read either ranking with care" if found["disagree"] else "they broadly agree"
+        lines.append(f"Spearman ρ between {result['method']} and {method}: **{found['rho']:.2f}**, {verdict}")
+    return "\n\n".join(lines)
+
+
+def recorded_runs(computed: dict, result: dict, target: str) -> dict:
+    """The computed state's runs with this result as its method's last one (only what agreement reads)."""
+    run = {key: result.get(key) for key in COMPARED} | {"target": target}
+    return {**computed.get(RUNS, {}), result["method"]: run}
 
 
 def wire_attribution(ex: Explorer) -> None:
@@ -71,13 +116,7 @@ def wire_attribution(ex: Explorer) -> None:
             request = explain_request(got.session, got.controls)
             for event in service.attribution_stream(request):
                 if "result" in event:
-                    key = on_demand_key("attribution", got.session.for_prompt(got.controls.prompt_key), got.controls)
-                    result = event["result"]
-                    yield {
-                        c["attribution"]: heatmap.explain_html(result),
-                        c["attribution_legend"]: heatmap.legend(result),
-                        c["computed"]: got.computed | {"attribution": key},
-                    }
+                    yield _answer(c, got, event["result"])
                     return
                 progress(event["progress"], desc=event.get("desc"))
                 yield {c["computed"]: gr.skip()}  # between slices: where Cancel takes effect
@@ -85,8 +124,30 @@ def wire_attribution(ex: Explorer) -> None:
             refuse(exc)
             yield {c["computed"]: gr.skip()}
 
+    def fill_foils(data: dict) -> dict:
+        got = ex.read(data)
+        try:
+            return {c["contrast_token"]: gr.Dropdown(choices=foil_choices(got.session, got.controls))}
+        except ValueError as exc:
+            refuse(exc)
+            return {c["contrast_token"]: gr.skip()}
+
     outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
     running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
     c["cancel_explain"].click(None, None, None, cancels=[running], api_visibility="private")
-    for trigger in (c["attribution_method"].input, c["aggregation"].input):
-        ex.on(trigger, actions.refresh)  # the hover panel follows the method; the heatmap goes out of date
+    c["contrast_token"].focus(fill_foils, ex.inputs(), [c["contrast_token"]], **QUICK_EVENT)
+    for name in ("attribution_method", "aggregation", "granularity", "contrast_token"):
+        ex.on(c[name].input, actions.refresh)  # the hover panel follows them; the heatmap goes out of date
+
+
+def _answer(c: dict, got, result: dict) -> dict:
+    """The heatmap, the agreement with other methods on this target, and what was computed."""
+    session = got.session.for_prompt(got.controls.prompt_key)
+    target = fingerprint(prompt_request(session, got.controls), *(result[k] for k in COMPARED[2:]))
+    runs = recorded_runs(got.computed, result, target)
+    key = on_demand_key("attribution", session, got.controls)
+    return {
+        c["attribution"]: heatmap.explain_html(result),
+        c["attribution_legend"]: agreement_note(runs, result),
+        c["computed"]: got.computed | {"attribution": key, RUNS: runs},
+    }

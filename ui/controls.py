@@ -63,6 +63,8 @@ class Controls:
     max_steps: int = 64
     attribution_method: str = "attention"
     aggregation: str = "l2"
+    granularity: str = "token"  # attribution per token, or summed per word
+    contrast_token: str = ""  # the foil's token id ("why the target rather than this?"), blank for none
     ig_steps: int = 16
 
     @classmethod

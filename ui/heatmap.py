@@ -22,6 +22,7 @@ METHOD_CHOICES = [
     ("Saliency (gradient)", "saliency"),
     ("Input x gradient", "input_x_gradient"),
     ("Integrated gradients (slow)", "integrated_gradients"),
+    ("Ablation: remove each token (slow)", "ablation"),
 ]
 HOVER_METHODS = ("attention", "saliency", "input_x_gradient")
 UNSIGNED_RGB = "124, 58, 237"  # violet: magnitude only, no direction
@@ -37,6 +38,7 @@ PANEL_CSS = """
 .attr-tokens .target { outline: 2px solid #f97316; }
 .attr-cands span { border: 1px solid #9ca3af; cursor: help; font-family: ui-monospace, monospace; }
 .attr-legend { font-size: 0.9em; margin-bottom: 6px; }
+.attr-faith { font-size: 0.9em; }
 """
 PANEL_JS = """
 let latest = 0;
@@ -55,8 +57,10 @@ element.addEventListener('mouseover', async (event) => {
   if (!root.dataset.hover) { legend.textContent = root.dataset.slow; return; }
   const call = ++latest;
   legend.textContent = 'computing…';
-  const index = hit.dataset.ci === undefined ? null : Number(hit.dataset.ci);
   const cand = hit.dataset.cand === undefined ? null : Number(hit.dataset.cand);
+  // a candidate of an inspected earlier token is explained at that token's position
+  const at = hit.dataset.ci !== undefined ? hit.dataset.ci : (cand === null ? '' : root.dataset.at);
+  const index = at === '' ? null : Number(at);
   const out = await server.explain(root.dataset.request, index, cand, root.dataset.method);
   if (call !== latest) return;
   if (!out || out.error) { legend.textContent = out ? out.error : 'attribution failed'; return; }
@@ -74,9 +78,19 @@ def cell_style(score: float, peak: float, signed: bool) -> str:
     return f"background:rgba({rgb}, {0.08 + 0.8 * depth:.3f});{ink}"
 
 
+def token_scores(result: dict) -> list[float]:
+    """The display score of each context token: its own, or (per word) its word's."""
+    if not result.get("words"):
+        return list(result["normalized"])
+    scores = [0.0] * len(result["normalized"])
+    for word in result["words"]:
+        scores[word["start"] : word["end"]] = [word["normalized"]] * (word["end"] - word["start"])
+    return scores
+
+
 def token_styles(result: dict) -> list[str]:
-    """One inline style per context token, scaled so the strongest token is the darkest."""
-    scores, signed = result["normalized"], result["signed"]
+    """One inline style per context token, scaled so the strongest token (or word) is the darkest."""
+    scores, signed = token_scores(result), result["signed"]
     peak = max((abs(s) for s in scores), default=0.0)
     return [cell_style(s, peak, signed) for s in scores]
 
@@ -92,8 +106,11 @@ def swatches(signed: bool) -> str:
 
 
 def legend(result: dict) -> str:
-    """What the colours mean: method, aggregation, target, the scale in words, time, IG completeness error."""
-    parts = [f"{result['method'].replace('_', ' ')} for {result['target']['display']!s}: {result['aggregation']}"]
+    """What the colours mean: method, aggregation, target (and foil), the scale in words, time, IG error."""
+    foil = f" rather than {result['contrast']['display']}" if result.get("contrast") else ""
+    per_word = " (summed per word)" if result.get("words") else ""
+    target = f"{result['target']['display']!s}{foil}"
+    parts = [f"{result['method'].replace('_', ' ')} for {target}: {result['aggregation']}{per_word}"]
     parts.append(f"colour: {scale_words(result)}")
     parts.append(f"{result['elapsed_s']:.2f} s")
     if result.get("completeness_error") is not None:
@@ -103,8 +120,24 @@ def legend(result: dict) -> str:
     return " · ".join(parts)
 
 
+def faithfulness_line(result: dict) -> str:
+    """Do the top-scored tokens matter more than random ones? The deletion test's numbers, and a plain reading."""
+    numbers = result.get("faithfulness")
+    if not numbers:
+        return ""
+    drop, chance = numbers["comprehensiveness"], numbers["random_baseline"]
+    what = "log-prob difference" if result.get("contrast") else "log-prob"
+    reading = "better than chance" if drop > chance else "no better than chance"
+    return (
+        f"Faithfulness: top 20 % of tokens ({numbers['k']}) removed: {what} drops {drop:.2f}; "
+        f"random tokens: {chance:.2f} → {reading}"
+    )
+
+
 def legend_html(result: dict) -> str:
-    return f'{swatches(result["signed"])} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
+    text = f'{swatches(result["signed"])} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
+    faith = faithfulness_line(result)
+    return text + (f'<div class="attr-faith">{html.escape(faith)}</div>' if faith else "")
 
 
 def explain(args: list) -> dict:
@@ -116,50 +149,59 @@ def explain(args: list) -> dict:
     try:
         request_json, target_index, target_token_id, method = args
         request = json.loads(request_json) | {"method": method}
-        request |= {"target_index": target_index} if target_index is not None else {"target_token_id": target_token_id}
+        request |= {"target_index": target_index, "target_token_id": target_token_id}
         result = service.attribution(request)
     except ValueError as exc:
         return {"error": str(exc)}
     except Exception as exc:  # a hover must never break the page: report, log, carry on
         log.exception("attribution failed")
         return {"error": f"attribution failed ({type(exc).__name__}): {exc}"}
-    titles = [f"score {s:.4f}" for s in result["normalized"]]
+    titles = [f"score {s:.4f}" for s in token_scores(result)]
     return {"styles": token_styles(result), "titles": titles, "legend_html": legend_html(result)}
 
 
-def panel_html(request: dict, result: dict, method: str, aggregation: str = "l2") -> str:
-    """Context tokens (completion tokens hoverable) and the current candidates, with the request embedded.
+def panel_html(
+    request: dict, result: dict, method: str, candidates: list[dict] | None = None, at: int | None = None
+) -> str:
+    """Context tokens (completion tokens hoverable) and the candidates, with the request embedded.
 
-    The embedded request carries `aggregation`, so hovering uses the same one as the Explain button.
+    The embedded request carries the aggregation and granularity, so hovering uses the Explain button's.
+    `candidates` are those of the inspected completion token `at` (hovering one explains it there), else
+    of the next token (default: the result's).
     """
-    request = request | {"aggregation": aggregation}
     plen = len(result["prompt_tokens"])
     spans = [f'<span data-pos="{i}">{html.escape(t["display"])}</span>' for i, t in enumerate(result["prompt_tokens"])]
     spans += [
         f'<span class="comp" data-pos="{plen + i}" data-ci="{i}">{html.escape(t["display"])}</span>'
         for i, t in enumerate(result["completion_tokens"])
     ]
-    rows = (result.get("dist") or {}).get("tokens", [])
+    rows = (result.get("dist") or {}).get("tokens", []) if candidates is None else candidates
     cands = "".join(f'<span data-cand="{r["id"]}">{html.escape(r["display"])}</span>' for r in rows)
+    where = "Candidates" if at is None else f"Candidates at token {at + 1}"
     hover = "1" if method in HOVER_METHODS else ""
-    slow = "Integrated gradients is slow: use the Explain button (with progress and cancel)."
+    slow = f"{dict((v, k) for k, v in METHOD_CHOICES).get(method, method)}: use the Explain button (progress, cancel)."
     intro = "Hover a completion token (underlined) or a candidate to see which context tokens it depends on."
     return (
         f'<div class="attr" data-request="{html.escape(json.dumps(request))}" data-method="{method}" '
-        f'data-plen="{plen}" data-hover="{hover}" data-slow="{slow}">'
-        f'<div class="attr-legend">{intro if hover else slow}</div>'
+        f'data-plen="{plen}" data-hover="{hover}" data-slow="{html.escape(slow)}" data-at="{"" if at is None else at}">'
+        f'<div class="attr-legend">{intro if hover else html.escape(slow)}</div>'
         f'<div class="attr-tokens">{"".join(spans)}</div>'
-        f'<div class="attr-cands">Candidates: {cands or "(none)"}</div></div>'
+        f'<div class="attr-cands">{where}: {cands or "(none)"}</div></div>'
     )
 
 
 def explain_html(result: dict) -> str:
-    """The Explain panel: the context coloured on the hover panel's scale, then the target, under its legend."""
+    """The Explain panel: the context (tokens, or words) on the hover scale, then the target, under its legend."""
+    words = result.get("words")
+    units = [(w["text"], w["normalized"]) for w in words] if words else [
+        (t["display"], s) for t, s in zip(result["context_tokens"], result["normalized"], strict=True)
+    ]  # fmt: skip
+    peak = max((abs(score) for _, score in units), default=0.0)
+    kind = "attr-cell attr-word" if words else "attr-cell"
     cells = [
-        f'<span class="attr-cell" style="{TOKEN_STYLE};{style}" title="score {score:.4f}">{html.escape(token)}</span>'
-        for token, score, style in zip(
-            (t["display"] for t in result["context_tokens"]), result["normalized"], token_styles(result), strict=True
-        )
+        f'<span class="{kind}" style="{TOKEN_STYLE};{cell_style(score, peak, result["signed"])}" '
+        f'title="score {score:.4f}">{html.escape(text)}</span>'
+        for text, score in units
     ]
     target = html.escape(f"→ {result['target']['display']}")
     cells.append(f'<span class="attr-target" style="{TOKEN_STYLE};outline:2px solid #f97316">{target}</span>')

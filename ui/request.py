@@ -36,6 +36,14 @@ def prompt_request(session: Session, controls: Controls) -> dict:
     return {k: v for k, v in full.items() if k in PROMPT_FIELDS}
 
 
+def attribution_request(session: Session, controls: Controls) -> dict:
+    """The tokens, and how attribution scores are reduced and grouped: what hovering and Explain share."""
+    return prompt_request(session, controls) | {
+        "aggregation": controls.aggregation,
+        "granularity": controls.granularity,
+    }
+
+
 def fingerprint(*parts: object) -> str:
     """A stable text for comparing what a panel was computed from with what is on screen."""
     return json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)

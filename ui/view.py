@@ -15,7 +15,7 @@ import gradio as gr
 
 from . import heatmap, lookahead_view, plots, render
 from .controls import Controls
-from .request import fingerprint, prompt_request, request_for
+from .request import attribution_request, fingerprint, prompt_request, request_for
 from .state import Ghost, Prefs, Session
 
 # panel -> the accordion it lives in (drawn only while that accordion is open)
@@ -83,6 +83,7 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         return fingerprint(prompt_request(session, controls))
     if panel == "attribution":
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
+        extra += (controls.granularity, controls.contrast_token)
         return fingerprint(prompt_request(session, controls), extra)
     return fingerprint(session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
 
@@ -149,11 +150,10 @@ def _stages(frame: Frame):
 
 
 def _hover(frame: Frame) -> str:
+    request = attribution_request(frame.session, frame.controls)
+    candidates = (shown_dist(frame) or {}).get("tokens", [])
     return heatmap.panel_html(
-        prompt_request(frame.session, frame.controls),
-        frame.result,
-        frame.controls.attribution_method,
-        aggregation=frame.controls.aggregation,
+        request, frame.result, frame.controls.attribution_method, candidates, frame.session.inspect
     )
 
 
@@ -180,7 +180,9 @@ _PANELS = {
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
     **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
     "attribution_hover": (
-        lambda f: fingerprint(_dist_key(f), f.controls.attribution_method, f.controls.aggregation),
+        lambda f: fingerprint(
+            _dist_key(f), f.controls.attribution_method, f.controls.aggregation, f.controls.granularity
+        ),
         _hover,
     ),
 }

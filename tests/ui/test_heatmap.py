@@ -122,13 +122,19 @@ def test_real_results_are_painted_by_their_kind(tiny, method, aggregation, hues)
     assert set(negative) <= ({RED} if result["signed"] else {VIOLET})
 
 
-def test_hovering_uses_the_aggregation_of_the_panel(monkeypatch):
+def test_hovering_uses_the_aggregation_and_granularity_of_the_panel(monkeypatch):
+    from ui.controls import Controls
+    from ui.request import attribution_request
+    from ui.state import Session
+
+    controls = Controls(aggregation="sum", granularity="word")
     preview = {"prompt_tokens": [{"display": "a"}], "completion_tokens": [{"display": "b"}], "dist": None}
-    page = heatmap.panel_html({"prompt": "a"}, preview, "saliency", aggregation="sum")
+    page = heatmap.panel_html(attribution_request(Session(), controls), preview, "saliency")
     embedded = json.loads(html_lib.unescape(re.search(r'data-request="([^"]*)"', page).group(1)))
     asked = []
     monkeypatch.setattr(
         heatmap.service, "attribution", lambda request: asked.append(request) or _result([1.0], signed=True)
     )
     heatmap.explain([json.dumps(embedded), 0, None, "saliency"])
-    assert asked == [{"prompt": "a", "aggregation": "sum", "method": "saliency", "target_index": 0}]
+    assert asked[0]["aggregation"] == "sum" and asked[0]["granularity"] == "word"
+    assert asked[0]["method"] == "saliency" and asked[0]["target_index"] == 0 and asked[0]["target_token_id"] is None

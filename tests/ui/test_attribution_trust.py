@@ -1,0 +1,97 @@
+"""Attribution a user can check: a foil from the candidates, words, the faithfulness line, methods compared."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from decoding import service
+from tests.ui.helpers import CONTROLS, stepped
+from ui import attribution_panel, heatmap, view
+from ui.state import Session
+from ui.view import Frame
+
+SALIENCY = replace(CONTROLS, attribution_method="saliency")
+
+
+def _explained(session: Session, controls) -> dict:
+    return service.attribution(attribution_panel.explain_request(session, controls))
+
+
+def test_foils_are_the_candidates_of_the_explained_position_without_its_target():
+    session = stepped(2)
+    for inspected, at in ((session, 1), (session.inspecting(0), 0)):
+        choices = attribution_panel.foil_choices(inspected, CONTROLS)
+        meta = inspected.branch.meta[at]
+        assert choices[0] == attribution_panel.NO_FOIL
+        assert [int(v) for _, v in choices[1:]] == [
+            r["id"] for r in meta["dist"]["tokens"] if r["id"] != meta["token"]["id"]
+        ]
+    assert len(attribution_panel.foil_choices(Session(), CONTROLS)) > 1  # before any step: the next token's
+
+
+def test_a_foil_and_words_reach_the_request_and_the_answer():
+    long_words = replace(SALIENCY, prompt="Photosynthesis in chloroplasts is")
+    session = stepped(2, long_words)
+    foil = attribution_panel.foil_choices(session, long_words)[1][1]
+    controls = replace(long_words, contrast_token=foil, granularity="word")
+    request = attribution_panel.explain_request(session, controls)
+    assert request["contrast_token_id"] == int(foil) and request["granularity"] == "word"
+    result = service.attribution(request)
+    assert result["contrast"]["id"] == int(foil) and result["words"]
+    assert f"rather than {result['contrast']['display']}" in heatmap.legend(result)
+    cells = heatmap.explain_html(result).count('class="attr-cell attr-word"')
+    assert cells == len(result["words"]) < len(result["context_tokens"])
+    assert "contrast_token_id" not in attribution_panel.explain_request(session, long_words)
+
+
+def test_every_heatmap_says_how_faithful_it_is_in_plain_words():
+    result = _explained(stepped(2), SALIENCY)
+    line = heatmap.faithfulness_line(result)
+    numbers = result["faithfulness"]
+    assert line.startswith("Faithfulness: top 20 % of tokens") and f"drops {numbers['comprehensiveness']:.2f}" in line
+    assert f"random tokens: {numbers['random_baseline']:.2f}" in line
+    assert line in heatmap.legend_html(result) and "Faithfulness" in heatmap.explain_html(result)
+    faked = result | {"faithfulness": {"comprehensiveness": 0.1, "random_baseline": 0.4, "k": 1}}
+    assert heatmap.faithfulness_line(faked).endswith("no better than chance")
+    assert heatmap.faithfulness_line(
+        faked | {"faithfulness": {"comprehensiveness": 2, "random_baseline": 0.4, "k": 1}}
+    ).endswith("→ better than chance")
+
+
+def test_two_methods_on_one_target_are_compared_and_disagreement_said_plainly():
+    session = stepped(2)
+    saliency = _explained(session, SALIENCY)
+    runs = attribution_panel.recorded_runs({}, saliency, "same")
+    assert attribution_panel.agreement_note(runs, saliency) == ""  # one method: nothing to compare
+    reversed_scores = saliency | {"method": "ablation", "normalized": list(reversed(saliency["normalized"]))}
+    runs = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, reversed_scores, "same")
+    note = attribution_panel.agreement_note(runs, reversed_scores)
+    assert "Spearman ρ between ablation and saliency" in note and "disagree" in note
+    other = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, saliency | {"method": "attention"}, "other")
+    assert "saliency" not in attribution_panel.agreement_note(other, saliency | {"method": "attention"})
+
+
+def test_the_hover_panel_offers_the_inspected_positions_candidates_there():
+    session = stepped(2).inspecting(0)
+    result = service.preview(view.request_for(session, CONTROLS))
+    frame = Frame(session, SALIENCY, view.Prefs(frozenset({"attribution"})), result)
+    html = view._hover(frame)
+    assert 'data-at="0"' in html and "Candidates at token 1" in html
+    assert f'data-cand="{session.branch.meta[0]["dist"]["tokens"][1]["id"]}"' in html
+    candidate = session.branch.meta[0]["dist"]["tokens"][1]["id"]
+    out = heatmap.explain([json.dumps(view.attribution_request(session, SALIENCY)), 0, candidate, "saliency"])
+    assert "error" not in out and len(out["styles"]) == len(result["prompt_tokens"])
+
+
+@pytest.mark.parametrize("granularity", ["token", "word"])
+def test_word_scores_paint_every_token_of_a_word_alike(granularity):
+    session = stepped(2)
+    result = _explained(session, replace(SALIENCY, granularity=granularity))
+    scores = heatmap.token_scores(result)
+    assert len(scores) == len(result["context_tokens"])
+    if granularity == "word":
+        for word in result["words"]:
+            assert set(scores[word["start"] : word["end"]]) == {word["normalized"]}
