@@ -35,7 +35,7 @@ def create_lookahead() -> dict:
             )
         c["lookahead_button"] = gr.Button("Grow the tree from the position on screen", size="sm")
         c["lookahead_note"] = gr.Markdown(lookahead_view.EMPTY_NOTE, elem_id="lookahead-note")
-        c["lookahead_plot"] = gr.Plot(label="Continuation tree", elem_id="lookahead-plot")
+        c["lookahead_plot"] = gr.Plot(label="Continuation tree", show_label=False, elem_id="lookahead-plot")
         c["lookahead_paths"] = gr.Dataframe(
             headers=lookahead_view.HEADERS, label="Paths (click one to append it)", interactive=False, wrap=True,
             elem_id="lookahead-paths", column_widths=["55%", "15%", "15%", "15%"],

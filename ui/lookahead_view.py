@@ -18,7 +18,7 @@ from .state import LookAhead, Session
 
 HEADERS = ["path", "p_final", "p_base", "path probability"]
 ROOT_ID = "root"
-ROOT_LABEL = "here"
+ROOT_LABEL = "from here"
 # Plotly drops a branch whose children sum to more than its own value ("total" branch values); rounding
 # in the product of probabilities can put a sum a hair above its parent, so a parent gets this margin.
 VALUE_MARGIN = 1e-9
@@ -99,12 +99,12 @@ def figure(tree: dict) -> go.Figure:
     ids = [ROOT_ID, *(_node_id(n.path_ids) for n in flat)]
     parents = ["", *(_node_id(n.path_ids[:-1]) for n in flat)]
     labels = [ROOT_LABEL, *(f"{n.display}<br>{n.p_final:.0%}" for n in flat)]
-    custom = [["(the position on screen)", 1.0, 1.0], *([n.path_text, n.path_probability, n.p_final] for n in flat)]
+    custom = [["", 1.0, 1.0], *([n.path_text, n.path_probability, n.p_final] for n in flat)]
     values = _values(flat)
     trace = go.Icicle(
         ids=ids, parents=parents, labels=labels, values=[values[()], *(values[n.path_ids] for n in flat)],
         branchvalues="total", customdata=custom, hovertemplate=HOVER, tiling={"orientation": "v"},
-        root={"color": "#e5e7eb"}, marker={"colors": [1.0, *(n.p_final for n in flat)], "colorscale": "Blues"},
+        marker={"colors": [0.0, *(n.p_final for n in flat)], "colorscale": "Blues", "cmin": 0.0, "cmax": 1.0},
     )  # fmt: skip
     fig = go.Figure(trace)
     fig.update_layout(margin={"l": 4, "r": 4, "t": 4, "b": 4}, height=120 + 90 * tree["depth"])
