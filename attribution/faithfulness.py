@@ -4,8 +4,8 @@ comprehensiveness = f(context) - f(context with the top `TOP_FRACTION` of positi
 the baseline id), where f is the attributed quantity (`objective.target_score`); `random_baseline` is the
 same drop for as many positions drawn at random, the mean of `RANDOM_DRAWS` draws. Signed scores are
 ranked by magnitude: a token that pushes strongly against the target matters as much as one that pushes
-for it. The draws are seeded by the context ids (a pure function of the request), and the original, the
-top-k and the random contexts run as one batched forward.
+for it. The draws are seeded by the context ids (a pure function of the request); f(context) is the
+value the method already measured, and the top-k and the random contexts run as one batched forward.
 """
 
 from __future__ import annotations
@@ -59,18 +59,22 @@ def faithfulness(
     loaded: LoadedModel,
     context_ids: Sequence[int],
     importance: Sequence[float],
+    value: float,
     target_id: int,
     foil_id: int | None = None,
 ) -> Faithfulness:
-    """Comprehensiveness of `importance` (one score per context position) and its random baseline."""
+    """Comprehensiveness of `importance` (one score per context position) and its random baseline.
+
+    `value` is f at the real context (the method's `target_logprob`).
+    """
     k = top_k(len(context_ids))
     removed = [top_positions(importance, k), *random_positions(context_ids, k)]
-    rows = torch.tensor(list(context_ids)).repeat(len(removed) + 1, 1)
+    rows = torch.tensor(list(context_ids)).repeat(len(removed), 1)
     replacement = baseline_id(loaded)
-    for row, positions in enumerate(removed, start=1):
+    for row, positions in enumerate(removed):
         rows[row, positions] = replacement
     with borrowed(loaded.model) as model, lane_breaks(model), torch.no_grad():
         logits = model(input_ids=rows.to(model.device), use_cache=False, logits_to_keep=1).logits[:, -1]
     values = target_score(logits, target_id, foil_id).cpu()
-    drops = (values[0] - values[1:]).tolist()
+    drops = (value - values).tolist()
     return Faithfulness(comprehensiveness=drops[0], random_baseline=float(np.mean(drops[1:])), k=k)

@@ -194,7 +194,7 @@ def compute_slices(
         normalized=shown,
         target_id=int(target_id),
         contrast_token_id=foil_id,
-        faithfulness=faithfulness(loaded, context_ids, shown, target_id, foil_id),
+        faithfulness=faithfulness(loaded, context_ids, shown, parts["target_logprob"], target_id, foil_id),
         elapsed_s=time.perf_counter() - start,
         **parts,
     )

@@ -125,7 +125,7 @@ def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[str]:
         "input_x_gradient": method(loaded, ids, target, "input_x_gradient"),
         "integrated_gradients (16)": method(loaded, ids, target, "integrated_gradients"),
         "ablation": method(loaded, ids, target, "ablation", cold=True),
-        "faithfulness numbers": lambda: faithfulness(loaded, ids, [float(i % 7) for i in range(len(ids))], target),
+        "faithfulness numbers": lambda: faithfulness(loaded, ids, [float(i % 7) for i in range(len(ids))], 0.0, target),
     }
     real = methods.faithfulness
     methods.faithfulness = lambda *args: None  # the methods alone; the numbers' cost is their own row
