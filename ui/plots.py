@@ -164,10 +164,9 @@ def _stage_menu(dist: dict, rows: tuple[ShownRow, ...], final_index: int, cuts: 
     red cut bars of the stages applied so far only; it runs in the browser, so clicking through is instant.
     """
     stages, counts = list(dist["stages"]), dist.get("stage_counts") or {}
-    buttons = []
+    indices, buttons = list(range(final_index, final_index + 1 + len(cuts))), []
     for k, stage in enumerate(stages):
-        done = set(stages[: k + 1])
-        last = k == len(stages) - 1
+        done, last = set(stages[: k + 1]), k == len(stages) - 1
         x = [r.token["p_final"] if last else (r.token.get("stages") or {}).get(stage, 0.0) for r in rows]
         name = FINAL_NAME if last else f"p after {stage_title(stage)}"
         text = [_final_text(r) if last or r.removed_by in done else f"{p:.1%}" for r, p in zip(rows, x, strict=True)]
@@ -177,15 +176,9 @@ def _stage_menu(dist: dict, rows: tuple[ShownRow, ...], final_index: int, cuts: 
             "text": [text, *(cut["text"] for cut in cuts)],
             "visible": [True, *(last or cut["meta"] in done for cut in cuts)],
         }
-        in_play = f" ({counts[stage]:,} in play)" if stage in counts else ""
-        label = f"Showing: after {'all stages' if last else stage_title(stage)}{in_play}"
-        buttons.append(
-            {
-                "label": label,
-                "method": "restyle",
-                "args": [restyle, list(range(final_index, final_index + 1 + len(cuts)))],
-            }
-        )
+        label = f"Showing: after {'all stages' if last else stage_title(stage)}"
+        label += f" ({counts[stage]:,} in play)" if stage in counts else ""
+        buttons.append({"label": label, "method": "restyle", "args": [restyle, indices]})
     return {"type": "dropdown", "active": len(stages) - 1, "buttons": buttons, "x": 0, "xanchor": "left",
             "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": 8}, "showactive": True}  # fmt: skip
 
