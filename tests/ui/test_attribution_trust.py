@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from decoding import service
+from decoding.model import STORE
 from tests.ui.helpers import CONTROLS, stepped
 from ui import attribution_panel, heatmap, view
 from ui.state import Session
@@ -18,6 +19,11 @@ SALIENCY = replace(CONTROLS, attribution_method="saliency")
 
 def _explained(session: Session, controls) -> dict:
     return service.attribution(attribution_panel.explain_request(session, controls))
+
+
+@pytest.fixture(autouse=True)
+def model(tiny):
+    STORE.use(tiny)
 
 
 def test_foils_are_the_candidates_of_the_explained_position_without_its_target():
@@ -62,16 +68,20 @@ def test_every_heatmap_says_how_faithful_it_is_in_plain_words():
 
 
 def test_two_methods_on_one_target_are_compared_and_disagreement_said_plainly():
-    session = stepped(2)
-    saliency = _explained(session, SALIENCY)
+    target = {"target_id": 7, "contrast_token_id": None, "target_index": 1}
+    saliency = target | {"method": "saliency", "normalized": [0.1, 0.2, 0.3, 0.4]}
     runs = attribution_panel.recorded_runs({}, saliency, "same")
     assert attribution_panel.agreement_note(runs, saliency) == ""  # one method: nothing to compare
-    reversed_scores = saliency | {"method": "ablation", "normalized": list(reversed(saliency["normalized"]))}
-    runs = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, reversed_scores, "same")
-    note = attribution_panel.agreement_note(runs, reversed_scores)
-    assert "Spearman ρ between ablation and saliency" in note and "disagree" in note
-    other = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, saliency | {"method": "attention"}, "other")
-    assert "saliency" not in attribution_panel.agreement_note(other, saliency | {"method": "attention"})
+    ablation = target | {"method": "ablation", "normalized": [0.4, 0.3, 0.2, 0.1]}
+    runs = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, ablation, "same")
+    note = attribution_panel.agreement_note(runs, ablation)
+    assert "Spearman ρ between ablation and saliency: **-1.00**, they **disagree**" in note
+    agreeing = ablation | {"normalized": [0.1, 0.25, 0.3, 0.5]}
+    runs = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, agreeing, "same")
+    assert "**1.00**, they broadly agree" in attribution_panel.agreement_note(runs, agreeing)
+    attention = saliency | {"method": "attention"}
+    other = attribution_panel.recorded_runs({attribution_panel.RUNS: runs}, attention, "another target")
+    assert attribution_panel.agreement_note(other, attention) == ""
 
 
 def test_the_hover_panel_offers_the_inspected_positions_candidates_there():

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from decoding import service
+from decoding.model import STORE
 from decoding.params import SAMPLER_ORDERS
 from ui import plots, render
 from ui.controls import Controls, matching_preset, preset_values
@@ -18,6 +19,12 @@ LLAMA = replace(Controls(), **preset_values("llama.cpp default"), top_k=8)
 
 def _dist(controls: Controls) -> dict:
     return service.preview(request_for(Session(), controls))["dist"]
+
+
+@pytest.fixture(autouse=True)
+def model(embedded):
+    """The real model: its peaked distribution is what min-p cuts."""
+    STORE.use(embedded)
 
 
 def test_named_and_custom_orders_reach_the_request():
