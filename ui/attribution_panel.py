@@ -16,7 +16,7 @@ from decoding import service
 
 from . import actions, heatmap
 from .controls import Controls
-from .events import MODEL_EVENT, QUICK_EVENT, Explorer, refuse
+from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
 from .request import attribution_request, fingerprint, prompt_request, request_for
 from .state import Session
 from .view import on_demand_key
@@ -24,6 +24,7 @@ from .view import on_demand_key
 D = Controls()
 PROGRESS = gr.Progress()
 NO_FOIL = ("(none: why this token at all)", "")
+THE_TOKEN = ("(the token there)", "")
 RUNS = "attribution_runs"  # computed-state key: method -> the last result of that method (what agreement needs)
 COMPARED = ("method", "normalized", "target_id", "contrast_token_id", "target_index")
 
@@ -43,6 +44,10 @@ def create_attribution_panel() -> dict:
                 [("Per token", "token"), ("Per word", "word")], value=D.granularity, label="Scores"
             )
             c["ig_steps"] = gr.Slider(2, 64, D.ig_steps, step=1, label="Integrated-gradients steps")
+        c["explain_token"] = gr.Dropdown(
+            [THE_TOKEN], value=D.explain_token, allow_custom_value=True, elem_id="explain-token",
+            label="Explain: the token at the position, or another candidate there",
+        )  # fmt: skip
         c["contrast_token"] = gr.Dropdown(
             [NO_FOIL], value=D.contrast_token, allow_custom_value=True, elem_id="foil",
             label="Why this token rather than … (a foil from the candidates there; not with attention)",
@@ -70,13 +75,15 @@ def explain_request(session: Session, controls: Controls) -> dict:
         request["target_token_id"] = session.ghost.rows[0]
     else:
         raise ValueError("nothing to explain yet: step once, or preview the prompt")
+    if controls.explain_token:
+        request["target_token_id"] = int(controls.explain_token)
     if controls.contrast_token:
         request["contrast_token_id"] = int(controls.contrast_token)
     return request | {"method": controls.attribution_method, "ig_steps": int(controls.ig_steps)}
 
 
-def foil_choices(session: Session, controls: Controls) -> list[tuple[str, str]]:
-    """The candidates at the position Explain explains (inspected, else last, else next), its target left out."""
+def candidate_choices(session: Session, controls: Controls, first: tuple[str, str]) -> list[tuple[str, str]]:
+    """`first`, then the candidates at the position Explain explains (inspected, else last, else next) but its token."""
     session = session.for_prompt(controls.prompt_key)
     meta, at = session.branch.meta, session.inspect
     at = len(meta) - 1 if at is None else at
@@ -86,7 +93,7 @@ def foil_choices(session: Session, controls: Controls) -> list[tuple[str, str]]:
         dist = service.preview(request_for(session, controls)).get("dist")
         target = dist["tokens"][0]["id"] if dist and dist["tokens"] else None
     rows = [r for r in (dist or {}).get("tokens", []) if r["id"] != target]
-    return [NO_FOIL, *((f"{r['display']} ({r['p_base']:.1%})", str(r["id"])) for r in rows)]
+    return [first, *((f"{r['display']} ({r['p_base']:.1%})", str(r["id"])) for r in rows)]
 
 
 def agreement_note(runs: dict, result: dict) -> str:
@@ -107,6 +114,11 @@ def recorded_runs(computed: dict, result: dict, target: str) -> dict:
     return {**computed.get(RUNS, {}), result["method"]: run}
 
 
+def setting_changed(session: Session, controls: Controls) -> Outcome:
+    """The hover panel follows the setting and the heatmap goes out of date; an inspected token stays inspected."""
+    return actions.shown(actions.current(session, controls), controls)
+
+
 def wire_attribution(ex: Explorer) -> None:
     c = ex.c
 
@@ -124,20 +136,13 @@ def wire_attribution(ex: Explorer) -> None:
             refuse(exc)
             yield {c["computed"]: gr.skip()}
 
-    def fill_foils(data: dict) -> dict:
-        got = ex.read(data)
-        try:
-            return {c["contrast_token"]: gr.Dropdown(choices=foil_choices(got.session, got.controls))}
-        except ValueError as exc:
-            refuse(exc)
-            return {c["contrast_token"]: gr.skip()}
-
     outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
     running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
     c["cancel_explain"].click(None, None, None, cancels=[running], api_visibility="private")
-    c["contrast_token"].focus(fill_foils, ex.inputs(), [c["contrast_token"]], **QUICK_EVENT)
-    for name in ("attribution_method", "aggregation", "granularity", "contrast_token"):
-        ex.on(c[name].input, actions.refresh)  # the hover panel follows them; the heatmap goes out of date
+    for name, first in (("explain_token", THE_TOKEN), ("contrast_token", NO_FOIL)):
+        c[name].focus(_filler(ex, name, first), ex.inputs(), [c[name]], **QUICK_EVENT)  # the candidates there
+    for name in ("attribution_method", "aggregation", "granularity", "explain_token", "contrast_token"):
+        ex.on(c[name].input, setting_changed)
 
 
 def _answer(c: dict, got, result: dict) -> dict:
@@ -151,3 +156,17 @@ def _answer(c: dict, got, result: dict) -> dict:
         c["attribution_legend"]: agreement_note(runs, result),
         c["computed"]: got.computed | {"attribution": key, RUNS: runs},
     }
+
+
+def _filler(ex: Explorer, name: str, first: tuple[str, str]):
+    """An event handler that fills a candidate picker with the candidates at the explained position."""
+
+    def fill(data: dict) -> dict:
+        got = ex.read(data)
+        try:
+            return {ex.c[name]: gr.Dropdown(choices=candidate_choices(got.session, got.controls, first))}
+        except ValueError as exc:
+            refuse(exc)
+            return {ex.c[name]: gr.skip()}
+
+    return fill

@@ -64,6 +64,7 @@ class Controls:
     attribution_method: str = "attention"
     aggregation: str = "l2"
     granularity: str = "token"  # attribution per token, or summed per word
+    explain_token: str = ""  # a candidate's token id to explain at the position, blank for the token there
     contrast_token: str = ""  # the foil's token id ("why the target rather than this?"), blank for none
     ig_steps: int = 16
 

@@ -83,7 +83,7 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         return fingerprint(prompt_request(session, controls))
     if panel == "attribution":
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
-        extra += (controls.granularity, controls.contrast_token)
+        extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(prompt_request(session, controls), extra)
     return fingerprint(session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
 

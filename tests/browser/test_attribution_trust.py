@@ -12,9 +12,9 @@ FOIL_LABEL = re.compile(r"^Why this token rather than")
 EXPLAIN = re.compile(r"^Explain this token")
 
 
-def _pick_a_foil(page: Page) -> str:
-    """Open the foil list (filled from the candidates there) and pick the first candidate; its label."""
-    page.get_by_label(FOIL_LABEL).click()
+def _pick_a_foil(page: Page, label=FOIL_LABEL) -> str:
+    """Open a candidate picker (filled from the candidates there) and pick the first candidate; its label."""
+    page.get_by_label(label).click()
     options = page.get_by_role("option")
     expect(options.nth(1)).to_be_visible()
     label = options.nth(1).inner_text().strip()
@@ -70,3 +70,16 @@ def test_hovering_says_how_faithful_it_is_and_explains_an_inspected_tokens_candi
     target = page.locator("#attribution-hover .attr-tokens .target")
     expect(target).to_have_count(1)  # the inspected position is outlined: its candidate is explained there
     expect(page.locator("#attribution-hover .attr-faith")).to_be_visible()
+
+
+def test_explain_a_candidate_of_an_inspected_token_at_its_position(page):
+    ui.step(page, 3)
+    ui.open_accordion(page, "attribution-panel")
+    ui.choose(page, "Method", "Saliency (gradient)")
+    ui.tokens(page).nth(ui.prompt_count(page)).click()  # inspect the first completion token
+    expect(ui.summary(page)).to_contain_text("Token 1")
+    candidate = _pick_a_foil(page, re.compile(r"^Explain: the token at the position"))
+    page.get_by_role("button", name=EXPLAIN).click()
+    heatmap = page.locator("#attribution")
+    expect(heatmap.locator(".attr-target")).to_have_text(f"→ {candidate.rsplit(' (', 1)[0]}")
+    expect(heatmap.locator(".attr-cell")).to_have_count(ui.prompt_count(page))  # the context before token 1

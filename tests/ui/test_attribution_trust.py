@@ -29,19 +29,21 @@ def model(tiny):
 def test_foils_are_the_candidates_of_the_explained_position_without_its_target():
     session = stepped(2)
     for inspected, at in ((session, 1), (session.inspecting(0), 0)):
-        choices = attribution_panel.foil_choices(inspected, CONTROLS)
+        choices = attribution_panel.candidate_choices(inspected, CONTROLS, attribution_panel.NO_FOIL)
         meta = inspected.branch.meta[at]
         assert choices[0] == attribution_panel.NO_FOIL
         assert [int(v) for _, v in choices[1:]] == [
             r["id"] for r in meta["dist"]["tokens"] if r["id"] != meta["token"]["id"]
         ]
-    assert len(attribution_panel.foil_choices(Session(), CONTROLS)) > 1  # before any step: the next token's
+    assert (
+        len(attribution_panel.candidate_choices(Session(), CONTROLS, attribution_panel.NO_FOIL)) > 1
+    )  # before any step: the next token's
 
 
 def test_a_foil_and_words_reach_the_request_and_the_answer():
     long_words = replace(SALIENCY, prompt="Photosynthesis in chloroplasts is")
     session = stepped(2, long_words)
-    foil = attribution_panel.foil_choices(session, long_words)[1][1]
+    foil = attribution_panel.candidate_choices(session, long_words, attribution_panel.NO_FOIL)[1][1]
     controls = replace(long_words, contrast_token=foil, granularity="word")
     request = attribution_panel.explain_request(session, controls)
     assert request["contrast_token_id"] == int(foil) and request["granularity"] == "word"
@@ -105,3 +107,19 @@ def test_word_scores_paint_every_token_of_a_word_alike(granularity):
     if granularity == "word":
         for word in result["words"]:
             assert set(scores[word["start"] : word["end"]]) == {word["normalized"]}
+
+
+def test_explain_can_target_another_candidate_at_the_inspected_position():
+    session = stepped(2).inspecting(0)
+    choices = attribution_panel.candidate_choices(session, SALIENCY, attribution_panel.THE_TOKEN)
+    assert choices[0] == attribution_panel.THE_TOKEN
+    request = attribution_panel.explain_request(session, replace(SALIENCY, explain_token=choices[1][1]))
+    assert request["target_index"] == 0 and request["target_token_id"] == int(choices[1][1])
+    result = service.attribution(request)
+    assert result["target"]["id"] == int(choices[1][1]) and result["target_index"] == 0
+
+
+def test_changing_an_attribution_setting_keeps_the_inspected_token():
+    session = stepped(2).inspecting(0)
+    for changed in (replace(SALIENCY, granularity="word"), replace(SALIENCY, contrast_token="28")):
+        assert attribution_panel.setting_changed(session, changed).session.inspect == 0
