@@ -9,8 +9,6 @@ mode only allowlisted models, and strict budgets (see decoding.budgets) for ever
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from collections.abc import Iterator, Sequence
 
 from runtime import gpu, spaces
@@ -23,13 +21,11 @@ from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from .prefetch import PREFETCH
+from .readable import readable_errors
 from .request import Request
 from .targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
 
 STEP_KEYS = ("reset_rng", "force_token_id", "force_text")
-MESSAGE_CHARS = 200  # a library's multi-line dump is cut to one line of about this length
-_SOURCE_ECHO = re.compile(r"^\s*(\d+ \|.*|\^+)\s*$")  # llguidance's "  2 | text" and "     ^" lines
-_DUMP_START = ("<state>", "<grammar>")
 
 
 def check_chat(message: str, history: list[dict], max_tokens: int) -> None:
@@ -50,35 +46,6 @@ def check_chat(message: str, history: list[dict], max_tokens: int) -> None:
     budgets.check_conversation([*contents, message], "conversation")
     tokens = fields.integer("max_tokens", max_tokens, 1, accepted="a whole number of reply tokens >= 1")
     budgets.check("max_reply_tokens", tokens, "max_tokens")
-
-
-def _one_line(message: str) -> str:
-    """A library's multi-line message (source echo, carets, internal state dumps) as one short line."""
-    lines = []
-    for line in message.splitlines():
-        if line.strip().startswith(_DUMP_START):
-            break
-        if line.strip() and not _SOURCE_ECHO.match(line):
-            lines.append(" ".join(line.split()))
-    text = "; ".join(lines).replace(":;", ":")
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3].rstrip() + "..."
-
-
-def readable_errors(fn):
-    """Every refusal leaves as a one-line ValueError: grammar compilers answer with multi-line dumps."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            if "\n" not in str(exc):
-                raise
-            raise ValueError(_one_line(str(exc))) from None
-        except RecursionError as exc:  # a parser (JSON schema, grammar) meeting absurdly deep nesting
-            raise ValueError(f"the request is nested too deeply to read: {_one_line(str(exc))}") from None
-
-    return wrapper
 
 
 def model_status() -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from decoding import service
+from decoding import readable, service
 from decoding.model import STORE
 
 VOCAB = 49152
@@ -192,15 +192,15 @@ def test_bad_grammars_are_one_readable_line(baseline, schema_type, schema, words
     with pytest.raises(ValueError) as info:
         service.preview(request)
     message = str(info.value)
-    assert words in message and "\n" not in message and len(message) <= service.MESSAGE_CHARS
+    assert words in message and "\n" not in message and len(message) <= readable.MESSAGE_CHARS
     assert "<state>" not in message and "grammars" not in message and "^" not in message
     assert service.preview(GOOD) == baseline
 
 
 def test_one_line_keeps_short_messages_and_cuts_dumps():
-    assert service._one_line("a\n  1 | text\n      ^\nb") == "a; b"
-    assert service._one_line("failed: X\n<state>\nTokens: []\n</state>") == "failed: X"
-    assert len(service._one_line("x" * 500 + "\ny")) == service.MESSAGE_CHARS
+    assert readable.one_line("a\n  1 | text\n      ^\nb") == "a; b"
+    assert readable.one_line("failed: X\n<state>\nTokens: []\n</state>") == "failed: X"
+    assert len(readable.one_line("x" * 500 + "\ny")) == readable.MESSAGE_CHARS
 
 
 def test_integral_floats_and_nulls_are_accepted(baseline):
