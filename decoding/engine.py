@@ -6,85 +6,30 @@ the server-wide prefix cache makes each call cost about one incremental forward 
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache, partial
 
-import numpy as np
 import torch
 from jinja2 import TemplateError
 
 from . import distribution as dist_mod
 from . import llama_samplers as ls
 from .cache import PREFIX_CACHE, PrefixCache
+from .draws import draw_uniform, sample
 from .model import LoadedModel
 from .model.memo import per_model
 from .params import DecodingParams, check_token_ids
 from .request import Message, Request
+from .results import Choice, Result
 from .tokens import TokenView
 
 FINISH_REASONS = ("eos", "stop_sequence", "constraint_complete", "max_context")
 # Positions whose stages and summary are kept: a step reuses the analysis its preview (or the previous
 # step) made of the same position instead of recomputing it. About 1 MB each on a 49k vocabulary.
 ANALYSIS_MEMO_SIZE = 8
-
-
-@dataclass(frozen=True)
-class Choice:
-    """How one appended token was chosen, with the distribution in force at that moment."""
-
-    token: dict
-    how: str
-    dist: dict | None
-    draw: float | None = None
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Result:
-    """A preview (appended empty) or a step's outcome."""
-
-    prompt_tokens: list[dict]
-    completion_tokens: list[dict]
-    completion_ids: list[int]
-    completion_text: str
-    dist: dict | None
-    finished: bool
-    finish_reason: str | None
-    context_length: int
-    notice: str = ""
-    appended: list[dict] = field(default_factory=list)
-    appended_meta: list[dict] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def draw_uniform(seed: int | None, branch_id: str, position: int) -> float:
-    """A number in [0, 1): a pure function of (seed, branch, position) with a seed, fresh entropy without."""
-    if seed is None:
-        return secrets.randbits(53) / 2**53
-    digest = hashlib.blake2b(f"{seed}|{branch_id}|{position}".encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 11) / 2**53
-
-
-def sample(p_final: torch.Tensor, u: float) -> int:
-    """Inverse CDF over the final distribution: the token whose cumulative interval holds u."""
-    probs = p_final.detach().cpu().numpy()
-    cdf = np.cumsum(probs, dtype=np.float64)  # on one thread (see distribution.py)
-    if not np.isfinite(cdf[-1]) or cdf[-1] <= 0:
-        raise ValueError("no token has a positive final probability here: loosen the knobs (temperature, penalties)")
-    index = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), probs.size - 1)
-    while probs[index] <= 0:  # rounding can land on a zero-mass tail; step back to a real token
-        index -= 1
-    return index
 
 
 class Engine:

@@ -6,7 +6,7 @@ accepted range; callers turn it into a user-facing message.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from . import fields as parse
 from . import llama_samplers as ls
@@ -242,13 +242,6 @@ class ConstraintSpec:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    params: DecodingParams = field(default_factory=DecodingParams)
-
-
 def check_top_k(top_k: object, vocab_size: int | None = None) -> int:
     """top_k rows to display: an integer from 1 to the vocabulary size (any size >= 1 when not known yet)."""
     accepted = f"1 to {vocab_size} (the vocabulary size)" if vocab_size else "an integer >= 1"
@@ -273,42 +266,3 @@ def check_token_ids(name: str, ids: object, vocab_size: int | None = None) -> tu
             raise ValueError(f"{name}[{i}] = {parse.shown(raw)} is outside the vocabulary: accepted is {accepted}")
         out.append(value)
     return tuple(out)
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            "greedy",
-            "Always the most likely token: deterministic.",
-            DecodingParams(greedy=True, temperature=0.0, top_p=1.0, repetition_penalty=1.0),
-        ),
-        Preset(
-            "balanced", "A good default for chat.", DecodingParams(temperature=0.7, top_p=0.8, repetition_penalty=1.05)
-        ),
-        Preset(
-            "reliable",
-            "Focused and factual: low temperature, narrow nucleus.",
-            DecodingParams(temperature=0.3, top_p=0.5, repetition_penalty=1.1),
-        ),
-        Preset(
-            "creative",
-            "Varied and surprising: hot, wide nucleus, discourages repeats.",
-            DecodingParams(
-                temperature=1.1, top_p=0.95, repetition_penalty=1.0, presence_penalty=0.4, frequency_penalty=0.2
-            ),
-        ),
-        Preset(
-            "llama.cpp default",
-            "llama.cpp's defaults, in its order: top-k 40, top-p 0.95, min-p 0.05, then temperature 0.8.",
-            DecodingParams(
-                temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repetition_penalty=1.0, sampler_order="llama.cpp"
-            ),
-        ),
-        Preset(
-            "min-p creative",
-            "Hot (temperature 1.5) yet coherent: min-p 0.1 drops what is far below the best token.",
-            DecodingParams(temperature=1.5, min_p=0.1, top_p=1.0, repetition_penalty=1.0),
-        ),
-    )
-}

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from decoding.constraints import EXAMPLES
-from decoding.params import PRESETS, SAMPLER_ORDERS, check_sampler_order
+from decoding.params import SAMPLER_ORDERS, check_sampler_order
+from decoding.presets import PRESETS
 
 FLOAT_KNOBS = (
     "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",

@@ -13,7 +13,7 @@ import gradio as gr
 
 from decoding import constraints, service
 from decoding.model import default_model_id
-from decoding.params import PRESETS
+from decoding.presets import PRESETS
 
 from . import actions, render
 from .controls import CUSTOM, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values

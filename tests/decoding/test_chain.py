@@ -233,7 +233,7 @@ def xtc_request(engine, seed, branch="main", **params):
 
 
 def test_seeded_xtc_draw_is_a_pure_function_of_seed_branch_and_position(engine):
-    from decoding.engine import draw_uniform
+    from decoding.draws import draw_uniform
 
     draw = engine.xtc_draw(xtc_request(engine, 1), 3)
     assert draw == engine.xtc_draw(xtc_request(engine, 1), 3)
@@ -272,7 +272,7 @@ def test_engine_gives_the_chain_its_xtc_draw_and_its_dry_breakers(engine):
 def test_api_preview_shows_the_stages_in_order_with_their_counts(embedded):
     from decoding import service
     from decoding.model import STORE
-    from decoding.params import PRESETS
+    from decoding.presets import PRESETS
 
     STORE.use(embedded)
     params = PRESETS["llama.cpp default"].params.as_dict() | {"dry_multiplier": 0.8, "xtc_probability": 1.0}

@@ -9,7 +9,8 @@ import torch
 
 from decoding import engine as engine_mod
 from decoding.cache import PrefixCache
-from decoding.engine import Engine, draw_uniform, engine_for, sample
+from decoding.draws import draw_uniform, sample
+from decoding.engine import Engine, engine_for
 from decoding.model import LoadedModel
 
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0}

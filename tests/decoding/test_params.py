@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from decoding.params import (
-    PRESETS,
     SAMPLER_ORDERS,
     SAMPLER_STAGES,
     ConstraintSpec,
@@ -13,6 +12,7 @@ from decoding.params import (
     check_token_ids,
     check_top_k,
 )
+from decoding.presets import PRESETS
 
 VOCAB = 49152
 SAMPLER_DEFAULTS = {  # the request's names and defaults, as the API documents them

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from decoding.params import PRESETS, DecodingParams
+from decoding.params import DecodingParams
+from decoding.presets import PRESETS
 from ui import plots
 
 STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
