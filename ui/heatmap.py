@@ -37,7 +37,7 @@ PANEL_CSS = """
 .attr-tokens .comp { border-bottom: 2px solid #2563eb; cursor: help; }
 .attr-tokens .target { outline: 2px solid #f97316; }
 .attr-cands span { border: 1px solid #9ca3af; cursor: help; font-family: ui-monospace, monospace; }
-.attr-legend { font-size: 0.9em; margin-bottom: 6px; }
+.attr-legend { font-size: 0.9em; margin-top: 6px; }
 .attr-faith { font-size: 0.9em; }
 """
 PANEL_JS = """
@@ -167,7 +167,8 @@ def panel_html(
 
     The embedded request carries the aggregation and granularity, so hovering uses the Explain button's.
     `candidates` are those of the inspected completion token `at` (hovering one explains it there), else
-    of the next token (default: the result's).
+    of the next token (default: the result's). The legend comes last: it grows when a result arrives,
+    and nothing under the pointer may move then (a moved token would be hovered in its place).
     """
     plen = len(result["prompt_tokens"])
     spans = [f'<span data-pos="{i}">{html.escape(t["display"])}</span>' for i, t in enumerate(result["prompt_tokens"])]
@@ -184,9 +185,9 @@ def panel_html(
     return (
         f'<div class="attr" data-request="{html.escape(json.dumps(request))}" data-method="{method}" '
         f'data-plen="{plen}" data-hover="{hover}" data-slow="{html.escape(slow)}" data-at="{"" if at is None else at}">'
-        f'<div class="attr-legend">{intro if hover else html.escape(slow)}</div>'
         f'<div class="attr-tokens">{"".join(spans)}</div>'
-        f'<div class="attr-cands">{where}: {cands or "(none)"}</div></div>'
+        f'<div class="attr-cands">{where}: {cands or "(none)"}</div>'
+        f'<div class="attr-legend">{intro if hover else html.escape(slow)}</div></div>'
     )
 
 
