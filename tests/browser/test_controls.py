@@ -67,4 +67,4 @@ def test_cancel_stops_integrated_gradients_which_reports_real_progress(page):
     page.get_by_role("button", name="Cancel", exact=True).click()
     ui.step(page, 1)  # served at once, not after the cancelled computation
     page.wait_for_timeout(SETTLE_MS)
-    expect(page.locator("#attribution .score-token")).to_have_count(0)  # the cancelled result never arrives
+    expect(page.locator("#attribution .attr-cell")).to_have_count(0)  # the cancelled result never arrives

@@ -21,13 +21,13 @@ def test_explain_shows_a_heatmap_over_the_context_of_the_last_token(page):
     _open_attribution(page)
     texts = ui.token_texts(page)
     page.get_by_role("button", name=re.compile(r"^Explain this token")).click()
-    heat = page.locator("#attribution .score-token")
-    expect(heat).to_have_count(len(texts))
-    shown = [t.strip() for t in heat.all_inner_texts()]
-    assert shown[:-1] == texts[:-1]  # every context token, in order
-    assert shown[-1] == f"→ {texts[-1]}"  # then the target
-    expect(page.locator("#attribution .score-token.highlighted").first).to_be_visible()
-    expect(page.locator("#attribution-legend")).to_contain_text("attention")
+    heat = page.locator("#attribution .attr-cell")
+    expect(heat).to_have_count(len(texts) - 1)
+    assert [t.strip() for t in heat.all_inner_texts()] == texts[:-1]  # every context token, in order
+    expect(page.locator("#attribution .attr-target")).to_have_text(f"→ {texts[-1]}")  # then the target
+    colours = {heat.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(len(texts) - 1)}
+    assert len(colours) > 1  # painted by score, not one flat colour
+    expect(page.locator("#attribution .attr-legend-text")).to_contain_text("attention")
 
 
 def test_hovering_a_completion_token_colours_its_context(page):
