@@ -36,6 +36,7 @@ from bench.step import prompt_of
 from decoding import service
 from decoding.engine import engine_for
 from decoding.model import EMBEDDED_ID, STORE, load_model
+from decoding.prefetch import PREFETCH
 from server import gradio_api
 
 CONTEXT_TOKENS = 128
@@ -130,6 +131,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"steps per method (default {RUNS})")
     runs = parser.parse_args().runs
+    # Every method pays for a cold step: with prefetch a greedy walk would be served from memory, and the
+    # background forwards would compete with the engine's own steps for the same CPUs.
+    PREFETCH.configure(0)
     times, context = measure(runs)
     print_table(times, context, runs)
 
