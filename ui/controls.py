@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from decoding.constraints import EXAMPLES
-from decoding.params import SAMPLER_ORDERS, check_sampler_order
+from decoding.params import SAMPLER_ORDERS, DecodingParams, check_sampler_order
 from decoding.presets import PRESETS
 
 FLOAT_KNOBS = (
@@ -22,6 +22,7 @@ PARAM_FIELDS = (*FLOAT_KNOBS, *INT_KNOBS, "sampler_order")  # the sampling knobs
 API_NAMES = {"sample_top_k": "top_k"}  # `top_k` of the controls is the number of rows shown
 NO_PRESET = "(none)"
 CUSTOM = "custom"
+_PARAMS = DecodingParams()  # the knobs start where the API's defaults are
 ORDER_CHOICES = (*SAMPLER_ORDERS, CUSTOM)  # the named sampler orders, then the user's own (`custom_order`)
 
 
@@ -33,23 +34,23 @@ class Controls:
     system_prompt: str = ""
     use_chat_template: bool = False
     preset: str = "balanced"
-    temperature: float = 0.7
-    top_p: float = 0.8
-    repetition_penalty: float = 1.05
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    sample_top_k: int = 0
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    top_n_sigma: float = 0.0
-    epsilon_cutoff: float = 0.0
-    eta_cutoff: float = 0.0
-    xtc_threshold: float = 0.1
-    xtc_probability: float = 0.0
-    dry_multiplier: float = 0.0
-    dry_base: float = 1.75
-    dry_allowed_length: int = 2
-    dry_penalty_last_n: int = -1
+    temperature: float = _PARAMS.temperature
+    top_p: float = _PARAMS.top_p
+    repetition_penalty: float = _PARAMS.repetition_penalty
+    presence_penalty: float = _PARAMS.presence_penalty
+    frequency_penalty: float = _PARAMS.frequency_penalty
+    sample_top_k: int = _PARAMS.top_k
+    min_p: float = _PARAMS.min_p
+    typical_p: float = _PARAMS.typical_p
+    top_n_sigma: float = _PARAMS.top_n_sigma
+    epsilon_cutoff: float = _PARAMS.epsilon_cutoff
+    eta_cutoff: float = _PARAMS.eta_cutoff
+    xtc_threshold: float = _PARAMS.xtc_threshold
+    xtc_probability: float = _PARAMS.xtc_probability
+    dry_multiplier: float = _PARAMS.dry_multiplier
+    dry_base: float = _PARAMS.dry_base
+    dry_allowed_length: int = _PARAMS.dry_allowed_length
+    dry_penalty_last_n: int = _PARAMS.dry_penalty_last_n
     sampler_order: str = "transformers"
     custom_order: str = ", ".join(SAMPLER_ORDERS["llama.cpp"])  # a list of the stages, used when the order is custom
     seed: str = ""
