@@ -183,6 +183,15 @@ def compute(
         if not torch.isfinite(masked).any():
             raise ValueError("the constraint allows no token here: no candidate is valid")
         chain.removed("constraint", masked)
+    _run_samplers(chain, params, xtc_draw)
+    if params.is_greedy:
+        chain.greedy()
+    kept = chain.survivors if chain.survivors is not None else _finite(chain.logits)
+    return Stages(tuple(chain.stages), valid, params.is_greedy, constraint_type, kept, shown)
+
+
+def _run_samplers(chain: _Chain, params: DecodingParams, xtc_draw: float) -> None:
+    """The samplers of `params.sampler_order` that are on, each on the logits the previous one left."""
     samplers = params.active_samplers
     for name in samplers:
         if name == "top_p":
@@ -191,10 +200,6 @@ def compute(
             chain.moved(name, knobs.temperature(chain.logits, params.temperature))
         else:
             chain.removed(name, SAMPLERS[name](chain.logits, params, xtc_draw))
-    if params.is_greedy:
-        chain.greedy()
-    kept = chain.survivors if chain.survivors is not None else _finite(chain.logits)
-    return Stages(tuple(chain.stages), valid, params.is_greedy, constraint_type, kept, shown)
 
 
 def final_log_probs(

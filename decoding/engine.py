@@ -20,6 +20,7 @@ from . import llama_samplers as ls
 from .cache import PREFIX_CACHE, PrefixCache
 from .draws import draw_uniform, sample
 from .model import LoadedModel
+from .model.loaded import eos_ids
 from .model.memo import per_model
 from .params import DecodingParams, check_token_ids
 from .request import Message, Request
@@ -39,7 +40,7 @@ class Engine:
         self.loaded = loaded
         self.cache = cache
         self.view = TokenView(loaded.tokenizer)
-        self.eos_ids = _eos_ids(loaded)
+        self.eos_ids = eos_ids(loaded)
         self.context_length = loaded.context_length  # read from the config once, not several times a step
         # Over a weak proxy, not the bound method: self -> cache -> method -> self would be a reference cycle,
         # and a cycle keeps the engine and its model alive after a switch until a full garbage collection.
@@ -280,19 +281,6 @@ class Engine:
         for j, token in enumerate(new):
             meta.append(self._meta(self.analysis(req, prompt, (*completion, *new[:j])), token, "forced_text"))
         return new, meta
-
-
-def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
-    ids = set()
-    tok_eos = getattr(loaded.tokenizer, "eos_token_id", None)
-    if isinstance(tok_eos, int):
-        ids.add(tok_eos)
-    gen = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
-    if isinstance(gen, int):
-        ids.add(gen)
-    elif isinstance(gen, list | tuple):
-        ids.update(int(i) for i in gen)
-    return frozenset(ids)
 
 
 def engine_for(loaded: LoadedModel) -> Engine:

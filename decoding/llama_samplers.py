@@ -92,11 +92,7 @@ def dry(
     limit = _repeat_limit(backwards, breakers)
     if limit < allowed_length:
         return logits
-    longest: dict[int, int] = {}
-    for k, match in enumerate(_z_function(backwards)[1:], start=1):
-        length = min(match, limit)
-        if length >= allowed_length:  # the token after this occurrence would make the repeat length + 1
-            longest[backwards[k - 1]] = max(length, longest.get(backwards[k - 1], 0))
+    longest = _longest_repeats(backwards, limit, allowed_length)
     penalised = {t: n for t, n in longest.items() if () not in breakers.get(t, ())}
     if not penalised:
         return logits
@@ -105,6 +101,16 @@ def dry(
     out = logits.clone()
     out[ids] = logits[ids] - torch.tensor(amounts, dtype=logits.dtype, device=logits.device)
     return out
+
+
+def _longest_repeats(backwards: list[int], limit: int, allowed_length: int) -> dict[int, int]:
+    """For each token that would extend a repeat of the window's end, the longest such repeat (capped at `limit`)."""
+    longest: dict[int, int] = {}
+    for k, match in enumerate(_z_function(backwards)[1:], start=1):
+        length = min(match, limit)
+        if length >= allowed_length:  # the token after this occurrence would make the repeat length + 1
+            longest[backwards[k - 1]] = max(length, longest.get(backwards[k - 1], 0))
+    return longest
 
 
 def _dry_penalty(exponent: int, multiplier: float, base: float) -> float:

@@ -13,7 +13,6 @@ stay small (Gradio's plot component updates the drawn figure in place with `Plot
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -134,8 +133,8 @@ def distribution_figure(
     `chosen` marks the token that was picked, when showing the distribution of an earlier step.
     """
     if not dist:
-        layout = _layout(0, 0) | {"annotations": [_note(empty or "No distribution: the completion is finished.")]}
-        return _figure([], layout)
+        layout = _layout(0, 0) | {"annotations": [note(empty or "No distribution: the completion is finished.")]}
+        return light_figure([], layout)
     rows = shown_rows(dist, chosen)
     y = list(range(len(rows)))
     labels = [row.label for row in rows]
@@ -154,7 +153,7 @@ def distribution_figure(
         layout |= {"updatemenus": [_stage_menu(dist, rows, final_index, cuts)], "margin": layout["margin"] | {"t": 56}}
         layout["height"] += 36
     layout["yaxis"] |= {"tickvals": y, "ticktext": labels}
-    return _figure(traces, layout)
+    return light_figure(traces, layout)
 
 
 def _stage_menu(dist: dict, rows: tuple[ShownRow, ...], final_index: int, cuts: list[dict]) -> dict:
@@ -231,7 +230,7 @@ def _mark_keys(rows: tuple[ShownRow, ...]) -> list[dict]:
     ]  # fmt: skip
 
 
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
+def light_figure(traces: list[dict], layout: dict) -> go.Figure:
     # Validation costs milliseconds per trace on every redraw; these dicts are built to Plotly's schema.
     return go.Figure(data=traces, layout=layout, _validate=False)
 
@@ -253,49 +252,5 @@ def _layout(n_rows: int, n_legend: int) -> dict:
     }
 
 
-def _note(text: str) -> dict:
+def note(text: str) -> dict:
     return {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
-
-
-def timeline_figure(meta: list[dict]) -> go.Figure:
-    """Entropy of the final distribution and surprisal of the chosen token, per completion token."""
-    xs, entropy, surprisal, surprisal_base, labels = [], [], [], [], []
-    for i, record in enumerate(meta):
-        dist = record.get("dist")
-        rows = shown_rows(dist) if dist else ()  # a forced token may be among the pushed-down rows only
-        chosen = next((r.token for r in rows if r.token["id"] == record["token"]["id"]), None)
-        if chosen is None:
-            continue
-        xs.append(i + 1)
-        labels.append(record["token"]["display"])
-        entropy.append(abs(dist["entropy_final"]))
-        surprisal.append(_bits(chosen["p_final"]))
-        surprisal_base.append(_bits(chosen["p_base"]))
-    series = (
-        (entropy, "entropy of p_final (bits)", "lines+markers", {}, "entropy "),
-        (surprisal, "surprisal of the chosen token under p_final", "lines+markers", {}, ""),
-        (surprisal_base, "… under p_base", "lines", {"dash": "dot"}, ""),
-    )
-    traces = [
-        {"type": "scatter", "x": xs, "y": ys, "name": name, "mode": mode, "line": line, "customdata": labels,
-         "hovertemplate": f"token %{{x}} %{{customdata}}<br>{prefix}%{{y:.2f}} bits<extra></extra>"}
-        for ys, name, mode, line, prefix in series
-    ]  # fmt: skip
-    layout = {
-        "height": 260,
-        "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
-        "legend": {"orientation": "h", "y": -0.25, "x": 0},
-        "xaxis": {"dtick": 1, "gridcolor": GRID_COLOR},
-        "yaxis": {"title": {"text": "bits"}, "rangemode": "tozero", "gridcolor": GRID_COLOR},
-        "plot_bgcolor": "white",
-        "paper_bgcolor": "white",
-        "template": {},
-    }
-    if not xs:
-        layout["annotations"] = [_note("Step to see how sure the model was at each token.")]
-    return _figure(traces, layout)
-
-
-def _bits(p: float) -> float:
-    """Surprisal in bits; a forced token the knobs excluded (p = 0) is capped for display."""
-    return min(-math.log2(p), 30.0) if p > 0 else 30.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import heatmap, lookahead_view, plots, render
+from . import heatmap, lookahead_view, plots, render, timeline
 from .controls import Controls
 from .request import attribution_request, fingerprint, prompt_request, request_for
 from .state import Ghost, Prefs, Session
@@ -158,7 +158,7 @@ def _hover(frame: Frame) -> str:
 
 
 def _timeline(frame: Frame):
-    return plots.timeline_figure(list(frame.session.branch.meta))
+    return timeline.timeline_figure(list(frame.session.branch.meta))
 
 
 def _lookahead_key(frame: Frame) -> str:

@@ -75,3 +75,17 @@ class LoadedModel:
             context_length=self.context_length,
             placement=self.placement,
         )
+
+
+def eos_ids(loaded: LoadedModel) -> frozenset[int]:
+    """Every id that ends a completion: the tokenizer's eos and the generation config's (one id or a list)."""
+    ids = set()
+    tok_eos = getattr(loaded.tokenizer, "eos_token_id", None)
+    if isinstance(tok_eos, int):
+        ids.add(tok_eos)
+    gen = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    if isinstance(gen, int):
+        ids.add(gen)
+    elif isinstance(gen, list | tuple):
+        ids.update(int(i) for i in gen)
+    return frozenset(ids)

@@ -9,7 +9,7 @@ import pytest
 
 from decoding.params import DecodingParams
 from decoding.presets import PRESETS
-from ui import plots
+from ui import plots, timeline
 
 STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
 
@@ -146,13 +146,13 @@ def test_timeline_surprisal_and_entropy_per_token():
         {"token": {"id": 7, "display": "b"}, "dist": None},  # forced with the model off: no point
         {"token": {"id": 9, "display": "c"}, "dist": _dist([_row(1, 0.5, 1.0)], pushed_down=[_row(9, 0.5, 0.0)])},
     ]
-    fig = plots.timeline_figure(meta)
+    fig = timeline.timeline_figure(meta)
     entropy, surprisal, surprisal_base = (list(t.y) for t in fig.data)
     assert list(fig.data[0].x) == [1, 3]
     assert entropy == [0.0, 1.0]
     assert surprisal == [pytest.approx(-math.log2(0.25)), 30.0]  # p_final 0 (forced): capped
     assert surprisal_base == [pytest.approx(1.0), pytest.approx(1.0)]
-    assert not plots.timeline_figure([]).data[0].x
+    assert not timeline.timeline_figure([]).data[0].x
 
 
 @pytest.fixture(scope="module")
