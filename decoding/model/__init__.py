@@ -7,7 +7,7 @@
 - `loaded`: LoadedModel and ModelStatus;
 - `loading`: loading a model, with readable failures;
 - `memo`: values derived from the current model, dropped when it changes;
-- `store`: the shared `STORE` and `MODEL_LOCK`.
+- `store`: the shared `STORE`.
 """
 
 from .devices import device_map_choice, pick_device, summarise_device_map
@@ -16,12 +16,11 @@ from .embedded import EMBEDDED_ALIASES, EMBEDDED_ID, embedded_gguf
 from .loaded import LoadedModel, ModelStatus
 from .loading import load_model
 from .settings import StoreSettings
-from .store import MODEL_LOCK, STORE, ModelStore, available_models, default_model_id
+from .store import STORE, ModelStore, available_models, default_model_id
 
 __all__ = [
     "EMBEDDED_ALIASES",
     "EMBEDDED_ID",
-    "MODEL_LOCK",
     "STORE",
     "LoadedModel",
     "ModelStatus",

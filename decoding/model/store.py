@@ -1,4 +1,6 @@
-"""The one shared model of the process: `STORE` loads, switches and reports on it; `MODEL_LOCK` guards its use.
+"""The one shared model of the process: `STORE` loads, switches and reports on it.
+
+Every use of the model goes through the model lane (decoding/lane.py).
 
 Loading a new model swaps it in only when the load succeeds; a failed load, whatever it raised, leaves the
 previous model working and records the reason in the status as one line. A switch drops every value derived
@@ -20,9 +22,6 @@ from .loading import describe_load_error, load_model
 from .settings import StoreSettings
 
 HUB_FALLBACK_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # the default model where the embedded one is not installed
-# Every forward pass and every temporary change to the shared model happens under this lock, so a
-# change made for one request (attention implementation, hooks, grad mode) is never seen by another.
-MODEL_LOCK = threading.RLock()
 
 
 class ModelStore:
