@@ -60,11 +60,12 @@ def browser():
 
 @pytest.fixture
 def page(request, browser, app_url):
-    """A fresh page (a new Gradio session) with the model ready and the first preview drawn."""
+    """A fresh page (a new Gradio session) with the model ready, the first preview drawn and a fixed seed."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     request.addfinalizer(context.close)
     page = context.new_page()
     page.set_default_timeout(ui.EVENT_TIMEOUT_MS)
     request.node.stash[PAGE_KEY] = page
     ui.open_app(page, app_url)
+    ui.fix_seed(page)
     return page

@@ -15,6 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MODEL_ID = "SmolLM2-135M-Instruct"
+TEST_SEED = 1
 READY_TIMEOUT_MS = 180_000  # first page: model load (or first-run conversion) and the first preview
 EVENT_TIMEOUT_MS = 45_000  # one event (step, preview, delete) on a loaded machine
 expect.set_options(timeout=EVENT_TIMEOUT_MS)  # every retrying expect, not only those given a timeout
@@ -46,6 +47,14 @@ def open_app(page: Page, url: str) -> None:
     expect(page.locator("#model-status")).to_contain_text(f"Model {MODEL_ID}", timeout=READY_TIMEOUT_MS)
     expect(summary(page)).to_have_text(re.compile(r"^\s*\d+ completion tokens"), timeout=READY_TIMEOUT_MS)
     page.wait_for_function(FIGURE_JS, timeout=READY_TIMEOUT_MS)
+
+
+def fix_seed(page: Page, seed: int = TEST_SEED) -> None:
+    """Type a seed: the default (blank) samples afresh each session, and a rare draw (an early eos) would
+    end a completion that a test steps through."""
+    box = page.get_by_label("Seed (blank = random)", exact=True)
+    box.fill(str(seed))
+    box.blur()
 
 
 def summary(page: Page) -> Locator:
