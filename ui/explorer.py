@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import actions
+from . import actions, bars
 from .controls import Controls
 from .render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
 
@@ -43,7 +43,11 @@ def create_explorer() -> dict:
     c["summary"] = gr.Markdown(elem_id="summary")
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
     with gr.Row(equal_height=False, elem_id="dist-row"):
-        c["plot"] = gr.Plot(label="Next-token distribution", scale=1, elem_id="dist-plot", min_width=340)
+        with gr.Column(scale=1, min_width=340):  # the column keeps the width: gr.HTML ignores min_width
+            c["plot"] = gr.HTML(
+                label="Next-token distribution", show_label=True, container=True, padding=True,
+                elem_id="dist-plot", css_template=bars.CSS, js_on_load=None,
+            )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
             min_width=300, wrap=True, elem_id="candidates", column_widths=["25%", "19%", "17%", "17%", "22%"],

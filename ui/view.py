@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import heatmap, lookahead_view, plots, render, timeline
+from . import bars, heatmap, lookahead_view, render, timeline
 from .controls import Controls
 from .request import attribution_request, fingerprint, prompt_request, request_for
 from .state import Ghost, Prefs, Session
@@ -107,15 +107,15 @@ def _with_ghost(frame: Frame) -> Session:
     return replace(frame.session, ghost=Ghost(frame.session.current, position, p, rows))
 
 
-def _figure(frame: Frame):
+def _bars(frame: Frame) -> str:
     session, previous = frame.session, frame.session.ghost
     dist = shown_dist(frame)
     if session.inspect is not None:
-        return plots.distribution_figure(dist, None, chosen=_chosen(frame))
+        return bars.bars_html(dist, None, chosen=_chosen(frame))
     position = len(frame.result["completion_ids"])
     same_place = previous.position == position and previous.branch == session.current
     ghost = dict(previous.p) if same_place and previous.p else None
-    return plots.distribution_figure(dist, ghost, empty=_empty_note(frame.result))
+    return bars.bars_html(dist, ghost, empty=_empty_note(frame.result))
 
 
 def _chosen(frame: Frame) -> int | None:
@@ -171,7 +171,7 @@ def _branch_key(frame: Frame) -> str:
 
 _PANELS = {
     "tokens": (_tokens_key, lambda f: render.token_spans(f.result, f.session.branch.meta)),
-    "plot": (_dist_key, _figure),
+    "plot": (_dist_key, _bars),
     "candidates": (_dist_key, lambda f: render.candidate_rows(shown_dist(f), _chosen(f))),
     "stages": (_dist_key, _stages),
     "back": (lambda f: f.session.inspect is not None, lambda f: gr.Button(visible=f.session.inspect is not None)),

@@ -1,15 +1,15 @@
-"""The bar chart's rows, marks and legend, and the timeline, on hand-made distributions (no model)."""
+"""The next-token bars (rows, widths, marks, legend, stage menu) and the timeline, on hand-made distributions."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
 from decoding.params import DecodingParams
 from decoding.presets import PRESETS
-from ui import plots, timeline
+from tests.ui import chart
+from ui import bars, plots, timeline
 
 STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
 
@@ -33,104 +33,139 @@ def _dist(rows: list[dict], greedy=False, pushed_down=()) -> dict:
     return {"tokens": rows, "greedy": greedy, "pushed_down": list(pushed_down), "entropy_final": 1.0}
 
 
-def _legend(fig) -> list[str]:
-    return [trace.name for trace in fig.data]
+def _marked(seen: chart.Seen, symbol: str) -> list[str]:
+    return [label for label in seen.labels if symbol in label]
 
 
-def _labels(fig) -> list[str]:
-    return list(fig.layout.yaxis.ticktext)
-
-
-def _marked(fig, symbol: str) -> list[str]:
-    return [label for label in _labels(fig) if symbol in label]
-
-
-def _texts(fig) -> list[str]:
-    return [text for trace in fig.data if trace.text for text in trace.text if text]
+def _everything(seen: chart.Seen) -> list[str]:
+    return [*seen.labels, *seen.legend, *seen.notes]
 
 
 def test_all_kept_has_no_marks_and_no_mark_legend():
-    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]))
-    assert _labels(fig) == ["t1", "t2"]
-    assert _legend(fig) == ["p_base (raw model)", "p_final (after all stages)"]
-    assert _texts(fig) == ["60.0%", "40.0%"]
+    seen = chart.seen(bars.bars_html(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)])))
+    assert seen.labels == ["t1", "t2"]
+    assert seen.legend == ["p_base (raw model)", "p_final (after all stages)"]
+    assert seen.notes == ["60.0%", "40.0%"]
+    assert seen.red == [None, None] and not seen.chips  # one stage or none: no stage menu
+
+
+def test_bar_widths_are_the_probabilities():
+    dist = _dist([_row(1, 0.61234, 0.7), _row(2, 0.3, 0.3), _row(3, 0.08766, 0.0, kept=False)])
+    seen = chart.seen(bars.bars_html(dist))
+    assert seen.ids == [1, 2, 3]
+    assert seen.base == pytest.approx([row["p_base"] for row in dist["tokens"]], abs=5e-5)
+    assert seen.blue[:2] == pytest.approx([0.7, 0.3], abs=5e-5)
+    assert seen.blue[2] is None and seen.red[2] == pytest.approx(0.08766 * 1.2, abs=5e-5)
 
 
 def test_top_p_cut_draws_a_red_bar_at_the_probability_before_the_cut_and_its_legend():
     rows = [_row(1, 0.7, 1.0), _row(2, 0.2, 0.0, kept=False), _row(3, 0.1, 0.0, kept=False)]
-    fig = plots.distribution_figure(_dist(rows))
-    assert _marked(fig, "✂") == ["✂ t2", "✂ t3"]
-    cut = [t for t in fig.data if t.name.startswith("✂ cut by top-p")]
-    assert len(cut) == 1 and cut[0].marker.color == plots.CUT_COLOR
-    assert list(cut[0].x) == [None, pytest.approx(0.2 * 1.2), pytest.approx(0.1 * 1.2)]  # the constraint stage
-    assert cut[0].offsetgroup == next(t for t in fig.data if t.name.startswith("p_final")).offsetgroup
-    assert not any(name.startswith(("○", "⊘", "↓")) for name in _legend(fig))
+    seen = chart.seen(bars.bars_html(_dist(rows)))
+    assert _marked(seen, "✂") == ["✂ t2", "✂ t3"]
+    assert seen.red == [None, pytest.approx(0.2 * 1.2), pytest.approx(0.1 * 1.2)]  # the constraint stage
+    assert seen.notes[1:] == ["✂ cut by top-p", "✂ cut by top-p"]
+    assert [e for e in seen.legend if e.startswith("✂")] == ["✂ cut by top-p (red: probability before the cut)"]
+    assert not any(entry.startswith(("○", "⊘", "↓")) for entry in seen.legend)
 
 
 def test_greedy_is_its_own_mark_and_never_says_top_p():
     rows = [_row(1, 0.5, 1.0), _row(2, 0.3, 0.0, kept=False), _row(3, 0.2, 0.0, kept=False)]
-    fig = plots.distribution_figure(_dist(rows, greedy=True))
-    assert _marked(fig, "○") == ["○ t2", "○ t3"]
-    assert not _marked(fig, "✂")
-    assert not any("top-p" in text for text in [*_legend(fig), *_texts(fig), *_labels(fig)])
-    assert [name for name in _legend(fig) if name.startswith("○")] == [plots.GREEDY.legend]
+    seen = chart.seen(bars.bars_html(_dist(rows, greedy=True)))
+    assert _marked(seen, "○") == ["○ t2", "○ t3"]
+    assert not _marked(seen, "✂") and seen.red == [None, None, None]
+    assert not any("top-p" in text for text in _everything(seen))
+    assert [entry for entry in seen.legend if entry.startswith("○")] == [plots.GREEDY.legend]
+    assert seen.notes[1] == "○ not greedy's pick"
 
 
 def test_removed_by_from_the_row_wins_over_kept_and_valid():
     rows = [_row(1, 0.5, 1.0, removed_by=None), _row(2, 0.5, 0.0, kept=False, removed_by="greedy")]
-    fig = plots.distribution_figure(_dist(rows, greedy=False))
-    assert _marked(fig, "○") == ["○ t2"] and not _marked(fig, "✂")
+    seen = chart.seen(bars.bars_html(_dist(rows, greedy=False)))
+    assert _marked(seen, "○") == ["○ t2"] and not _marked(seen, "✂")
 
 
 def test_another_truncation_stage_is_cut_by_its_own_name():
     rows = [_row(1, 0.9, 1.0, removed_by=None), _row(2, 0.1, 0.0, kept=False, removed_by="min_p")]
-    fig = plots.distribution_figure(_dist(rows))
-    assert any(name.startswith("✂ cut by min-p") for name in _legend(fig))
-    assert not any("top-p" in name for name in _legend(fig))
+    seen = chart.seen(bars.bars_html(_dist(rows)))
+    assert any(entry.startswith("✂ cut by min-p") for entry in seen.legend)
+    assert not any("top-p" in text for text in _everything(seen))
 
 
 def test_constraint_mark_and_legend_only_when_a_row_is_forbidden():
     rows = [_row(1, 0.5, 1.0), _row(2, 0.5, 0.0, kept=False, valid=False)]
-    fig = plots.distribution_figure(_dist(rows))
-    assert _marked(fig, "⊘") == ["⊘ t2"]
-    assert plots.CONSTRAINT.legend in _legend(fig)
-    assert not _marked(fig, "✂") and not any(name.startswith("✂") for name in _legend(fig))
+    seen = chart.seen(bars.bars_html(_dist(rows)))
+    assert _marked(seen, "⊘") == ["⊘ t2"] and seen.notes[1] == "⊘ forbidden"
+    assert plots.CONSTRAINT.legend in seen.legend
+    assert not _marked(seen, "✂") and not any(entry.startswith("✂") for entry in seen.legend)
 
 
 def test_pushed_down_rows_are_added_once_and_marked():
     rows = [_row(1, 0.3, 0.8), _row(2, 0.2, 0.2)]
     pushed = [_row(9, 0.5, 0.0, kept=False)]
     for dist in (_dist(rows, pushed_down=pushed), _dist(rows + pushed, pushed_down=pushed)):  # widened or not
-        fig = plots.distribution_figure(dist)
-        assert _labels(fig) == ["t1", "t2", "↓✂ t9"]
-        assert plots.PUSHED_DOWN.legend in _legend(fig)
-        assert list(next(t for t in fig.data if t.name.startswith("p_base")).x) == [0.3, 0.2, 0.5]
-    assert plots.PUSHED_DOWN.legend not in _legend(plots.distribution_figure(_dist(rows)))
+        seen = chart.seen(bars.bars_html(dist))
+        assert seen.labels == ["t1", "t2", "↓✂ t9"]
+        assert plots.PUSHED_DOWN.legend in seen.legend
+        assert seen.base == [0.3, 0.2, 0.5]
+    assert plots.PUSHED_DOWN.legend not in chart.seen(bars.bars_html(_dist(rows))).legend
 
 
-def test_chosen_row_is_marked_with_a_legend_entry():
-    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]), chosen=2)
-    assert _labels(fig) == ["t1", "▶ t2"]
-    assert plots.CHOSEN.legend in _legend(fig)
+def test_chosen_row_is_marked_and_highlighted_with_a_legend_entry():
+    seen = chart.seen(bars.bars_html(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]), chosen=2))
+    assert seen.labels == ["t1", "▶ t2"] and seen.chosen == ["▶ t2"]
+    assert plots.CHOSEN.legend in seen.legend
 
 
 def test_ghost_bars_show_the_previous_p_final_by_token_id():
-    fig = plots.distribution_figure(_dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)]), ghost={2: 0.25})
-    ghost = next(t for t in fig.data if t.name.startswith("p_final before"))
-    assert list(ghost.x) == [0.0, 0.25]
+    dist = _dist([_row(1, 0.6, 0.6), _row(2, 0.4, 0.4)])
+    seen = chart.seen(bars.bars_html(dist, ghost={2: 0.25}))
+    assert seen.ghost == [0.0, 0.25] and bars.GHOST_NAME in seen.legend
+    assert not chart.seen(bars.bars_html(dist)).ghost
 
 
-def test_the_figure_is_light_json_without_a_template():
-    rows = [_row(i, 0.1, 0.1 if i < 5 else 0.0, kept=i < 5) for i in range(10)]
-    data = json.loads(plots.distribution_figure(_dist(rows)).to_json())
-    assert data["layout"]["template"] == {}
-    assert len(data["data"]) <= 6
-    assert "annotations" not in data["layout"]
+def test_token_text_is_escaped():
+    row = _row(1, 1.0, 1.0) | {"display": '<b onclick="x">&amp;</b>'}
+    html = bars.bars_html(_dist([row]))
+    assert "<b" not in html and 'onclick="' not in html
+    assert chart.seen(html).labels == ['<b onclick="x">&amp;</b>']
+    assert chart.parse(html).all("nt-label")[0].attrs["title"].startswith('<b onclick="x">&amp;</b> · p_base 1.0000')
+
+
+def test_the_stage_menu_has_each_stage_with_its_widths_and_the_cuts_applied_so_far():
+    rows = [_row(1, 0.5, 1.0), _row(2, 0.3, 0.0, kept=False), _row(3, 0.2, 0.0, kept=False, valid=False)]
+    counts = dict(zip(STAGE_NAMES, (49152, 49152, 49152, 2, 1), strict=True))
+    dist = _dist(rows) | {"stages": list(STAGE_NAMES), "stage_counts": counts}
+    html = bars.bars_html(dist)
+    final = chart.seen(html)
+    chips = ["base (49,152)", "penalties (49,152)", "temperature (49,152)", "constraint (2)", "all stages (1)"]
+    assert final.chips == chips and final.checked == ["top_p"]
+    for k, stage in enumerate(STAGE_NAMES[:-1]):
+        seen = chart.seen(html, k)
+        cut_yet = stage == "constraint"  # the constraint removed t3 there; top-p cuts t2 only at the end
+        expected = [row["stages"][stage] for row in rows]
+        assert seen.blue == pytest.approx(expected) and seen.red == [None, None, None]
+        assert seen.notes[2] == ("⊘ forbidden" if cut_yet else f"{expected[2]:.1%}")
+        assert [e for e in seen.legend if "(after" in e or e.startswith("p after")] == [f"p after {stage}"]
+        assert not any(entry.startswith("✂") for entry in seen.legend)
+    assert final.blue == [1.0, None, 0.0] and final.red == [None, pytest.approx(0.3 * 1.2), None]
+    assert "✂ cut by top-p (red: probability before the cut)" in final.legend
+    assert chart.seen(html, len(STAGE_NAMES) - 1) == final  # the last radio shows what shows by default
+
+
+def test_every_stage_index_of_the_longest_chain_has_its_menu_rule():
+    names = [f"s{k}" for k in range(bars.MAX_STAGES + 1)]
+    row = _row(1, 1.0, 1.0) | {"stages": dict.fromkeys(names, 1.0)}
+    dist = _dist([row]) | {"stages": names[: bars.MAX_STAGES]}
+    assert len(chart.seen(bars.bars_html(dist)).chips) == bars.MAX_STAGES
+    assert all(f".nt-pick.k{k}:checked) .nt-v:not(.k{k})" in bars.CSS for k in range(bars.MAX_STAGES))
+    assert not chart.seen(bars.bars_html(dist | {"stages": names})).chips  # longer than any chain: final view only
 
 
 def test_no_distribution_shows_the_reason():
-    fig = plots.distribution_figure(None, empty="finished: eos")
-    assert fig.layout.annotations[0].text == "finished: eos" and not fig.data
+    seen = chart.seen(bars.bars_html(None, empty="No distribution: finished (eos)."))
+    assert not seen.labels and not seen.legend
+    assert "No distribution: finished (eos)." in bars.bars_html(None, empty="No distribution: finished (eos).")
+    assert bars.FINISHED in bars.bars_html(None) and "<b>" not in bars.bars_html(None, empty="<b>")
 
 
 def test_shown_rows_for_a_table():
@@ -176,22 +211,21 @@ def summarized(tokenizer):
 
 def test_real_rows_under_the_greedy_preset_never_say_top_p(summarized):
     dist = summarized(PRESETS["greedy"].params)
-    fig = plots.distribution_figure(dist)
-    assert len(_marked(fig, "○")) == len(dist["tokens"]) - 1
-    assert not any("top-p" in text or "✂" in text for text in [*_legend(fig), *_texts(fig), *_labels(fig)])
+    seen = chart.seen(bars.bars_html(dist))
+    assert len(_marked(seen, "○")) == len(dist["tokens"]) - 1
+    assert not any("top-p" in text or "✂" in text for text in _everything(seen))
 
 
 def test_real_rows_cut_by_top_p_are_exactly_the_red_bars(summarized):
     dist = summarized(DecodingParams(temperature=1.0, top_p=0.5))
     cut_ids = [r["id"] for r in dist["tokens"] if not r["kept"]]
-    fig = plots.distribution_figure(dist)
-    red = next(t for t in fig.data if t.name.startswith("✂ cut by top-p"))
-    assert [dist["tokens"][i]["id"] for i, x in enumerate(red.x) if x is not None] == cut_ids
-    assert cut_ids and len(_marked(fig, "✂")) == len(cut_ids)
+    seen = chart.seen(bars.bars_html(dist))
+    assert [token_id for token_id, red in zip(seen.ids, seen.red, strict=True) if red is not None] == cut_ids
+    assert cut_ids and len(_marked(seen, "✂")) == len(cut_ids)
 
 
 def test_real_rows_pushed_down_by_a_penalty_are_shown(summarized):
     dist = summarized(DecodingParams(temperature=1.0, top_p=1.0, repetition_penalty=3.0))
     assert dist["pushed_down"]
-    fig = plots.distribution_figure(dist)
-    assert _marked(fig, "↓") == [f"↓ {r['display']}" for r in dist["pushed_down"]]
+    seen = chart.seen(bars.bars_html(dist))
+    assert _marked(seen, "↓") == [f"↓ {r['display']}" for r in dist["pushed_down"]]

@@ -1,4 +1,4 @@
-"""The sampler chain in the explorer: the order control, the stage table's columns and the chart's stage menu."""
+"""The sampler chain in the explorer: the order control, the stage table's columns and the bars' stage menu."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from decoding import service
 from decoding.model import STORE
 from decoding.params import SAMPLER_ORDERS
-from ui import plots, render
+from tests.ui import chart
+from ui import bars, plots, render
 from ui.controls import Controls, matching_preset, preset_values
 from ui.request import request_for
 from ui.state import Session
@@ -55,20 +56,18 @@ def test_the_llama_cpp_preset_table_has_its_stages_in_llama_cpp_order_with_token
     assert any(row[4] == "✂ min-p" for row in render.candidate_rows(dist))
 
 
-def test_the_stage_menu_restyles_the_blue_bars_to_each_stage_and_shows_only_the_cuts_so_far():
+def test_the_stage_menu_shows_the_blue_bars_after_each_stage_and_only_the_cuts_so_far():
     dist = _dist(replace(LLAMA, min_p=0.2))
-    figure = plots.distribution_figure(dist).to_plotly_json()
-    menu = figure["layout"]["updatemenus"][0]
-    assert [b["label"].split(" (")[0] for b in menu["buttons"]] == [
-        f"Showing: after {plots.stage_title(s)}" for s in dist["stages"][:-1]
-    ] + ["Showing: after all stages"]
-    assert menu["active"] == len(dist["stages"]) - 1
-    top_k = menu["buttons"][dist["stages"].index("top_k")]
-    restyle, indices = top_k["args"]
-    final = figure["data"][indices[0]]
-    assert final["name"] == plots.FINAL_NAME and restyle["name"][0] == "p after top-k"
+    html = bars.bars_html(dist)
+    final = chart.seen(html)
+    assert [chip.split(" (")[0] for chip in final.chips] == [plots.stage_title(s) for s in dist["stages"][:-1]] + [
+        "all stages"
+    ]
+    assert final.checked == [dist["stages"][-1]]
+    after_top_k = chart.seen(html, dist["stages"].index("top_k"))
+    assert "p after top-k" in after_top_k.legend and bars.FINAL_NAME in final.legend
     rows = plots.shown_rows(dist)
-    assert restyle["x"][0] == [r.token["stages"]["top_k"] for r in rows] != list(final["x"])
-    cut_stages = [figure["data"][i]["meta"] for i in indices[1:]]
-    assert "min_p" in cut_stages and restyle["visible"][1 + cut_stages.index("min_p")] is False
-    assert "✂ cut by min-p (red: probability before the cut)" in [t["name"] for t in figure["data"]]
+    assert after_top_k.blue == pytest.approx([r.token["stages"]["top_k"] for r in rows], abs=5e-5)
+    assert after_top_k.blue != final.blue
+    assert "✂ cut by min-p (red: probability before the cut)" in final.legend
+    assert not any(entry.startswith("✂ cut by min-p") for entry in after_top_k.legend)  # min-p runs after top-k

@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 
 from decoding.model import STORE
+from tests.ui import chart
 from tests.ui.helpers import CONTROLS, stepped
-from ui import actions
+from ui import actions, bars
 from ui.state import Prefs
 from ui.view import STALE_OUTPUTS, Frame, on_demand_key, view
 
@@ -43,8 +44,7 @@ def test_a_knob_change_redraws_the_bars_with_the_previous_p_final_as_ghost():
     session, _ = shown(actions.refresh(stepped(1), CONTROLS))
     hotter = replace(CONTROLS, temperature=1.5)
     _, panels = shown(actions.refresh(session, hotter), hotter)
-    names = [trace["name"] for trace in panels["plot"].to_dict()["data"]]
-    assert any(name.startswith("p_final before") for name in names)
+    assert bars.GHOST_NAME in chart.seen(panels["plot"]).legend
     assert "tokens" not in panels
 
 

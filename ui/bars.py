@@ -1,0 +1,229 @@
+"""The next-token bars: a distribution dict -> the HTML of its chart (rows, stage menu, legend).
+
+One row per shown candidate (`plots.shown_rows`, the rows the candidate table shows too), most likely first:
+its label with the marks of `plots`, a grey p_base bar, a blue p_final bar with its value beside it, a pale
+ghost bar (the previous p_final) after a knob change, and a red bar at the probability before the cut for a
+candidate a truncation stage removed. Widths are percentages of the bar area, so a probability of 1 fills it.
+
+The stage menu shows the blue bars after any stage of the chain. It is plain HTML and CSS: every row carries
+its bar for each stage, radio inputs pick one, and `:has(:checked)` rules hide the others, so switching is
+instant and needs no script and no server round trip. Elements that differ by stage carry `nt-v` and one
+`k<i>` class per stage index they show in; the last stage's ones also carry `nt-end`, shown when no radio is
+checked. Everything drawn from the data goes through `html.escape` (token texts are the user's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from decoding.params import SAMPLER_STAGES
+
+from .plots import CUT_SYMBOL, ShownRow, cut_mark, removal_mark, shown_rows, stage_title
+
+BASE_NAME = "p_base (raw model)"
+FINAL_NAME = "p_final (after all stages)"
+GHOST_NAME = "p_final before the change"
+FINISHED = "No distribution: the completion is finished."
+BASE_COLOR = "#9ca3af"
+FINAL_COLOR = "#2563eb"
+CUT_COLOR = "#ef4444"
+GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
+# base, penalties, DRY and the constraint before the samplers, greedy after them: the longest chain there is
+MAX_STAGES = len(SAMPLER_STAGES) + 5
+LABEL_CH = (4, 22)  # the label column's width in characters: the longest label, within these bounds
+
+
+@dataclass(frozen=True)
+class View:
+    """The chart after one stage of the chain; the last view is after all of them (the blue bars are p_final)."""
+
+    index: int
+    stage: str
+    last: bool
+    done: frozenset[str]  # the stages applied so far
+    in_play: int | None
+
+    @property
+    def name(self) -> str:
+        """The blue bars' legend entry."""
+        return FINAL_NAME if self.last else self.short_name
+
+    @property
+    def short_name(self) -> str:
+        return "p_final" if self.last else f"p after {stage_title(self.stage)}"
+
+    @property
+    def menu_label(self) -> str:
+        label = "all stages" if self.last else stage_title(self.stage)
+        return label if self.in_play is None else f"{label} ({self.in_play:,})"
+
+    @property
+    def classes(self) -> str:
+        return f"nt-v k{self.index}" + (" nt-end" if self.last else "")
+
+
+@dataclass(frozen=True)
+class StageBar:
+    """A row's bar in the p_final slot under one view: blue at its probability then, or red when cut by then."""
+
+    p: float
+    cut: bool
+    text: str
+    title: str
+
+
+def views(dist: dict) -> tuple[View, ...]:
+    """One view per stage when the chain has more than one (the stage menu), else the final view alone."""
+    stages, counts = list(dist.get("stages") or ()), dist.get("stage_counts") or {}
+    if not 1 < len(stages) <= MAX_STAGES:
+        return (View(0, stages[-1] if stages else "", True, frozenset(stages), None),)
+    return tuple(
+        View(k, stage, k == len(stages) - 1, frozenset(stages[: k + 1]), counts.get(stage))
+        for k, stage in enumerate(stages)
+    )
+
+
+def stage_bar(row: ShownRow, view: View) -> StageBar:
+    """What the p_final slot of a row shows under a view (the same rules as the stage table's cells)."""
+    removed = row.removed_by is not None and (view.last or row.removed_by in view.done)
+    if removed and row.cut:
+        mark, before = cut_mark(row.removed_by), row.before_removal()
+        return StageBar(before, True, f"{mark.symbol} {mark.note}", f"{mark.note}; before it {before:.4f}")
+    p = row.token["p_final"] if view.last else (row.token.get("stages") or {}).get(view.stage, 0.0)
+    mark = removal_mark(row.removed_by) if removed else None
+    text = f"{mark.symbol} {mark.note}" if mark else f"{p:.1%}"
+    return StageBar(p, False, text, f"{view.short_name} {p:.4f}")
+
+
+def bars_html(
+    dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None, empty: str = ""
+) -> str:
+    """The chart; `ghost` is the previous p_final by token id, `chosen` the token picked at an inspected step."""
+    if not dist:
+        return f'<div class="nt-bars nt-empty"><p>{escape(empty or FINISHED)}</p></div>'
+    rows, shown = shown_rows(dist, chosen), views(dist)
+    width = min(max([len(row.label) for row in rows] + [LABEL_CH[0]]), LABEL_CH[1])
+    parts = [f'<div class="nt-bars" style="--nt-label: {width}ch">']
+    parts += [_menu(shown)] if len(shown) > 1 else []
+    parts += ['<div class="nt-rows">', *(_row(row, shown, ghost) for row in rows), _axis(), "</div>"]
+    parts += [_legend(rows, shown, ghost is not None), "</div>"]
+    return "".join(parts)
+
+
+def _menu(shown: tuple[View, ...]) -> str:
+    """Radio chips, one per stage; the last (after all stages) is checked at first."""
+    chips = "".join(
+        f'<label class="nt-chip"><input type="radio" name="nt-stage" class="nt-pick k{v.index}"'
+        f' value="{escape(v.stage)}"{" checked" if v.last else ""}><span>{escape(v.menu_label)}</span></label>'
+        for v in shown
+    )
+    return f'<div class="nt-menu" role="radiogroup" aria-label="Stage"><span>Showing: after</span>{chips}</div>'
+
+
+def _row(row: ShownRow, shown: tuple[View, ...], ghost: dict[int, float] | None) -> str:
+    token, symbols = row.token, "".join(mark.symbol for mark in row.marks)
+    label = escape(row.label)
+    title = escape(f"{row.label} · p_base {token['p_base']:.4f} · p_final {token['p_final']:.4f}")
+    data = (
+        f'data-token-id="{int(token["id"])}" data-p-base="{float(token["p_base"])!r}"'
+        f' data-p-final="{float(token["p_final"])!r}" data-mark="{escape(symbols)}"'
+        f' data-removed-by="{escape(row.removed_by or "")}"'
+    )
+    bars = [_bar("nt-base", token["p_base"], f"p_base {token['p_base']:.4f}")]
+    if ghost is not None:
+        before = ghost.get(token["id"], 0.0)
+        bars.append(_bar("nt-ghost", before, f"{GHOST_NAME} {before:.4f}"))
+    bars.append(f'<span class="nt-slot">{"".join(_slot(row, view) for view in shown)}</span>')
+    return (
+        f'<div class="nt-row{" nt-chosen" if row.chosen else ""}" {data}>'
+        f'<span class="nt-label" title="{title}">{label}</span><span class="nt-track">{"".join(bars)}</span></div>'
+    )
+
+
+def _slot(row: ShownRow, view: View) -> str:
+    bar = stage_bar(row, view)
+    kind = "nt-cut" if bar.cut else "nt-fin"
+    return (
+        f'<span class="{view.classes}" data-p="{float(bar.p)!r}" data-cut="{int(bar.cut)}">'
+        f'{_bar(kind, bar.p, bar.title)}<span class="nt-val">{escape(bar.text)}</span></span>'
+    )
+
+
+def _bar(kind: str, p: float, title: str) -> str:
+    return f'<span class="{kind}" style="width: {100 * min(max(p, 0.0), 1.0):.2f}%" title="{escape(title)}"></span>'
+
+
+def _axis() -> str:
+    ticks = "".join(f'<i style="left: {q}%">{q}%</i>' for q in (0, 25, 50, 75, 100))
+    return f'<div class="nt-axis"><span></span><span class="nt-ticks">{ticks}</span></div>'
+
+
+def _legend(rows: tuple[ShownRow, ...], shown: tuple[View, ...], ghost: bool) -> str:
+    """One entry per bar kind and per mark present; the blue and red entries follow the stage shown."""
+    keys = [_key(BASE_NAME, "base")] + ([_key(GHOST_NAME, "ghost")] if ghost else [])
+    keys += [_key(view.name, "fin", view.classes) for view in shown]
+    for stage in dict.fromkeys(row.removed_by for row in rows if row.cut):
+        applied = [view for view in shown if view.last or stage in view.done]
+        classes = "nt-v " + " ".join(f"k{v.index}" for v in applied) + (" nt-end" if applied[-1].last else "")
+        keys.append(_key(cut_mark(stage).legend, "cut", classes))
+    marks = dict.fromkeys(mark for row in rows for mark in row.marks if mark.symbol != CUT_SYMBOL)
+    keys += [_key(mark.legend) for mark in marks]
+    return f'<div class="nt-legend">{"".join(keys)}</div>'
+
+
+def _key(name: str, swatch: str = "", classes: str = "") -> str:
+    box = f'<i class="nt-sw nt-sw-{swatch}"></i>' if swatch else ""
+    return f'<span class="{f"nt-key {classes}".strip()}">{box}{escape(name)}</span>'
+
+
+def _stage_rules() -> str:
+    """Per stage index: while its radio is checked, hide what belongs to the other stages (no radio: the last)."""
+    rules = [".nt-bars:not(:has(.nt-pick:checked)) .nt-v:not(.nt-end) { display: none; }"]
+    rules += [f".nt-bars:has(.nt-pick.k{k}:checked) .nt-v:not(.k{k}) {{ display: none; }}" for k in range(MAX_STAGES)]
+    return "\n".join(rules)
+
+
+CSS = f"""
+.nt-bars {{ --nt-room: 9.5em; --nt-grid: var(--border-color-primary, #e5e7eb); color: var(--body-text-color);
+  font-size: 13px; padding: 6px 4px 4px; }}
+.nt-empty p {{ margin: 32px 8px; text-align: center; color: var(--body-text-color-subdued); }}
+.nt-menu {{ display: flex; flex-wrap: wrap; align-items: center; gap: 5px 6px; margin: 0 0 10px; font-size: 12px; }}
+.nt-chip {{ position: relative; cursor: pointer; margin: 0; }}
+.nt-chip input {{ position: absolute; opacity: 0; width: 1px; height: 1px; margin: 0; pointer-events: none; }}
+.nt-chip span {{ display: inline-block; padding: 1px 8px; border: 1px solid var(--border-color-primary, #d1d5db);
+  border-radius: 999px; white-space: nowrap; }}
+.nt-chip:hover span {{ border-color: {FINAL_COLOR}; }}
+.nt-chip input:checked + span, .nt-menu:not(:has(input:checked)) .nt-chip:last-child span {{
+  background: {FINAL_COLOR}; border-color: {FINAL_COLOR}; color: #fff; }}
+.nt-chip input:focus-visible + span {{ outline: 2px solid {FINAL_COLOR}; outline-offset: 1px; }}
+.nt-row, .nt-axis {{ font-family: ui-monospace, "DejaVu Sans Mono", monospace; display: grid;
+  grid-template-columns: min(var(--nt-label), 35%) minmax(60px, 1fr) min(var(--nt-room), 25%);
+  column-gap: 8px; align-items: center; }}
+.nt-chosen {{ background: rgba(37, 99, 235, 0.1); border-radius: 4px; font-weight: 600; }}
+.nt-label {{ white-space: nowrap; overflow: hidden; text-overflow: ellipsis; text-align: right; }}
+.nt-track {{ display: flex; flex-direction: column; justify-content: center; gap: 2px; padding: 4px 0; min-height: 28px;
+  box-sizing: border-box; background-image: linear-gradient(to right, var(--nt-grid) 1px, transparent 1px);
+  background-size: 25% 100%; box-shadow: inset -1px 0 var(--nt-grid); }}
+.nt-base, .nt-ghost, .nt-fin, .nt-cut {{ display: block; flex: none; border-radius: 0 2px 2px 0; }}
+.nt-base {{ height: 7px; background: {BASE_COLOR}; }}
+.nt-ghost {{ height: 5px; background: {GHOST_COLOR}; box-shadow: inset 0 0 0 1px {FINAL_COLOR}; }}
+.nt-slot {{ display: block; height: 11px; }}
+.nt-slot > .nt-v {{ display: flex; align-items: center; height: 100%; }}
+.nt-fin {{ height: 100%; background: {FINAL_COLOR}; }}
+.nt-cut {{ height: 100%; background: {CUT_COLOR}; }}
+.nt-val, .nt-ticks {{ font-family: var(--font, sans-serif); }}
+.nt-val {{ flex: none; padding-left: 5px; font-size: 11px; line-height: 1; white-space: nowrap; }}
+.nt-ticks {{ position: relative; height: 1.5em; }}
+.nt-ticks i {{ position: absolute; top: 2px; transform: translateX(-50%); font-style: normal; font-size: 11px;
+  color: var(--body-text-color-subdued); }}
+.nt-ticks i:first-child {{ transform: none; }}
+.nt-legend {{ display: flex; flex-wrap: wrap; gap: 2px 14px; margin-top: 6px; font-size: 12px; }}
+.nt-key {{ display: inline-flex; align-items: center; gap: 5px; }}
+.nt-sw {{ display: inline-block; width: 14px; height: 10px; border-radius: 2px; }}
+.nt-sw-base {{ background: {BASE_COLOR}; }}
+.nt-sw-ghost {{ background: {GHOST_COLOR}; box-shadow: inset 0 0 0 1px {FINAL_COLOR}; }}
+.nt-sw-fin {{ background: {FINAL_COLOR}; }}
+.nt-sw-cut {{ background: {CUT_COLOR}; }}
+{_stage_rules()}
+"""
