@@ -31,9 +31,9 @@ def test_export_holds_what_the_screen_shows_on_the_first_click(page):
 def test_tokens_a_penalty_pushes_down_stay_in_the_table(page):
     ui.set_prompt(page, PENALTY_PROMPT)
     for label, value in (("Temperature (0 = greedy)", 1), ("Top-p", 1), ("Repetition penalty", 1.5)):
-        before = ui.figure(page)
+        before = ui.bars(page)
         ui.set_slider(page, label, value)
-        ui.wait_for_figure_change(page, before)
+        ui.wait_for_bars_change(page, before)
     table = page.locator("#candidates")
     expect(table).to_contain_text("↓")  # marked as pushed down by the penalty
     expect(table).to_contain_text("␣mat")
@@ -42,11 +42,11 @@ def test_tokens_a_penalty_pushes_down_stay_in_the_table(page):
 
 def test_arrow_keys_on_a_slider_switch_to_custom_and_redraw(page):
     ui.set_prompt(page, OPEN_PROMPT)  # several candidates in the nucleus, so temperature moves p_final
-    before = ui.figure(page)
+    before = ui.bars(page)
     page.get_by_label("range slider for Temperature (0 = greedy)").focus()
     page.keyboard.press("ArrowRight")  # one press: the redraw must use the value it set
     expect(page.get_by_label("custom", exact=True)).to_be_checked()
-    ui.wait_for_trace_change(page, "p_final (after", ui.trace_x(before, "p_final (after"))
+    ui.wait_for_values_change(page, "p_final", ui.values(before, "p_final"))
 
 
 def test_each_constraint_type_keeps_its_own_text(page):

@@ -18,22 +18,22 @@ def test_page_loads_and_the_model_becomes_ready(page):
     assert n_prompt > 0
     expect(ui.tokens(page)).to_have_count(n_prompt)
     top_k = int(page.get_by_label("number input for Rows shown (top-k)", exact=True).input_value())
-    traces = ui.figure(page)
-    rows = len(ui.trace_x(traces, "p_base"))  # the top-k, then any rows the penalties pushed down
-    assert rows >= top_k and len(ui.trace_x(traces, "p_final")) == rows
+    chart = ui.bars(page)
+    rows = len(chart["rows"])  # the top-k, then any rows the penalties pushed down
+    assert rows >= top_k and all(0 <= row["p_base"] <= 1 and 0 <= row["blue"] <= 1 for row in chart["rows"])
     expect(ui.candidate_cell(page, rows - 1, 0)).to_be_visible()
     expect(ui.candidate_cell(page, rows, 0)).to_have_count(0)
 
 
 def test_five_steps_append_five_tokens_and_redraw_the_bars(page):
     ui.set_prompt(page, PROMPT)
-    before = ui.figure(page)
+    before = ui.bars(page)
     prompt_tokens = ui.token_texts(page)
     ui.step(page, 5)
     expect(ui.summary(page)).to_have_text(re.compile(r"^\s*5 completion tokens"))
     assert ui.token_texts(page)[: len(prompt_tokens)] == prompt_tokens
-    after = ui.wait_for_figure_change(page, before)
-    assert ui.trace_x(after, "p_base") != ui.trace_x(before, "p_base")
+    after = ui.wait_for_bars_change(page, before)
+    assert ui.values(after, "p_base") != ui.values(before, "p_base")
 
 
 def test_clicking_a_candidate_forces_it(page):
@@ -66,11 +66,11 @@ def test_delete_last_by_button_and_by_clicking_the_last_token(page):
 
 def test_temperature_changes_p_final(page):
     ui.set_prompt(page, PROMPT)
-    before = ui.figure(page)
+    before = ui.bars(page)
     ui.set_slider(page, "Temperature (0 = greedy)", 1.6)
-    after = ui.wait_for_figure_change(page, before)
-    assert ui.trace_x(after, "p_final (after") != ui.trace_x(before, "p_final (after")
-    assert ui.trace_x(after, "p_base") == ui.trace_x(before, "p_base")
+    after = ui.wait_for_bars_change(page, before)
+    assert ui.values(after, "p_final") != ui.values(before, "p_final")
+    assert ui.values(after, "p_base") == ui.values(before, "p_base")
     expect(page.get_by_label("custom", exact=True)).to_be_checked()
 
 

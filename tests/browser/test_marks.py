@@ -1,7 +1,7 @@
-"""What the bar chart's marks and legend and the attribution colours look like in a real browser.
+"""What the next-token bars' marks and legend and the attribution colours look like in a real browser.
 
-The chart is read from its drawn SVG (tick labels, legend entries, bar texts, bar fills), not from the
-figure data, so these tests see what a person sees.
+The bars are read as drawn (row labels, visible legend entries and bar notes, the drawn width of the red
+bars), so these tests see what a person sees.
 """
 
 from __future__ import annotations
@@ -12,19 +12,6 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import ui
 
-DRAWN_JS = """() => {
-  const plot = document.querySelector('#dist-plot .js-plotly-plot');
-  if (!plot || !plot.data) return null;
-  const texts = sel => Array.from(plot.querySelectorAll(sel)).map(e => e.textContent);
-  return {
-    ticks: texts('.ytick text'),
-    legend: texts('.legendtext'),
-    barTexts: texts('.bartext'),
-    // bars in the truncation cuts' red with a length (a zero-length bar draws an empty path)
-    redBars: Array.from(plot.querySelectorAll('.bars path'))
-      .filter(p => p.style.fill === 'rgb(239, 68, 68)' && p.getBBox().width > 0).length,
-  };
-}"""
 PAINTED_JS = """method => {
   const hover = Array.from(document.querySelectorAll('#attribution-hover .attr-tokens span'));
   const explained = Array.from(document.querySelectorAll('#attribution .attr-cell'));
@@ -39,15 +26,18 @@ PAINTED_JS = """method => {
 }"""
 
 
-def _drawn(page: Page) -> dict:
-    return page.evaluate(DRAWN_JS)
-
-
 def _redrawn_after(page: Page, action) -> dict:
-    before = ui.figure(page)
+    """Labels, legend, bar notes and the number of red bars drawn with a length, once the bars changed."""
+    before = ui.bars(page)
     action()
-    ui.wait_for_figure_change(page, before)
-    return _drawn(page)
+    chart = ui.wait_for_bars_change(page, before)
+    rows = chart["rows"]
+    return {
+        "ticks": [row["label"] for row in rows],
+        "legend": chart["legend"],
+        "barTexts": [row["note"] for row in rows],
+        "redBars": sum(row["drawnRed"] > 0 for row in rows),
+    }
 
 
 def test_greedy_preset_marks_greedy_and_never_says_top_p(page):

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ui
+from ui import bars
 
 HEADERS_JS = (
     "() => Array.from(document.querySelectorAll('#stages thead th')).map(th => th.textContent.replace('⋮', '').trim())"
 )
-LEGEND_JS = "() => Array.from(document.querySelectorAll('#dist-plot .legendtext')).map(e => e.textContent)"
 
 
 def _llama_cpp_with_min_p(page: Page) -> None:
-    before = ui.figure(page)
+    before = ui.bars(page)
     page.get_by_label("llama.cpp default", exact=True).check()
-    ui.wait_for_figure_change(page, before)
+    ui.wait_for_bars_change(page, before)
     ui.open_accordion(page, "samplers-panel")
-    before = ui.figure(page)
+    before = ui.bars(page)
     ui.set_slider(page, "Min-p (0 = off)", 0.3)
-    ui.wait_for_figure_change(page, before)
+    ui.wait_for_bars_change(page, before)
 
 
 def test_llama_cpp_preset_orders_the_stage_table_and_min_p_cuts_are_named(page):
@@ -34,20 +35,29 @@ def test_llama_cpp_preset_orders_the_stage_table_and_min_p_cuts_are_named(page):
     assert "top-k (40)" in page.evaluate(HEADERS_JS), page.evaluate(HEADERS_JS)
     expect(page.locator("#stages")).to_contain_text("✂ cut by min-p")
     expect(page.locator("#candidates")).to_contain_text("✂ min-p")
-    assert any(e.startswith("✂ cut by min-p") for e in page.evaluate(LEGEND_JS))
+    assert any(e.startswith("✂ cut by min-p") for e in ui.bars(page)["legend"])
 
 
-def test_choosing_a_stage_redraws_the_blue_bars_after_it(page):
+def test_choosing_a_stage_redraws_the_blue_bars_after_it_in_the_browser(page):
     _llama_cpp_with_min_p(page)
-    final = ui.trace_x(ui.figure(page), "p_final")
-    page.locator("#dist-plot .updatemenu-header").click()
-    page.locator("#dist-plot .updatemenu-dropdown-button", has_text="Showing: after top-k").click()
-    after_top_k = ui.wait_for_trace_change(page, "p after top-k", [])
-    assert after_top_k != final
-    assert not any(e.startswith("✂ cut by min-p") for e in page.evaluate(LEGEND_JS))  # not applied yet
-    page.locator("#dist-plot .updatemenu-header").click()
-    page.locator("#dist-plot .updatemenu-dropdown-button", has_text="Showing: after all stages").click()
-    assert ui.wait_for_trace_change(page, "p_final", []) == final
+    final = ui.bars(page)
+    assert final["stage"] == "temperature" and bars.FINAL_NAME in final["legend"]  # the last stage: p_final
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.locator("#dist-plot .nt-chip", has_text="top-k (").click()
+    after_top_k = ui.wait_for_values_change(page, "blue", ui.values(final, "blue"))
+    chart = ui.bars(page)
+    assert chart["stage"] == "top_k" and "p after top-k" in chart["legend"]
+    assert not any(e.startswith("✂ cut by min-p") for e in chart["legend"])  # not applied yet
+    assert not any(row["drawnRed"] for row in chart["rows"])
+    assert [row["drawnBlue"] for row in chart["rows"]] == pytest.approx(after_top_k, abs=0.01)  # drawn as told
+    expect(page.locator("#dist-plot .nt-chip", has_text="top-k (").locator("span")).to_have_css(
+        "background-color", "rgb(37, 99, 235)"
+    )
+    page.locator("#dist-plot .nt-chip", has_text="all stages").click()
+    assert ui.wait_for_values_change(page, "blue", after_top_k) == ui.values(final, "blue")
+    assert ui.bars(page)["legend"] == final["legend"]
+    assert not [url for url in requests if "/gradio_api/" in url]  # switching stages asks the server nothing
 
 
 def test_a_custom_order_is_applied_and_a_bad_one_refused(page):

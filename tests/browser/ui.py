@@ -1,4 +1,4 @@
-"""What the browser tests read from and do to the page: the explorer's controls, tokens, summary and plot.
+"""What the browser tests read from and do to the page: the explorer's controls, tokens, summary and bars.
 
 Every wait is a retrying `expect` or `wait_for_function` with a generous timeout: a step takes 0.1-1.5 s on
 a busy 2-core machine and the first preview after start can take far longer. Nothing waits on network idle.
@@ -20,23 +20,38 @@ READY_TIMEOUT_MS = 180_000  # first page: model load (or first-run conversion) a
 EVENT_TIMEOUT_MS = 45_000  # one event (step, preview, delete) on a loaded machine
 expect.set_options(timeout=EVENT_TIMEOUT_MS)  # every retrying expect, not only those given a timeout
 
-FIGURE_JS = """() => {
-  const plot = document.querySelector('#dist-plot .js-plotly-plot');
-  if (!plot || !plot.data) return null;
-  return plot.data.map(trace => ({name: trace.name || '', x: Array.from(trace.x || [])}));
+# The next-token bars as drawn: per row its data, what its visible p_final slot shows (the stage picked in the
+# menu) and the drawn widths as fractions of the bar area; the visible legend entries; the stage picked.
+BARS_JS = """() => {
+  const chart = document.querySelector('#dist-plot .nt-bars');
+  if (!chart) return null;
+  const shown = el => !!el && getComputedStyle(el).display !== 'none' && el.getBoundingClientRect().height > 0;
+  const drawn = (bar, area) => bar ? bar.getBoundingClientRect().width / area.getBoundingClientRect().width : 0;
+  const rows = Array.from(chart.querySelectorAll('.nt-row')).map(row => {
+    const slot = Array.from(row.querySelectorAll('.nt-slot > .nt-v')).find(shown);
+    const cut = slot.dataset.cut === '1';
+    return {
+      id: Number(row.dataset.tokenId), label: row.querySelector('.nt-label').textContent, mark: row.dataset.mark,
+      p_base: Number(row.dataset.pBase), p_final: Number(row.dataset.pFinal), cut,
+      blue: cut ? 0 : Number(slot.dataset.p), note: slot.querySelector('.nt-val').textContent,
+      drawnBlue: drawn(slot.querySelector('.nt-fin'), slot), drawnRed: drawn(slot.querySelector('.nt-cut'), slot),
+    };
+  });
+  const legend = Array.from(chart.querySelectorAll('.nt-key')).filter(shown).map(key => key.textContent);
+  const pick = chart.querySelector('.nt-pick:checked');
+  return {rows, legend, stage: pick ? pick.value : '', empty: chart.classList.contains('nt-empty')};
 }"""
-FIGURE_CHANGED_JS = f"old => JSON.stringify(({FIGURE_JS})()) !== JSON.stringify(old)"
+BARS_CHANGED_JS = f"old => JSON.stringify(({BARS_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))
   .map(span => span.textContent).join('') === expected"""
-TABLE_MATCHES_PLOT_JS = """() => {
-  const plot = document.querySelector('#dist-plot .js-plotly-plot');
-  const base = plot && plot.data && plot.data.find(trace => (trace.name || '').startsWith('p_base'));
-  if (!base) return false;
-  return Array.from(base.x).every((p, row) => {
-    const cell = document.querySelector(`#candidates [data-testid=cell-${row}-2]`);
-    return cell && Math.abs(parseFloat(cell.textContent) - 100 * p) < 0.051;
-  });
-}"""
+TABLE_MATCHES_BARS_JS = f"""() => {{
+  const chart = ({BARS_JS})();
+  if (!chart || chart.empty) return false;
+  return chart.rows.every((row, i) => {{
+    const cell = document.querySelector(`#candidates [data-testid=cell-${{i}}-2]`);
+    return cell && Math.abs(parseFloat(cell.textContent) - 100 * row.p_base) < 0.051;
+  }});
+}}"""
 SPACE_MARK = "␣"  # how the token view shows a space
 REFUSED = "Warning"  # the title of the toast that says why an action was refused
 
@@ -46,7 +61,7 @@ def open_app(page: Page, url: str) -> None:
     page.goto(url, wait_until="load")
     expect(page.locator("#model-status")).to_contain_text(f"Model {MODEL_ID}", timeout=READY_TIMEOUT_MS)
     expect(summary(page)).to_have_text(re.compile(r"^\s*\d+ completion tokens"), timeout=READY_TIMEOUT_MS)
-    page.wait_for_function(FIGURE_JS, timeout=READY_TIMEOUT_MS)
+    page.wait_for_function(BARS_JS, timeout=READY_TIMEOUT_MS)
 
 
 def fix_seed(page: Page, seed: int = TEST_SEED) -> None:
@@ -88,45 +103,42 @@ def expect_completion_count(page: Page, n: int) -> None:
     expect(tokens(page)).to_have_count(prompt_count(page) + n)
 
 
-def figure(page: Page) -> list[dict] | None:
-    """The Plotly traces as drawn: [{name, x}], or None before the plot exists."""
-    return page.evaluate(FIGURE_JS)
+def bars(page: Page) -> dict | None:
+    """The next-token bars as drawn (see BARS_JS), or None before they exist."""
+    return page.evaluate(BARS_JS)
 
 
-def trace_x(traces: list[dict], prefix: str) -> list[float]:
-    """x values of the first trace whose name starts with `prefix` (e.g. "p_final")."""
-    for trace in traces:
-        if trace["name"].startswith(prefix):
-            return trace["x"]
-    raise AssertionError(f"no trace named {prefix}...: {[t['name'] for t in traces]}")
+def values(chart: dict, key: str) -> list:
+    """One value per row: "p_base", "p_final", or "blue" (the blue bars as shown, after the stage picked)."""
+    return [row[key] for row in chart["rows"]]
 
 
-def wait_for_figure_change(page: Page, before: list[dict] | None) -> list[dict]:
-    """Wait until the plot shows other data than `before` and the candidates table shows the same rows."""
-    page.wait_for_function(FIGURE_CHANGED_JS, arg=before, timeout=EVENT_TIMEOUT_MS)
-    page.wait_for_function(TABLE_MATCHES_PLOT_JS, timeout=EVENT_TIMEOUT_MS)
-    return figure(page)
+def wait_for_bars_change(page: Page, before: dict | None) -> dict:
+    """Wait until the bars show other data than `before` and the candidates table shows the same rows."""
+    page.wait_for_function(BARS_CHANGED_JS, arg=before, timeout=EVENT_TIMEOUT_MS)
+    page.wait_for_function(TABLE_MATCHES_BARS_JS, timeout=EVENT_TIMEOUT_MS)
+    return bars(page)
 
 
-def wait_for_trace_change(page: Page, prefix: str, old: list[float]) -> list[float]:
-    """Wait until the trace whose name starts with `prefix` shows other values than `old`; return them."""
-    changed = f"""([prefix, old]) => {{
-      const trace = (({FIGURE_JS})() || []).find(t => t.name.startsWith(prefix));
-      return !!trace && JSON.stringify(trace.x) !== JSON.stringify(old);
+def wait_for_values_change(page: Page, key: str, old: list) -> list:
+    """Wait until the rows' `key` values differ from `old`; return them."""
+    changed = f"""([key, old]) => {{
+      const chart = ({BARS_JS})();
+      return !!chart && JSON.stringify(chart.rows.map(row => row[key])) !== JSON.stringify(old);
     }}"""
-    page.wait_for_function(changed, arg=[prefix, old], timeout=EVENT_TIMEOUT_MS)
-    return trace_x(figure(page), prefix)
+    page.wait_for_function(changed, arg=[key, old], timeout=EVENT_TIMEOUT_MS)
+    return values(bars(page), key)
 
 
 def set_prompt(page: Page, text: str) -> None:
     """Type a new prompt and leave the box; wait until the tokens and the bars show that prompt."""
-    before = figure(page)
+    before = bars(page)
     box = page.get_by_label("Prompt", exact=True)
     box.fill(text)
     box.blur()
     page.wait_for_function(PROMPT_SHOWN_JS, arg=text.replace(" ", SPACE_MARK), timeout=EVENT_TIMEOUT_MS)
     expect_completion_count(page, 0)
-    wait_for_figure_change(page, before)
+    wait_for_bars_change(page, before)
 
 
 def step(page: Page, times: int = 1) -> None:
@@ -190,10 +202,10 @@ def branch_at(page: Page, index: int) -> None:
     """Inspect completion token `index` and pick a different candidate there: a new branch of index + 1 tokens."""
     n_prompt = prompt_count(page)
     chosen = token_texts(page)[n_prompt + index]
-    before = figure(page)
+    before = bars(page)
     tokens(page).nth(n_prompt + index).click()
     expect(summary(page)).to_contain_text(f"Token {index + 1}")
-    wait_for_figure_change(page, before)  # the candidates of that step, not of the end
+    wait_for_bars_change(page, before)  # the candidates of that step, not of the end
     expect(page.get_by_role("button", name="Back to the end of the completion")).to_be_visible()
     candidate_cell(page, _row_other_than(page, chosen), 0).click()
     expect_completion_count(page, index + 1)
