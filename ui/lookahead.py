@@ -50,7 +50,8 @@ def grow(session: Session, controls: Controls, width: object, depth: object) -> 
         raise ValueError("the model is switched off: switch it on to look ahead")
     request = lookahead_view.tree_request(session, controls)
     tree = service.tree(request | {"width": width, "depth": depth})
-    return actions.shown(replace(session, lookahead=LookAhead(request, tree)), controls)
+    grown = LookAhead(request, tree, lookahead_view.model_id())
+    return actions.shown(replace(session, lookahead=grown), controls)
 
 
 def take_path(session: Session, controls: Controls, index: object) -> Outcome:

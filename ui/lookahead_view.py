@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from .controls import Controls
-from .request import fingerprint, request_for
+from .request import fingerprint, model_id, request_for
 from .state import LookAhead, Session
 
 HEADERS = ["path", "p_final", "p_base", "path probability"]
@@ -23,7 +23,9 @@ ROOT_LABEL = "from here"
 # in the product of probabilities can put a sum a hair above its parent, so a parent gets this margin.
 VALUE_MARGIN = 1e-9
 EMPTY_NOTE = "*Grow a tree to see where the likely continuations lead.*"
-STALE_NOTE = "*Out of date: the tokens, the position or the knobs changed. Press the button to grow the tree again.*"
+STALE_NOTE = (
+    "*Out of date: the tokens, the position, the knobs or the model changed. Press the button to grow the tree again.*"
+)
 HOVER = "%{customdata[0]}<br>path probability %{customdata[1]:.2%}<br>p_final %{customdata[2]:.2%}<extra></extra>"
 
 
@@ -53,9 +55,11 @@ def tree_request(session: Session, controls: Controls) -> dict:
 
 
 def current_tree(session: Session, controls: Controls) -> LookAhead | None:
-    """The session's tree when it was grown from the position and knobs on screen, else None."""
+    """The session's tree when it was grown from the position and knobs on screen by this model, else None."""
     grown = session.lookahead
-    return grown if grown is not None and grown.request == tree_request(session, controls) else None
+    if grown is None or grown.request != tree_request(session, controls) or grown.model_id != model_id():
+        return None
+    return grown
 
 
 def panel_key(session: Session, controls: Controls) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from decoding import service
+
 from .controls import Controls
 from .state import Session
 
@@ -42,6 +44,11 @@ def attribution_request(session: Session, controls: Controls) -> dict:
         "aggregation": controls.aggregation,
         "granularity": controls.granularity,
     }
+
+
+def model_id() -> str:
+    """The id of the model every user shares now: what on-demand panels were computed with is part of their key."""
+    return service.model_status().get("model_id") or ""
 
 
 def fingerprint(*parts: object) -> str:

@@ -45,10 +45,11 @@ class Ghost:
 
 @dataclass(frozen=True)
 class LookAhead:
-    """A look-ahead tree (the API's `tree` answer) and the preview request it was grown from."""
+    """A look-ahead tree (the API's `tree` answer), the preview request it was grown from, and the model's id."""
 
     request: dict
     tree: dict
+    model_id: str = ""  # token ids mean nothing under another model: the tree is out of date after a switch
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ def to_json(controls: Controls, prefs: Prefs, session: Session | None = None) ->
             "chat": list(session.chat),
         }
         if session.lookahead is not None:
-            out["session"]["lookahead"] = {"request": session.lookahead.request, "tree": session.lookahead.tree}
+            grown = session.lookahead
+            out["session"]["lookahead"] = {"request": grown.request, "tree": grown.tree, "model_id": grown.model_id}
     return out
 
 
@@ -208,7 +210,7 @@ def _session(data: object) -> Session:
     grown = data.get("lookahead")
     lookahead = None
     if isinstance(grown, dict) and isinstance(grown.get("request"), dict) and isinstance(grown.get("tree"), dict):
-        lookahead = LookAhead(grown["request"], grown["tree"])
+        lookahead = LookAhead(grown["request"], grown["tree"], str(grown.get("model_id") or ""))
     return Session(
         key=key, branches=restored, current=current, counter=len(restored) + 1, chat=chat, lookahead=lookahead
     )

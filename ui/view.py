@@ -15,7 +15,7 @@ import gradio as gr
 
 from . import bars, heatmap, lookahead_view, render, timeline
 from .controls import Controls
-from .request import attribution_request, fingerprint, prompt_request, request_for
+from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
 from .state import Ghost, Prefs, Session
 
 # panel -> the accordion it lives in (drawn only while that accordion is open)
@@ -25,14 +25,20 @@ ACCORDION = {
     "branch": "branches",
     "compare_with": "branches",
     "attribution_hover": "attribution",
+    **{panel: "lookahead" for panel in lookahead_view.DRAWS},
 }
 ON_DEMAND = ("lens", "comparison", "attribution")  # computed by a button; marked out of date instead
 STALE = "out of date"
 STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a plain note, no old numbers
-    "lens": {"lens_note": "*Out of date: the tokens changed. Press the button to read the layers again.*", "lens": []},
-    "comparison": {"comparison": "<p><i>Out of date: a branch changed. Press Compare again.</i></p>"},
+    "lens": {
+        "lens_note": "*Out of date: the tokens or the model changed. Press the button to read the layers again.*",
+        "lens": [],
+    },
+    "comparison": {"comparison": "<p><i>Out of date: a branch or the model changed. Press Compare again.</i></p>"},
     "attribution": {
-        "attribution_legend": "*Out of date: the tokens, the target or the method changed. Press Explain again.*",
+        "attribution_legend": (
+            "*Out of date: the tokens, the target, the method or the model changed. Press Explain again.*"
+        ),
         "attribution": "",
     },
 }
@@ -79,13 +85,14 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
     That state is written only by the on-demand actions (a long attribution must not write the
     session, which steps taken meanwhile have moved on); the view only reads it.
     """
+    model = model_id()  # another model reads the same token ids differently
     if panel == "lens":
-        return fingerprint(prompt_request(session, controls))
+        return fingerprint(model, prompt_request(session, controls))
     if panel == "attribution":
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
-        return fingerprint(prompt_request(session, controls), extra)
-    return fingerprint(session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
+        return fingerprint(model, prompt_request(session, controls), extra)
+    return fingerprint(model, session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
 
 
 def shown_dist(frame: Frame) -> dict | None:

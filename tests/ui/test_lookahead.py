@@ -15,6 +15,8 @@ from ui import actions, lookahead, lookahead_view, session_file
 from ui.state import MAIN, Prefs, Session, from_json, to_json
 from ui.view import Frame, view
 
+OPEN = Prefs(open_panels=frozenset({"lookahead"}))  # the accordion open: its panels are drawn
+
 
 def _node(token_id: int, display: str, path: tuple, p: float, pp: float, children=(), finish=None) -> dict:
     token = {"id": token_id, "text": display, "display": display, "special": False}
@@ -69,22 +71,42 @@ def test_growing_keeps_the_tree_in_the_session_and_draws_it():
     outcome = lookahead.grow(state, CONTROLS, 2, 2)
     grown = outcome.session.lookahead
     assert grown.request["completion_ids"] == list(state.branch.ids) and grown.tree["width"] == 2
-    _, panels = view(Frame(outcome.session, CONTROLS, Prefs(), outcome.result))
+    _, panels = view(Frame(outcome.session, CONTROLS, OPEN, outcome.result))
     assert panels["lookahead_plot"] is not None and len(panels["lookahead_paths"]) == grown.tree["node_count"]
     assert "click a row" in panels["lookahead_note"]
 
 
 def test_after_a_step_the_tree_is_out_of_date_and_shows_no_old_numbers():
     outcome = lookahead.grow(stepped(1), CONTROLS, 2, 1)
-    shown, _ = view(Frame(outcome.session, CONTROLS, Prefs(), outcome.result))
+    shown, _ = view(Frame(outcome.session, CONTROLS, OPEN, outcome.result))
     stepped_on = actions.step(shown, CONTROLS)
-    _, panels = view(Frame(stepped_on.session, CONTROLS, Prefs(), stepped_on.result))
+    _, panels = view(Frame(stepped_on.session, CONTROLS, OPEN, stepped_on.result))
     assert panels["lookahead_note"] == lookahead_view.STALE_NOTE
     assert panels["lookahead_plot"] is None and panels["lookahead_paths"] == []
     with pytest.raises(ValueError, match="out of date"):
         lookahead.take_path(stepped_on.session, CONTROLS, [0, 0])
     knobs = replace(CONTROLS, temperature=1.3)  # a knob moved: out of date too
     assert lookahead_view.current_tree(outcome.session, knobs) is None
+
+
+def test_another_model_makes_the_tree_out_of_date(monkeypatch):
+    outcome = lookahead.grow(stepped(1), CONTROLS, 2, 1)
+    shown, _ = view(Frame(outcome.session, CONTROLS, OPEN, outcome.result))
+    assert lookahead_view.current_tree(shown, CONTROLS) is not None
+    status = service.model_status()
+    monkeypatch.setattr(service, "model_status", lambda: status | {"model_id": "another-model"})
+    _, panels = view(Frame(shown, CONTROLS, OPEN, outcome.result))  # same tokens and knobs, another model
+    assert panels["lookahead_note"] == lookahead_view.STALE_NOTE and panels["lookahead_paths"] == []
+    with pytest.raises(ValueError, match="out of date"):
+        lookahead.take_path(shown, CONTROLS, [0, 0])
+
+
+def test_a_closed_panel_is_not_drawn_and_is_drawn_when_opened():
+    outcome = lookahead.grow(stepped(1), CONTROLS, 2, 1)
+    shown, panels = view(Frame(outcome.session, CONTROLS, Prefs(), outcome.result))
+    assert not set(panels) & set(lookahead_view.DRAWS)  # closed: nothing sent
+    _, panels = view(Frame(shown, CONTROLS, OPEN, outcome.result))
+    assert set(lookahead_view.DRAWS) <= set(panels) and panels["lookahead_plot"] is not None
 
 
 def test_a_click_on_a_row_appends_its_path():
@@ -137,6 +159,7 @@ def test_the_tree_travels_in_the_session_file():
     state = lookahead.grow(stepped(1), CONTROLS, 2, 1).session
     data = json.loads(session_file.export_text(state, CONTROLS, Prefs()))
     assert data["session"]["lookahead"]["tree"] == state.lookahead.tree
+    assert data["session"]["lookahead"]["model_id"] == service.model_status()["model_id"]
     _, _, restored = from_json(data)
     assert restored.lookahead == state.lookahead
     assert "lookahead" not in to_json(CONTROLS, Prefs(), stepped(1))["session"]
