@@ -2,7 +2,7 @@
 
 Run: `uv run python bench/ui_latency.py`. Launches the app as a subprocess (as the browser tests do), opens it in
 the system Chromium, types a ~128-token prompt (no chat template), warms up, then times STEPS clicks on Step in the
-page: from the click to the first animation frame after the Plotly figure's data changed. In the same run and
+page: from the click to the first animation frame after the bars' row data changed. In the same run and
 interleaved with the clicks, the same steps run in-process on the engine (`engine.step` at the same context, same
 seed and knobs, no prefetch: a cold step) and through the UI handler (engine + building the components' values).
 The app runs twice: with prefetch off (target: browser / engine at most 2) and with prefetch on at its default
@@ -50,8 +50,9 @@ TEXT = (
 )
 STEP_JS = """async () => {
   const snap = () => {
-    const plot = document.querySelector('#dist-plot .js-plotly-plot');
-    return JSON.stringify(plot && plot.data ? plot.data.map(t => Array.from(t.x || [])) : null);
+    // the bars' row data: token ids and probabilities (a step changes them, the stage picked does not)
+    const rows = document.querySelectorAll('#dist-plot .nt-row');
+    return JSON.stringify(Array.from(rows, row => [row.dataset.tokenId, row.dataset.pBase, row.dataset.pFinal]));
   };
   const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Step');
   const before = snap();
@@ -222,8 +223,8 @@ def main() -> None:
         runs[prefetch], n_prompt = run(prompt, server if prefetch == 0 else None, prefetch)
     print_table(runs, n_prompt)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
-    print("\nbrowser: click on Step → first frame after the plot's figure data changed (Gradio queue, handler,")
-    print("transport, Plotly redraw). server: engine.step in this process at the same context, cold, interleaved")
+    print("\nbrowser: click on Step → first frame after the bars' row data changed (Gradio queue, handler,")
+    print("transport, HTML redraw). server: engine.step in this process at the same context, cold, interleaved")
     print("with the clicks of the prefetch-off run; both rows divide by it.")
 
 

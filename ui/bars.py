@@ -7,9 +7,13 @@ candidate a truncation stage removed. Widths are percentages of the bar area, so
 
 The stage menu shows the blue bars after any stage of the chain. It is plain HTML and CSS: every row carries
 its bar for each stage, radio inputs pick one, and `:has(:checked)` rules hide the others, so switching is
-instant and needs no script and no server round trip. Elements that differ by stage carry `nt-v` and one
-`k<i>` class per stage index they show in; the last stage's ones also carry `nt-end`, shown when no radio is
-checked. Everything drawn from the data goes through `html.escape` (token texts are the user's).
+instant and needs no script and no server round trip. Each stage the chain can have owns a fixed slot `k<i>`
+(`STAGE_SLOTS`, then `END` for "after all stages"); the menu always holds one radio per slot, disabled where
+the chain lacks that stage. The page updates this HTML in place, node by node, so a radio keeps its checked
+state across redraws: the stage picked stays picked while stepping, and falls back to the end while the chain
+lacks it. Elements that differ by stage carry `nt-v` and one `k<i>` class per slot they show in; the end's
+also carry `nt-end`, shown when no enabled radio is checked. Everything drawn from the data goes through
+`html.escape` (token texts are the user's).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ BASE_COLOR = "#9ca3af"
 FINAL_COLOR = "#2563eb"
 CUT_COLOR = "#ef4444"
 GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
-# base, penalties, DRY and the constraint before the samplers, greedy after them: the longest chain there is
-MAX_STAGES = len(SAMPLER_STAGES) + 5
+# Every stage a chain can have: base, penalties, DRY and the constraint before the samplers, greedy after them.
+STAGE_SLOTS = ("base", "penalties", "dry", "constraint", *SAMPLER_STAGES, "greedy")
+END = len(STAGE_SLOTS)  # the slot of the view after all stages
 LABEL_CH = (4, 22)  # the label column's width in characters: the longest label, within these bounds
 
 
@@ -38,7 +43,8 @@ LABEL_CH = (4, 22)  # the label column's width in characters: the longest label,
 class View:
     """The chart after one stage of the chain; the last view is after all of them (the blue bars are p_final)."""
 
-    index: int
+    index: int  # the stage's slot (END for the last view)
+    position: int  # its place in the chain, the order of the menu's chips
     stage: str
     last: bool
     done: frozenset[str]  # the stages applied so far
@@ -76,11 +82,12 @@ class StageBar:
 def views(dist: dict) -> tuple[View, ...]:
     """One view per stage when the chain has more than one (the stage menu), else the final view alone."""
     stages, counts = list(dist.get("stages") or ()), dist.get("stage_counts") or {}
-    if not 1 < len(stages) <= MAX_STAGES:
-        return (View(0, stages[-1] if stages else "", True, frozenset(stages), None),)
+    if len(stages) < 2 or not set(stages) <= set(STAGE_SLOTS) or len(set(stages)) < len(stages):
+        return (View(END, 0, stages[-1] if stages else "", True, frozenset(stages), None),)
     return tuple(
-        View(k, stage, k == len(stages) - 1, frozenset(stages[: k + 1]), counts.get(stage))
+        View(END if last else STAGE_SLOTS.index(stage), k, stage, last, frozenset(stages[: k + 1]), counts.get(stage))
         for k, stage in enumerate(stages)
+        for last in [k == len(stages) - 1]
     )
 
 
@@ -112,13 +119,21 @@ def bars_html(
 
 
 def _menu(shown: tuple[View, ...]) -> str:
-    """Radio chips, one per stage; the last (after all stages) is checked at first."""
-    chips = "".join(
-        f'<label class="nt-chip"><input type="radio" name="nt-stage" class="nt-pick k{v.index}"'
-        f' value="{escape(v.stage)}"{" checked" if v.last else ""}><span>{escape(v.menu_label)}</span></label>'
-        for v in shown
-    )
+    """A radio chip per slot, in chain order; the end (after all stages) is checked at first."""
+    by_slot = {view.index: view for view in shown}
+    chips = "".join(_chip(slot, by_slot.get(slot)) for slot in range(END + 1))
     return f'<div class="nt-menu" role="radiogroup" aria-label="Stage"><span>Showing: after</span>{chips}</div>'
+
+
+def _chip(slot: int, view: View | None) -> str:
+    """One slot's radio; a slot the chain lacks keeps its place, disabled and hidden."""
+    value = "all" if slot == END else STAGE_SLOTS[slot]
+    pick = f'<input type="radio" name="nt-stage" class="nt-pick k{slot}" value="{value}"'
+    pick += " checked" if slot == END else ""
+    if view is None:
+        return f'<label class="nt-chip nt-absent">{pick} disabled><span>{escape(stage_title(value))}</span></label>'
+    chip = f'<label class="nt-chip" style="order: {view.position + 1}">'
+    return f"{chip}{pick}><span>{escape(view.menu_label)}</span></label>"
 
 
 def _row(row: ShownRow, shown: tuple[View, ...], ghost: dict[int, float] | None) -> str:
@@ -178,9 +193,11 @@ def _key(name: str, swatch: str = "", classes: str = "") -> str:
 
 
 def _stage_rules() -> str:
-    """Per stage index: while its radio is checked, hide what belongs to the other stages (no radio: the last)."""
-    rules = [".nt-bars:not(:has(.nt-pick:checked)) .nt-v:not(.nt-end) { display: none; }"]
-    rules += [f".nt-bars:has(.nt-pick.k{k}:checked) .nt-v:not(.k{k}) {{ display: none; }}" for k in range(MAX_STAGES)]
+    """Per slot: while its radio is checked and enabled, hide what belongs to the other slots (none: the end's)."""
+    rules = [".nt-bars:not(:has(.nt-pick:checked:enabled)) .nt-v:not(.nt-end) { display: none; }"]
+    rules += [
+        f".nt-bars:has(.nt-pick.k{k}:checked:enabled) .nt-v:not(.k{k}) {{ display: none; }}" for k in range(END + 1)
+    ]
     return "\n".join(rules)
 
 
@@ -194,7 +211,8 @@ CSS = f"""
 .nt-chip span {{ display: inline-block; padding: 1px 8px; border: 1px solid var(--border-color-primary, #d1d5db);
   border-radius: 999px; white-space: nowrap; }}
 .nt-chip:hover span {{ border-color: {FINAL_COLOR}; }}
-.nt-chip input:checked + span, .nt-menu:not(:has(input:checked)) .nt-chip:last-child span {{
+.nt-absent {{ display: none; }}
+.nt-chip input:checked:enabled + span, .nt-menu:not(:has(input:checked:enabled)) .nt-pick.k{END} + span {{
   background: {FINAL_COLOR}; border-color: {FINAL_COLOR}; color: #fff; }}
 .nt-chip input:focus-visible + span {{ outline: 2px solid {FINAL_COLOR}; outline-offset: 1px; }}
 .nt-row, .nt-axis {{ font-family: ui-monospace, "DejaVu Sans Mono", monospace; display: grid;

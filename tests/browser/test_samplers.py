@@ -38,26 +38,36 @@ def test_llama_cpp_preset_orders_the_stage_table_and_min_p_cuts_are_named(page):
     assert any(e.startswith("✂ cut by min-p") for e in ui.bars(page)["legend"])
 
 
-def test_choosing_a_stage_redraws_the_blue_bars_after_it_in_the_browser(page):
+def test_choosing_a_stage_redraws_the_blue_bars_after_it_in_the_browser_and_it_stays_while_stepping(page):
     _llama_cpp_with_min_p(page)
     final = ui.bars(page)
-    assert final["stage"] == "temperature" and bars.FINAL_NAME in final["legend"]  # the last stage: p_final
+    assert final["stage"] == "all" and bars.FINAL_NAME in final["legend"]
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     page.locator("#dist-plot .nt-chip", has_text="top-k (").click()
-    after_top_k = ui.wait_for_values_change(page, "blue", ui.values(final, "blue"))
+    ui.wait_for_values_change(page, "blue", ui.values(final, "blue"))
+    assert not [url for url in requests if "/gradio_api/" in url]  # switching stages asks the server nothing
     chart = ui.bars(page)
+    _expect_after_top_k(page, chart)
+    ui.step(page)
+    chart = ui.wait_for_bars_change(page, chart)
+    _expect_after_top_k(page, chart)  # the stage picked stays picked at the next token
+    page.locator("#dist-plot .nt-chip", has_text="all stages").click()
+    assert ui.wait_for_values_change(page, "blue", ui.values(chart, "blue")) == [
+        0.0 if row["cut"] else row["p_final"] for row in chart["rows"]
+    ]
+    assert bars.FINAL_NAME in ui.bars(page)["legend"]
+
+
+def _expect_after_top_k(page: Page, chart: dict) -> None:
+    """The blue bars as drawn are the probabilities after top-k, and nothing min-p (a later stage) cut shows."""
     assert chart["stage"] == "top_k" and "p after top-k" in chart["legend"]
-    assert not any(e.startswith("✂ cut by min-p") for e in chart["legend"])  # not applied yet
+    assert not any(e.startswith("✂ cut by min-p") for e in chart["legend"])
     assert not any(row["drawnRed"] for row in chart["rows"])
-    assert [row["drawnBlue"] for row in chart["rows"]] == pytest.approx(after_top_k, abs=0.01)  # drawn as told
+    assert [row["drawnBlue"] for row in chart["rows"]] == pytest.approx(ui.values(chart, "blue"), abs=0.01)
     expect(page.locator("#dist-plot .nt-chip", has_text="top-k (").locator("span")).to_have_css(
         "background-color", "rgb(37, 99, 235)"
     )
-    page.locator("#dist-plot .nt-chip", has_text="all stages").click()
-    assert ui.wait_for_values_change(page, "blue", after_top_k) == ui.values(final, "blue")
-    assert ui.bars(page)["legend"] == final["legend"]
-    assert not [url for url in requests if "/gradio_api/" in url]  # switching stages asks the server nothing
 
 
 def test_a_custom_order_is_applied_and_a_bad_one_refused(page):

@@ -38,8 +38,8 @@ BARS_JS = """() => {
     };
   });
   const legend = Array.from(chart.querySelectorAll('.nt-key')).filter(shown).map(key => key.textContent);
-  const pick = chart.querySelector('.nt-pick:checked');
-  return {rows, legend, stage: pick ? pick.value : '', empty: chart.classList.contains('nt-empty')};
+  const pick = chart.querySelector('.nt-pick:checked:enabled');
+  return {rows, legend, stage: pick ? pick.value : 'all', empty: chart.classList.contains('nt-empty')};
 }"""
 BARS_CHANGED_JS = f"old => JSON.stringify(({BARS_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))

@@ -83,16 +83,20 @@ class Seen:
     chosen: list[str]
 
 
-def _shown(node: Node, view: int | None) -> bool:
-    """Stage-dependent elements show under their views; with none given, under the checked last one."""
+def _shown(node: Node, view: str | None) -> bool:
+    """Stage-dependent elements show under their views' slot class; with none given, under the end's."""
     if "nt-v" not in node.classes:
         return True
-    return "nt-end" in node.classes if view is None else f"k{view}" in node.classes
+    return "nt-end" in node.classes if view is None else view in node.classes
 
 
-def seen(html: str, view: int | None = None) -> Seen:
+def seen(html: str, stage: str | None = None) -> Seen:
+    """What shows once the menu's radio for `stage` is picked ("all": after all stages); by default, at first."""
     root = parse(html)
     rows = root.all("nt-row")
+    picks = {pick.attrs["value"]: pick for pick in root.all("nt-pick") if "disabled" not in pick.attrs}
+    view = None if stage is None else next(c for c in picks[stage].classes if c.startswith("k"))
+    chips = sorted((c for c in root.all("nt-chip") if "nt-absent" not in c.classes), key=_order)
 
     def one(row: Node, cls: str) -> Node | None:
         shown = [n for n in row.all(cls) if all(_shown(a, view) for a in _ancestors(row, n))]
@@ -112,10 +116,14 @@ def seen(html: str, view: int | None = None) -> Seen:
         red=[bar(row, "nt-cut") for row in rows],
         notes=[one(row, "nt-val").content() for row in rows],
         legend=[key.content() for key in root.all("nt-key") if _shown(key, view)],
-        chips=[chip.content() for chip in root.all("nt-chip")],
-        checked=[pick.attrs["value"] for pick in root.all("nt-pick") if "checked" in pick.attrs],
+        chips=[chip.content() for chip in chips],
+        checked=[value for value, pick in picks.items() if "checked" in pick.attrs],
         chosen=[row.all("nt-label")[0].content() for row in rows if "nt-chosen" in row.classes],
     )
+
+
+def _order(chip: Node) -> int:
+    return int(chip.attrs["style"].removeprefix("order: "))
 
 
 def _ancestors(top: Node, target: Node) -> list[Node]:

@@ -138,9 +138,9 @@ def test_the_stage_menu_has_each_stage_with_its_widths_and_the_cuts_applied_so_f
     html = bars.bars_html(dist)
     final = chart.seen(html)
     chips = ["base (49,152)", "penalties (49,152)", "temperature (49,152)", "constraint (2)", "all stages (1)"]
-    assert final.chips == chips and final.checked == ["top_p"]
-    for k, stage in enumerate(STAGE_NAMES[:-1]):
-        seen = chart.seen(html, k)
+    assert final.chips == chips and final.checked == ["all"]
+    for stage in STAGE_NAMES[:-1]:
+        seen = chart.seen(html, stage)
         cut_yet = stage == "constraint"  # the constraint removed t3 there; top-p cuts t2 only at the end
         expected = [row["stages"][stage] for row in rows]
         assert seen.blue == pytest.approx(expected) and seen.red == [None, None, None]
@@ -149,16 +149,24 @@ def test_the_stage_menu_has_each_stage_with_its_widths_and_the_cuts_applied_so_f
         assert not any(entry.startswith("✂") for entry in seen.legend)
     assert final.blue == [1.0, None, 0.0] and final.red == [None, pytest.approx(0.3 * 1.2), None]
     assert "✂ cut by top-p (red: probability before the cut)" in final.legend
-    assert chart.seen(html, len(STAGE_NAMES) - 1) == final  # the last radio shows what shows by default
+    assert chart.seen(html, "all") == final  # the end's radio shows what shows at first
 
 
-def test_every_stage_index_of_the_longest_chain_has_its_menu_rule():
-    names = [f"s{k}" for k in range(bars.MAX_STAGES + 1)]
-    row = _row(1, 1.0, 1.0) | {"stages": dict.fromkeys(names, 1.0)}
-    dist = _dist([row]) | {"stages": names[: bars.MAX_STAGES]}
-    assert len(chart.seen(bars.bars_html(dist)).chips) == bars.MAX_STAGES
-    assert all(f".nt-pick.k{k}:checked) .nt-v:not(.k{k})" in bars.CSS for k in range(bars.MAX_STAGES))
-    assert not chart.seen(bars.bars_html(dist | {"stages": names})).chips  # longer than any chain: final view only
+def test_each_stage_keeps_its_radio_in_place_whatever_the_chain():
+    """The page updates the HTML node by node, so a radio's place is what keeps the stage picked across redraws."""
+    rows = [_row(1, 0.5, 1.0), _row(2, 0.5, 0.0, kept=False)]
+    short = _dist(rows) | {"stages": ["base", "top_p"]}
+    long = _dist(rows) | {"stages": ["base", "penalties", "temperature", "constraint", "top_p"]}
+    picks = [chart.parse(bars.bars_html(dist)).all("nt-pick") for dist in (short, long)]
+    assert [p.attrs["value"] for p in picks[0]] == [p.attrs["value"] for p in picks[1]] == [*bars.STAGE_SLOTS, "all"]
+    assert [p.attrs["value"] for p in picks[0] if "disabled" not in p.attrs] == ["base", "all"]  # top-p is the end
+    assert all(f".nt-pick.k{k}:checked:enabled) .nt-v:not(.k{k})" in bars.CSS for k in range(bars.END + 1))
+
+
+def test_a_chain_of_unknown_stages_shows_the_final_bars_without_a_menu():
+    row = _row(1, 1.0, 1.0) | {"stages": {"base": 1.0, "mystery": 1.0}}
+    seen = chart.seen(bars.bars_html(_dist([row]) | {"stages": ["base", "mystery"]}))
+    assert not seen.chips and seen.blue == [1.0] and bars.FINAL_NAME in seen.legend
 
 
 def test_no_distribution_shows_the_reason():
