@@ -42,6 +42,19 @@ def create_explorer() -> dict:
     )  # fmt: skip
     c["summary"] = gr.Markdown(elem_id="summary")
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
+    c |= _distribution_row()
+    with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
+        c["stages_panel"] = acc
+        c["stages"] = gr.Dataframe(headers=["token", *DEFAULT_STAGES], interactive=False, elem_id="stages")
+    with gr.Accordion("Timeline: entropy and surprisal per token", open=False, elem_id="timeline-panel") as acc:
+        c["timeline_panel"] = acc
+        c["timeline"] = gr.Plot(label="Timeline", elem_id="timeline")
+    return c
+
+
+def _distribution_row() -> dict:
+    """The next-token bars (HTML drawn by `bars`) beside the candidate table."""
+    c = {}
     with gr.Row(equal_height=False, elem_id="dist-row"):
         with gr.Column(scale=1, min_width=340):  # the column keeps the width: gr.HTML ignores min_width
             c["plot"] = gr.HTML(
@@ -52,12 +65,6 @@ def create_explorer() -> dict:
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
             min_width=300, wrap=True, elem_id="candidates", column_widths=["25%", "19%", "17%", "17%", "22%"],
         )  # fmt: skip
-    with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
-        c["stages_panel"] = acc
-        c["stages"] = gr.Dataframe(headers=["token", *DEFAULT_STAGES], interactive=False, elem_id="stages")
-    with gr.Accordion("Timeline: entropy and surprisal per token", open=False, elem_id="timeline-panel") as acc:
-        c["timeline_panel"] = acc
-        c["timeline"] = gr.Plot(label="Timeline", elem_id="timeline")
     return c
 
 
