@@ -31,8 +31,10 @@ MODEL_EVENT = {
 }  # fmt: skip
 # Events that read and write the session run one at a time, in order: Gradio reads a state when an event
 # starts, so two at once (a prompt's blur and a Step click) would each write a session missing the other's
-# change. They are short: the lane lets them in between the slices of long work.
-SESSION_EVENT = MODEL_EVENT | {"concurrency_id": "session", "concurrency_limit": 1}
+# change. They are short: the lane lets them in between the slices of long work. The controls arrive as the
+# browser sent them (no per-component preprocess: one thread hop each, ~39 of them a step): `Controls` converts
+# each value to its field's type, and the decoding layer checks every value it is given.
+SESSION_EVENT = MODEL_EVENT | {"concurrency_id": "session", "concurrency_limit": 1, "preprocess": False}
 QUICK_EVENT = {"api_visibility": "private", "show_progress": "hidden"}
 STATES = ("session", "prefs", "computed")
 PANELS = (

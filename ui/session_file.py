@@ -77,4 +77,4 @@ def wire_session_file(ex: Explorer) -> None:
 
     built = c["export"].click(build, ex.inputs(), c["export_text"], **QUICK_EVENT)
     built.then(None, c["export_text"], None, js=DOWNLOAD_JS, **QUICK_EVENT)
-    ex.on(c["import"].upload, import_session, extra=("import",), also=FIELDS)
+    ex.on(c["import"].upload, import_session, extra=("import",), also=FIELDS, preprocess=True)  # the file as a path
