@@ -84,11 +84,12 @@ def views(dist: dict) -> tuple[View, ...]:
     stages, counts = list(dist.get("stages") or ()), dist.get("stage_counts") or {}
     if len(stages) < 2 or not set(stages) <= set(STAGE_SLOTS) or len(set(stages)) < len(stages):
         return (View(END, 0, stages[-1] if stages else "", True, frozenset(stages), None),)
+    final = len(stages) - 1
     return tuple(
-        View(END if last else STAGE_SLOTS.index(stage), k, stage, last, frozenset(stages[: k + 1]), counts.get(stage))
+        View(END if k == final else STAGE_SLOTS.index(stage), k, stage, k == final, frozenset(stages[: k + 1]),
+             counts.get(stage))
         for k, stage in enumerate(stages)
-        for last in [k == len(stages) - 1]
-    )
+    )  # fmt: skip
 
 
 def stage_bar(row: ShownRow, view: View) -> StageBar:
@@ -179,8 +180,8 @@ def _legend(rows: tuple[ShownRow, ...], shown: tuple[View, ...], ghost: bool) ->
     keys = [_key(BASE_NAME, "base")] + ([_key(GHOST_NAME, "ghost")] if ghost else [])
     keys += [_key(view.name, "fin", view.classes) for view in shown]
     for stage in dict.fromkeys(row.removed_by for row in rows if row.cut):
-        applied = [view for view in shown if view.last or stage in view.done]
-        classes = "nt-v " + " ".join(f"k{v.index}" for v in applied) + (" nt-end" if applied[-1].last else "")
+        applied = [view.index for view in shown if view.last or stage in view.done]  # the end's view always
+        classes = "nt-v " + " ".join(f"k{index}" for index in applied) + " nt-end"
         keys.append(_key(cut_mark(stage).legend, "cut", classes))
     marks = dict.fromkeys(mark for row in rows for mark in row.marks if mark.symbol != CUT_SYMBOL)
     keys += [_key(mark.legend) for mark in marks]
