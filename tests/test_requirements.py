@@ -64,4 +64,6 @@ def test_spaces_sdk_version_is_the_locked_gradio():
     text = (ROOT / "README.md").read_text()
     match = re.search(r"^sdk_version:\s*[\"']?([^\s\"']+)", text, re.MULTILINE)
     assert match is not None, "README.md needs the Spaces front matter with sdk_version"
-    assert match.group(1) in _locked_versions()["gradio"], "README.md: sdk_version must be the gradio version in uv.lock"
+    assert match.group(1) in _locked_versions()["gradio"], (
+        "README.md: sdk_version must be the gradio version in uv.lock"
+    )
