@@ -66,10 +66,9 @@ def open_app(page: Page, url: str) -> None:
 
 def fix_seed(page: Page, seed: int = TEST_SEED) -> None:
     """Type a seed: the default (blank) samples afresh each session, and a rare draw (an early eos) would
-    end a completion that a test steps through."""
-    box = page.get_by_label("Seed (blank = random)", exact=True)
-    box.fill(str(seed))
-    box.blur()
+    end a completion that a test steps through. The box is not left: leaving it would redraw the page (a
+    refresh, with ghost bars) while the test starts; every later event sends the seed typed here."""
+    page.get_by_label("Seed (blank = random)", exact=True).fill(str(seed))
 
 
 def summary(page: Page) -> Locator:
