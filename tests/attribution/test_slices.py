@@ -123,3 +123,35 @@ def test_a_request_waiting_during_one_long_pass_runs_between_its_layers(tiny, id
     finally:
         handle.remove()
     assert log == ["first layer", "waiter", "pass done"]
+
+
+def test_a_step_between_the_layers_of_a_pass_and_the_pass_both_give_their_own_results(tiny, ids):
+    """The model is shared mid-pass: the step's logits equal a cold forward, the scores an uninterrupted run."""
+    from decoding.cache import PrefixCache
+
+    other = [int(i) for i in ids[::-1]]  # another text, so nothing is shared with the attributed one
+    with torch.no_grad():
+        expected_logits = tiny.model(torch.tensor([other])).logits[0, -1].float()
+    expected = attribute(tiny, ids, TARGET, "saliency", use_cache=False)
+    got, first = {}, gradients_mod._decoder_layers(tiny.model)[0]
+
+    def step():
+        got["logits"] = PrefixCache().logits(tiny, other)[0]
+
+    def queue_a_step(module, args):
+        if "thread" not in got:
+            got["thread"] = threading.Thread(target=step, daemon=True)
+            got["thread"].start()
+            while LANE.waiting == 0:
+                time.sleep(0.001)
+
+    handle = first.register_forward_pre_hook(queue_a_step)
+    try:
+        with LANE.hold():
+            result = attribute(tiny, ids, TARGET, "saliency", use_cache=False)
+        assert "logits" in got  # the step ran inside the pass, not after it
+    finally:
+        handle.remove()
+    got["thread"].join()
+    torch.testing.assert_close(got["logits"], expected_logits, atol=1e-5, rtol=1e-5)
+    assert result.scores == pytest.approx(expected.scores, abs=1e-6)
