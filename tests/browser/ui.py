@@ -66,9 +66,12 @@ def open_app(page: Page, url: str) -> None:
 
 def fix_seed(page: Page, seed: int = TEST_SEED) -> None:
     """Type a seed: the default (blank) samples afresh each session, and a rare draw (an early eos) would
-    end a completion that a test steps through. The box is not left: leaving it would redraw the page (a
-    refresh, with ghost bars) while the test starts; every later event sends the seed typed here."""
-    page.get_by_label("Seed (blank = random)", exact=True).fill(str(seed))
+    end a completion that a test steps through. Leaving the box refreshes the view; the test starts once
+    that refresh has drawn (the bars then show the ghost of the previous p_final), so it races nothing."""
+    box = page.get_by_label("Seed (blank = random)", exact=True)
+    box.fill(str(seed))
+    box.blur()
+    expect(page.locator("#dist-plot")).to_contain_text("p_final before the change")
 
 
 def summary(page: Page) -> Locator:
