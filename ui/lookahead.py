@@ -19,6 +19,7 @@ from decoding import tree as tree_mod
 from . import actions, lookahead_view
 from .controls import Controls
 from .events import Explorer, Outcome
+from .request import model_id
 from .state import LookAhead, Session
 
 
@@ -50,7 +51,7 @@ def grow(session: Session, controls: Controls, width: object, depth: object) -> 
         raise ValueError("the model is switched off: switch it on to look ahead")
     request = lookahead_view.tree_request(session, controls)
     tree = service.tree(request | {"width": width, "depth": depth})
-    grown = LookAhead(request, tree, lookahead_view.model_id())
+    grown = LookAhead(request, tree, model_id())
     return actions.shown(replace(session, lookahead=grown), controls)
 
 
