@@ -10,6 +10,7 @@ import gradio as gr
 
 from decoding import service
 
+from . import quickstep
 from .controls import Controls
 from .events import Outcome
 from .request import request_for
@@ -42,7 +43,7 @@ def advance(session: Session, controls: Controls, **force) -> Outcome:
     session = current(session, controls).inspecting(None)
     request = request_for(session, controls)
     if controls.llm_on:
-        result = service.step(request | force)
+        result = service.step(request | force) if force else quickstep.step(request)
     elif "force_text" in force:
         result = service.append_text(request, force["force_text"])
     else:

@@ -18,6 +18,7 @@ also carry `nt-end`, shown when no enabled radio is checked. Everything drawn fr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from html import escape
 
@@ -105,14 +106,20 @@ def stage_bar(row: ShownRow, view: View) -> StageBar:
 
 
 def bars_html(
-    dist: dict | None, ghost: dict[int, float] | None = None, chosen: int | None = None, empty: str = ""
+    dist: dict | None,
+    ghost: dict[int, float] | None = None,
+    chosen: int | None = None,
+    empty: str = "",
+    step: dict | None = None,
 ) -> str:
-    """The chart; `ghost` is the previous p_final by token id, `chosen` the token picked at an inspected step."""
+    """The chart; `ghost` is the previous p_final by token id, `chosen` the token picked at an inspected step,
+    `step` the request a Step from here sends (carried for the page's quick path, `ui/quickstep.py`)."""
     if not dist:
         return f'<div class="nt-bars nt-empty"><p>{escape(empty or FINISHED)}</p></div>'
     rows, shown = shown_rows(dist, chosen), views(dist)
     width = min(max([len(row.label) for row in rows] + [LABEL_CH[0]]), LABEL_CH[1])
-    parts = [f'<div class="nt-bars" style="--nt-label: {width}ch">']
+    carried = f' data-step="{escape(json.dumps(step, ensure_ascii=False))}"' if step is not None else ""
+    parts = [f'<div class="nt-bars"{carried} style="--nt-label: {width}ch">']
     parts += [_menu(shown)] if len(shown) > 1 else []
     parts += ['<div class="nt-rows">', *(_row(row, shown, ghost) for row in rows), _axis(), "</div>"]
     parts += [_legend(rows, shown, ghost is not None), "</div>"]

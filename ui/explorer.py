@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import actions, bars
+from . import actions, bars, quickstep
 from .controls import Controls
+from .events import QUICK_EVENT
 from .render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
 
 D = Controls()
@@ -59,7 +60,8 @@ def _distribution_row() -> dict:
         with gr.Column(scale=1, min_width=340):  # the column keeps the width: gr.HTML ignores min_width
             c["plot"] = gr.HTML(
                 label="Next-token distribution", show_label=True, container=True, padding=True,
-                elem_id="dist-plot", css_template=bars.CSS, js_on_load=None,
+                elem_id="dist-plot", css_template=bars.CSS, js_on_load=quickstep.BARS_JS,
+                server_functions=[quickstep.quick_step],
             )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
@@ -70,7 +72,8 @@ def _distribution_row() -> dict:
 
 def wire_explorer(ex) -> None:
     c = ex.c
-    ex.on(c["step"].click, actions.step)
+    stepped = ex.on(c["step"].click, actions.step, js=quickstep.STEP_JS)
+    stepped.then(None, js=quickstep.SETTLE_JS, **QUICK_EVENT)
     ex.on(c["force"].click, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["force_text"].submit, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["delete"].click, actions.delete_last)

@@ -122,7 +122,13 @@ def _bars(frame: Frame) -> str:
     position = len(frame.result["completion_ids"])
     same_place = previous.position == position and previous.branch == session.current
     ghost = dict(previous.p) if same_place and previous.p else None
-    return bars.bars_html(dist, ghost, empty=_empty_note(frame.result))
+    return step_bars(frame.result, request_for(session, frame.controls) if frame.controls.llm_on else None, ghost)
+
+
+def step_bars(result: dict, request: dict | None, ghost: dict[int, float] | None = None) -> str:
+    """The bars of the branch's next token; they carry the request a Step would send (see `quickstep`)."""
+    step = None if result["finished"] or request is None else request
+    return bars.bars_html(result.get("dist"), ghost, empty=_empty_note(result), step=step)
 
 
 def _chosen(frame: Frame) -> int | None:

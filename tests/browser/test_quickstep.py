@@ -1,0 +1,56 @@
+"""Step's quick path in the browser: the next bars drawn first agree with the full answer, or are taken back."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.browser import ui
+
+PROMPT = "My favourite thing to do on a rainy day is"
+PROVISIONAL_JS = "() => document.querySelector('#dist-plot').innerHTML.includes('provisional')"
+SPECULATED_JS = "() => window.ntBars.speculated"
+STEP_JS = """() => {
+  const carried = document.querySelector('#dist-plot .nt-bars[data-step]');
+  return carried ? JSON.parse(carried.dataset.step).completion_ids.length : null;
+}"""
+
+
+def click_step(page):
+    page.get_by_role("button", name="Step", exact=True).click()
+
+
+def test_the_quick_bars_are_the_bars_of_the_token_the_step_appends(page):
+    seed = page.get_by_label("Seed (blank = random)", exact=True)
+    seed.fill("")  # fresh draws: the bars shown first agree with the appended token only if it is the same step
+    seed.blur()
+    ui.set_prompt(page, PROMPT)  # its refresh runs after the seed's
+    old = ui.values(ui.bars(page), "p_final")
+    ui.set_slider(page, "Temperature (0 = greedy)", 1.5)  # a wide draw: a second, independent draw rarely agrees
+    ui.wait_for_values_change(page, "p_final", old)
+    for n in range(1, 4):
+        before, speculated = ui.bars(page), page.evaluate(SPECULATED_JS)
+        click_step(page)
+        page.wait_for_function(ui.BARS_CHANGED_JS, arg=before)
+        first = ui.bars(page)["rows"]  # the quick path's bars (or already the event's)
+        ui.expect_completion_count(page, n)
+        page.wait_for_function(f"() => !({PROVISIONAL_JS})()")
+        assert page.evaluate(SPECULATED_JS) == speculated + 1
+        assert ui.bars(page)["rows"] == first
+        assert page.evaluate(STEP_JS) == n  # the bars carry the request of the next step
+
+
+def test_bars_shown_early_are_taken_back_when_the_step_is_refused(page):
+    ui.set_prompt(page, PROMPT)
+    ui.step(page, 1)
+    ui.open_accordion(page, "constraint-panel")
+    ui.set_code(page, "#constraint-panel", "[0-9")
+    page.get_by_label("Constrain the output", exact=True).check()
+    expect(ui.error_toast(page, "[0-9").first).to_contain_text("invalid")
+    ui.close_toasts(page)
+    before, speculated = ui.bars(page), page.evaluate(SPECULATED_JS)
+    click_step(page)  # the bars still carry the last valid request: the quick path steps, the event refuses
+    expect(ui.error_toast(page, "[0-9").first).to_contain_text("invalid")
+    page.wait_for_function(f"() => !({PROVISIONAL_JS})()")
+    assert page.evaluate(SPECULATED_JS) == speculated + 1
+    ui.expect_completion_count(page, 1)
+    assert ui.bars(page) == before
