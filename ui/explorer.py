@@ -26,7 +26,7 @@ def create_explorer() -> dict:
             c["use_chat_template"] = gr.Checkbox(D.use_chat_template, label="Wrap in the chat template")
     with gr.Row(elem_id="step-row"):
         # wide enough for their labels on one line: on a narrow screen the row wraps instead of clipping
-        c["step"] = gr.Button("Step", variant="primary", min_width=110)
+        c["step"] = gr.Button("Step", variant="primary", min_width=110, elem_id="step-button")
         c["play"] = gr.Button(PLAY, min_width=110)
         c["delete"] = gr.Button("Delete last", min_width=130)
         c["clear"] = gr.Button("Clear completion", min_width=180)

@@ -37,6 +37,7 @@ const MARK = {json.dumps(MARK)};
 let before = null;
 window.ntBars = {{
   speculated: 0,
+  pending: null,
   async quickStep() {{
     const root = element.querySelector('.nt-bars[data-step]');
     if (!root || before !== null) return;
@@ -53,9 +54,23 @@ window.ntBars = {{
     before = null;
   }},
 }};
+if (!window.ntStepListener) {{
+  // start at the click itself: Gradio runs the event's own script only after reading every input
+  window.ntStepListener = (event) => {{
+    if (event.target.closest('#step-button') && window.ntBars.pending === null) {{
+      window.ntBars.pending = window.ntBars.quickStep();
+    }}
+  }};
+  document.addEventListener('click', window.ntStepListener, true);
+}}
 """
 # The Step event's `js`: Gradio awaits it before sending the event, so the event finds the speculation made.
-STEP_JS = "async (...args) => { try { await window.ntBars?.quickStep(); } catch (e) {} return args; }"
+STEP_JS = """async (...args) => {
+  const bars = window.ntBars;
+  try { await (bars && (bars.pending || bars.quickStep())); } catch (e) {}
+  if (bars) bars.pending = null;
+  return args;
+}"""
 SETTLE_JS = "() => { window.ntBars?.settle(); }"
 
 
