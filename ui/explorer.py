@@ -72,7 +72,7 @@ def _distribution_row() -> dict:
 
 def wire_explorer(ex) -> None:
     c = ex.c
-    stepped = ex.on(c["step"].click, actions.step, js=quickstep.STEP_JS)
+    stepped = ex.on(c["step"].click, actions.step)  # after the quick path (quickstep.BARS_JS)
     stepped.then(None, js=quickstep.SETTLE_JS, **QUICK_EVENT)
     ex.on(c["force"].click, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["force_text"].submit, actions.force_text, extra=("force_text",), also=("force_text",))

@@ -2,13 +2,14 @@
 
 A Gradio event that reads and writes the session carries every control in and every changed panel out, and
 waits in the session queue: about 100 ms before any work starts on a 2-core machine. The bars carry the step
-request they were drawn under (`data-step`), so a click on Step first calls `quick_step`, a server function of
-the bars' component (one small HTTP call): it runs that step and answers the next position's bars, which the
-page draws at once, marked as provisional. Then the Step event runs as always and takes the step already
-computed for the same request and model (a speculation, consumed once) instead of running it again: the same
-draw, so the full answer agrees with the bars shown. If the event's request differs (a control changed just
-before the click), the event computes its own step and redraws the bars; if it is refused or appends nothing,
-it sends no bars, and the page puts back the bars it showed before the click (`SETTLE_JS`).
+request they were drawn under (`data-step`). A click on Step is held by the page (`BARS_JS`), which first
+calls `quick_step`, a server function of the bars' component (one small HTTP call): it runs that step and
+answers the next position's bars, which the page draws at once, marked as provisional; once they are painted,
+the page gives the click to Gradio. The Step event then runs as always and takes the step already computed
+for the same request and model (a speculation, consumed once) instead of running it again: the same draw, so
+the full answer agrees with the bars shown. If the event's request differs (a control changed just before the
+click), the event computes its own step and redraws the bars; if it is refused or appends nothing, it sends
+no bars, and the page puts back the bars it showed before the click (`SETTLE_JS`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ WAIT_S = 120.0  # the most an event waits for the quick step of its own click to
 
 BARS_JS = f"""
 const MARK = {json.dumps(MARK)};
-let before = null;
+let before = null;  // the bars' HTML before provisional ones replaced it
+const picked = () => element.querySelector('.nt-pick:checked')?.value;
+function draw(html, stage) {{
+  element.innerHTML = html;  // Gradio later morphs this DOM, node by node, into the value it is sent
+  const pick = stage && element.querySelector(`.nt-pick[value="${{stage}}"]:enabled`);
+  if (pick) pick.checked = true;  // the stage picked in the menu stays picked
+}}
 window.ntBars = {{
   speculated: 0,
   pending: null,
@@ -44,33 +51,37 @@ window.ntBars = {{
     let out = null;
     try {{ out = await server.quick_step(root.dataset.step); }} catch (e) {{ return; }}
     if (!out || !out.html) return;
-    before = props.value;
-    props.value = out.html;
+    before = element.innerHTML;
+    draw(out.html, picked());
     this.speculated += 1;
   }},
   settle() {{
-    // the Step event redraws the bars when it appended a token; when it did not, show what it left
-    if (before !== null && typeof props.value === 'string' && props.value.endsWith(MARK)) props.value = before;
+    // the Step event redraws the bars when it appended a token; when it did not, put back what it left
+    if (before !== null && element.innerHTML.includes(MARK)) draw(before, picked());
     before = null;
   }},
 }};
 if (!window.ntStepListener) {{
-  // start at the click itself: Gradio runs the event's own script only after reading every input
+  // A click on Step runs the quick path first and gives the click to Gradio once the new bars are on screen:
+  // Gradio's own handling (reading every input, ~35 ms of script) would hold the page's thread meanwhile.
   window.ntStepListener = (event) => {{
-    if (event.target.closest('#step-button') && window.ntBars.pending === null) {{
-      window.ntBars.pending = window.ntBars.quickStep();
-    }}
+    const button = event.target.closest('#step-button');
+    if (!button || event.ntPass || !window.ntBars) return;
+    event.stopImmediatePropagation();
+    if (window.ntBars.pending) return;  // one step at a time, as Gradio does with a pending event
+    const pass = () => {{
+      window.ntBars.pending = null;
+      const click = new MouseEvent('click', {{bubbles: true, cancelable: true}});
+      click.ntPass = true;
+      button.dispatchEvent(click);
+    }};
+    // two frames: the new bars are painted and on screen before Gradio's work holds the thread
+    const afterFrames = () => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(pass, 0)));
+    window.ntBars.pending = window.ntBars.quickStep().catch(() => {{}}).then(afterFrames);
   }};
   document.addEventListener('click', window.ntStepListener, true);
 }}
 """
-# The Step event's `js`: Gradio awaits it before sending the event, so the event finds the speculation made.
-STEP_JS = """async (...args) => {
-  const bars = window.ntBars;
-  try { await (bars && (bars.pending || bars.quickStep())); } catch (e) {}
-  if (bars) bars.pending = null;
-  return args;
-}"""
 SETTLE_JS = "() => { window.ntBars?.settle(); }"
 
 
