@@ -11,6 +11,9 @@ waiters is refused at once with `LaneFull`, which the transports answer with 429
 Holding is reentrant per thread, so a function that holds the lane may call another that does. A
 forked child (ZeroGPU runs each GPU call in one) starts with every lane free: the parent's hold covers it.
 Background work (prefetch) uses `hold_when_idle()`, which waits until the lane is free and nobody waits.
+An engine that batches on its own (vLLM) raises the lane's concurrency: while a request waits for that
+engine's answer it stands aside (`LANE.stand_aside()`), so other requests run their own work meanwhile and
+their forwards reach the engine together.
 """
 
 from __future__ import annotations
@@ -194,6 +197,28 @@ class Lane:
                 self._depth = depth
         if cancel is not None:
             cancel.check()
+
+    @contextmanager
+    def stand_aside(self) -> Iterator[None]:
+        """From inside a hold (or not holding: then nothing changes): give the lane up for the block, then
+        take it back at the back of the queue, at the same depth.
+
+        For waiting on an engine in another process: the model itself is not touched in the block, so the
+        requests that go meanwhile reach that engine too and are batched with this one.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            depth = self._depth if self._owner == me else 0
+            if depth:
+                self._owner, self._depth = None, 0
+                self._cond.notify_all()
+        try:
+            yield
+        finally:
+            if depth:
+                with self._cond:
+                    self._acquire(me, None)  # no cancel while waiting: the caller's hold must be restored
+                    self._depth = depth
 
     def sliced(self, work: Iterable[T], cancel: CancelToken | None = None) -> Iterator[T]:
         """Run `work` one item (slice) at a time under the lane, giving it back between slices.

@@ -75,6 +75,15 @@ def _engine(req: Request) -> Engine:
     return engine
 
 
+def _check_gradients(engine: Engine, what: str) -> None:
+    """Refuse `what` (attribution, the logit lens) when the model has no weights here: vLLM gives logits only."""
+    if not engine.loaded.has_weights:
+        raise ValueError(
+            f"{what} needs gradients and hidden states, which the {engine.loaded.engine_name} engine does not give: "
+            "start the app with --attribution-copy to load a transformers copy of the model for it"
+        )
+
+
 def _forced_text(name: str, value: object) -> str:
     text = fields.text(name, value)
     POLICY.settings.budgets.check("max_prompt_chars", len(text), name)
@@ -253,6 +262,7 @@ def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[in
     req = _parsed(request, ATTRIBUTION_KEYS)
     spec = AttributionSpec.from_dict(request)
     engine = _engine(req)
+    _check_gradients(engine, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
@@ -270,6 +280,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
     engine = _engine(req)
+    _check_gradients(engine, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
