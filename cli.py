@@ -105,11 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_engine_flags(add) -> None:
     add("--engine", metavar="NAME", help=f"what computes the logits: {', '.join(ENGINES)} (default transformers) "
         "[NEXTTOKEN_ENGINE]")  # fmt: skip
-    add(
-        "--tensor-parallel-size",
-        metavar="N",
-        help="vLLM: GPUs each layer is split over [NEXTTOKEN_TENSOR_PARALLEL_SIZE]",
-    )
+    add("--tensor-parallel-size", metavar="N", help="vLLM: GPUs each layer is split over "
+        "[NEXTTOKEN_TENSOR_PARALLEL_SIZE]")  # fmt: skip
     add("--pipeline-parallel-size", metavar="N", help="vLLM: stages the layers are split into, e.g. one per machine "
         "[NEXTTOKEN_PIPELINE_PARALLEL_SIZE]")  # fmt: skip
     add("--distributed-executor-backend", metavar="NAME", help=f"vLLM: {', '.join(vllm_mod.EXECUTOR_BACKENDS)} "

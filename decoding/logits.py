@@ -62,3 +62,13 @@ def logits_engine_for(loaded: LoadedModel) -> LogitsEngine:
     from .cache import PREFIX_CACHE
 
     return PREFIX_CACHE
+
+
+def check_gradients(loaded: LoadedModel, what: str) -> None:
+    """Refuse `what` (attribution, the logit lens) where the model has no weights in this process: vLLM gives
+    logits only, unless a transformers copy was loaded beside it."""
+    if not loaded.has_weights:
+        raise ValueError(
+            f"{what} needs gradients and hidden states, which the {loaded.engine_name} engine does not give: "
+            "start the app with --attribution-copy to load a transformers copy of the model for it"
+        )

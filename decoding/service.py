@@ -17,6 +17,7 @@ from . import fields
 from . import tree as tree_mod
 from .engine import Engine, engine_for
 from .lane import LANE, Progress
+from .logits import check_gradients
 from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
@@ -73,15 +74,6 @@ def _engine(req: Request) -> Engine:
     engine = engine_for(STORE.get())
     req.check_vocab(engine.loaded.vocab_size)
     return engine
-
-
-def _check_gradients(engine: Engine, what: str) -> None:
-    """Refuse `what` (attribution, the logit lens) when the model has no weights here: vLLM gives logits only."""
-    if not engine.loaded.has_weights:
-        raise ValueError(
-            f"{what} needs gradients and hidden states, which the {engine.loaded.engine_name} engine does not give: "
-            "start the app with --attribution-copy to load a transformers copy of the model for it"
-        )
 
 
 def _forced_text(name: str, value: object) -> str:
@@ -262,7 +254,7 @@ def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[in
     req = _parsed(request, ATTRIBUTION_KEYS)
     spec = AttributionSpec.from_dict(request)
     engine = _engine(req)
-    _check_gradients(engine, "attribution")
+    check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
@@ -280,7 +272,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
     engine = _engine(req)
-    _check_gradients(engine, "the logit lens")
+    check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
