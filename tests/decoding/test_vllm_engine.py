@@ -51,8 +51,9 @@ class FakeLLM:
             logits = self.model(torch.tensor([ids])).logits[0, -1].float()
         ranked = torch.argsort(logits, descending=True)
         token_ids = [int(ranked[0]), *ranked.tolist()]  # the sampled token, then every token by rank
-        flat = SimpleNamespace(start_indices=[0], end_indices=[len(token_ids)], token_ids=token_ids,
-                               logprobs=logits[token_ids].tolist())  # fmt: skip
+        padding = len(logits) + 3  # vLLM may pad the vocabulary: such rows are not the model's tokens
+        flat = SimpleNamespace(start_indices=[0], end_indices=[len(token_ids) + 1], token_ids=[*token_ids, padding],
+                               logprobs=[*logits[token_ids].tolist(), 99.0])  # fmt: skip
         return SimpleNamespace(outputs=[SimpleNamespace(logprobs=flat)])
 
 
