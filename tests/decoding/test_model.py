@@ -168,15 +168,16 @@ def test_store_loads_with_its_settings(tiny_folder, monkeypatch):
     seen = []
     real = loading_mod.load_model
 
-    def spy(model_id, device, device_map, cache_dir):
-        seen.append((device, device_map, cache_dir))
-        return real(model_id, device, device_map, cache_dir)
+    def spy(model_id, device, device_map, cache_dir, engine):
+        seen.append((device, device_map, cache_dir, engine))
+        return real(model_id, device, device_map, cache_dir, engine)
 
     monkeypatch.setattr(model_mod.store, "load_model", spy)
-    store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder))
+    engine = model_mod.EngineSettings(attribution_copy=False)
+    store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder, engine=engine))
     store.load(str(tiny_folder))
     store.load(str(tiny_folder), device="cpu", device_map="none")
-    assert seen == [("cpu", "auto", tiny_folder), ("cpu", "none", tiny_folder)]
+    assert seen == [("cpu", "auto", tiny_folder, engine), ("cpu", "none", tiny_folder, engine)]
 
 
 def test_embedded_model_status(embedded):

@@ -203,3 +203,21 @@ def test_a_missing_vllm_fails_with_one_line_that_says_how_to_install_it(tiny_fol
 def test_bad_vllm_options_are_named(options, words):
     with pytest.raises(ValueError, match=words):
         VllmOptions(**options)
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_load_for_vllm_starts_it_and_loads_weights_only_for_an_attribution_copy(tiny, tiny_folder, monkeypatch, copy):
+    started = []
+
+    def fake_start(target, options, vocab_size, context_length, dtype):
+        started.append((target, options, vocab_size, context_length, dtype))
+        return VllmEngine(FakeLLM(tiny.model), None, vocab_size, options.placement)
+
+    monkeypatch.setattr(vllm_mod, "start", fake_start)
+    options = VllmOptions(pipeline_parallel_size=2)
+    loaded = load_model(str(tiny_folder), device="cpu", engine=EngineSettings("vllm", options, attribution_copy=copy))
+    assert started == [(str(tiny_folder), options, tiny.vocab_size, tiny.context_length, "float32")]
+    status = loaded.status()
+    assert (status.engine, status.gradients, status.placement) == ("vllm", copy, options.placement)
+    assert (status.vocab_size, status.context_length) == (tiny.vocab_size, tiny.context_length)
+    assert loaded.has_weights == copy and Engine(loaded).cache is loaded.logits_engine
