@@ -15,14 +15,6 @@ from decoding.model.settings import default_cache_dir
 HUB_FAILURE = r"could not reach the Hugging Face Hub|not a model on the Hugging Face Hub"
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tiny, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tiny.model.save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("model_id", ["", "   ", None])
 def test_resolve_empty_id(model_id):
     with pytest.raises(ValueError, match="model id is empty"):

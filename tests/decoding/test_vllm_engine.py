@@ -57,15 +57,6 @@ class FakeLLM:
         return SimpleNamespace(outputs=[SimpleNamespace(logprobs=flat)])
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory, tiny):
-    """The tiny model saved as a folder (what a load reads)."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny.model.save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def served(tiny):
     """The tiny model as the vLLM engine serves it (its stand-in LLM in `.logits_engine.llm`)."""
