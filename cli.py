@@ -9,18 +9,21 @@ Nothing here builds the UI; `app.main()` calls these functions.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import runtime
 from decoding import budgets as budgets_mod
 from decoding import model as model_mod
 from decoding import prefetch as prefetch_mod
 from decoding import service
+from decoding import vllm_engine as vllm_mod
 from decoding.lane import LANE
+from decoding.logits import ENGINES, engine_name
 from server import rest
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class Options:
     queue_size: int = LOCAL_QUEUE_SIZE
     on_spaces: bool = False
     prefetch: int = prefetch_mod.DEFAULT_COUNT
+    engine: model_mod.EngineSettings = field(default_factory=model_mod.EngineSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"next tokens whose distributions are computed while idle (default {prefetch_mod.DEFAULT_COUNT}, "
         f"0 off, at most {prefetch_mod.MAX_COUNT}) [NEXTTOKEN_PREFETCH]",
     )
+    _add_engine_flags(add)
     return parser
+
+
+def _add_engine_flags(add) -> None:
+    add("--engine", metavar="NAME", help=f"what computes the logits: {', '.join(ENGINES)} (default transformers) "
+        "[NEXTTOKEN_ENGINE]")  # fmt: skip
+    add("--tensor-parallel-size", metavar="N", help="vLLM: GPUs each layer is split over "
+        "[NEXTTOKEN_TENSOR_PARALLEL_SIZE]")  # fmt: skip
+    add("--pipeline-parallel-size", metavar="N", help="vLLM: stages the layers are split into, e.g. one per machine "
+        "[NEXTTOKEN_PIPELINE_PARALLEL_SIZE]")  # fmt: skip
+    add("--distributed-executor-backend", metavar="NAME", help=f"vLLM: {', '.join(vllm_mod.EXECUTOR_BACKENDS)} "
+        "(ray for several machines; default: vLLM's choice) [NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND]")  # fmt: skip
+    add("--enforce-eager", action=argparse.BooleanOptionalAction, help="vLLM: no torch.compile or CUDA graphs "
+        "(starts faster, runs slower) [NEXTTOKEN_ENFORCE_EAGER]")  # fmt: skip
+    add("--attribution-copy", action=argparse.BooleanOptionalAction, help="vLLM: also load a transformers copy, "
+        "so attribution and the logit lens work [NEXTTOKEN_ATTRIBUTION_COPY]")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None, env: Mapping[str, str] | None = None) -> Options:
@@ -144,7 +164,42 @@ def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
         ),
         on_spaces=on_spaces,
         prefetch=prefetch_mod.parse_count(*get("prefetch", "NEXTTOKEN_PREFETCH")),
+        engine=_engine(get),
     )
+
+
+def _engine(get) -> model_mod.EngineSettings:
+    """The engine settings; vLLM's flags only with --engine vllm, which needs vllm to be installed."""
+    name, source = get("engine", "NEXTTOKEN_ENGINE")
+    name = engine_name(name, source)
+    given = {
+        "tensor_parallel_size": _number(*get("tensor_parallel_size", "NEXTTOKEN_TENSOR_PARALLEL_SIZE"), default=None),
+        "pipeline_parallel_size": _number(
+            *get("pipeline_parallel_size", "NEXTTOKEN_PIPELINE_PARALLEL_SIZE"), default=None
+        ),
+        "distributed_executor_backend": _choice(
+            *get("distributed_executor_backend", "NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND"), vllm_mod.EXECUTOR_BACKENDS
+        ),
+        "enforce_eager": _flag(*get("enforce_eager", "NEXTTOKEN_ENFORCE_EAGER"), default=False),
+        "attribution_copy": _flag(*get("attribution_copy", "NEXTTOKEN_ATTRIBUTION_COPY"), default=False),
+    }
+    if name == "transformers":
+        for dest, value in given.items():
+            if value not in (None, False):
+                raise ValueError(f"--{dest.replace('_', '-')} applies to the vLLM engine only: add --engine vllm")
+    elif importlib.util.find_spec("vllm") is None:
+        raise ValueError(f"{source} 'vllm': the vllm package is not installed: {vllm_mod.INSTALL_HINT}")
+    copy = given.pop("attribution_copy")
+    options = vllm_mod.VllmOptions(**{dest: value for dest, value in given.items() if value is not None})
+    return model_mod.EngineSettings(name, options, copy)
+
+
+def _choice(value: object, source: str, accepted: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if str(value).strip().lower() not in accepted:
+        raise ValueError(f"{source} {value!r} is not one of {', '.join(accepted)}")
+    return str(value).strip().lower()
 
 
 def _flag(value: object, source: str, default: bool) -> bool:
@@ -210,7 +265,9 @@ def _id_list(value: object) -> tuple[str, ...]:
 def apply(options: Options) -> None:
     """Make the options the process defaults: the model store's settings, logging, the public-mode policy."""
     # options already hold the environment's values where no flag was given
-    model_mod.STORE.configure(model_mod.StoreSettings(options.model, options.device, options.device_map))
+    model_mod.STORE.configure(
+        model_mod.StoreSettings(options.model, options.device, options.device_map, engine=options.engine)
+    )
     logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(options.log_level)
     settings = service.POLICY.configure(options.public, options.allowlist, options.budgets)

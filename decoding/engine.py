@@ -1,7 +1,8 @@
 """Preview, step, force a token or text: the engine behind the UI and the API.
 
 Requests are plain data (the branch is its completion ids), so the engine keeps no per-user state:
-the server-wide prefix cache makes each call cost about one incremental forward pass.
+the server-wide prefix cache makes each call cost about one incremental forward pass. The logits come
+through the engine interface (decoding.logits): the prefix cache, or vLLM when the model runs there.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from jinja2 import TemplateError
 
 from . import distribution as dist_mod
 from . import llama_samplers as ls
-from .cache import PREFIX_CACHE, PrefixCache
 from .draws import draw_uniform, sample
+from .logits import LogitsEngine, logits_engine_for
 from .model import LoadedModel
 from .model.loaded import eos_ids
 from .model.memo import per_model
@@ -36,9 +37,9 @@ ANALYSIS_MEMO_SIZE = 8
 class Engine:
     """Per-model engine; one per loaded model (see `engine_for`)."""
 
-    def __init__(self, loaded: LoadedModel, cache: PrefixCache = PREFIX_CACHE) -> None:
+    def __init__(self, loaded: LoadedModel, cache: LogitsEngine | None = None) -> None:
         self.loaded = loaded
-        self.cache = cache
+        self.cache = logits_engine_for(loaded) if cache is None else cache  # where the logits come from
         self.view = TokenView(loaded.tokenizer)
         self.eos_ids = eos_ids(loaded)
         self.context_length = loaded.context_length  # read from the config once, not several times a step

@@ -11,6 +11,10 @@ waiters is refused at once with `LaneFull`, which the transports answer with 429
 Holding is reentrant per thread, so a function that holds the lane may call another that does. A
 forked child (ZeroGPU runs each GPU call in one) starts with every lane free: the parent's hold covers it.
 Background work (prefetch) uses `hold_when_idle()`, which waits until the lane is free and nobody waits.
+An engine that batches on its own (vLLM) raises the lane's concurrency: while a request waits for that
+engine's answer it stands aside (`LANE.stand_aside()`), so other requests run their own work meanwhile and
+their forwards reach the engine together. A request standing aside still counts as work in progress:
+background work waits for it like for a holder.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class Lane:
         self._queue: deque[object] = deque()  # one ticket per waiting thread, in arrival order
         self._owner: int | None = None
         self._depth = 0
+        self._aside = 0  # requests standing aside (waiting for an engine that batches): the lane is not idle
         self.max_waiting = _max_waiting_from_env() if max_waiting is None else max_waiting
         _LANES.add(self)
 
@@ -108,7 +113,7 @@ class Lane:
         """In a forked child: the threads that held or awaited the lane do not exist here."""
         self._cond = threading.Condition()
         self._queue = deque()
-        self._owner, self._depth = None, 0
+        self._owner, self._depth, self._aside = None, 0, 0
 
     @property
     def waiting(self) -> int:
@@ -167,7 +172,7 @@ class Lane:
                 while True:  # cancelled work never takes the lane, even when it is free
                     if cancel is not None and cancel.cancelled:
                         raise Cancelled("the background work was cancelled while waiting for the model")
-                    if self._owner is None and not self._queue:
+                    if self._owner is None and not self._queue and not self._aside:
                         break
                     self._cond.wait(CANCEL_POLL_S if cancel is not None else None)
                 self._owner, self._depth = me, 1
@@ -194,6 +199,30 @@ class Lane:
                 self._depth = depth
         if cancel is not None:
             cancel.check()
+
+    @contextmanager
+    def stand_aside(self) -> Iterator[None]:
+        """From inside a hold (or not holding: then nothing changes): give the lane up for the block, then
+        take it back at the back of the queue, at the same depth.
+
+        For waiting on an engine in another process: the model itself is not touched in the block, so the
+        requests that go meanwhile reach that engine too and are batched with this one.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            depth = self._depth if self._owner == me else 0
+            if depth:
+                self._owner, self._depth = None, 0
+                self._aside += 1
+                self._cond.notify_all()
+        try:
+            yield
+        finally:
+            if depth:
+                with self._cond:
+                    self._aside -= 1
+                    self._acquire(me, None)  # no cancel while waiting: the caller's hold must be restored
+                    self._depth = depth
 
     def sliced(self, work: Iterable[T], cancel: CancelToken | None = None) -> Iterator[T]:
         """Run `work` one item (slice) at a time under the lane, giving it back between slices.

@@ -17,6 +17,7 @@ from . import fields
 from . import tree as tree_mod
 from .engine import Engine, engine_for
 from .lane import LANE, Progress
+from .logits import check_gradients
 from .model import STORE
 from .params import check_token_ids
 from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
@@ -253,6 +254,7 @@ def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[in
     req = _parsed(request, ATTRIBUTION_KEYS)
     spec = AttributionSpec.from_dict(request)
     engine = _engine(req)
+    check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
@@ -270,6 +272,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
     engine = _engine(req)
+    check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)

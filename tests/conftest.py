@@ -47,3 +47,12 @@ def tiny(tokenizer) -> model_mod.LoadedModel:
     model = LlamaForCausalLM(config).eval()
     model.requires_grad_(False)
     return model_mod.LoadedModel(model, tokenizer, "tiny-random-llama", "test", torch.device("cpu"), key=-1)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny):
+    """The tiny random Llama saved as a transformers model folder (read only: what a load reads)."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny.model.save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+    return folder

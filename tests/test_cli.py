@@ -29,15 +29,6 @@ def parse_error(capsys, argv: list[str], env: dict | None = None) -> str:
     return capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory, tiny) -> Path:
-    """The tiny random Llama saved as a transformers model folder."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny.model.save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def policy(monkeypatch):
     """service.POLICY, restored afterwards; the default model is the built-in one."""

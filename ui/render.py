@@ -108,6 +108,9 @@ def model_markdown(status: dict) -> str:
     if status.get("state") == "ready":
         chat = "chat template" if status["has_chat_template"] else "no chat template"
         head += f" · vocabulary {status['vocab_size']:,} · context {status['context_length']:,} · {chat}"
+        if status.get("engine", "transformers") != "transformers":  # vLLM: its placement, and what it cannot do
+            no_grad = "" if status.get("gradients", True) else ", no attribution or logit lens"
+            head += f" · served by {status['placement']}{no_grad}"
     return head
 
 

@@ -1,6 +1,6 @@
 """The model store: resolve an id, load it, convert the embedded GGUF, place it on devices, report status.
 
-- `settings`: StoreSettings, the typed settings the store loads with;
+- `settings`: StoreSettings (and EngineSettings), the typed settings the store loads with;
 - `embedded`: the GGUF shipped with the app and its one-time conversion;
 - `discovery`: resolving ids and listing the models usable offline;
 - `devices`: device, dtype and device_map choices;
@@ -15,13 +15,14 @@ from .discovery import resolve
 from .embedded import EMBEDDED_ALIASES, EMBEDDED_ID, embedded_gguf
 from .loaded import LoadedModel, ModelStatus
 from .loading import load_model
-from .settings import StoreSettings
+from .settings import EngineSettings, StoreSettings
 from .store import STORE, ModelStore, available_models, default_model_id
 
 __all__ = [
     "EMBEDDED_ALIASES",
     "EMBEDDED_ID",
     "STORE",
+    "EngineSettings",
     "LoadedModel",
     "ModelStatus",
     "ModelStore",

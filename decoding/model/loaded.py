@@ -23,6 +23,8 @@ class ModelStatus:
     vocab_size: int = 0
     context_length: int = 0
     placement: str = ""
+    engine: str = "transformers"  # which engine computes the logits (decoding.logits)
+    gradients: bool = True  # whether attribution and the logit lens can run (a transformers copy is loaded)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -30,7 +32,12 @@ class ModelStatus:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A ready model with its tokenizer; `key` is different for every load (per-model memos use it)."""
+    """A ready model with its tokenizer; `key` is different for every load (per-model memos use it).
+
+    `logits_engine`: the engine that computes its logits when it is not this process's transformers model
+    (vLLM, see decoding.logits); `model` is then a weightless skeleton (config, vocabulary, generation
+    config) unless a transformers copy was loaded beside it for attribution.
+    """
 
     model: torch.nn.Module
     tokenizer: object
@@ -38,6 +45,7 @@ class LoadedModel:
     source: str
     device: torch.device
     key: int
+    logits_engine: object | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -58,8 +66,19 @@ class LoadedModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     @property
+    def engine_name(self) -> str:
+        return getattr(self.logits_engine, "name", "transformers")
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether `model` holds real weights (False for the skeleton beside a vLLM engine): gradients need them."""
+        return next(self.model.parameters()).device.type != "meta"
+
+    @property
     def placement(self) -> str:
         """Where the weights live: one device, or a per-device layer count for a device_map model."""
+        if self.logits_engine is not None:
+            return getattr(self.logits_engine, "placement", self.engine_name)
         device_map = getattr(self.model, "hf_device_map", None)
         return summarise_device_map(device_map) if device_map else str(self.device)
 
@@ -74,6 +93,8 @@ class LoadedModel:
             vocab_size=self.vocab_size,
             context_length=self.context_length,
             placement=self.placement,
+            engine=self.engine_name,
+            gradients=self.has_weights,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -14,30 +15,35 @@ from .devices import device_map_choice, dtype_for, pick_device
 from .discovery import resolve, shown
 from .embedded import EMBEDDED_ID
 from .loaded import LoadedModel
+from .settings import EngineSettings
 
 _generation = itertools.count(1)
 
 
 def load_model(
-    model_id: str, device: str | None = None, device_map: str | None = None, cache_dir: Path | None = None
+    model_id: str,
+    device: str | None = None,
+    device_map: str | None = None,
+    cache_dir: Path | None = None,
+    engine: EngineSettings | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer; raises ValueError with a readable reason on failure.
 
     `device`: auto (None), cpu, cuda, cuda:N or mps. With a `device_map` strategy accelerate spreads the layers
     over the GPUs, then CPU memory, then disk, so a model larger than one device still loads; `device` then only
-    sets the dtype. `cache_dir` holds the converted embedded model (None: the default cache folder).
+    sets the dtype. `cache_dir` holds the converted embedded model (None: the default cache folder). `engine`
+    vllm starts vLLM on the model (weights loaded here only for an attribution copy); None: transformers.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    engine = engine or EngineSettings()
     strategy = device_map_choice(device_map)
     target, source = resolve(model_id, cache_dir)
     dev = pick_device(device)
     offline = source != "hub" or _in_local_hub_cache(target) or not _hub_reachable()
     options = {"trust_remote_code": False, "local_files_only": offline}
     placement = {"device_map": strategy} if strategy else {}
+    weights = engine.name == "transformers" or engine.attribution_copy
     try:
-        tokenizer = AutoTokenizer.from_pretrained(target, **options)
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype_for(dev), **placement, **options)
+        tokenizer, model = _tokenizer_and_model(target, dtype_for(dev), weights, placement, options)
     except Exception as exc:  # every failure becomes a readable reason
         if source == "hub" and offline and not _in_local_hub_cache(target):
             raise ValueError(
@@ -45,15 +51,41 @@ def load_model(
                 "local Hugging Face cache (no network?)"
             ) from exc
         raise ValueError(describe_load_error(model_id, exc)) from exc
-    if strategy:
+    logits_engine = _start_vllm(target, engine, LoadedModel(model, tokenizer, model_id, source, dev, 0))
+    if strategy and weights:
         # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
         dev = model.get_input_embeddings().weight.device
         model.eval()
-    else:
+    elif weights:
         model.to(dev).eval()
     model.requires_grad_(False)
     name = EMBEDDED_ID if source == "embedded" else model_id.strip()
-    return LoadedModel(model, tokenizer, name, source, dev, next(_generation))
+    return LoadedModel(model, tokenizer, name, source, dev, next(_generation), logits_engine)
+
+
+def _start_vllm(target: str, engine: EngineSettings, skeleton: LoadedModel):
+    """The vLLM engine of the model when `engine` asks for vLLM, else None (the transformers engine serves)."""
+    if engine.name != "vllm":
+        return None
+    from ..vllm_engine import start
+
+    dtype = str(skeleton.model.dtype).removeprefix("torch.")
+    return start(target, engine.vllm, skeleton.vocab_size, skeleton.context_length, dtype)
+
+
+def _tokenizer_and_model(target: str, dtype: torch.dtype, weights: bool, placement: dict, options: dict):
+    """The tokenizer and the model; without `weights` a skeleton on the meta device (config, vocabulary and
+    generation config, no memory) for an engine that runs the model elsewhere."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(target, **options)
+    if weights:
+        return tokenizer, AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **placement, **options)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(target, **options), dtype=dtype)
+    with contextlib.suppress(OSError):  # no generation_config.json: the one derived from the config stays
+        model.generation_config = GenerationConfig.from_pretrained(target, **options)
+    return tokenizer, model.eval()
 
 
 def describe_load_error(model_id: str, exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""StoreSettings: the typed settings of the model store (model at start, device, device_map, cache folder).
+"""StoreSettings: the typed settings of the model store (model at start, device, device_map, cache folder, engine).
 
 The command line builds one and hands it to `STORE.configure`; until then the store reads the environment
 once (`StoreSettings.from_env`), which is how Hugging Face Spaces passes its settings.
@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..logits import engine_name
+from ..vllm_engine import VllmOptions
 from .devices import device_map_choice, device_name
 
 MODEL_ENV = ("LLM_DEMO_DEFAULT_MODEL", "NEXTTOKEN_MODEL")  # the first non-blank one wins
@@ -25,10 +27,24 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """Which engine computes the logits (transformers or vllm, see decoding.logits), how vLLM starts, and whether
+    a transformers copy is loaded beside vLLM (`attribution_copy`) so attribution and the logit lens still work."""
+
+    name: str = "transformers"
+    vllm: VllmOptions = field(default_factory=VllmOptions)
+    attribution_copy: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", engine_name(self.name))
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """How the store loads models. `model` None: the embedded model (or a hub model without it).
 
     `device` is auto, cpu, cuda, cuda:N or mps; `device_map` an accelerate strategy or None for one device.
+    `engine`: which engine computes the logits, and how.
     Values are normalised (trimmed, lower case); a bad one raises ValueError naming it.
     """
 
@@ -36,6 +52,7 @@ class StoreSettings:
     device: str = "auto"
     device_map: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def __post_init__(self) -> None:
         # frozen: normalise through object.__setattr__, once, so every reader sees the same spelling

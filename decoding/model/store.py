@@ -73,7 +73,7 @@ class ModelStore:
         with self._lock:
             self._status = ModelStatus(model_id=str(model_id or "").strip(), state="loading")
             try:
-                loaded = load_model(model_id, device, device_map, settings.cache_dir)
+                loaded = load_model(model_id, device, device_map, settings.cache_dir, settings.engine)
             except BaseException as exc:  # even an interrupt must not leave the status at "loading"
                 self._status = self._failed(model_id, exc)
                 if isinstance(exc, ValueError) or not isinstance(exc, Exception):
@@ -93,11 +93,13 @@ class ModelStore:
     def use(self, loaded: LoadedModel) -> None:
         """Install an already loaded model (tests use tiny random models this way)."""
         with self._lock:
-            switched = self._current is not loaded
+            previous, switched = self._current, self._current is not loaded
             self._current = loaded
             self._status = loaded.status()
         if switched:
             memo.drop()  # engines, trackers, copies and cached keys/values of the old model
+            if previous is not None and hasattr(previous.logits_engine, "close"):
+                previous.logits_engine.close()  # a vLLM engine's processes and memory
             if torch.cuda.is_initialized():
                 torch.cuda.empty_cache()  # hand the old weights' blocks back to the driver
 

@@ -15,14 +15,6 @@ from decoding.model.settings import default_cache_dir
 HUB_FAILURE = r"could not reach the Hugging Face Hub|not a model on the Hugging Face Hub"
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tiny, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tiny.model.save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("model_id", ["", "   ", None])
 def test_resolve_empty_id(model_id):
     with pytest.raises(ValueError, match="model id is empty"):
@@ -168,15 +160,16 @@ def test_store_loads_with_its_settings(tiny_folder, monkeypatch):
     seen = []
     real = loading_mod.load_model
 
-    def spy(model_id, device, device_map, cache_dir):
-        seen.append((device, device_map, cache_dir))
-        return real(model_id, device, device_map, cache_dir)
+    def spy(model_id, device, device_map, cache_dir, engine):
+        seen.append((device, device_map, cache_dir, engine))
+        return real(model_id, device, device_map, cache_dir, engine)
 
     monkeypatch.setattr(model_mod.store, "load_model", spy)
-    store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder))
+    engine = model_mod.EngineSettings(attribution_copy=False)
+    store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder, engine=engine))
     store.load(str(tiny_folder))
     store.load(str(tiny_folder), device="cpu", device_map="none")
-    assert seen == [("cpu", "auto", tiny_folder), ("cpu", "none", tiny_folder)]
+    assert seen == [("cpu", "auto", tiny_folder, engine), ("cpu", "none", tiny_folder, engine)]
 
 
 def test_embedded_model_status(embedded):

@@ -1,0 +1,174 @@
+"""The vLLM logits engine: next-token logits from a `vllm.LLM`, for many users and models too big for one GPU.
+
+It answers the same calls as the prefix KV cache (`decoding.logits.LogitsEngine`), so everything above it
+(knobs, constraints, forcing, the tree, prefetch) is unchanged. Each prefix is one token-id prompt that
+generates one token and returns the raw logits of the whole vocabulary (`logprobs_mode="raw_logits"`,
+`logprobs=-1`, no detokenisation): the same numbers the transformers model gives, so every knob (the
+repetition penalty too, which is not shift-invariant) sees what it sees there. vLLM's own prefix caching
+keeps the keys and values. Requests that wait at the same time go to vLLM in one `generate` call (see
+`decoding.batcher`), and a request stands aside from the model lane while it waits, so concurrent users'
+steps meet there. Recent answers are kept (a prefetched candidate needs no call).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .batcher import Batcher
+from .lane import LANE
+
+LOGITS_ENTRIES = 256  # answers kept: ~50 MB at a 49k vocabulary, enough for every user's last steps and prefetch
+EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")  # vLLM's distributed_executor_backend values
+INSTALL_HINT = (
+    "run `uv sync --extra vllm` (x86-64 Linux CPUs) or `uv pip install vllm` (CUDA GPUs), or use --engine transformers"
+)
+
+
+@dataclass(frozen=True)
+class VllmOptions:
+    """How vLLM starts: parallelism as vLLM documents it (the executor None: vLLM's choice), eager mode."""
+
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+    enforce_eager: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("tensor_parallel_size", "pipeline_parallel_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} {value!r} must be a whole number >= 1")
+        backend = self.distributed_executor_backend
+        if backend is not None and backend not in EXECUTOR_BACKENDS:
+            raise ValueError(f"distributed_executor_backend {backend!r} is not one of {', '.join(EXECUTOR_BACKENDS)}")
+
+    @property
+    def placement(self) -> str:
+        """How the weights are spread, for the model status."""
+        parts = [f"tensor parallel {self.tensor_parallel_size}", f"pipeline parallel {self.pipeline_parallel_size}"]
+        if self.distributed_executor_backend:
+            parts.append(f"{self.distributed_executor_backend} executor")
+        return "vLLM: " + ", ".join(parts)
+
+
+class VllmEngine:
+    """Logits of token-id prefixes from a running `vllm.LLM` (`start` makes one); `close` stops it."""
+
+    name = "vllm"
+
+    def __init__(self, llm: object, sampling_params: object, vocab_size: int, placement: str = "vLLM") -> None:
+        self.llm = llm
+        self.sampling_params = sampling_params
+        self.vocab_size = vocab_size
+        self.placement = placement
+        self.batcher: Batcher[tuple[int, ...], torch.Tensor] = Batcher(self._generate)
+        self._answers: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def logits(self, loaded: object, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
+        """Float32 logits [last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
+        ids = tuple(int(i) for i in ids)
+        if not 1 <= last_n <= len(ids):
+            raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
+        prefixes = [ids[: len(ids) - last_n + 1 + j] for j in range(last_n)]
+        return torch.stack(self._answer(prefixes, keep=True))
+
+    def batch_logits(
+        self, loaded: object, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
+    ) -> torch.Tensor:
+        """Float32 logits [len(rows), vocab]: row i predicts the token after base + rows[i], in one vLLM call."""
+        base, rows = tuple(int(i) for i in base), [tuple(int(i) for i in row) for row in rows]
+        if not rows or not rows[0] or len({len(row) for row in rows}) != 1:
+            raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
+        return torch.stack(self._answer([(*base, *row) for row in rows], keep))
+
+    def cached(self, ids: Sequence[int]) -> bool:
+        """Whether the logits after `ids` are kept (a call for them needs no vLLM request)."""
+        with self._lock:
+            return tuple(int(i) for i in ids) in self._answers
+
+    def serves(self, loaded: object) -> bool:
+        """Whether this engine serves `loaded` (False once another model was loaded): background work checks."""
+        return not self._closed and getattr(loaded, "logits_engine", None) is self
+
+    def close(self) -> None:
+        """Stop vLLM's engine processes (the model is switched): its memory is freed at once."""
+        self._closed = True
+        with self._lock:
+            self._answers.clear()
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
+    def _answer(self, prefixes: list[tuple[int, ...]], keep: bool) -> list[torch.Tensor]:
+        """The logits after each prefix: kept answers, then one batched call for the rest (the lane given up)."""
+        with self._lock:
+            found = {p: self._answers[p] for p in prefixes if p in self._answers}
+            for p in found:
+                self._answers.move_to_end(p)
+        missing = list(dict.fromkeys(p for p in prefixes if p not in found))
+        if missing:
+            with LANE.stand_aside():  # others run their own work meanwhile; their forwards join the next call
+                computed = self.batcher.run(missing)
+            found.update(zip(missing, computed, strict=True))
+            if keep and not self._closed:
+                self._keep(dict(zip(missing, computed, strict=True)))
+        return [found[p] for p in prefixes]
+
+    def _keep(self, answers: dict[tuple[int, ...], torch.Tensor]) -> None:
+        with self._lock:
+            self._answers.update(answers)
+            for p in answers:
+                self._answers.move_to_end(p)
+            while len(self._answers) > LOGITS_ENTRIES:
+                self._answers.popitem(last=False)
+
+    def _generate(self, prefixes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """ONE `generate` call over the prefixes (the batcher's batch function)."""
+        if self._closed:
+            raise ValueError("the vLLM engine was stopped (another model was loaded): try again")
+        prompts = [{"prompt_token_ids": list(p)} for p in prefixes]
+        outputs = self.llm.generate(prompts, self.sampling_params, use_tqdm=False)
+        return [self._row(out.outputs[0].logprobs) for out in outputs]
+
+    def _row(self, flat: object) -> torch.Tensor:
+        """The vocabulary's logits from the first position of a FlatLogprobs (ids outside the vocabulary dropped).
+
+        In numpy: about 2 ms for 49k entries, where torch's list conversion and masked indexing take 10-50 ms.
+        """
+        start, end = flat.start_indices[0], flat.end_indices[0]
+        ids = np.array(flat.token_ids, dtype=np.int64)[start:end]
+        values = np.array(flat.logprobs, dtype=np.float32)[start:end]
+        inside = ids < self.vocab_size
+        row = np.full(self.vocab_size, -np.inf, dtype=np.float32)
+        row[ids[inside]] = values[inside]
+        return torch.from_numpy(row)
+
+
+def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmEngine:
+    """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ValueError(
+            f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
+        ) from None
+    try:
+        llm = vllm.LLM(
+            model=target, dtype=dtype, max_model_len=context_length, max_logprobs=-1, logprobs_mode="raw_logits",
+            enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
+            pipeline_parallel_size=options.pipeline_parallel_size,
+            distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
+        )  # fmt: skip
+    except Exception as exc:  # vLLM raises many kinds; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {first[:300]}") from exc
+    params = vllm.SamplingParams(max_tokens=1, logprobs=-1, flat_logprobs=True, detokenize=False, temperature=0.0)
+    return VllmEngine(llm, params, vocab_size, options.placement)
