@@ -7,6 +7,7 @@ each builds its components and wires its own events.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 
@@ -72,10 +73,16 @@ def main(argv: list[str] | None = None) -> None:
         print(cli.models_text())
         return
     cli.apply(options)  # env, logging and the public-mode policy, before the UI reads the defaults
+    signal.signal(signal.SIGTERM, _stop)
     threading.Thread(target=_warm_up, daemon=True).start()
     demo = build()
     demo.queue(max_size=options.queue_size)
     cli.launch(demo, options, css=CSS)
+
+
+def _stop(signum: int, frame: object) -> None:
+    """A terminated app exits as on Ctrl-C, so exit handlers stop what it started (vLLM's engine processes)."""
+    raise SystemExit(0)
 
 
 def _warm_up() -> None:

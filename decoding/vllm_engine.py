@@ -12,6 +12,7 @@ steps meet there. Recent answers are kept (a prefetched candidate needs no call)
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -99,7 +100,9 @@ class VllmEngine:
         return not self._closed and getattr(loaded, "logits_engine", None) is self
 
     def close(self) -> None:
-        """Stop vLLM's engine processes (the model is switched): its memory is freed at once."""
+        """Stop vLLM's engine processes (the model is switched, or the app exits): its memory is freed at once."""
+        if self._closed:
+            return
         self._closed = True
         with self._lock:
             self._answers.clear()
@@ -171,4 +174,6 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {first[:300]}") from exc
     params = vllm.SamplingParams(max_tokens=1, logprobs=-1, flat_logprobs=True, detokenize=False, temperature=0.0)
-    return VllmEngine(llm, params, vocab_size, options.placement)
+    engine = VllmEngine(llm, params, vocab_size, options.placement)
+    atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
+    return engine
