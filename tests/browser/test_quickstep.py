@@ -54,3 +54,15 @@ def test_bars_shown_early_are_taken_back_when_the_step_is_refused(page):
     assert page.evaluate(SPECULATED_JS) == speculated + 1
     ui.expect_completion_count(page, 1)
     assert ui.bars(page) == before
+
+
+def test_a_step_right_after_typing_a_seed_leaves_every_panel_at_the_same_token(page):
+    ui.set_prompt(page, PROMPT)
+    seed = page.get_by_label("Seed (blank = random)", exact=True)
+    for n in range(1, 4):
+        seed.fill(str(100 + n))  # leaving the box (the click) refreshes the view just before the step
+        click_step(page)
+        ui.expect_completion_count(page, n)
+        page.wait_for_function(f"() => !({PROVISIONAL_JS})()")
+        page.wait_for_function(ui.TABLE_MATCHES_BARS_JS)
+        assert page.evaluate(STEP_JS) == n
