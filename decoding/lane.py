@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -106,6 +107,7 @@ class Lane:
         self._owner: int | None = None
         self._depth = 0
         self._aside = 0  # requests standing aside (waiting for an engine that batches): the lane is not idle
+        self._expected_until = 0.0  # a request announced to follow soon: background work waits for it till then
         self.max_waiting = _max_waiting_from_env() if max_waiting is None else max_waiting
         _LANES.add(self)
 
@@ -172,14 +174,28 @@ class Lane:
                 while True:  # cancelled work never takes the lane, even when it is free
                     if cancel is not None and cancel.cancelled:
                         raise Cancelled("the background work was cancelled while waiting for the model")
-                    if self._owner is None and not self._queue and not self._aside:
+                    expected = self._expected_until - time.monotonic()
+                    if self._owner is None and not self._queue and not self._aside and expected <= 0:
                         break
-                    self._cond.wait(CANCEL_POLL_S if cancel is not None else None)
+                    timeouts = [t for t in (CANCEL_POLL_S if cancel is not None else None, expected) if t and t > 0]
+                    self._cond.wait(min(timeouts) if timeouts else None)
                 self._owner, self._depth = me, 1
         try:
             yield
         finally:
             self._release()
+
+    def expect(self, seconds: float) -> None:
+        """A request will follow within `seconds` (a UI event that finishes a step already computed): background
+        work waits for it so as not to compete with it for the CPU, or until then, whichever comes first."""
+        with self._cond:
+            self._expected_until = max(self._expected_until, time.monotonic() + seconds)
+
+    def expected_arrived(self) -> None:
+        """The announced request came: background work may go (the next time the lane is idle)."""
+        with self._cond:
+            self._expected_until = 0.0
+            self._cond.notify_all()
 
     def pause(self, cancel: CancelToken | None = None) -> None:
         """From inside a hold: if anyone waits, let them all go first, then continue (same hold depth).

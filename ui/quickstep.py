@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from decoding import service
+from decoding.lane import LANE
 
 from .request import fingerprint, model_id
 from .view import step_bars
@@ -32,6 +33,7 @@ MARK = "<!--provisional-->"  # ends the quick path's bars; the Step event's bars
 KEEP = 64  # speculations kept (a speculation is taken by the event that follows its click within ~0.1 s)
 TTL_S = 60.0  # a speculation no event took by then is dropped
 WAIT_S = 120.0  # the most an event waits for the quick step of its own click to finish
+EVENT_WITHIN_S = 1.0  # the Step event follows its quick step within this, or background work stops waiting
 
 BARS_JS = f"""
 const MARK = {json.dumps(MARK)};
@@ -113,6 +115,7 @@ class Speculations:
         """The step computed for this request and model (waiting for it when it is still running), or None."""
         with self._lock:
             entry = self._entries.pop(key(request), None)
+        LANE.expected_arrived()
         if entry is None or time.monotonic() - entry.at > self.ttl_s or not entry.done.wait(WAIT_S):
             return None
         return entry.result
@@ -143,6 +146,7 @@ def quick_step(args: list) -> dict:
     entry = SPECULATIONS.start(request)
     try:
         entry.result = service.step(request)
+        LANE.expect(EVENT_WITHIN_S)  # prefetch waits for the Step event that follows, not to slow it
     except ValueError:
         return {}  # the Step event meets the same refusal and says why
     except Exception:

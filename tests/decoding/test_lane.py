@@ -215,3 +215,33 @@ def test_a_forked_child_starts_with_the_lane_free():
             os._exit(0 if got == [True] else 1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_background_work_waits_for_an_announced_request_then_goes():
+    lane, order = Lane(), []
+
+    def background():
+        with lane.hold_when_idle():
+            order.append("background")
+
+    lane.expect(30.0)  # a UI event that finishes a step already computed is on its way
+    worker = threading.Thread(target=background)
+    worker.start()
+    time.sleep(0.2)
+    order.append("event")  # the announced request comes (it needs no lane: its step was computed)
+    lane.expected_arrived()
+    worker.join(5)
+    assert order == ["event", "background"]
+
+
+def test_an_announced_request_that_never_comes_holds_background_work_only_until_its_deadline():
+    lane, done = Lane(), threading.Event()
+    lane.expect(0.2)
+
+    def background():
+        with lane.hold_when_idle():
+            done.set()
+
+    threading.Thread(target=background).start()
+    assert not done.wait(0.05)
+    assert done.wait(5)
