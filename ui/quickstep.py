@@ -103,10 +103,10 @@ class Speculations:
         self.keep, self.ttl_s = keep, ttl_s
 
     def start(self, request: dict) -> _Speculation:
-        entry = _Speculation()
+        entry, name = _Speculation(), key(request)  # the key reads the model's status: once
         with self._lock:
-            self._entries[key(request)] = entry
-            self._entries.move_to_end(key(request))
+            self._entries[name] = entry
+            self._entries.move_to_end(name)
             while len(self._entries) > self.keep:
                 self._entries.popitem(last=False)
         return entry
