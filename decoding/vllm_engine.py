@@ -2,9 +2,11 @@
 
 It answers the same calls as the prefix KV cache (`decoding.logits.LogitsEngine`), so everything above it
 (knobs, constraints, forcing, the tree, prefetch) is unchanged. Each prefix is one token-id prompt that
-generates one token and returns the raw logits of the whole vocabulary (`logprobs_mode="raw_logits"`,
-`logprobs=-1`, no detokenisation): the same numbers the transformers model gives, so every knob (the
-repetition penalty too, which is not shift-invariant) sees what it sees there. vLLM's own prefix caching
+generates one token (no detokenisation); its raw float32 logits come back through a shared file written
+by a logits processor in vLLM's sampler (`decoding.vllm_rows`), or, where that file cannot be reached, as
+full-vocabulary raw logits in the answer (`logprobs_mode="raw_logits"`, `logprobs=-1`, about 13 ms more a
+prefix). Either way they are the numbers the transformers model gives, so every knob (the repetition
+penalty too, which is not shift-invariant) sees what it sees there. vLLM's own prefix caching
 keeps the keys and values. Requests that wait at the same time go to vLLM in one `generate` call (see
 `decoding.batcher`), and a request stands aside from the model lane while it waits, so concurrent users'
 steps meet there. Recent answers are kept (a prefetched candidate needs no call).
@@ -13,6 +15,7 @@ steps meet there. Recent answers are kept (a prefetched candidate needs no call)
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ import torch
 from .batcher import Batcher
 from .lane import LANE
 
+LOG = logging.getLogger(__name__)
 LOGITS_ENTRIES = 256  # answers kept: ~50 MB at a 49k vocabulary, enough for every user's last steps and prefetch
 CPU_BLOCK_SIZE = 32  # tokens per KV block on CPUs (see `_block_size`)
 EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")  # vLLM's distributed_executor_backend values
@@ -64,9 +68,12 @@ class VllmEngine:
 
     name = "vllm"
 
-    def __init__(self, llm: object, sampling_params: object, vocab_size: int, placement: str = "vLLM") -> None:
+    def __init__(
+        self, llm: object, sampling_params: object, vocab_size: int, placement: str = "vLLM", tap: object = None
+    ) -> None:
         self.llm = llm
-        self.sampling_params = sampling_params
+        self.sampling_params = sampling_params  # full-vocabulary raw logits in the answer
+        self.tap = tap  # a `vllm_rows.Tap`: rows through a shared file (None: from the answers)
         self.vocab_size = vocab_size
         self.placement = placement
         self.batcher: Batcher[tuple[int, ...], torch.Tensor] = Batcher(self._generate)
@@ -107,6 +114,8 @@ class VllmEngine:
         self._closed = True
         with self._lock:
             self._answers.clear()
+        if self.tap is not None:
+            self.tap.close()
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
@@ -138,9 +147,18 @@ class VllmEngine:
         """ONE `generate` call over the prefixes (the batcher's batch function)."""
         if self._closed:
             raise ValueError("the vLLM engine was stopped (another model was loaded): try again")
-        prompts = [{"prompt_token_ids": list(p)} for p in prefixes]
-        outputs = self.llm.generate(prompts, self.sampling_params, use_tqdm=False)
-        return [self._row(out.outputs[0].logprobs) for out in outputs]
+        rows = self.tap.generate(self.llm, prefixes) if self.tap is not None else [None] * len(prefixes)
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing and self.tap is not None:  # the sampler cannot reach the file: from now on, in the answers
+            LOG.warning("vLLM's sampler does not reach this machine's shared memory: logits come in its answers")
+            self.tap.close()
+            self.tap = None
+        if missing:
+            prompts = [{"prompt_token_ids": list(prefixes[i])} for i in missing]
+            outputs = self.llm.generate(prompts, self.sampling_params, use_tqdm=False)
+            for i, out in zip(missing, outputs, strict=True):
+                rows[i] = self._row(out.outputs[0].logprobs)
+        return rows
 
     def _row(self, flat: object) -> torch.Tensor:
         """The vocabulary's logits from the first position of a FlatLogprobs (ids outside the vocabulary dropped).
@@ -171,6 +189,8 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
     try:
         import vllm
+
+        from .vllm_rows import RowTap, Tap
     except ImportError as exc:
         raise ValueError(
             f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
@@ -181,12 +201,14 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
             enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
             pipeline_parallel_size=options.pipeline_parallel_size,
             distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
-            block_size=_block_size(),
+            block_size=_block_size(), logits_processors=[RowTap],
         )  # fmt: skip
     except Exception as exc:  # vLLM raises many kinds; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {first[:300]}") from exc
-    params = vllm.SamplingParams(max_tokens=1, logprobs=-1, flat_logprobs=True, detokenize=False, temperature=0.0)
-    engine = VllmEngine(llm, params, vocab_size, options.placement)
+    one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
+    params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
+    tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))
+    engine = VllmEngine(llm, params, vocab_size, options.placement, tap)
     atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
     return engine

@@ -134,3 +134,41 @@ def test_a_bad_parallel_layout_fails_with_one_line_naming_it(embedded):
     with pytest.raises(ValueError, match=r"^vLLM could not start .*tensor parallel 2") as err:
         load_model(EMBEDDED_ID, device="cpu", engine=engine)
     assert "\n" not in str(err.value)
+
+
+def _answered_rows(engine: VllmEngine, prefixes: list[list[int]]) -> list[torch.Tensor]:
+    """The logits after each prefix as vLLM's answers carry them (logprobs=-1), the other way in."""
+    outputs = engine.llm.generate([{"prompt_token_ids": p} for p in prefixes], engine.sampling_params, use_tqdm=False)
+    return [engine._row(out.outputs[0].logprobs) for out in outputs]
+
+
+def test_rows_come_through_the_shared_file_and_equal_the_answers_logits(vllm_model, engines):
+    engine = vllm_model.logits_engine
+    assert engine.tap is not None  # nothing in this module made the engine fall back
+    ids = vllm_model.tokenizer(PROMPTS[2])["input_ids"]
+    prefixes = [ids[:n] for n in range(3, len(ids) + 1)]
+    tapped = engine.tap.generate(engine.llm, prefixes)
+    for a, b in zip(tapped, _answered_rows(engine, prefixes), strict=True):
+        assert a is not None and a.shape == (engine.vocab_size,) and float((a - b).abs().max()) < 1e-5
+
+
+def test_a_call_larger_than_the_file_gets_a_larger_file(vllm_model):
+    tap = vllm_model.logits_engine.tap
+    ids = vllm_model.tokenizer(PROMPTS[1])["input_ids"]
+    prefixes = [[*ids, 10 + n] for n in range(tap.file.slots + 6)]
+    rows = tap.generate(vllm_model.logits_engine.llm, prefixes)
+    assert tap.file.slots == 128 and all(row is not None for row in rows)
+
+
+def test_a_sampler_that_cannot_reach_the_file_makes_the_engine_take_the_answers_logits(vllm_model):
+    from decoding.vllm_rows import Tap
+
+    serving = vllm_model.logits_engine
+    unreachable = Tap(serving.vocab_size, serving.tap.params_for)
+    os.unlink(unreachable.file.path)  # as on a machine that does not have it
+    engine = VllmEngine(serving.llm, serving.sampling_params, serving.vocab_size, tap=unreachable)
+    ids = vllm_model.tokenizer(PROMPTS[3])["input_ids"]
+    rows = engine.batch_logits(vllm_model, ids, [[11], [12]])
+    assert engine.tap is None  # and it stays on the answers from now on
+    expected = _answered_rows(serving, [[*ids, 11], [*ids, 12]])
+    assert all(float((a - b).abs().max()) < 1e-5 for a, b in zip(rows, expected, strict=True))
