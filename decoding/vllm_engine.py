@@ -29,7 +29,6 @@ from .lane import LANE
 
 LOG = logging.getLogger(__name__)
 LOGITS_ENTRIES = 256  # answers kept: ~50 MB at a 49k vocabulary, enough for every user's last steps and prefetch
-CPU_BLOCK_SIZE = 32  # tokens per KV block on CPUs (see `_block_size`)
 EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")  # vLLM's distributed_executor_backend values
 INSTALL_HINT = (
     "run `uv sync --extra vllm` (x86-64 Linux CPUs) or `uv pip install vllm` (CUDA GPUs), or use --engine transformers"
@@ -174,34 +173,27 @@ class VllmEngine:
         return torch.from_numpy(row)
 
 
-def _block_size() -> int | None:
-    """The KV block size: vLLM caches whole blocks only, so a step recomputes the tokens after the last full block.
-
-    vLLM's CPU backend defaults to 128-token blocks (a step at 250 tokens would recompute 122 of them);
-    32 is the smallest it runs at full speed. Elsewhere vLLM's default (16 on GPUs) stands.
-    """
-    from vllm.platforms import current_platform
-
-    return CPU_BLOCK_SIZE if current_platform.is_cpu() else None
-
-
 def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmEngine:
     """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
     try:
         import vllm
 
+        from . import vllm_cpu
         from .vllm_rows import RowTap, Tap
     except ImportError as exc:
         raise ValueError(
             f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
         ) from None
+    workers = options.tensor_parallel_size * options.pipeline_parallel_size
+    vllm_cpu.check_eager(options.pipeline_parallel_size, options.enforce_eager)
+    vllm_cpu.bind_workers(workers, options.distributed_executor_backend in (None, "mp", "uni"))
     try:
         llm = vllm.LLM(
             model=target, dtype=dtype, max_model_len=context_length, max_logprobs=-1, logprobs_mode="raw_logits",
             enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
             pipeline_parallel_size=options.pipeline_parallel_size,
             distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
-            block_size=_block_size(), logits_processors=[RowTap],
+            block_size=vllm_cpu.block_size(), logits_processors=[RowTap],
         )  # fmt: skip
     except Exception as exc:  # vLLM raises many kinds; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,79 @@
+"""A model split over two pipeline stages, as over two GPUs or machines: two vLLM worker processes on CPUs.
+
+The second stage samples, so its logits reach the app through the shared file from another process than
+the first stage's. Also how the CPU backend's workers get cores, and the eager layout it cannot run.
+Compiled (not eager): about two minutes the first time. Skipped without vllm."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from decoding import vllm_cpu
+from decoding.cache import PrefixCache
+from decoding.engine import Engine
+from decoding.model import EMBEDDED_ID, EngineSettings, load_model
+from decoding.vllm_engine import VllmOptions
+
+PROMPTS = ["The capital of France is", "def fibonacci(n):", "1, 2, 3, 4,"]
+
+
+@pytest.fixture(scope="module")
+def two_stages():
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    engine = EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2))
+    loaded = load_model(EMBEDDED_ID, device="cpu", engine=engine)
+    yield loaded
+    loaded.logits_engine.close()
+
+
+def p_base(engine: Engine, prompt: str):
+    req = engine.request({"prompt": prompt, "use_chat_template": False, "top_k": 20, "params": {"greedy": True}})
+    prompt_ids, _ = engine.prompt_ids(req)
+    return engine.stages(req, prompt_ids, req.completion_ids).p_base
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_two_pipeline_stages_give_the_transformers_p_base(two_stages, embedded, prompt):
+    a, b = p_base(Engine(two_stages), prompt), p_base(Engine(embedded, PrefixCache()), prompt)
+    assert float((a - b).abs().max()) < 1e-4
+    assert two_stages.status().placement == "vLLM: tensor parallel 1, pipeline parallel 2"
+    assert two_stages.logits_engine.tap is not None  # the last stage's process wrote the rows
+
+
+def test_eager_pipeline_stages_are_refused_before_vllm_starts():
+    engine = EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2, enforce_eager=True))
+    with pytest.raises(ValueError, match=r"^pipeline parallel size 2 does not run eagerly .*--enforce-eager"):
+        load_model(EMBEDDED_ID, device="cpu", engine=engine)
+
+
+@pytest.fixture
+def one_numa_node(monkeypatch):
+    monkeypatch.setenv(vllm_cpu.BIND, "auto")  # vLLM's default; set, so that the test's change is undone
+    monkeypatch.setattr(vllm_cpu.glob, "glob", lambda pattern: ["/sys/devices/system/node/node0"])
+    monkeypatch.setattr(vllm_cpu.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+
+
+def test_local_workers_beyond_the_numa_nodes_share_the_cores(one_numa_node):
+    vllm_cpu.bind_workers(2, all_local=True)
+    assert os.environ[vllm_cpu.BIND] == "0,1|2,3"
+
+
+@pytest.mark.parametrize(("workers", "all_local"), [(1, True), (2, False)])
+def test_one_worker_or_remote_workers_keep_vllms_binding(one_numa_node, workers, all_local):
+    vllm_cpu.bind_workers(workers, all_local)
+    assert os.environ[vllm_cpu.BIND] == "auto"
+
+
+def test_an_explicit_binding_is_kept(one_numa_node, monkeypatch):
+    monkeypatch.setenv(vllm_cpu.BIND, "3|4")
+    vllm_cpu.bind_workers(2, all_local=True)
+    assert os.environ[vllm_cpu.BIND] == "3|4"
+
+
+def test_more_workers_than_cores_are_refused(one_numa_node):
+    with pytest.raises(ValueError, match=r"^6 vLLM workers need at least 6 CPU cores; this app may use 5$"):
+        vllm_cpu.bind_workers(6, all_local=True)
