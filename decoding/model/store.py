@@ -52,7 +52,7 @@ class ModelStore:
         return self.settings.model or (EMBEDDED_ID if embedded_gguf() is not None else HUB_FALLBACK_ID)
 
     def status(self) -> ModelStatus:
-        return self._status or ModelStatus(model_id=self.default_model_id())
+        return self._status or ModelStatus(model_id=self.default_model_id(), engine=self.settings.engine.name)
 
     def get(self) -> LoadedModel:
         """The current model, loading the default one on first use."""
@@ -71,7 +71,8 @@ class ModelStore:
         device = device or settings.device
         device_map = settings.device_map if device_map is None else device_map
         with self._lock:
-            self._status = ModelStatus(model_id=str(model_id or "").strip(), state="loading")
+            shown = str(model_id or "").strip()
+            self._status = ModelStatus(model_id=shown, state="loading", engine=settings.engine.name)
             try:
                 loaded = load_model(model_id, device, device_map, settings.cache_dir, settings.engine)
             except BaseException as exc:  # even an interrupt must not leave the status at "loading"

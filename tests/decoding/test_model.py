@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from decoding import model as model_mod
-from decoding.model import ModelStore, StoreSettings, load_model, pick_device, resolve
+from decoding.model import EngineSettings, ModelStore, StoreSettings, load_model, pick_device, resolve
 from decoding.model import loading as loading_mod
 from decoding.model.settings import default_cache_dir
 
@@ -146,6 +146,11 @@ def test_default_model_comes_from_the_store_settings():
     store = ModelStore(StoreSettings())
     store.configure(StoreSettings(model="org/other"))
     assert store.status().model_id == "org/other" and store.status().state == "loading"
+
+
+def test_a_model_loading_for_vllm_says_so_before_it_is_ready():
+    store = ModelStore(StoreSettings(model="org/other", engine=EngineSettings("vllm")))
+    assert (store.status().state, store.status().engine) == ("loading", "vllm")
 
 
 def test_store_reads_the_environment_once(monkeypatch):

@@ -18,3 +18,8 @@ def test_the_vllm_engine_is_named_with_its_placement_and_what_it_cannot_do():
     line = render.model_markdown(vllm | {"gradients": False})
     assert "served by vLLM: tensor parallel 2" in line and "no attribution or logit lens" in line
     assert "no attribution" not in render.model_markdown(vllm | {"gradients": True})
+
+
+def test_a_model_loading_on_vllm_says_the_wait_can_be_long():
+    assert "a minute or more" in render.model_markdown({"state": "loading", "model_id": "m", "engine": "vllm"})
+    assert "minute" not in render.model_markdown({"state": "loading", "model_id": "m", "engine": "transformers"})
