@@ -53,7 +53,6 @@ def engine_round(engine: str, tokenizer, clients: int, steps: int, eager: bool) 
     values = {"NEXTTOKEN_ENGINE": engine}
     if engine == "vllm":
         values["NEXTTOKEN_ENFORCE_EAGER"] = "1" if eager else "0"
-        values["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB
     with tempfile.TemporaryDirectory() as folder, environment(values), running_app(Path(folder) / "app.log") as url:
         with httpx.Client(timeout=START_TIMEOUT_S) as client:
             rest_step(client, url, body_for(tokenizer, 10_000))  # waits for the model to load

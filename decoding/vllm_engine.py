@@ -173,6 +173,14 @@ class VllmEngine:
         return torch.from_numpy(row)
 
 
+def _why(exc: Exception) -> str:
+    """The first line of vLLM's error; where it only points at its engine processes' log, where that log is."""
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    if "root cause above" in first:  # the reason is in a worker's traceback, printed to the app's stderr
+        return "its engine process failed while starting; the app's log (stderr) shows vLLM's reason"
+    return first
+
+
 def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmEngine:
     """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
     try:
@@ -193,11 +201,11 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
             enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
             pipeline_parallel_size=options.pipeline_parallel_size,
             distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
-            block_size=vllm_cpu.block_size(), logits_processors=[RowTap],
+            block_size=vllm_cpu.block_size(), kv_cache_memory_bytes=vllm_cpu.kv_cache_bytes(workers),
+            logits_processors=[RowTap],
         )  # fmt: skip
     except Exception as exc:  # vLLM raises many kinds; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {first[:300]}") from exc
+        raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {_why(exc)}") from exc
     one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
     params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
     tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))

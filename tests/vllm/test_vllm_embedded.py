@@ -50,7 +50,6 @@ CONSTRAINTS = [
 
 @pytest.fixture(scope="module")
 def vllm_model():
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: plenty for a 135M model, small beside the tests
     loaded = load_model(EMBEDDED_ID, device="cpu", engine=EngineSettings("vllm", VllmOptions(enforce_eager=True)))
     yield loaded
     loaded.logits_engine.close()

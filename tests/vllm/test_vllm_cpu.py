@@ -1,12 +1,13 @@
-"""A model split over two pipeline stages, as over two GPUs or machines: two vLLM worker processes on CPUs.
+"""vLLM on CPUs: a model split over two pipeline stages, as over two GPUs or machines (two worker processes).
 
 The second stage samples, so its logits reach the app through the shared file from another process than
-the first stage's. Also how the CPU backend's workers get cores, and the eager layout it cannot run.
-Compiled (not eager): about two minutes the first time. Skipped without vllm."""
+the first stage's. Also how the CPU backend's workers get cores and KV cache, and the eager layout it
+cannot run. Compiled (not eager): about two minutes the first time. Skipped without vllm."""
 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,7 +24,6 @@ PROMPTS = ["The capital of France is", "def fibonacci(n):", "1, 2, 3, 4,"]
 
 @pytest.fixture(scope="module")
 def two_stages():
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     engine = EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2))
     loaded = load_model(EMBEDDED_ID, device="cpu", engine=engine)
     yield loaded
@@ -77,3 +77,25 @@ def test_an_explicit_binding_is_kept(one_numa_node, monkeypatch):
 def test_more_workers_than_cores_are_refused(one_numa_node):
     with pytest.raises(ValueError, match=r"^6 vLLM workers need at least 6 CPU cores; this app may use 5$"):
         vllm_cpu.bind_workers(6, all_local=True)
+
+
+@pytest.mark.parametrize(("free_gib", "workers", "expected_mib"), [(16, 1, 4096), (8, 2, 1024), (0.5, 1, 256)])
+def test_the_kv_cache_is_a_quarter_of_the_free_memory_within_bounds(monkeypatch, free_gib, workers, expected_mib):
+    import psutil
+
+    monkeypatch.delenv(vllm_cpu.KV_SPACE, raising=False)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=int(free_gib * 2**30)))
+    assert vllm_cpu.kv_cache_bytes(workers) == expected_mib * 2**20
+
+
+def test_vllms_own_kv_cache_variable_is_left_to_vllm(monkeypatch):
+    monkeypatch.setenv(vllm_cpu.KV_SPACE, "3")
+    assert vllm_cpu.kv_cache_bytes(1) is None
+
+
+def test_a_failure_inside_vllms_engine_process_says_where_its_reason_is(monkeypatch):
+    monkeypatch.setenv(vllm_cpu.KV_SPACE, str(1 << 20))  # a KV cache of a million GiB: the worker refuses it
+    engine = EngineSettings("vllm", VllmOptions(enforce_eager=True))
+    with pytest.raises(ValueError, match=r"^vLLM could not start .*: its engine process failed .*\(stderr\)") as err:
+        load_model(EMBEDDED_ID, device="cpu", engine=engine)
+    assert "\n" not in str(err.value) and "above" not in str(err.value)
