@@ -30,12 +30,16 @@ HEADER = 2  # int64 per slot before its row: the nonce, and how many logits were
 SLOTS = 64  # rows a file holds at first (~12 MB at a 49k vocabulary); a bigger call gets a bigger file
 
 
-def _open(path: str, width: int, mode: str, slots: int | None = None) -> np.ndarray:
-    """The file as int64 [slots, HEADER + width / 2]: each slot a header, then its row's float32 bytes."""
-    ints = HEADER + (width + 1) // 2
-    shape = (slots, ints) if slots is not None else None
-    array = np.memmap(path, dtype=np.int64, mode=mode, shape=shape)
-    return array if slots is not None else array.reshape(-1, ints)
+def _ints(width: int) -> int:
+    """int64 per slot: the header, then the row's float32 bytes."""
+    return HEADER + (width + 1) // 2
+
+
+def _open(path: str, width: int, slots: int | None = None) -> np.ndarray:
+    """The file as int64 [slots, _ints(width)] (all of it when `slots` is None)."""
+    shape = (slots, _ints(width)) if slots is not None else None
+    array = np.memmap(path, dtype=np.int64, mode="r+", shape=shape)
+    return array if slots is not None else array.reshape(-1, _ints(width))
 
 
 class RowFile:
@@ -45,7 +49,11 @@ class RowFile:
         folder = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
         self.path = str(folder / f"nexttoken-rows-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         self.slots, self.width = slots, width
-        self.array = _open(self.path, width, "w+", slots)
+        # readable by this user only, and never a file (or link) that was there before
+        handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        os.ftruncate(handle, slots * _ints(width) * 8)
+        os.close(handle)
+        self.array = _open(self.path, width, slots)
         self.array[:, 0] = -1  # no slot is stamped yet
 
     def ticket(self, slot: int, nonce: int) -> dict[str, tuple]:
@@ -122,7 +130,7 @@ class RowTap(LogitsProcessor):
         """The mapped file; None where it does not exist (this sampler runs on another machine)."""
         if path not in self.files:
             try:
-                array = _open(path, width, "r+")
+                array = _open(path, width)
             except (OSError, ValueError):
                 array = None
             self.files = {path: array}  # an engine writes to one file at a time: an older one was deleted
