@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -68,9 +69,11 @@ class VllmEngine:
     name = "vllm"
 
     def __init__(
-        self, llm: object, sampling_params: object, vocab_size: int, placement: str = "vLLM", tap: object = None
-    ) -> None:
+        self, llm: object, sampling_params: object, vocab_size: int, placement: str = "vLLM", tap: object = None,
+        max_len: int | None = None,
+    ) -> None:  # fmt: skip
         self.llm = llm
+        self.max_len = max_len  # vLLM's max_model_len: a prompt must leave room for the one token it generates
         self.sampling_params = sampling_params  # full-vocabulary raw logits in the answer
         self.tap = tap  # a `vllm_rows.Tap`: rows through a shared file (None: from the answers)
         self.vocab_size = vocab_size
@@ -126,6 +129,7 @@ class VllmEngine:
             for p in found:
                 self._answers.move_to_end(p)
         missing = list(dict.fromkeys(p for p in prefixes if p not in found))
+        self._check_lengths(missing)
         if missing:
             with LANE.stand_aside():  # others run their own work meanwhile; their forwards join the next call
                 computed = self.batcher.run(missing)
@@ -133,6 +137,15 @@ class VllmEngine:
             if keep and not self._closed:
                 self._keep(dict(zip(missing, computed, strict=True)))
         return [found[p] for p in prefixes]
+
+    def _check_lengths(self, prefixes: list[tuple[int, ...]]) -> None:
+        """ValueError for a prefix vLLM would refuse, before it joins a batch (vLLM fails a whole call for one)."""
+        longest = max(map(len, prefixes), default=0)
+        if self.max_len is not None and longest >= self.max_len:
+            raise ValueError(
+                f"a context of {longest} tokens has no room for the next token on vLLM, which serves at most "
+                f"{self.max_len - 1} (max_model_len {self.max_len})"
+            )
 
     def _keep(self, answers: dict[tuple[int, ...], torch.Tensor]) -> None:
         with self._lock:
@@ -195,9 +208,13 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     workers = options.tensor_parallel_size * options.pipeline_parallel_size
     vllm_cpu.check_eager(options.pipeline_parallel_size, options.enforce_eager)
     vllm_cpu.bind_workers(workers, options.distributed_executor_backend in (None, "mp", "uni"))
+    # vLLM wants room after a prompt for the token it generates, which the explorer never feeds back: one more
+    # position than the model's context lets it answer a full context, as the transformers engine does
+    os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    max_len = context_length + 1
     try:
         llm = vllm.LLM(
-            model=target, dtype=dtype, max_model_len=context_length, max_logprobs=-1, logprobs_mode="raw_logits",
+            model=target, dtype=dtype, max_model_len=max_len, max_logprobs=-1, logprobs_mode="raw_logits",
             enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
             pipeline_parallel_size=options.pipeline_parallel_size,
             distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
@@ -209,6 +226,6 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
     params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
     tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))
-    engine = VllmEngine(llm, params, vocab_size, options.placement, tap)
+    engine = VllmEngine(llm, params, vocab_size, options.placement, tap, max_len)
     atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
     return engine

@@ -113,6 +113,16 @@ def test_the_tree_on_the_vllm_engine_equals_the_transformers_tree(tiny, served):
     assert served.logits_engine.llm.calls[-1] == 3  # a level is one call with a prompt per frontier node
 
 
+def test_a_prefix_vllm_would_refuse_fails_alone_before_it_joins_a_batch(tiny):
+    # vLLM refuses a prompt that leaves no room for its one token, and then fails the whole call with it
+    engine = VllmEngine(FakeLLM(tiny.model), None, tiny.vocab_size, max_len=4)
+    with pytest.raises(ValueError, match=r"^a context of 4 tokens has no room .* at most 3 \(max_model_len 4\)$"):
+        engine.batch_logits(tiny, (1, 2), [(3, 4), (5, 6)])
+    assert engine.llm.calls == []
+    assert engine.logits(tiny, (1, 2, 3)).shape == (1, tiny.vocab_size)
+    assert engine.llm.calls == [1]
+
+
 def test_kept_answers_need_no_call_and_a_batch_is_one_call(served):
     engine = served.logits_engine
     llm = engine.llm

@@ -171,3 +171,10 @@ def test_a_sampler_that_cannot_reach_the_file_makes_the_engine_take_the_answers_
     assert engine.tap is None  # and it stays on the answers from now on
     expected = _answered_rows(serving, [[*ids, 11], [*ids, 12]])
     assert all(float((a - b).abs().max()) < 1e-5 for a, b in zip(rows, expected, strict=True))
+
+
+def test_vllm_has_room_for_a_full_context_and_its_token(vllm_model):
+    # vLLM refuses a prompt that leaves no room for the token it generates (checked by hand: at max_model_len 64
+    # a 63-token prompt runs, 64 is refused); the transformers engine answers a full context
+    engine = vllm_model.logits_engine
+    assert engine.llm.llm_engine.model_config.max_model_len == engine.max_len == vllm_model.context_length + 1
