@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import vllm_cpu
 from .batcher import Batcher
 from .lane import LANE
 
@@ -199,33 +200,36 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     try:
         import vllm
 
-        from . import vllm_cpu
         from .vllm_rows import RowTap, Tap
     except ImportError as exc:
         raise ValueError(
             f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
         ) from None
+    arguments = _arguments(target, options, context_length, dtype)
+    try:
+        llm = vllm.LLM(**arguments, logits_processors=[RowTap])
+    except Exception as exc:  # vLLM raises many kinds; the user needs one line
+        raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {_why(exc)}") from exc
+    one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
+    params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
+    tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))
+    engine = VllmEngine(llm, params, vocab_size, options.placement, tap, arguments["max_model_len"])
+    atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
+    return engine
+
+
+def _arguments(target: str, options: VllmOptions, context_length: int, dtype: str) -> dict:
+    """`vllm.LLM`'s arguments, once what must hold before vLLM starts holds (see `decoding.vllm_cpu`)."""
     workers = options.tensor_parallel_size * options.pipeline_parallel_size
     vllm_cpu.check_eager(options.pipeline_parallel_size, options.enforce_eager)
     vllm_cpu.bind_workers(workers, options.distributed_executor_backend in (None, "mp", "uni"))
     # vLLM wants room after a prompt for the token it generates, which the explorer never feeds back: one more
     # position than the model's context lets it answer a full context, as the transformers engine does
     os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
-    max_len = context_length + 1
-    try:
-        llm = vllm.LLM(
-            model=target, dtype=dtype, max_model_len=max_len, max_logprobs=-1, logprobs_mode="raw_logits",
-            enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
-            pipeline_parallel_size=options.pipeline_parallel_size,
-            distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
-            block_size=vllm_cpu.block_size(), kv_cache_memory_bytes=vllm_cpu.kv_cache_bytes(workers),
-            logits_processors=[RowTap],
-        )  # fmt: skip
-    except Exception as exc:  # vLLM raises many kinds; the user needs one line
-        raise ValueError(f"vLLM could not start {target!r} ({options.placement}): {_why(exc)}") from exc
-    one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
-    params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
-    tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))
-    engine = VllmEngine(llm, params, vocab_size, options.placement, tap, max_len)
-    atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
-    return engine
+    return dict(
+        model=target, dtype=dtype, max_model_len=context_length + 1, max_logprobs=-1, logprobs_mode="raw_logits",
+        enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
+        pipeline_parallel_size=options.pipeline_parallel_size,
+        distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
+        block_size=vllm_cpu.block_size(), kv_cache_memory_bytes=vllm_cpu.kv_cache_bytes(workers),
+    )  # fmt: skip

@@ -103,9 +103,9 @@ def status_line(result: dict, session: Session, notice: str = "") -> str:
 def model_markdown(status: dict) -> str:
     """The model line: id, where it runs, or that it is loading; a failed load is told in a toast."""
     if status.get("state") == "loading":
-        if status.get("engine") == "vllm":  # its first start compiles the model: say why the wait is long
-            return f"**Loading** `{status.get('model_id', '')}` on vLLM (a first start compiles it: a minute or more)…"
-        return f"**Loading** `{status.get('model_id', '')}`…"
+        # vLLM's first start compiles the model: say why the wait is long
+        wait = " on vLLM (a first start compiles it: a minute or more)" if status.get("engine") == "vllm" else ""
+        return f"**Loading** `{status.get('model_id', '')}`{wait}…"
     head = f"**Model** `{status['model_id']}` ({status['source']}, {status['device']}, {status['dtype']})"
     if status.get("state") == "ready":
         chat = "chat template" if status["has_chat_template"] else "no chat template"
