@@ -1,0 +1,31 @@
+"""The recorded answers of a fixed set of requests over every operation stay as recorded (see golden_cases)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from decoding import service
+from decoding.model import STORE
+from tests.service import golden_cases as cases
+
+RECORDED = json.loads(cases.GOLDEN.read_text())
+
+
+@pytest.fixture(scope="module")
+def answers(embedded):
+    STORE.use(embedded)
+    return cases.run_all(service)
+
+
+def test_the_record_covers_every_operation():
+    operations = {op for _, op, _ in cases._cases()}
+    assert operations >= {"preview", "step", "tree", "render", "append_text", "compare", "logit_lens", "attribution",
+                          "model_status"}
+    assert len(RECORDED) >= 50 and sum("refused" in a for a in RECORDED.values()) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_answer_as_recorded(answers, name):
+    assert cases.differences(RECORDED[name], answers[name], name, tol=1e-5) == []
