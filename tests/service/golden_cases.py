@@ -144,10 +144,10 @@ def differences(expected, actual, path: str = "", tol: float = 1e-6) -> list[str
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return [f"{path}: length {len(expected)} != {len(actual)}"]
-        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in differences(e, a, f"{path}[{i}]", tol)]
-    if isinstance(expected, float) or isinstance(actual, float):
-        if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-            return [] if math.isclose(expected, actual, rel_tol=tol, abs_tol=tol) else [f"{path}: {expected} != {actual}"]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{path}[{i}]", tol)]
+    numbers = isinstance(expected, (int, float)) and isinstance(actual, (int, float))
+    if numbers and (isinstance(expected, float) or isinstance(actual, float)):
+        return [] if math.isclose(expected, actual, rel_tol=tol, abs_tol=tol) else [f"{path}: {expected} != {actual}"]
     return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
 
 
