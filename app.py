@@ -14,7 +14,7 @@ import threading
 import gradio as gr
 
 import cli
-from decoding.model import STORE
+from backends.model import STORE
 from server import gradio_api
 from ui import (
     attribution_panel,

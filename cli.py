@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import runtime
-from decoding import budgets as budgets_mod
-from decoding import model as model_mod
-from decoding import prefetch as prefetch_mod
-from decoding import service
-from decoding import vllm_engine as vllm_mod
-from decoding.lane import LANE
-from decoding.logits import ENGINES, engine_name
+from backends import model as model_mod
+from backends.lane import LANE
+from backends.settings import BACKENDS, EXECUTOR_BACKENDS, BackendSettings, VllmOptions, backend_name
+from backends.vllm import backend as vllm_mod
 from server import rest
+from service import budgets as budgets_mod
+from service import operations as service
+from service import prefetch as prefetch_mod
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Options:
     queue_size: int = LOCAL_QUEUE_SIZE
     on_spaces: bool = False
     prefetch: int = prefetch_mod.DEFAULT_COUNT
-    engine: model_mod.EngineSettings = field(default_factory=model_mod.EngineSettings)
+    engine: BackendSettings = field(default_factory=BackendSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_flags(add) -> None:
-    add("--engine", metavar="NAME", help=f"what computes the logits: {', '.join(ENGINES)} (default transformers) "
+    add("--engine", metavar="NAME", help=f"what computes the logits: {', '.join(BACKENDS)} (default transformers) "
         "[NEXTTOKEN_ENGINE]")  # fmt: skip
     add("--tensor-parallel-size", metavar="N", help="vLLM: GPUs each layer is split over "
         "[NEXTTOKEN_TENSOR_PARALLEL_SIZE]")  # fmt: skip
     add("--pipeline-parallel-size", metavar="N", help="vLLM: stages the layers are split into, e.g. one per machine "
         "[NEXTTOKEN_PIPELINE_PARALLEL_SIZE]")  # fmt: skip
-    add("--distributed-executor-backend", metavar="NAME", help=f"vLLM: {', '.join(vllm_mod.EXECUTOR_BACKENDS)} "
+    add("--distributed-executor-backend", metavar="NAME", help=f"vLLM: {', '.join(EXECUTOR_BACKENDS)} "
         "(ray for several machines; default: vLLM's choice) [NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND]")  # fmt: skip
     add("--enforce-eager", action=argparse.BooleanOptionalAction, help="vLLM: no torch.compile or CUDA graphs "
         "(starts faster, runs slower) [NEXTTOKEN_ENFORCE_EAGER]")  # fmt: skip
@@ -168,17 +168,17 @@ def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
     )
 
 
-def _engine(get) -> model_mod.EngineSettings:
+def _engine(get) -> BackendSettings:
     """The engine settings; vLLM's flags only with --engine vllm, which needs vllm to be installed."""
     name, source = get("engine", "NEXTTOKEN_ENGINE")
-    name = engine_name(name, source)
+    name = backend_name(name, source)
     given = {
         "tensor_parallel_size": _number(*get("tensor_parallel_size", "NEXTTOKEN_TENSOR_PARALLEL_SIZE"), default=None),
         "pipeline_parallel_size": _number(
             *get("pipeline_parallel_size", "NEXTTOKEN_PIPELINE_PARALLEL_SIZE"), default=None
         ),
         "distributed_executor_backend": _choice(
-            *get("distributed_executor_backend", "NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND"), vllm_mod.EXECUTOR_BACKENDS
+            *get("distributed_executor_backend", "NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND"), EXECUTOR_BACKENDS
         ),
         "enforce_eager": _flag(*get("enforce_eager", "NEXTTOKEN_ENFORCE_EAGER"), default=False),
         "attribution_copy": _flag(*get("attribution_copy", "NEXTTOKEN_ATTRIBUTION_COPY"), default=False),
@@ -190,8 +190,8 @@ def _engine(get) -> model_mod.EngineSettings:
     elif importlib.util.find_spec("vllm") is None:
         raise ValueError(f"{source} 'vllm': the vllm package is not installed: {vllm_mod.INSTALL_HINT}")
     copy = given.pop("attribution_copy")
-    options = vllm_mod.VllmOptions(**{dest: value for dest, value in given.items() if value is not None})
-    return model_mod.EngineSettings(name, options, copy)
+    options = VllmOptions(**{dest: value for dest, value in given.items() if value is not None})
+    return BackendSettings(name, options, copy)
 
 
 def _choice(value: object, source: str, accepted: tuple[str, ...]) -> str | None:

@@ -22,8 +22,8 @@ from attribution.attention import PREFIX_CACHES
 from attribution.gradients import lane_breaks
 from attribution.guard import borrowed
 from attribution.objective import baseline_id, target_score
-from decoding.lane import Progress
-from decoding.model import LoadedModel
+from backends.lane import Progress
+from backends.model import LoadedModel
 
 # New tokens per batched forward: rows of (context - shared prefix) tokens each, at least one row.
 ABLATION_TOKEN_BUDGET = 2048

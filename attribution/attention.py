@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from attribution.guard import attention_implementation, borrowed
-from decoding.cache import PREFIX_CACHE, common_prefix
-from decoding.model import LoadedModel
-from decoding.model.memo import drop, per_model
+from backends.model import LoadedModel
+from backends.model.memo import drop, per_model
+from backends.prefix_cache import PREFIX_CACHE, common_prefix
 
 PREFIX_CACHE_ENTRIES = 2
 

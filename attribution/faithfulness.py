@@ -20,7 +20,7 @@ import torch
 from attribution.gradients import lane_breaks
 from attribution.guard import borrowed
 from attribution.objective import baseline_id, target_score
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 
 TOP_FRACTION = 0.2
 RANDOM_DRAWS = 5

@@ -19,8 +19,8 @@ from captum.attr import InputXGradient, Saliency
 
 from attribution.guard import borrowed
 from attribution.objective import target_score
-from decoding.lane import LANE, Progress
-from decoding.model import LoadedModel
+from backends.lane import LANE, Progress
+from backends.model import LoadedModel
 
 # Path points per forward/backward batch of integrated gradients; each batch is one slice of the model
 # lane, so other requests run between batches. Batching pays on a CPU (16 steps at 64 tokens: 4.2-5.1 s

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decoding.lane import LANE
+from backends.lane import LANE
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 # transformers installs these once, lazily, the first time `output_attentions` / `output_hidden_states` is

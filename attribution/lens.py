@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from attribution.guard import borrowed
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 
 _FINAL_NORM_NAMES = ("norm", "final_layernorm", "ln_f", "final_layer_norm")
 

@@ -23,8 +23,8 @@ import torch
 from attribution import ablation, attention, gradients
 from attribution.faithfulness import Faithfulness, faithfulness
 from attribution.validation import as_int, validate
-from decoding.lane import Progress
-from decoding.model import LoadedModel
+from backends.lane import Progress
+from backends.model import LoadedModel
 
 CACHE_ENTRIES = 64
 

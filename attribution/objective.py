@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 
 
 def target_score(logits: torch.Tensor, target_id: int, foil_id: int | None = None) -> torch.Tensor:

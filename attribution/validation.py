@@ -8,7 +8,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 
 METHODS = ("attention", "saliency", "input_x_gradient", "integrated_gradients", "ablation")
 AGGREGATIONS = ("l2", "sum")

@@ -32,12 +32,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cli
+from backends.model import EMBEDDED_ID, STORE, load_model
 from bench.step import prompt_of
-from decoding import service
 from decoding.engine import engine_for
-from decoding.model import EMBEDDED_ID, STORE, load_model
-from decoding.prefetch import PREFETCH
 from server import gradio_api
+from service import operations as service
+from service.prefetch import PREFETCH
 
 CONTEXT_TOKENS = 128
 RUNS = 20

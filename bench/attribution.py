@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attribution import attention as attention_mod
 from attribution import attribute, clear_cache, methods
 from attribution.faithfulness import faithfulness
-from decoding.model import LoadedModel, load_model
+from backends.model import LoadedModel, load_model
 
 TEXT = (
     "Attribution methods explain a prediction by assigning a score to every input token. Gradient methods "

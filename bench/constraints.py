@@ -20,9 +20,9 @@ from transformers import DynamicCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends.model import LoadedModel, load_model
 from decoding.constraints import ConstraintTracker
-from decoding.model import LoadedModel, load_model
-from decoding.params import ConstraintSpec
+from decoding.sampling.params import ConstraintSpec
 
 MAX_STEPS = 24
 CASES = {

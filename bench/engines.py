@@ -24,10 +24,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends.model import EMBEDDED_ID, load_model
+from backends.settings import BACKENDS
 from bench.api_overhead import body_for, rest_step
 from bench.load import CLIENTS, STEPS, Round, run_round
-from decoding.logits import ENGINES
-from decoding.model import EMBEDDED_ID, load_model
 from tests.browser.server import running_app
 
 START_TIMEOUT_S = 900  # the first request waits for the model: vLLM compiles it on its first start (minutes)
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--steps", type=int, default=STEPS, help="steps per client")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated, in order (default: all)")
+    parser.add_argument("--engines", default=",".join(BACKENDS), help="comma-separated, in order (default: all)")
     parser.add_argument("--eager", action="store_true", help="vLLM without torch.compile")
     args = parser.parse_args()
     tokenizer = load_model(EMBEDDED_ID, device="cpu").tokenizer

@@ -29,8 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends.model import EMBEDDED_ID, load_model
 from bench.api_overhead import TIMEOUT_S, body_for, rest_step
-from decoding.model import EMBEDDED_ID, load_model
 from tests.browser.server import running_app
 
 CLIENTS, STEPS, IG_STEPS = 16, 40, 64

@@ -28,12 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends.model import EMBEDDED_ID, load_model
+from backends.prefix_cache import PrefixCache
 from bench.step import prompt_of
-from decoding import tree as tree_mod
-from decoding.cache import PrefixCache
 from decoding.engine import Engine
-from decoding.model import EMBEDDED_ID, load_model
-from decoding.prefetch import Prefetcher
+from service import tree as tree_mod
+from service.prefetch import Prefetcher
 
 CONTEXT = 128
 ROUNDS = 7

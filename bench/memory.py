@@ -24,8 +24,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attribution import attribute
+from backends.model import EMBEDDED_ID, STORE, LoadedModel, StoreSettings, resolve
 from decoding.engine import engine_for
-from decoding.model import EMBEDDED_ID, STORE, LoadedModel, StoreSettings, resolve
 
 TARGET = 0.10
 CONSTRAINT = {"enabled": True, "type": "regex", "schema": "[A-Za-z ,.]+"}

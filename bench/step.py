@@ -30,8 +30,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends.model import EMBEDDED_ID, load_model
 from decoding.engine import engine_for
-from decoding.model import EMBEDDED_ID, load_model
 
 CONTEXTS = (32, 128, 512, 1024)
 ROUNDS = 2

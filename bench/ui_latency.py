@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from decoding.cache import PrefixCache
+from backends.model import EMBEDDED_ID, STORE, load_model
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
-from decoding.model import EMBEDDED_ID, STORE, load_model
-from decoding.prefetch import DEFAULT_COUNT, PREFETCH
+from service.prefetch import DEFAULT_COUNT, PREFETCH
 from tests.browser import ui
 from tests.browser.server import running_app
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .chain import Stages, compute, count_true, final_log_probs
-from .tokens import TokenView
+from decoding.sampling.chain import Stages, compute, count_true, final_log_probs
+from decoding.tokens import TokenView
 
 __all__ = ["Candidate", "Distribution", "Stages", "compute", "final_log_probs", "summarize", "summarize_ids"]
 

@@ -2,7 +2,7 @@
 
 Requests are plain data (the branch is its completion ids), so the engine keeps no per-user state:
 the server-wide prefix cache makes each call cost about one incremental forward pass. The logits come
-through the engine interface (decoding.logits): the prefix cache, or vLLM when the model runs there.
+through the engine interface (backends.base): the prefix cache, or vLLM when the model runs there.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from functools import lru_cache, partial
 import torch
 from jinja2 import TemplateError
 
-from . import distribution as dist_mod
-from . import llama_samplers as ls
-from .draws import draw_uniform, sample
-from .logits import LogitsEngine, logits_engine_for
-from .model import LoadedModel
-from .model.loaded import eos_ids
-from .model.memo import per_model
-from .params import DecodingParams, check_token_ids
-from .request import Message, Request
-from .results import Choice, Result
-from .tokens import TokenView
+from backends.base import LogitsBackend, backend_for
+from backends.model import LoadedModel
+from backends.model.loaded import eos_ids
+from backends.model.memo import per_model
+from decoding import distribution as dist_mod
+from decoding.request import Message, Request
+from decoding.results import Choice, Result
+from decoding.sampling import llama_samplers as ls
+from decoding.sampling.draws import draw_uniform, sample
+from decoding.sampling.params import DecodingParams, check_token_ids
+from decoding.tokens import TokenView
 
 FINISH_REASONS = ("eos", "stop_sequence", "constraint_complete", "max_context")
 # Positions whose stages and summary are kept: a step reuses the analysis its preview (or the previous
@@ -37,9 +37,9 @@ ANALYSIS_MEMO_SIZE = 8
 class Engine:
     """Per-model engine; one per loaded model (see `engine_for`)."""
 
-    def __init__(self, loaded: LoadedModel, cache: LogitsEngine | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, cache: LogitsBackend | None = None) -> None:
         self.loaded = loaded
-        self.cache = logits_engine_for(loaded) if cache is None else cache  # where the logits come from
+        self.cache = backend_for(loaded) if cache is None else cache  # where the logits come from
         self.view = TokenView(loaded.tokenizer)
         self.eos_ids = eos_ids(loaded)
         self.context_length = loaded.context_length  # read from the config once, not several times a step
@@ -151,7 +151,7 @@ class Engine:
         return found
 
     def _tracker(self):
-        from .constraints import tracker_for
+        from decoding.constraints import tracker_for
 
         return tracker_for(self.loaded)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from . import fields as parse
-from .params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+from decoding import fields as parse
+from decoding.sampling.params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
 
-# The keys every request kind accepts; each kind adds its own (see decoding.service).
+# The keys every request kind accepts; each kind adds its own (see service.operations).
 BASE_KEYS = frozenset(
     {
         "branch_id",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from decoding.lane import Cancelled, LaneFull
+from service.public import Cancelled, LaneFull
 
 log = logging.getLogger(__name__)
 

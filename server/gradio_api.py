@@ -18,11 +18,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from decoding import service
-from decoding.lane import EVENT_CONCURRENCY
 from server import errors
+from service import operations as service
+from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
-CONCURRENCY_ID = "model"  # shared with the UI's model events: one pool of Gradio workers in front of the lane
 CALL_PREFIX = "/gradio_api/call/"
 
 

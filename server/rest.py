@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from decoding import service
-from decoding.lane import Cancelled
 from server import errors, gradio_api
+from service import operations as service
+from service.public import Cancelled
 
 LOAD_KEYS = ("model_id",)
 RETRY_AFTER_S = "1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from decoding import model as model_mod
-from decoding.prefetch import PREFETCH
+from backends import model as model_mod
+from service.prefetch import PREFETCH
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ import torch
 
 import cli
 import runtime
-from decoding import budgets as budgets_mod
-from decoding import model as model_mod
-from decoding import service
+from backends import model as model_mod
+from service import budgets as budgets_mod
+from service import operations as service
 
 MODEL_ENV = ("LLM_DEMO_DEFAULT_MODEL", "NEXTTOKEN_MODEL")
 

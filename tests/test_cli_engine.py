@@ -9,9 +9,9 @@ import logging
 import pytest
 
 import cli
-from decoding import model as model_mod
-from decoding import service
-from decoding.vllm_engine import VllmOptions
+from backends import model as model_mod
+from backends.settings import BackendSettings, VllmOptions
+from service import operations as service
 
 
 @pytest.fixture
@@ -29,14 +29,14 @@ def parse_error(capsys, argv: list[str], env: dict | None = None) -> str:
 
 
 def test_the_default_engine_is_transformers():
-    assert cli.parse_args([], {}).engine == model_mod.EngineSettings()
+    assert cli.parse_args([], {}).engine == BackendSettings()
 
 
 def test_vllm_flags_reach_the_engine_settings(vllm_installed):
     argv = ["--engine", "VLLM", "--tensor-parallel-size", "4", "--pipeline-parallel-size", "2",
             "--distributed-executor-backend", "ray", "--attribution-copy", "--enforce-eager"]  # fmt: skip
     engine = cli.parse_args(argv, {}).engine
-    assert engine == model_mod.EngineSettings("vllm", VllmOptions(4, 2, "ray", True), attribution_copy=True)
+    assert engine == BackendSettings("vllm", VllmOptions(4, 2, "ray", True), attribution_copy=True)
 
 
 def test_environment_variables_set_the_engine_and_flags_beat_them(vllm_installed):
@@ -78,4 +78,4 @@ def test_apply_hands_the_engine_to_the_model_store(monkeypatch, vllm_installed):
     monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     cli.apply(cli.parse_args(["--engine", "vllm", "--pipeline-parallel-size", "2"], {}))
-    assert store.settings.engine == model_mod.EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2))
+    assert store.settings.engine == BackendSettings("vllm", VllmOptions(pipeline_parallel_size=2))

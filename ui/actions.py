@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from decoding import service
+from service import operations as service
 
 from . import quickstep
 from .controls import Controls

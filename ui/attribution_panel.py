@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from attribution import agreement
-from decoding import service
+from service import operations as service
+from service.public import agreement
 
 from . import actions, heatmap
 from .controls import Controls

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from html import escape
 
-from decoding.params import SAMPLER_STAGES
+from service.public import SAMPLER_STAGES
 
 from .plots import CUT_SYMBOL, ShownRow, cut_mark, removal_mark, shown_rows, stage_title
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import gradio as gr
 
-from decoding import service
+from service import operations as service
 
 from . import actions, compare
 from .controls import Controls

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import gradio as gr
 
-from decoding import chat, service
+from service import chat
+from service import operations as service
 
 from . import actions
 from .controls import Controls

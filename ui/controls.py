@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from decoding.constraints import EXAMPLES
-from decoding.params import SAMPLER_ORDERS, DecodingParams, check_sampler_order
-from decoding.presets import PRESETS
+from service.public import EXAMPLES, PRESETS, SAMPLER_ORDERS, DecodingParams, check_sampler_order
 
 FLOAT_KNOBS = (
     "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from decoding.lane import EVENT_CONCURRENCY
-from server.gradio_api import CONCURRENCY_ID
+from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
 from .controls import FIELDS, Controls
 from .state import Prefs, Session

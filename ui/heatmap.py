@@ -14,7 +14,7 @@ import html
 import json
 import logging
 
-from decoding import service
+from service import operations as service
 
 log = logging.getLogger(__name__)
 METHOD_CHOICES = [

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import gradio as gr
 
-from decoding import service
-from decoding.tokens import show_whitespace
+from service import operations as service
+from service.public import show_whitespace
 
 from . import actions
 from .controls import Controls

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import gradio as gr
 
-from decoding import service
-from decoding import tree as tree_mod
+from service import operations as service
+from service import tree as tree_mod
 
 from . import actions, lookahead_view
 from .controls import Controls

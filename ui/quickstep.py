@@ -21,8 +21,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from decoding import service
-from decoding.lane import LANE
+from service import operations as service
+from service import public
 
 from .request import fingerprint, model_id
 from .view import step_bars
@@ -115,7 +115,7 @@ class Speculations:
         """The step computed for this request and model (waiting for it when it is still running), or None."""
         with self._lock:
             entry = self._entries.pop(key(request), None)
-        LANE.expected_arrived()
+        public.event_arrived()
         if entry is None or time.monotonic() - entry.at > self.ttl_s or not entry.done.wait(WAIT_S):
             return None
         return entry.result
@@ -146,7 +146,7 @@ def quick_step(args: list) -> dict:
     entry = SPECULATIONS.start(request)
     try:
         entry.result = service.step(request)
-        LANE.expect(EVENT_WITHIN_S)  # prefetch waits for the Step event that follows, not to slow it
+        public.expect_event(EVENT_WITHIN_S)  # prefetch waits for the Step event that follows, not to slow it
     except ValueError:
         return {}  # the Step event meets the same refusal and says why
     except Exception:

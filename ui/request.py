@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from decoding import service
+from service import operations as service
 
 from .controls import Controls
 from .state import Session

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from decoding import service
+from service import operations as service
 
 from . import actions, render
 from .controls import FIELDS, Controls

@@ -11,9 +11,8 @@ from dataclasses import replace
 
 import gradio as gr
 
-from decoding import constraints, service
-from decoding.model import default_model_id
-from decoding.presets import PRESETS
+from service import operations as service
+from service.public import CONSTRAINT_PRESETS, EXAMPLES, PRESETS, REGEX_HELP, default_model_id
 
 from . import actions, render
 from .controls import CUSTOM, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values
@@ -29,7 +28,7 @@ CONSTRAINT_CHOICES = [
 ]
 CONSTRAINT_HELP = {
     "multiple_choice": "One option per line; the output must be exactly one of them.",
-    "regex": constraints.REGEX_HELP,
+    "regex": REGEX_HELP,
     "cfg": "A Lark grammar whose start rule is `start`; the whole output must parse. "
     + r"`\d` in its regex terminals means [0-9].",
     "json_schema": "A JSON schema; the output must be a JSON value that validates against it. "
@@ -59,7 +58,7 @@ def create_sidebar() -> dict:
         c["constraint_enabled"] = gr.Checkbox(D.constraint_enabled, label="Constrain the output")
         c["constraint_type"] = gr.Dropdown(CONSTRAINT_CHOICES, value=D.constraint_type, label="Type")
         c["constraint_preset"] = gr.Dropdown(
-            [NO_PRESET, *constraints.PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
+            [NO_PRESET, *CONSTRAINT_PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
         )
         c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
         c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP[D.constraint_type])
@@ -119,14 +118,14 @@ def knob_moved(session: Session, controls: Controls) -> Outcome:
 
 def constraint_type_changed(kind: str, prefs: Prefs) -> tuple:
     """The chosen type's own text (what the user typed for it before, else its example), its help."""
-    text = prefs.constraint_texts.get(kind, constraints.EXAMPLES.get(kind, ""))
+    text = prefs.constraint_texts.get(kind, EXAMPLES.get(kind, ""))
     return text, NO_PRESET, CONSTRAINT_HELP.get(kind, "")
 
 
 def constraint_preset_chosen(name: str, prefs: Prefs) -> tuple:
-    if name not in constraints.PRESETS:
+    if name not in CONSTRAINT_PRESETS:
         return gr.skip(), gr.skip(), gr.skip(), prefs
-    kind, schema = constraints.PRESETS[name]
+    kind, schema = CONSTRAINT_PRESETS[name]
     return kind, schema, CONSTRAINT_HELP.get(kind, ""), prefs.with_text(kind, schema)
 
 

@@ -7,10 +7,10 @@
 - `presets`: what the UI offers (regex help, ready-made patterns, examples).
 """
 
-from .grammar import choice_options, grammar_for
-from .matcher import ConstraintMask, ConstraintTracker, TrackerStats, tracker_for
-from .presets import EXAMPLES, PRESETS, REGEX_HELP
-from .regex import ascii_digits, ascii_digits_in_lark, ascii_digits_in_schema
+from decoding.constraints.grammar import choice_options, grammar_for
+from decoding.constraints.matcher import ConstraintMask, ConstraintTracker, TrackerStats, tracker_for
+from decoding.constraints.presets import EXAMPLES, PRESETS, REGEX_HELP
+from decoding.constraints.regex import ascii_digits, ascii_digits_in_lark, ascii_digits_in_schema
 
 __all__ = [
     "EXAMPLES",

@@ -14,10 +14,9 @@ from llguidance import LLMatcher
 from outlines.types import CFG, Choice, JsonSchema, Regex
 from outlines.types.dsl import to_regex
 
-from decoding.params import ConstraintSpec
-
-from .errors import TYPE_NAMES, clip, grammar_error
-from .regex import ascii_digits, ascii_digits_in_lark, ascii_digits_in_schema
+from decoding.constraints.errors import TYPE_NAMES, clip, grammar_error
+from decoding.constraints.regex import ascii_digits, ascii_digits_in_lark, ascii_digits_in_schema
+from decoding.sampling.params import ConstraintSpec
 
 
 def choice_options(schema: str) -> tuple[str, ...]:

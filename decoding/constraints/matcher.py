@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from llguidance import LLMatcher
 
-from decoding.model import LoadedModel
-from decoding.model.memo import per_model
-from decoding.params import ConstraintSpec
-
-from .errors import TYPE_NAMES, matcher_error
-from .grammar import grammar_for
+from backends.model import LoadedModel
+from backends.model.memo import per_model
+from decoding.constraints.errors import TYPE_NAMES, matcher_error
+from decoding.constraints.grammar import grammar_for
+from decoding.sampling.params import ConstraintSpec
 
 STATE_CAPACITY = 256
 GRAMMAR_CAPACITY = 32

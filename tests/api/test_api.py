@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client
 
 import app
-from decoding.model import STORE
+from backends.model import STORE
 
 PROMPT = "The capital of France is"
 

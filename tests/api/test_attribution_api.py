@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from attribution import agreement, attribute, clear_cache
-from decoding import service
-from decoding.model import STORE
-from decoding.targets import AttributionSpec
+from backends.model import STORE
+from service import operations as service
+from service.targets import AttributionSpec
 
 PROMPT = "The capital of France is"
 BASE = {"prompt": PROMPT, "use_chat_template": False}

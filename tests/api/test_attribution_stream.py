@@ -11,9 +11,9 @@ import pytest
 
 from attribution import attribute, clear_cache
 from attribution import gradients as gradients_mod
-from decoding import service
-from decoding.lane import LANE
-from decoding.model import STORE
+from backends.lane import LANE
+from backends.model import STORE
+from service import operations as service
 
 PROMPT = "The capital of France is"
 BASE = {"prompt": PROMPT, "use_chat_template": False}

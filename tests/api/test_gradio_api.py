@@ -12,7 +12,7 @@ import gradio as gr
 import httpx
 import pytest
 
-from decoding.model import STORE
+from backends.model import STORE
 from server import gradio_api
 
 PROMPT = "The capital of France is"

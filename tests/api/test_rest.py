@@ -18,10 +18,10 @@ import pytest
 import cli
 from attribution import clear_cache
 from attribution import gradients as gradients_mod
-from decoding import service
-from decoding.lane import LANE
-from decoding.model import STORE
+from backends.lane import LANE
+from backends.model import STORE
 from server import gradio_api
+from service import operations as service
 from tests.browser.server import free_port
 
 PROMPT = "The capital of France is"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from decoding import readable, service
-from decoding.model import STORE
+from backends.model import STORE
+from service import operations as service
+from service import readable
 
 VOCAB = 49152
 GOOD = {"prompt": "The capital of France is", "use_chat_template": False, "top_k": 3, "params": {"greedy": True}}
@@ -251,8 +252,8 @@ def test_a_last_assistant_message_is_continued(baseline, tokenizer):
 
 
 def test_messages_need_a_chat_template(monkeypatch, tiny):
+    from backends.model.loaded import LoadedModel
     from decoding.engine import Engine
-    from decoding.model.loaded import LoadedModel
     from decoding.request import Message, Request
 
     monkeypatch.setattr(LoadedModel, "has_chat_template", property(lambda self: False))

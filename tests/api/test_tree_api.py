@@ -12,13 +12,13 @@ import pytest
 from gradio_client import Client
 
 import cli
-from decoding import service
-from decoding.budgets import Budgets
-from decoding.cache import PREFIX_CACHE
-from decoding.lane import LANE
-from decoding.model import STORE
-from decoding.prefetch import PREFETCH
+from backends.lane import LANE
+from backends.model import STORE
+from backends.prefix_cache import PREFIX_CACHE
 from server import gradio_api
+from service import operations as service
+from service.budgets import Budgets
+from service.prefetch import PREFETCH
 from tests.browser.server import free_port
 
 PROMPT = "The capital of France is"

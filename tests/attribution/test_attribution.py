@@ -15,7 +15,7 @@ from attribution import attention as attention_mod
 from attribution import gradients as gradients_mod
 from attribution.guard import snapshot
 from attribution.lens import layer_probabilities
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 
 TARGET = 42  # a token id to attribute; the context is the `ids` fixture (conftest.py)
 
@@ -154,7 +154,7 @@ def test_attention_reuses_prefix_caches_correctly(tiny, ids):
 
 def test_attention_starts_from_the_decoding_cache(tiny, ids):
     """Text the engine decoded is not run again: attention copies the shared prefix cache and still matches."""
-    from decoding.cache import PREFIX_CACHE
+    from backends.prefix_cache import PREFIX_CACHE
 
     PREFIX_CACHE.logits(tiny, ids)
     attention_mod.PREFIX_CACHES.clear()

@@ -11,7 +11,7 @@ from captum.attr import IntegratedGradients
 
 from attribution import attribute, attribute_slices
 from attribution import gradients as gradients_mod
-from decoding.lane import LANE, Progress
+from backends.lane import LANE, Progress
 from tests.attribution.test_attribution import TARGET
 
 
@@ -127,7 +127,7 @@ def test_a_request_waiting_during_one_long_pass_runs_between_its_layers(tiny, id
 
 def test_a_step_between_the_layers_of_a_pass_and_the_pass_both_give_their_own_results(tiny, ids):
     """The model is shared mid-pass: the step's logits equal a cold forward, the scores an uninterrupted run."""
-    from decoding.cache import PrefixCache
+    from backends.prefix_cache import PrefixCache
 
     other = [int(i) for i in ids[::-1]]  # another text, so nothing is shared with the attributed one
     with torch.no_grad():

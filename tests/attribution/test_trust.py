@@ -14,7 +14,7 @@ from attribution import agreement, attribute, rank_agreement, words
 from attribution import faithfulness as faithfulness_mod
 from attribution.guard import snapshot
 from attribution.words import word_spans
-from decoding.model import LoadedModel
+from backends.model import LoadedModel
 from tests.attribution.test_attribution import TARGET
 
 FOIL = 77
@@ -56,7 +56,7 @@ def test_ablation_equals_one_plain_forward_per_ablated_context(tiny, ids, monkey
 
 
 def test_ablation_on_embedded_reuses_the_decoding_cache(embedded, tokenizer, monkeypatch):
-    from decoding.cache import PREFIX_CACHE
+    from backends.prefix_cache import PREFIX_CACHE
 
     short = tokenizer("Paris is the capital of")["input_ids"]
     target = tokenizer(" France")["input_ids"][0]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from decoding.batcher import Batcher
-from decoding.lane import Lane
+from backends.lane import Lane
+from backends.vllm.batcher import Batcher
 
 WAIT_S = 60  # bound for a state to be reached; hit only when the code is broken
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from decoding.budgets import LIMITS, LOCAL_BUDGETS, PUBLIC_BUDGETS, Budgets
+from service.budgets import LIMITS, LOCAL_BUDGETS, PUBLIC_BUDGETS, Budgets
 
 
 def test_every_limit_has_a_flag_an_env_variable_and_both_defaults():
@@ -68,7 +68,7 @@ GOOD = {"prompt": "The capital of France is", "use_chat_template": False, "top_k
 @pytest.fixture
 def public(monkeypatch):
     """Public mode with the public budgets; `set(**limits)` changes some of them."""
-    from decoding import service
+    from service import operations as service
 
     monkeypatch.setattr(service.POLICY, "_settings", service.POLICY.settings)
 
@@ -81,7 +81,7 @@ def public(monkeypatch):
 
 @pytest.fixture
 def no_model(monkeypatch):
-    from decoding import service
+    from service import operations as service
 
     class Untouchable:
         def get(self):
@@ -114,7 +114,7 @@ def no_model(monkeypatch):
     ],
 )
 def test_public_budgets_refuse_before_the_model_is_touched(public, no_model, request_, words):
-    from decoding import service
+    from service import operations as service
 
     with pytest.raises(ValueError) as info:
         service.preview(request_)
@@ -122,7 +122,7 @@ def test_public_budgets_refuse_before_the_model_is_touched(public, no_model, req
 
 
 def test_a_disabled_constraint_is_not_counted(public, no_model):
-    from decoding import service
+    from service import operations as service
 
     request = GOOD | {"constraint": {"enabled": False, "type": "regex", "schema": "a" * 20_001}}
     with pytest.raises(AssertionError, match="before any model is touched"):
@@ -130,8 +130,8 @@ def test_a_disabled_constraint_is_not_counted(public, no_model):
 
 
 def test_context_budget_counts_prompt_completion_and_appended_tokens(public, embedded):
-    from decoding import service
-    from decoding.model import STORE
+    from backends.model import STORE
+    from service import operations as service
 
     STORE.use(embedded)
     public(max_context_tokens=10)  # the prompt is 5 tokens
@@ -148,8 +148,8 @@ def test_context_budget_counts_prompt_completion_and_appended_tokens(public, emb
 
 
 def test_attribution_work_budget(public, embedded):
-    from decoding import service
-    from decoding.model import STORE
+    from backends.model import STORE
+    from service import operations as service
 
     STORE.use(embedded)
     public(max_attribution_work=100)
@@ -178,7 +178,7 @@ def test_attribution_work_budget(public, embedded):
     ],
 )
 def test_check_chat(public, no_model, message, history, max_tokens, words):
-    from decoding import service
+    from service import operations as service
 
     with pytest.raises(ValueError) as info:
         service.check_chat(message, history, max_tokens)
@@ -187,7 +187,7 @@ def test_check_chat(public, no_model, message, history, max_tokens, words):
 
 
 def test_stream_reply_applies_the_chat_budgets(public, no_model):
-    from decoding import chat
+    from service import chat
 
     with pytest.raises(ValueError, match="max_tokens is 300 tokens"):
         next(chat.stream_reply([{"role": "user", "content": "hi"}], 300, 0.0))
@@ -196,8 +196,8 @@ def test_stream_reply_applies_the_chat_budgets(public, no_model):
 
 
 def test_stream_reply_context_budget(public, embedded):
-    from decoding import chat
-    from decoding.model import STORE
+    from backends.model import STORE
+    from service import chat
 
     STORE.use(embedded)
     public(max_context_tokens=40)
@@ -213,7 +213,7 @@ def test_stream_reply_context_budget(public, embedded):
 
 
 def test_long_lists_are_refused_before_they_are_parsed(public, no_model):
-    from decoding import service
+    from service import operations as service
 
     with pytest.raises(ValueError, match="completion is 3,000 tokens; this server allows 2,048"):
         service.preview(GOOD | {"completion_ids": ["not even ids"] * 3000})

@@ -12,10 +12,10 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from decoding import cache as cache_mod
-from decoding.cache import PrefixCache
+from backends import prefix_cache as cache_mod
+from backends.model import LoadedModel
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
-from decoding.model import LoadedModel
 
 ATOL = 1e-4
 

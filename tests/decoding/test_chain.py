@@ -19,9 +19,9 @@ from transformers import (
     TypicalLogitsWarper,
 )
 
-from decoding import chain
-from decoding import llama_samplers as ls
-from decoding.params import SAMPLER_ORDERS, SAMPLER_STAGES, DecodingParams
+from decoding.sampling import chain
+from decoding.sampling import llama_samplers as ls
+from decoding.sampling.params import SAMPLER_ORDERS, SAMPLER_STAGES, DecodingParams
 
 VOCAB = 49152
 # The context ends with a repeat of 5 17 300, so DRY lowers 4000 (the token that followed it last time).
@@ -221,7 +221,7 @@ def test_final_log_probs_redo_dry_and_temperature_in_float64():
 
 @pytest.fixture(scope="module")
 def engine(tiny):
-    from decoding.cache import PrefixCache
+    from backends.prefix_cache import PrefixCache
     from decoding.engine import Engine
 
     return Engine(tiny, PrefixCache())
@@ -233,7 +233,7 @@ def xtc_request(engine, seed, branch="main", **params):
 
 
 def test_seeded_xtc_draw_is_a_pure_function_of_seed_branch_and_position(engine):
-    from decoding.draws import draw_uniform
+    from decoding.sampling.draws import draw_uniform
 
     draw = engine.xtc_draw(xtc_request(engine, 1), 3)
     assert draw == engine.xtc_draw(xtc_request(engine, 1), 3)
@@ -270,9 +270,9 @@ def test_engine_gives_the_chain_its_xtc_draw_and_its_dry_breakers(engine):
 
 
 def test_api_preview_shows_the_stages_in_order_with_their_counts(embedded):
-    from decoding import service
-    from decoding.model import STORE
-    from decoding.presets import PRESETS
+    from backends.model import STORE
+    from decoding.sampling.presets import PRESETS
+    from service import operations as service
 
     STORE.use(embedded)
     params = PRESETS["llama.cpp default"].params.as_dict() | {"dry_multiplier": 0.8, "xtc_probability": 1.0}

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from decoding import service
-from decoding.cache import PrefixCache
-from decoding.compare import compare_branches, entropy_bits, kl_bits
+from backends.model import STORE
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
-from decoding.model import STORE
+from service import operations as service
+from service.compare import compare_branches, entropy_bits, kl_bits
 
 PROMPT = "My favourite animal is the"
 BASE = {"prompt": PROMPT, "use_chat_template": False, "top_k": 10, "params": {"temperature": 0.7, "top_p": 0.8}}
@@ -191,7 +191,7 @@ def test_service_compare_answers_json_with_the_documented_fields(tiny):
 
 def test_p_final_behind_the_kl_is_the_engine_p_final_with_dry_and_its_breakers(engine):
     """The comparison recomputes log p_final itself; with DRY on it must use the request's sequence breakers."""
-    from decoding.compare import _position
+    from service.compare import _position
 
     text = " cat: it is the cat: it is the cat: it is the"
     params = BASE["params"] | {"dry_multiplier": 2.0, "dry_allowed_length": 1, "top_p": 1.0}

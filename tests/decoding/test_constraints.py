@@ -23,7 +23,7 @@ from transformers import DynamicCache
 
 from decoding import constraints
 from decoding.constraints import ConstraintTracker, grammar_for
-from decoding.params import ConstraintSpec
+from decoding.sampling.params import ConstraintSpec
 
 CITIES = ["Paris", "London", "Berlin", "Madrid"]
 SENTENCE_GRAMMAR = r"""

@@ -12,7 +12,7 @@ import torch
 from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
 
 from decoding import distribution as dist_mod
-from decoding.params import DecodingParams
+from decoding.sampling.params import DecodingParams
 from decoding.tokens import TokenView
 
 VOCAB = 49152
@@ -295,7 +295,7 @@ def test_final_log_probs_are_float64_log_p_final(kw):
 
 
 def test_embedded_repetition_penalty_pushes_mat_and_cat_out_of_the_rows(embedded):
-    from decoding.cache import PrefixCache
+    from backends.prefix_cache import PrefixCache
     from decoding.engine import Engine
 
     engine = Engine(embedded, PrefixCache())

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
+from backends.model import LoadedModel
+from backends.prefix_cache import PrefixCache
 from decoding import engine as engine_mod
-from decoding.cache import PrefixCache
-from decoding.draws import draw_uniform, sample
 from decoding.engine import Engine, engine_for
-from decoding.model import LoadedModel
+from decoding.sampling.draws import draw_uniform, sample
 
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0}
 

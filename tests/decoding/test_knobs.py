@@ -15,7 +15,7 @@ from transformers import (
     TypicalLogitsWarper,
 )
 
-from decoding import knobs
+from decoding.sampling import knobs
 
 SEEDS = range(40)
 TOP_PS = (0.05, 0.3, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999)

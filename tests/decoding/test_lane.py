@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from decoding.lane import EVENT_CONCURRENCY, Cancelled, CancelToken, Lane, LaneFull
+from backends.lane import EVENT_CONCURRENCY, Cancelled, CancelToken, Lane, LaneFull
 
 WAIT_S = 10  # generous bound for a thread to reach a state; only hit if the code under test is broken
 OPEN = threading.Event()  # a gate that is already open: the holder leaves at once

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from decoding import llama_samplers as ls
+from decoding.sampling import llama_samplers as ls
 from decoding.tokens import TokenView
 
 INF = float("-inf")

@@ -11,9 +11,9 @@ import torch
 
 from attribution import attribute
 from attribution.attention import cpu_copy
+from backends.model import LoadedModel, ModelStore, StoreSettings, memo
 from decoding.constraints import tracker_for
 from decoding.engine import engine_for
-from decoding.model import LoadedModel, ModelStore, StoreSettings, memo
 
 
 @pytest.fixture(scope="module")

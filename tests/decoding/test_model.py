@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from decoding import model as model_mod
-from decoding.model import EngineSettings, ModelStore, StoreSettings, load_model, pick_device, resolve
-from decoding.model import loading as loading_mod
-from decoding.model.settings import default_cache_dir
+from backends import model as model_mod
+from backends.model import ModelStore, StoreSettings, load_model, pick_device, resolve
+from backends.model import loading as loading_mod
+from backends.model.settings import default_cache_dir
+from backends.settings import BackendSettings
 
 HUB_FAILURE = r"could not reach the Hugging Face Hub|not a model on the Hugging Face Hub"
 
@@ -149,7 +150,7 @@ def test_default_model_comes_from_the_store_settings():
 
 
 def test_a_model_loading_for_vllm_says_so_before_it_is_ready():
-    store = ModelStore(StoreSettings(model="org/other", engine=EngineSettings("vllm")))
+    store = ModelStore(StoreSettings(model="org/other", engine=BackendSettings("vllm")))
     assert (store.status().state, store.status().engine) == ("loading", "vllm")
 
 
@@ -170,7 +171,7 @@ def test_store_loads_with_its_settings(tiny_folder, monkeypatch):
         return real(model_id, device, device_map, cache_dir, engine)
 
     monkeypatch.setattr(model_mod.store, "load_model", spy)
-    engine = model_mod.EngineSettings(attribution_copy=False)
+    engine = BackendSettings(attribution_copy=False)
     store = ModelStore(StoreSettings(device="cpu", device_map="auto", cache_dir=tiny_folder, engine=engine))
     store.load(str(tiny_folder))
     store.load(str(tiny_folder), device="cpu", device_map="none")

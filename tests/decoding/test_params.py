@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decoding.params import (
+from decoding.sampling.params import (
     SAMPLER_ORDERS,
     SAMPLER_STAGES,
     ConstraintSpec,
@@ -12,7 +12,7 @@ from decoding.params import (
     check_token_ids,
     check_top_k,
 )
-from decoding.presets import PRESETS
+from decoding.sampling.presets import PRESETS
 
 VOCAB = 49152
 SAMPLER_DEFAULTS = {  # the request's names and defaults, as the API documents them

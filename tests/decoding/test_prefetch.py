@@ -9,11 +9,11 @@ import weakref
 
 import pytest
 
-from decoding import cache as cache_mod
-from decoding.cache import PrefixCache
+from backends import prefix_cache as cache_mod
+from backends.lane import LANE, Cancelled, CancelToken, Lane
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
-from decoding.lane import LANE, Cancelled, CancelToken, Lane
-from decoding.prefetch import MAX_COUNT, Prefetcher, parse_count
+from service.prefetch import MAX_COUNT, Prefetcher, parse_count
 
 PROMPT = "Once upon a time"
 SAMPLED = {"temperature": 0.9, "top_k": 3, "seed": 11, "repetition_penalty": 1.2}  # draws among the candidates

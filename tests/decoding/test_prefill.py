@@ -7,9 +7,9 @@ import threading
 import pytest
 import torch
 
-from decoding import cache as cache_mod
-from decoding.cache import PrefixCache
-from decoding.lane import Lane
+from backends import prefix_cache as cache_mod
+from backends.lane import Lane
+from backends.prefix_cache import PrefixCache
 
 CHUNK = 4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decoding.cache import PrefixCache
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
 
 

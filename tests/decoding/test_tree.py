@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from decoding import tree as tree_mod
-from decoding.cache import PrefixCache
+from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
+from service import tree as tree_mod
 
 PROMPT = "Once upon a time"
 PENALTIES = {"temperature": 0.8, "repetition_penalty": 1.3, "frequency_penalty": 0.5, "dry_multiplier": 0.8}

@@ -13,14 +13,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from decoding import service
-from decoding import tree as tree_mod
-from decoding import vllm_engine as vllm_mod
-from decoding.cache import PrefixCache
+from backends.lane import LANE
+from backends.model import STORE, load_model
+from backends.prefix_cache import PrefixCache
+from backends.settings import BackendSettings, VllmOptions
+from backends.vllm import backend as vllm_mod
+from backends.vllm.backend import VllmBackend
 from decoding.engine import Engine
-from decoding.lane import LANE
-from decoding.model import STORE, EngineSettings, load_model
-from decoding.vllm_engine import VllmEngine, VllmOptions
+from service import operations as service
+from service import tree as tree_mod
 
 PROMPT = "Once upon a time"
 TOL = 1e-5
@@ -59,9 +60,9 @@ class FakeLLM:
 
 @pytest.fixture
 def served(tiny):
-    """The tiny model as the vLLM engine serves it (its stand-in LLM in `.logits_engine.llm`)."""
-    engine = VllmEngine(FakeLLM(tiny.model), None, tiny.vocab_size, VllmOptions().placement)
-    return replace(tiny, logits_engine=engine, key=-2)
+    """The tiny model as the vLLM engine serves it (its stand-in LLM in `.backend.llm`)."""
+    engine = VllmBackend(FakeLLM(tiny.model), None, tiny.vocab_size, VllmOptions().placement)
+    return replace(tiny, backend=engine, key=-2)
 
 
 def request(engine: Engine, params: dict, completion=(), constraint=None):
@@ -77,7 +78,7 @@ def assert_same_dist(a: dict, b: dict) -> None:
 
 
 def test_the_engine_serving_a_model_is_its_vllm_engine(tiny, served):
-    assert Engine(served).cache is served.logits_engine
+    assert Engine(served).cache is served.backend
     assert isinstance(Engine(tiny).cache, PrefixCache)
 
 
@@ -110,12 +111,12 @@ def test_the_tree_on_the_vllm_engine_equals_the_transformers_tree(tiny, served):
     *_, b = tree_mod.levels(ref, request(ref, params), 3, 2)
     flat = lambda tree: [(n.path_ids, round(n.p_final, 5)) for top in tree.children for n in (top, *top.children)]  # noqa: E731
     assert flat(a) == flat(b)
-    assert served.logits_engine.llm.calls[-1] == 3  # a level is one call with a prompt per frontier node
+    assert served.backend.llm.calls[-1] == 3  # a level is one call with a prompt per frontier node
 
 
 def test_a_prefix_vllm_would_refuse_fails_alone_before_it_joins_a_batch(tiny):
     # vLLM refuses a prompt that leaves no room for its one token, and then fails the whole call with it
-    engine = VllmEngine(FakeLLM(tiny.model), None, tiny.vocab_size, max_len=4)
+    engine = VllmBackend(FakeLLM(tiny.model), None, tiny.vocab_size, max_len=4)
     with pytest.raises(ValueError, match=r"^a context of 4 tokens has no room .* at most 3 \(max_model_len 4\)$"):
         engine.batch_logits(tiny, (1, 2), [(3, 4), (5, 6)])
     assert engine.llm.calls == []
@@ -124,7 +125,7 @@ def test_a_prefix_vllm_would_refuse_fails_alone_before_it_joins_a_batch(tiny):
 
 
 def test_kept_answers_need_no_call_and_a_batch_is_one_call(served):
-    engine = served.logits_engine
+    engine = served.backend
     llm = engine.llm
     rows = engine.batch_logits(served, (1, 2), [(3,), (4,)], keep=True)
     assert llm.calls == [2] and engine.cached((1, 2, 3)) and not engine.cached((1, 2))
@@ -134,7 +135,7 @@ def test_kept_answers_need_no_call_and_a_batch_is_one_call(served):
 
 
 def test_concurrent_requests_holding_the_lane_reach_vllm_together(served):
-    engine = served.logits_engine
+    engine = served.backend
     llm = engine.llm
     llm.gate = threading.Event()
     results = {}
@@ -161,7 +162,7 @@ def test_concurrent_requests_holding_the_lane_reach_vllm_together(served):
 def test_attribution_and_the_lens_say_plainly_that_the_vllm_engine_cannot_serve_them(
     tiny, tiny_folder, served, monkeypatch
 ):
-    from decoding.model.loading import _tokenizer_and_model
+    from backends.model.loading import _tokenizer_and_model
 
     skeleton = _tokenizer_and_model(str(tiny_folder), torch.float32, False, {}, {})[1]
     assert all(p.device.type == "meta" for p in skeleton.parameters())
@@ -180,12 +181,12 @@ def test_attribution_and_the_lens_say_plainly_that_the_vllm_engine_cannot_serve_
         assert service.preview({k: v for k, v in data.items() if k != "target_token_id"})["dist"] is not None
     finally:
         STORE.use(tiny)
-    assert not loaded.logits_engine.serves(loaded)  # switching away stopped it
+    assert not loaded.backend.serves(loaded)  # switching away stopped it
 
 
 def test_a_missing_vllm_fails_with_one_line_that_says_how_to_install_it(tiny_folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError
-    engine = EngineSettings("vllm", VllmOptions(enforce_eager=True))
+    engine = BackendSettings("vllm", VllmOptions(enforce_eager=True))
     with pytest.raises(ValueError, match=r"^the vLLM engine needs the vllm package.*uv sync --extra vllm") as err:
         load_model(str(tiny_folder), device="cpu", engine=engine)
     assert "\n" not in str(err.value)
@@ -212,13 +213,13 @@ def test_a_load_for_vllm_starts_it_and_loads_weights_only_for_an_attribution_cop
 
     def fake_start(target, options, vocab_size, context_length, dtype):
         started.append((target, options, vocab_size, context_length, dtype))
-        return VllmEngine(FakeLLM(tiny.model), None, vocab_size, options.placement)
+        return VllmBackend(FakeLLM(tiny.model), None, vocab_size, options.placement)
 
     monkeypatch.setattr(vllm_mod, "start", fake_start)
     options = VllmOptions(pipeline_parallel_size=2)
-    loaded = load_model(str(tiny_folder), device="cpu", engine=EngineSettings("vllm", options, attribution_copy=copy))
+    loaded = load_model(str(tiny_folder), device="cpu", engine=BackendSettings("vllm", options, attribution_copy=copy))
     assert started == [(str(tiny_folder), options, tiny.vocab_size, tiny.context_length, "float32")]
     status = loaded.status()
     assert (status.engine, status.gradients, status.placement) == ("vllm", copy, options.placement)
     assert (status.vocab_size, status.context_length) == (tiny.vocab_size, tiny.context_length)
-    assert loaded.has_weights == copy and Engine(loaded).cache is loaded.logits_engine
+    assert loaded.has_weights == copy and Engine(loaded).cache is loaded.backend

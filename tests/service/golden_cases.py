@@ -38,7 +38,11 @@ SAMPLER_PARAMS = [
 CONSTRAINTS = [
     {"enabled": True, "type": "multiple_choice", "schema": " Paris\n Lyon\n Nice"},
     {"enabled": True, "type": "regex", "schema": r" [A-Z][a-z]+\."},
-    {"enabled": True, "type": "json_schema", "schema": '{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}'},
+    {
+        "enabled": True,
+        "type": "json_schema",
+        "schema": '{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}',
+    },
     {"enabled": True, "type": "cfg", "schema": 'start: " " WORD\nWORD: /[a-z]+/'},
 ]
 COMPLETION = [7042, 30]  # " Paris", "."
@@ -59,15 +63,26 @@ def _cases() -> list[tuple[str, str, Callable]]:
     cases += [
         ("step/force_token", "step", lambda s: s.step(greedy | {"force_token_id": 4528})),
         ("step/force_text", "step", lambda s: s.step(greedy | {"force_text": " a city"})),
-        ("step/chat", "step", lambda s: s.step({"messages": [{"role": "user", "content": "Hi"}], "top_k": 4,
-                                                "params": {"seed": 5}})),
-        ("step/system", "step", lambda s: s.step({"prompt": "Name a fruit.", "system_prompt": "Be brief.", "top_k": 4,
-                                                  "params": {"greedy": True}})),
+        (
+            "step/chat",
+            "step",
+            lambda s: s.step({"messages": [{"role": "user", "content": "Hi"}], "top_k": 4, "params": {"seed": 5}}),
+        ),
+        (
+            "step/system",
+            "step",
+            lambda s: s.step(
+                {"prompt": "Name a fruit.", "system_prompt": "Be brief.", "top_k": 4, "params": {"greedy": True}}
+            ),
+        ),
         ("render", "render", lambda s: s.render(greedy | {"completion_ids": COMPLETION})),
         ("append_text", "append_text", lambda s: s.append_text(greedy, " Paris.")),
         ("tree/greedy", "tree", lambda s: s.tree(greedy | {"width": 3, "depth": 2})),
-        ("tree/sampled", "tree", lambda s: s.tree(BASE | {"params": {"temperature": 0.8, "top_p": 0.9, "seed": 1},
-                                                           "width": 2, "depth": 3})),
+        (
+            "tree/sampled",
+            "tree",
+            lambda s: s.tree(BASE | {"params": {"temperature": 0.8, "top_p": 0.9, "seed": 1}, "width": 2, "depth": 3}),
+        ),
         ("compare", "compare", lambda s: s.compare(greedy | {"completion_ids": COMPLETION}, [4528, 30])),
         ("logit_lens", "logit_lens", lambda s: s.logit_lens(greedy | {"completion_ids": [7042]}, 3)),
         ("model_status", "model_status", lambda s: s.model_status()),
@@ -76,13 +91,29 @@ def _cases() -> list[tuple[str, str, Callable]]:
         req = greedy | {"target_token_id": 7042, "method": method}
         cases.append((f"attribution/{method}", "attribution", lambda s, r=req: s.attribution(r)))
     cases += [
-        ("attribution/foil_word", "attribution", lambda s: s.attribution(
-            greedy | {"target_token_id": 7042, "contrast_token_id": 4528, "method": "ablation", "granularity": "word"})),
-        ("attribution/sum_index", "attribution", lambda s: s.attribution(
-            greedy | {"completion_ids": COMPLETION, "target_index": 1, "method": "input_x_gradient",
-                      "aggregation": "sum"})),
-        ("attribution/ig_steps", "attribution", lambda s: s.attribution(
-            greedy | {"target_token_id": 7042, "method": "integrated_gradients", "ig_steps": 4})),
+        (
+            "attribution/foil_word",
+            "attribution",
+            lambda s: s.attribution(
+                greedy
+                | {"target_token_id": 7042, "contrast_token_id": 4528, "method": "ablation", "granularity": "word"}
+            ),
+        ),
+        (
+            "attribution/sum_index",
+            "attribution",
+            lambda s: s.attribution(
+                greedy
+                | {"completion_ids": COMPLETION, "target_index": 1, "method": "input_x_gradient", "aggregation": "sum"}
+            ),
+        ),
+        (
+            "attribution/ig_steps",
+            "attribution",
+            lambda s: s.attribution(
+                greedy | {"target_token_id": 7042, "method": "integrated_gradients", "ig_steps": 4}
+            ),
+        ),
     ]
     return cases + _refusals()
 
@@ -144,7 +175,11 @@ def differences(expected, actual, path: str = "", tol: float = 1e-6) -> list[str
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return [f"{path}: length {len(expected)} != {len(actual)}"]
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{path}[{i}]", tol)]
+        return [
+            d
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for d in differences(e, a, f"{path}[{i}]", tol)
+        ]
     numbers = isinstance(expected, (int, float)) and isinstance(actual, (int, float))
     if numbers and (isinstance(expected, float) or isinstance(actual, float)):
         return [] if math.isclose(expected, actual, rel_tol=tol, abs_tol=tol) else [f"{path}: {expected} != {actual}"]
@@ -158,9 +193,9 @@ def run_all(service) -> dict:
 def main() -> None:
     import importlib
 
-    from decoding import model as model_mod
+    from backends import model as model_mod
 
-    service = importlib.import_module(sys.argv[2] if len(sys.argv) > 2 else "decoding.service")
+    service = importlib.import_module(sys.argv[2] if len(sys.argv) > 2 else "service.operations")
     model_mod.STORE.use(model_mod.load_model(model_mod.EMBEDDED_ID, device="cpu"))
     service.PREFETCH.count = 0
     GOLDEN.write_text(json.dumps(run_all(service), indent=1, sort_keys=True))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from decoding import service
-from decoding.model import STORE
+from backends.model import STORE
+from service import operations as service
 from tests.service import golden_cases as cases
 
 RECORDED = json.loads(cases.GOLDEN.read_text())
@@ -21,8 +21,17 @@ def answers(embedded):
 
 def test_the_record_covers_every_operation():
     operations = {op for _, op, _ in cases._cases()}
-    assert operations >= {"preview", "step", "tree", "render", "append_text", "compare", "logit_lens", "attribution",
-                          "model_status"}
+    assert operations >= {
+        "preview",
+        "step",
+        "tree",
+        "render",
+        "append_text",
+        "compare",
+        "logit_lens",
+        "attribution",
+        "model_status",
+    }
     assert len(RECORDED) >= 50 and sum("refused" in a for a in RECORDED.values()) >= 15
 
 

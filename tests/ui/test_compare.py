@@ -86,9 +86,9 @@ def test_the_table_shows_the_exact_kl_of_two_real_branches(embedded):
     """Rendered from a real comparison; every KL cell equals an independent full-vocabulary computation."""
     import torch
 
-    from decoding.cache import PrefixCache
-    from decoding.compare import compare_branches
+    from backends.prefix_cache import PrefixCache
     from decoding.engine import Engine
+    from service.compare import compare_branches
 
     engine = Engine(embedded, PrefixCache())
     prompt = "My favourite animal is the"

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from decoding import service
-from decoding.budgets import Budgets
-from decoding.model import STORE
+from backends.model import STORE
+from service import operations as service
+from service.budgets import Budgets
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, lookahead, lookahead_view, session_file
 from ui.state import MAIN, Prefs, Session, from_json, to_json

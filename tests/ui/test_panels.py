@@ -8,8 +8,8 @@ from dataclasses import replace
 import gradio as gr
 import pytest
 
+from backends.model import STORE
 from decoding.constraints import EXAMPLES
-from decoding.model import STORE
 from tests.ui.helpers import CONTROLS, stepped
 from ui import attribution_panel, autostep, branches, chat_tab, lens, session_file, settings, sidebar
 from ui.state import MAIN, Prefs, Session

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from decoding.params import DecodingParams
-from decoding.presets import PRESETS
+from decoding.sampling.params import DecodingParams
+from decoding.sampling.presets import PRESETS
 from tests.ui import chart
 from ui import bars, plots, timeline
 

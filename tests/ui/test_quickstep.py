@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from decoding import service
-from decoding.model import STORE
+from backends.model import STORE
+from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, quickstep
 from ui.quickstep import MARK, Speculations, quick_step

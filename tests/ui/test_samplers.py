@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from decoding import service
-from decoding.model import STORE
-from decoding.params import SAMPLER_ORDERS
+from backends.model import STORE
+from decoding.sampling.params import SAMPLER_ORDERS
+from service import operations as service
 from tests.ui import chart
 from ui import bars, plots, render
 from ui.controls import Controls, matching_preset, preset_values

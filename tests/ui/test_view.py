@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from decoding.model import STORE
+from backends.model import STORE
 from tests.ui import chart
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, bars

@@ -13,21 +13,21 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from decoding import vllm_cpu
-from decoding.cache import PrefixCache
+from backends.model import EMBEDDED_ID, load_model
+from backends.prefix_cache import PrefixCache
+from backends.settings import BackendSettings, VllmOptions
+from backends.vllm import cpu as vllm_cpu
 from decoding.engine import Engine
-from decoding.model import EMBEDDED_ID, EngineSettings, load_model
-from decoding.vllm_engine import VllmOptions
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "1, 2, 3, 4,"]
 
 
 @pytest.fixture(scope="module")
 def two_stages():
-    engine = EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2))
+    engine = BackendSettings("vllm", VllmOptions(pipeline_parallel_size=2))
     loaded = load_model(EMBEDDED_ID, device="cpu", engine=engine)
     yield loaded
-    loaded.logits_engine.close()
+    loaded.backend.close()
 
 
 def p_base(engine: Engine, prompt: str):
@@ -41,11 +41,11 @@ def test_two_pipeline_stages_give_the_transformers_p_base(two_stages, embedded, 
     a, b = p_base(Engine(two_stages), prompt), p_base(Engine(embedded, PrefixCache()), prompt)
     assert float((a - b).abs().max()) < 1e-4
     assert two_stages.status().placement == "vLLM: tensor parallel 1, pipeline parallel 2"
-    assert two_stages.logits_engine.tap is not None  # the last stage's process wrote the rows
+    assert two_stages.backend.tap is not None  # the last stage's process wrote the rows
 
 
 def test_eager_pipeline_stages_are_refused_before_vllm_starts():
-    engine = EngineSettings("vllm", VllmOptions(pipeline_parallel_size=2, enforce_eager=True))
+    engine = BackendSettings("vllm", VllmOptions(pipeline_parallel_size=2, enforce_eager=True))
     with pytest.raises(ValueError, match=r"^pipeline parallel size 2 does not run eagerly .*--enforce-eager"):
         load_model(EMBEDDED_ID, device="cpu", engine=engine)
 
@@ -95,7 +95,7 @@ def test_vllms_own_kv_cache_variable_is_left_to_vllm(monkeypatch):
 
 def test_a_failure_inside_vllms_engine_process_says_where_its_reason_is(monkeypatch):
     monkeypatch.setenv(vllm_cpu.KV_SPACE, str(1 << 20))  # a KV cache of a million GiB: the worker refuses it
-    engine = EngineSettings("vllm", VllmOptions(enforce_eager=True))
+    engine = BackendSettings("vllm", VllmOptions(enforce_eager=True))
     with pytest.raises(ValueError, match=r"^vLLM could not start .*: its engine process failed .*\(stderr\)") as err:
         load_model(EMBEDDED_ID, device="cpu", engine=engine)
     assert "\n" not in str(err.value) and "above" not in str(err.value)

@@ -12,11 +12,12 @@ import torch
 
 pytest.importorskip("vllm")
 
-from decoding import tree as tree_mod
-from decoding.cache import PrefixCache
+from backends.model import EMBEDDED_ID, load_model
+from backends.prefix_cache import PrefixCache
+from backends.settings import BackendSettings, VllmOptions
+from backends.vllm.backend import VllmBackend
 from decoding.engine import Engine
-from decoding.model import EMBEDDED_ID, EngineSettings, load_model
-from decoding.vllm_engine import VllmEngine, VllmOptions
+from service import tree as tree_mod
 
 TOL = 1e-4
 PROMPTS = [
@@ -50,9 +51,9 @@ CONSTRAINTS = [
 
 @pytest.fixture(scope="module")
 def vllm_model():
-    loaded = load_model(EMBEDDED_ID, device="cpu", engine=EngineSettings("vllm", VllmOptions(enforce_eager=True)))
+    loaded = load_model(EMBEDDED_ID, device="cpu", engine=BackendSettings("vllm", VllmOptions(enforce_eager=True)))
     yield loaded
-    loaded.logits_engine.close()
+    loaded.backend.close()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def stages(engine: Engine, req):
 def test_the_model_status_says_vllm_serves_and_gradients_are_not_there(vllm_model):
     status = vllm_model.status()
     assert (status.engine, status.gradients, status.vocab_size) == ("vllm", False, 49152)
-    assert isinstance(vllm_model.logits_engine, VllmEngine)
+    assert isinstance(vllm_model.backend, VllmBackend)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -129,20 +130,20 @@ def test_the_tree_equals_the_transformers_tree(engines):
 
 def test_a_bad_parallel_layout_fails_with_one_line_naming_it(embedded):
     # nine attention heads cannot be split over two tensor-parallel ranks: vLLM refuses before starting workers
-    engine = EngineSettings("vllm", VllmOptions(tensor_parallel_size=2, enforce_eager=True))
+    engine = BackendSettings("vllm", VllmOptions(tensor_parallel_size=2, enforce_eager=True))
     with pytest.raises(ValueError, match=r"^vLLM could not start .*tensor parallel 2") as err:
         load_model(EMBEDDED_ID, device="cpu", engine=engine)
     assert "\n" not in str(err.value)
 
 
-def _answered_rows(engine: VllmEngine, prefixes: list[list[int]]) -> list[torch.Tensor]:
+def _answered_rows(engine: VllmBackend, prefixes: list[list[int]]) -> list[torch.Tensor]:
     """The logits after each prefix as vLLM's answers carry them (logprobs=-1), the other way in."""
     outputs = engine.llm.generate([{"prompt_token_ids": p} for p in prefixes], engine.sampling_params, use_tqdm=False)
     return [engine._row(out.outputs[0].logprobs) for out in outputs]
 
 
 def test_rows_come_through_the_shared_file_and_equal_the_answers_logits(vllm_model, engines):
-    engine = vllm_model.logits_engine
+    engine = vllm_model.backend
     assert engine.tap is not None  # nothing in this module made the engine fall back
     ids = vllm_model.tokenizer(PROMPTS[2])["input_ids"]
     prefixes = [ids[:n] for n in range(3, len(ids) + 1)]
@@ -152,20 +153,20 @@ def test_rows_come_through_the_shared_file_and_equal_the_answers_logits(vllm_mod
 
 
 def test_a_call_larger_than_the_file_gets_a_larger_file(vllm_model):
-    tap = vllm_model.logits_engine.tap
+    tap = vllm_model.backend.tap
     ids = vllm_model.tokenizer(PROMPTS[1])["input_ids"]
     prefixes = [[*ids, 10 + n] for n in range(tap.file.slots + 6)]
-    rows = tap.generate(vllm_model.logits_engine.llm, prefixes)
+    rows = tap.generate(vllm_model.backend.llm, prefixes)
     assert tap.file.slots == 128 and all(row is not None for row in rows)
 
 
 def test_a_sampler_that_cannot_reach_the_file_makes_the_engine_take_the_answers_logits(vllm_model):
-    from decoding.vllm_rows import Tap
+    from backends.vllm.rows import Tap
 
-    serving = vllm_model.logits_engine
+    serving = vllm_model.backend
     unreachable = Tap(serving.vocab_size, serving.tap.params_for)
     os.unlink(unreachable.file.path)  # as on a machine that does not have it
-    engine = VllmEngine(serving.llm, serving.sampling_params, serving.vocab_size, tap=unreachable)
+    engine = VllmBackend(serving.llm, serving.sampling_params, serving.vocab_size, tap=unreachable)
     ids = vllm_model.tokenizer(PROMPTS[3])["input_ids"]
     rows = engine.batch_logits(vllm_model, ids, [[11], [12]])
     assert engine.tap is None  # and it stays on the answers from now on
@@ -176,5 +177,5 @@ def test_a_sampler_that_cannot_reach_the_file_makes_the_engine_take_the_answers_
 def test_vllm_has_room_for_a_full_context_and_its_token(vllm_model):
     # vLLM refuses a prompt that leaves no room for the token it generates (checked by hand: at max_model_len 64
     # a 63-token prompt runs, 64 is refused); the transformers engine answers a full context
-    engine = vllm_model.logits_engine
+    engine = vllm_model.backend
     assert engine.llm.llm_engine.model_config.max_model_len == engine.max_len == vllm_model.context_length + 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from .loaded import LoadedModel
+    from backends.model.loaded import LoadedModel
 
 T = TypeVar("T")
 

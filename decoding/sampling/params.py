@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from . import fields as parse
-from . import llama_samplers as ls
-from .knobs import RANGES as KNOB_RANGES
+from decoding import fields as parse
+from decoding.sampling import llama_samplers as ls
+from decoding.sampling.knobs import RANGES as KNOB_RANGES
 
 CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1

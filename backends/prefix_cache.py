@@ -4,7 +4,7 @@ The model is a pure function of the token ids, so attention keys/values and fina
 by token-id prefix. A request reuses the longest cached prefix and runs only the new tokens:
 stepping extends an entry in place, rewinding and branching copy the shared part and crop it. The
 cache is an LRU bounded in bytes (env NEXTTOKEN_KV_CACHE_MB, default 512) and is emptied when the
-model changes. Model work runs under the model lane (decoding.lane); a long prefill runs in chunks of
+model changes. Model work runs under the model lane (backends.lane); a long prefill runs in chunks of
 `PREFILL_CHUNK` tokens and lets waiting requests go between chunks. A small lock guards the entries.
 `batch_logits` runs rows of equal length after one cached prefix in one batched forward (the look-ahead
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .lane import LANE
-from .model import LoadedModel
-from .model.memo import per_model
+from backends.lane import LANE
+from backends.model import LoadedModel
+from backends.model.memo import per_model
 
 DEFAULT_MAX_MB = 512
 # Tokens per forward pass of a prefill: ~0.5-1 s on a 2-core CPU for SmolLM2-135M, so a step waits at most that

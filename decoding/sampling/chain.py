@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import knobs
-from . import llama_samplers as ls
-from .params import DecodingParams
+from decoding.sampling import knobs
+from decoding.sampling import llama_samplers as ls
+from decoding.sampling.params import DecodingParams
 
 # Each truncation sampler but top-p (which works on a mask): logits, params, the XTC draw -> new logits.
 SAMPLERS: dict[str, Callable[[torch.Tensor, DecodingParams, float], torch.Tensor]] = {

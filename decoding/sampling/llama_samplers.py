@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from .knobs import NEG_INF, KnobRange
+from decoding.sampling.knobs import NEG_INF, KnobRange
 
 # DRY's defaults, as in llama.cpp's common parameters.
 DRY_BASE = 1.75

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from . import fields as parse
+from decoding import fields as parse
 
 
 @dataclass(frozen=True)

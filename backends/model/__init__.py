@@ -1,6 +1,6 @@
 """The model store: resolve an id, load it, convert the embedded GGUF, place it on devices, report status.
 
-- `settings`: StoreSettings (and EngineSettings), the typed settings the store loads with;
+- `settings`: StoreSettings (and BackendSettings), the typed settings the store loads with;
 - `embedded`: the GGUF shipped with the app and its one-time conversion;
 - `discovery`: resolving ids and listing the models usable offline;
 - `devices`: device, dtype and device_map choices;
@@ -10,19 +10,18 @@
 - `store`: the shared `STORE`.
 """
 
-from .devices import device_map_choice, pick_device, summarise_device_map
-from .discovery import resolve
-from .embedded import EMBEDDED_ALIASES, EMBEDDED_ID, embedded_gguf
-from .loaded import LoadedModel, ModelStatus
-from .loading import load_model
-from .settings import EngineSettings, StoreSettings
-from .store import STORE, ModelStore, available_models, default_model_id
+from backends.model.devices import device_map_choice, pick_device, summarise_device_map
+from backends.model.discovery import resolve
+from backends.model.embedded import EMBEDDED_ALIASES, EMBEDDED_ID, embedded_gguf
+from backends.model.loaded import LoadedModel, ModelStatus
+from backends.model.loading import load_model
+from backends.model.settings import StoreSettings
+from backends.model.store import STORE, ModelStore, available_models, default_model_id
 
 __all__ = [
     "EMBEDDED_ALIASES",
     "EMBEDDED_ID",
     "STORE",
-    "EngineSettings",
     "LoadedModel",
     "ModelStatus",
     "ModelStore",

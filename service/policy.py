@@ -1,7 +1,7 @@
 """What this server allows: which models may be loaded, and the budgets every request is held to.
 
 Off (everything allowed within generous budgets) unless configured public: then only allowlisted
-models load, never a local path, and the strict public budgets apply (see decoding.budgets).
+models load, never a local path, and the strict public budgets apply (see service.budgets).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .budgets import Budgets
-from .engine import Engine
-from .model import EMBEDDED_ALIASES, EMBEDDED_ID, available_models, default_model_id
-from .request import Request
+from backends.model import EMBEDDED_ALIASES, EMBEDDED_ID, available_models, default_model_id
+from decoding.engine import Engine
+from decoding.request import Request
+from service.budgets import Budgets
 
 
 @dataclass(frozen=True)

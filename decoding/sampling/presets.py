@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .params import DecodingParams
+from decoding.sampling.params import DecodingParams
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import distribution as dist_mod
-from .cache import common_prefix
-from .engine import Engine, Request
-from .params import check_token_ids
+from backends.prefix_cache import common_prefix
+from decoding import distribution as dist_mod
+from decoding.engine import Engine, Request
+from decoding.sampling.params import check_token_ids
 
 # A KL this far below 0 (in bits) is float64 rounding of (nearly) equal distributions, not a result.
 ROUNDING_BITS = 1e-12

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import summarise_device_map
+from backends.model.devices import summarise_device_map
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ModelStatus:
     vocab_size: int = 0
     context_length: int = 0
     placement: str = ""
-    engine: str = "transformers"  # which engine computes the logits (decoding.logits)
+    engine: str = "transformers"  # which engine computes the logits (backends.base)
     gradients: bool = True  # whether attribution and the logit lens can run (a transformers copy is loaded)
 
     def as_dict(self) -> dict:
@@ -34,8 +34,8 @@ class ModelStatus:
 class LoadedModel:
     """A ready model with its tokenizer; `key` is different for every load (per-model memos use it).
 
-    `logits_engine`: the engine that computes its logits when it is not this process's transformers model
-    (vLLM, see decoding.logits); `model` is then a weightless skeleton (config, vocabulary, generation
+    `backend`: the engine that computes its logits when it is not this process's transformers model
+    (vLLM, see backends.base); `model` is then a weightless skeleton (config, vocabulary, generation
     config) unless a transformers copy was loaded beside it for attribution.
     """
 
@@ -45,7 +45,7 @@ class LoadedModel:
     source: str
     device: torch.device
     key: int
-    logits_engine: object | None = None
+    backend: object | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -66,8 +66,8 @@ class LoadedModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     @property
-    def engine_name(self) -> str:
-        return getattr(self.logits_engine, "name", "transformers")
+    def backend_name(self) -> str:
+        return getattr(self.backend, "name", "transformers")
 
     @property
     def has_weights(self) -> bool:
@@ -77,8 +77,8 @@ class LoadedModel:
     @property
     def placement(self) -> str:
         """Where the weights live: one device, or a per-device layer count for a device_map model."""
-        if self.logits_engine is not None:
-            return getattr(self.logits_engine, "placement", self.engine_name)
+        if self.backend is not None:
+            return getattr(self.backend, "placement", self.backend_name)
         device_map = getattr(self.model, "hf_device_map", None)
         return summarise_device_map(device_map) if device_map else str(self.device)
 
@@ -93,7 +93,7 @@ class LoadedModel:
             vocab_size=self.vocab_size,
             context_length=self.context_length,
             placement=self.placement,
-            engine=self.engine_name,
+            engine=self.backend_name,
             gradients=self.has_weights,
         )
 

@@ -17,10 +17,10 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from .engine import Engine
-from .lane import LANE, Cancelled, CancelToken
-from .request import Request
-from .tree import top_tokens
+from backends.lane import LANE, Cancelled, CancelToken
+from decoding.engine import Engine
+from decoding.request import Request
+from service.tree import top_tokens
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import fields
-from .engine import Engine
-from .request import Request
-from .tokens import TokenView
+from decoding import fields
+from decoding.engine import Engine
+from decoding.request import Request
+from decoding.tokens import TokenView
 
 TREE_KEYS = ("width", "depth")  # a tree request is a preview request with these
 MAX_WIDTH = 8

@@ -7,8 +7,14 @@ import logging
 import os
 from pathlib import Path
 
-from .embedded import EMBEDDED_ALIASES, EMBEDDED_ID, converted_embedded_folder, embedded_folder, embedded_gguf
-from .settings import default_cache_dir
+from backends.model.embedded import (
+    EMBEDDED_ALIASES,
+    EMBEDDED_ID,
+    converted_embedded_folder,
+    embedded_folder,
+    embedded_gguf,
+)
+from backends.model.settings import default_cache_dir
 
 HUB_ID_MAX = 96  # the Hub's limit on owner/name
 log = logging.getLogger(__name__)

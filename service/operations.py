@@ -3,7 +3,7 @@
 Each function parses its request strictly (see decoding.request and decoding.fields) and checks it
 against the budgets before any model work, so a malformed or too costly request raises a one-line
 ValueError and leaves the caller's state as it was. `POLICY` holds what this server allows: in public
-mode only allowlisted models, and strict budgets (see decoding.budgets) for every request.
+mode only allowlisted models, and strict budgets (see service.budgets) for every request.
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 
+from backends.base import check_gradients
+from backends.lane import LANE, Progress
+from backends.model import STORE
+from decoding import fields
+from decoding.engine import Engine, engine_for
+from decoding.request import Request
+from decoding.sampling.params import check_token_ids
 from runtime import gpu, spaces
-
-from . import fields
-from . import tree as tree_mod
-from .engine import Engine, engine_for
-from .lane import LANE, Progress
-from .logits import check_gradients
-from .model import STORE
-from .params import check_token_ids
-from .policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
-from .prefetch import PREFETCH
-from .readable import readable_errors
-from .request import Request
-from .targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
+from service import tree as tree_mod
+from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
+from service.prefetch import PREFETCH
+from service.readable import readable_errors
+from service.targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
 
 STEP_KEYS = ("reset_rng", "force_token_id", "force_text")
 
@@ -288,7 +287,7 @@ def compare(request: dict, other_completion_ids: list[int]) -> dict:
     The request's completion_ids are the current branch; `other_completion_ids` the other. The work is one
     forward pass per branch over its own tokens, within the context budget of the longer branch.
     """
-    from .compare import compare_branches
+    from service.compare import compare_branches
 
     req = _parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)

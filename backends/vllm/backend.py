@@ -1,14 +1,14 @@
 """The vLLM logits engine: next-token logits from a `vllm.LLM`, for many users and models too big for one GPU.
 
-It answers the same calls as the prefix KV cache (`decoding.logits.LogitsEngine`), so everything above it
+It answers the same calls as the prefix KV cache (`backends.base.LogitsBackend`), so everything above it
 (knobs, constraints, forcing, the tree, prefetch) is unchanged. Each prefix is one token-id prompt that
 generates one token (no detokenisation); its raw float32 logits come back through a shared file written
-by a logits processor in vLLM's sampler (`decoding.vllm_rows`), or, where that file cannot be reached, as
+by a logits processor in vLLM's sampler (`backends.vllm.rows`), or, where that file cannot be reached, as
 full-vocabulary raw logits in the answer (`logprobs_mode="raw_logits"`, `logprobs=-1`, about 13 ms more a
 prefix). Either way they are the numbers the transformers model gives, so every knob (the repetition
 penalty too, which is not shift-invariant) sees what it sees there. vLLM's own prefix caching
 keeps the keys and values. Requests that wait at the same time go to vLLM in one `generate` call (see
-`decoding.batcher`), and a request stands aside from the model lane while it waits, so concurrent users'
+`backends.vllm.batcher`), and a request stands aside from the model lane while it waits, so concurrent users'
 steps meet there. Recent answers are kept (a prefetched candidate needs no call).
 """
 
@@ -20,51 +20,23 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import vllm_cpu
-from .batcher import Batcher
-from .lane import LANE
+from backends.lane import LANE
+from backends.settings import VllmOptions
+from backends.vllm import cpu as vllm_cpu
+from backends.vllm.batcher import Batcher
 
 LOG = logging.getLogger(__name__)
 LOGITS_ENTRIES = 256  # answers kept: ~50 MB at a 49k vocabulary, enough for every user's last steps and prefetch
-EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")  # vLLM's distributed_executor_backend values
 INSTALL_HINT = (
     "run `uv sync --extra vllm` (x86-64 Linux CPUs) or `uv pip install vllm` (CUDA GPUs), or use --engine transformers"
 )
 
 
-@dataclass(frozen=True)
-class VllmOptions:
-    """How vLLM starts: parallelism as vLLM documents it (the executor None: vLLM's choice), eager mode."""
-
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    distributed_executor_backend: str | None = None
-    enforce_eager: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("tensor_parallel_size", "pipeline_parallel_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} {value!r} must be a whole number >= 1")
-        backend = self.distributed_executor_backend
-        if backend is not None and backend not in EXECUTOR_BACKENDS:
-            raise ValueError(f"distributed_executor_backend {backend!r} is not one of {', '.join(EXECUTOR_BACKENDS)}")
-
-    @property
-    def placement(self) -> str:
-        """How the weights are spread, for the model status."""
-        parts = [f"tensor parallel {self.tensor_parallel_size}", f"pipeline parallel {self.pipeline_parallel_size}"]
-        if self.distributed_executor_backend:
-            parts.append(f"{self.distributed_executor_backend} executor")
-        return "vLLM: " + ", ".join(parts)
-
-
-class VllmEngine:
+class VllmBackend:
     """Logits of token-id prefixes from a running `vllm.LLM` (`start` makes one); `close` stops it."""
 
     name = "vllm"
@@ -108,7 +80,7 @@ class VllmEngine:
 
     def serves(self, loaded: object) -> bool:
         """Whether this engine serves `loaded` (False once another model was loaded): background work checks."""
-        return not self._closed and getattr(loaded, "logits_engine", None) is self
+        return not self._closed and getattr(loaded, "backend", None) is self
 
     def close(self) -> None:
         """Stop vLLM's engine processes (the model is switched, or the app exits): its memory is freed at once."""
@@ -195,12 +167,12 @@ def _why(exc: Exception) -> str:
     return first
 
 
-def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmEngine:
+def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmBackend:
     """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
     try:
         import vllm
 
-        from .vllm_rows import RowTap, Tap
+        from backends.vllm.rows import RowTap, Tap
     except ImportError as exc:
         raise ValueError(
             f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
@@ -213,13 +185,13 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     one_token = {"max_tokens": 1, "detokenize": False, "temperature": 0.0}
     params = vllm.SamplingParams(**one_token, logprobs=-1, flat_logprobs=True)
     tap = Tap(vocab_size, lambda extra_args: vllm.SamplingParams(**one_token, extra_args=extra_args))
-    engine = VllmEngine(llm, params, vocab_size, options.placement, tap, arguments["max_model_len"])
+    engine = VllmBackend(llm, params, vocab_size, options.placement, tap, arguments["max_model_len"])
     atexit.register(engine.close)  # vLLM's engine processes outlive an app that exits without stopping them
     return engine
 
 
 def _arguments(target: str, options: VllmOptions, context_length: int, dtype: str) -> dict:
-    """`vllm.LLM`'s arguments, once what must hold before vLLM starts holds (see `decoding.vllm_cpu`)."""
+    """`vllm.LLM`'s arguments, once what must hold before vLLM starts holds (see `backends.vllm.cpu`)."""
     workers = options.tensor_parallel_size * options.pipeline_parallel_size
     vllm_cpu.check_eager(options.pipeline_parallel_size, options.enforce_eager)
     vllm_cpu.bind_workers(workers, options.distributed_executor_backend in (None, "mp", "uni"))

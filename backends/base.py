@@ -3,12 +3,12 @@
 Everything above it (knobs, constraints, the distribution, forcing, the look-ahead tree, prefetch) runs on
 the logits it returns and does not know which engine made them. Two engines implement it:
 
-- `transformers` (default): the model in this process behind the prefix KV cache (`decoding.cache`);
+- `transformers` (default): the model in this process behind the prefix KV cache (`backends.prefix_cache`);
   it also gives gradients and hidden states (attribution, the logit lens);
-- `vllm`: a `vllm.LLM` (`decoding.vllm_engine`): continuous batching across users, prefix caching,
+- `vllm`: a `vllm.LLM` (`backends.vllm.backend`): continuous batching across users, prefix caching,
   tensor and pipeline parallelism, several machines through Ray. It gives logits only.
 
-A model loaded for vLLM carries its engine (`LoadedModel.logits_engine`); `logits_engine_for` picks it.
+A model loaded for vLLM carries its engine (`LoadedModel.backend`); `backend_for` picks it.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from backends.prefix_cache import PREFIX_CACHE
+
 if TYPE_CHECKING:
-    from .model import LoadedModel
-
-ENGINES = ("transformers", "vllm")
+    from backends.model import LoadedModel
 
 
-class LogitsEngine(Protocol):
+class LogitsBackend(Protocol):
     """What the decoding engine asks of a model: float32 next-token logits of token-id prefixes."""
 
     def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
@@ -47,20 +47,10 @@ class LogitsEngine(Protocol):
         ...
 
 
-def engine_name(value: object, source: str = "engine") -> str:
-    """An engine's name checked: transformers or vllm (None: transformers)."""
-    name = "transformers" if value is None else str(value).strip().lower()
-    if name not in ENGINES:
-        raise ValueError(f"{source} {value!r} is not an engine: use one of {', '.join(ENGINES)}")
-    return name
-
-
-def logits_engine_for(loaded: LoadedModel) -> LogitsEngine:
+def backend_for(loaded: LoadedModel) -> LogitsBackend:
     """The engine that serves `loaded`: its own (vLLM), else the shared prefix KV cache (transformers)."""
-    if loaded.logits_engine is not None:
-        return loaded.logits_engine
-    from .cache import PREFIX_CACHE
-
+    if loaded.backend is not None:
+        return loaded.backend
     return PREFIX_CACHE
 
 
@@ -69,6 +59,6 @@ def check_gradients(loaded: LoadedModel, what: str) -> None:
     logits only, unless a transformers copy was loaded beside it."""
     if not loaded.has_weights:
         raise ValueError(
-            f"{what} needs gradients and hidden states, which the {loaded.engine_name} engine does not give: "
+            f"{what} needs gradients and hidden states, which the {loaded.backend_name} engine does not give: "
             "start the app with --attribution-copy to load a transformers copy of the model for it"
         )

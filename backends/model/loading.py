@@ -11,11 +11,11 @@ from urllib.parse import urlparse
 
 import torch
 
-from .devices import device_map_choice, dtype_for, pick_device
-from .discovery import resolve, shown
-from .embedded import EMBEDDED_ID
-from .loaded import LoadedModel
-from .settings import EngineSettings
+from backends.model.devices import device_map_choice, dtype_for, pick_device
+from backends.model.discovery import resolve, shown
+from backends.model.embedded import EMBEDDED_ID
+from backends.model.loaded import LoadedModel
+from backends.settings import BackendSettings
 
 _generation = itertools.count(1)
 
@@ -25,7 +25,7 @@ def load_model(
     device: str | None = None,
     device_map: str | None = None,
     cache_dir: Path | None = None,
-    engine: EngineSettings | None = None,
+    engine: BackendSettings | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer; raises ValueError with a readable reason on failure.
 
@@ -34,7 +34,7 @@ def load_model(
     sets the dtype. `cache_dir` holds the converted embedded model (None: the default cache folder). `engine`
     vllm starts vLLM on the model (weights loaded here only for an attribution copy); None: transformers.
     """
-    engine = engine or EngineSettings()
+    engine = engine or BackendSettings()
     strategy = device_map_choice(device_map)
     target, source = resolve(model_id, cache_dir)
     dev = pick_device(device)
@@ -51,7 +51,7 @@ def load_model(
                 "local Hugging Face cache (no network?)"
             ) from exc
         raise ValueError(describe_load_error(model_id, exc)) from exc
-    logits_engine = _start_vllm(target, engine, LoadedModel(model, tokenizer, model_id, source, dev, 0))
+    backend = _start_vllm(target, engine, LoadedModel(model, tokenizer, model_id, source, dev, 0))
     if strategy and weights:
         # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
         dev = model.get_input_embeddings().weight.device
@@ -60,14 +60,14 @@ def load_model(
         model.to(dev).eval()
     model.requires_grad_(False)
     name = EMBEDDED_ID if source == "embedded" else model_id.strip()
-    return LoadedModel(model, tokenizer, name, source, dev, next(_generation), logits_engine)
+    return LoadedModel(model, tokenizer, name, source, dev, next(_generation), backend)
 
 
-def _start_vllm(target: str, engine: EngineSettings, skeleton: LoadedModel):
+def _start_vllm(target: str, engine: BackendSettings, skeleton: LoadedModel):
     """The vLLM engine of the model when `engine` asks for vLLM, else None (the transformers engine serves)."""
     if engine.name != "vllm":
         return None
-    from ..vllm_engine import start
+    from backends.vllm.backend import start
 
     dtype = str(skeleton.model.dtype).removeprefix("torch.")
     return start(target, engine.vllm, skeleton.vocab_size, skeleton.context_length, dtype)

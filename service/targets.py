@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import fields
-from .params import check_token_ids
+from decoding import fields
+from decoding.sampling.params import check_token_ids
 
 ATTRIBUTION_KEYS = (
     "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", "ig_steps",

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..logits import engine_name
-from ..vllm_engine import VllmOptions
-from .devices import device_map_choice, device_name
+from backends.model.devices import device_map_choice, device_name
+from backends.settings import BackendSettings
 
 MODEL_ENV = ("LLM_DEMO_DEFAULT_MODEL", "NEXTTOKEN_MODEL")  # the first non-blank one wins
 
@@ -24,19 +23,6 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     if env.get("NEXTTOKEN_CACHE_DIR", "").strip():
         return Path(env["NEXTTOKEN_CACHE_DIR"].strip())
     return Path(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "nexttoken"
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Which engine computes the logits (transformers or vllm, see decoding.logits), how vLLM starts, and whether
-    a transformers copy is loaded beside vLLM (`attribution_copy`) so attribution and the logit lens still work."""
-
-    name: str = "transformers"
-    vllm: VllmOptions = field(default_factory=VllmOptions)
-    attribution_copy: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", engine_name(self.name))
 
 
 @dataclass(frozen=True)
@@ -52,7 +38,7 @@ class StoreSettings:
     device: str = "auto"
     device_map: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    engine: BackendSettings = field(default_factory=BackendSettings)
 
     def __post_init__(self) -> None:
         # frozen: normalise through object.__setattr__, once, so every reader sees the same spelling

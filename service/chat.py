@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from . import fields, service
-from .engine import engine_for
-from .lane import LANE
-from .model import STORE
-from .params import DecodingParams
-from .request import Message, Request, parse_messages
+from backends.lane import LANE
+from backends.model import STORE
+from decoding import fields
+from decoding.engine import engine_for
+from decoding.request import Message, Request, parse_messages
+from decoding.sampling.params import DecodingParams
+from service import operations as service
 
 
 def stream_reply(

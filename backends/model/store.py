@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import torch
 
-from . import memo
-from .discovery import offline_models
-from .embedded import EMBEDDED_ID, embedded_gguf
-from .loaded import LoadedModel, ModelStatus
-from .loading import describe_load_error, load_model
-from .settings import StoreSettings
+from backends.model import memo
+from backends.model.discovery import offline_models
+from backends.model.embedded import EMBEDDED_ID, embedded_gguf
+from backends.model.loaded import LoadedModel, ModelStatus
+from backends.model.loading import describe_load_error, load_model
+from backends.model.settings import StoreSettings
 
 HUB_FALLBACK_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # the default model where the embedded one is not installed
 
@@ -99,8 +99,8 @@ class ModelStore:
             self._status = loaded.status()
         if switched:
             memo.drop()  # engines, trackers, copies and cached keys/values of the old model
-            if previous is not None and hasattr(previous.logits_engine, "close"):
-                previous.logits_engine.close()  # a vLLM engine's processes and memory
+            if previous is not None and hasattr(previous.backend, "close"):
+                previous.backend.close()  # a vLLM engine's processes and memory
             if torch.cuda.is_initialized():
                 torch.cuda.empty_cache()  # hand the old weights' blocks back to the driver
 

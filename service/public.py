@@ -1,0 +1,51 @@
+"""The names the edges (ui/, server/) use from below the service, handed on in one place.
+
+The edges import the service and nothing under it (a contract in pyproject.toml): the operations are in
+`service.operations`; this module names the rest they need: the model lane's concurrency and its errors,
+the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display
+and the agreement of two attribution results.
+"""
+
+from __future__ import annotations
+
+from attribution.agreement import agreement
+from backends.lane import EVENT_CONCURRENCY, LANE, Cancelled, LaneFull
+from backends.model import default_model_id
+from decoding.constraints import EXAMPLES, REGEX_HELP
+from decoding.constraints import PRESETS as CONSTRAINT_PRESETS
+from decoding.sampling.params import SAMPLER_ORDERS, SAMPLER_STAGES, DecodingParams, check_sampler_order
+from decoding.sampling.presets import PRESETS
+from decoding.tokens import show_whitespace
+
+CONCURRENCY_ID = "model"  # Gradio's pool of workers in front of the lane, shared by the UI's model events and the API
+
+
+def expect_event(within_s: float) -> None:
+    """Tell prefetch that a request is on its way (a Step event after the quick path): it waits for it."""
+    LANE.expect(within_s)
+
+
+def event_arrived() -> None:
+    """The expected request arrived: prefetch may run again."""
+    LANE.expected_arrived()
+
+
+__all__ = [
+    "CONCURRENCY_ID",
+    "CONSTRAINT_PRESETS",
+    "EVENT_CONCURRENCY",
+    "EXAMPLES",
+    "PRESETS",
+    "REGEX_HELP",
+    "SAMPLER_ORDERS",
+    "SAMPLER_STAGES",
+    "Cancelled",
+    "DecodingParams",
+    "LaneFull",
+    "agreement",
+    "check_sampler_order",
+    "default_model_id",
+    "event_arrived",
+    "expect_event",
+    "show_whitespace",
+]
