@@ -130,6 +130,11 @@ class Registry:
         return tuple(stage.name for stage in self.stages if not stage.fixed)
 
     @property
+    def fixed(self) -> tuple[str, ...]:
+        """The stages that always run first (before the constraint mask), in registry order."""
+        return tuple(stage.name for stage in self.stages if stage.fixed)
+
+    @property
     def params(self) -> tuple[Param, ...]:
         return tuple(param for stage in self.stages for param in stage.params)
 
