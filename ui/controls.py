@@ -8,6 +8,7 @@ can never hand a value to the wrong knob. The same fields are what the browser s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from typing import Self
 
 from service.public import EXAMPLES, PRESETS, SAMPLER_ORDERS, SAMPLER_REGISTRY, check_sampler_order
 
@@ -51,7 +52,7 @@ class Settings:
     ig_steps: int = 16
 
     @classmethod
-    def from_values(cls, values: dict) -> Settings:
+    def from_values(cls, values: dict) -> Self:
         """Controls from values by field name; a missing or empty (None) value takes the default."""
         defaults = cls()
         out = {}
@@ -62,7 +63,7 @@ class Settings:
         return cls(**out)
 
     @classmethod
-    def read(cls, data: dict, components: dict) -> Settings:
+    def read(cls, data: dict, components: dict) -> Self:
         """Controls from an event's input dict (component -> value) and the components by field name."""
         return cls.from_values({name: data[comp] for name, comp in components.items() if name in FIELDS})
 
@@ -115,7 +116,7 @@ def preset_values(name: str) -> dict[str, object] | None:
     return values | {"temperature": 0.0 if PRESETS[name].params.is_greedy else values["temperature"]}
 
 
-def matching_preset(controls: Settings) -> str:
+def matching_preset(controls: Controls) -> str:
     """The preset whose knobs equal the controls', else custom."""
     current = {field: getattr(controls, field) for field in PARAM_FIELDS}
     return next((name for name in PRESETS if preset_values(name) == current), CUSTOM)
