@@ -2,7 +2,8 @@
 
 The edges import the service and nothing under it (a contract in pyproject.toml): the operations are in
 `service.operations`; this module names the rest they need: the model lane's concurrency and its errors,
-the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display
+the sampler stages, their registry (each knob's range, default and slider; its `schema()` for an API
+schema) and orders with the typed parameters, the presets, the constraint examples, token display
 and the agreement of two attribution results.
 """
 
@@ -15,6 +16,7 @@ from decoding.constraints import EXAMPLES, REGEX_HELP
 from decoding.constraints import PRESETS as CONSTRAINT_PRESETS
 from decoding.sampling.params import SAMPLER_ORDERS, SAMPLER_STAGES, DecodingParams, check_sampler_order
 from decoding.sampling.presets import PRESETS
+from decoding.sampling.registry import REGISTRY as SAMPLER_REGISTRY
 from decoding.tokens import show_whitespace
 
 CONCURRENCY_ID = "model"  # Gradio's pool of workers in front of the lane, shared by the UI's model events and the API
@@ -38,6 +40,7 @@ __all__ = [
     "PRESETS",
     "REGEX_HELP",
     "SAMPLER_ORDERS",
+    "SAMPLER_REGISTRY",
     "SAMPLER_STAGES",
     "Cancelled",
     "DecodingParams",

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from html import escape
 
-from service.public import SAMPLER_STAGES
+from service.public import SAMPLER_REGISTRY, SAMPLER_STAGES
 
 from .plots import CUT_SYMBOL, ShownRow, cut_mark, removal_mark, shown_rows, stage_title
 
@@ -35,7 +35,7 @@ FINAL_COLOR = "#2563eb"
 CUT_COLOR = "#ef4444"
 GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
 # Every stage a chain can have: base, penalties, DRY and the constraint before the samplers, greedy after them.
-STAGE_SLOTS = ("base", "penalties", "dry", "constraint", *SAMPLER_STAGES, "greedy")
+STAGE_SLOTS = ("base", *SAMPLER_REGISTRY.fixed, "constraint", *SAMPLER_STAGES, "greedy")
 END = len(STAGE_SLOTS)  # the slot of the view after all stages
 LABEL_CH = (4, 22)  # the label column's width in characters: the longest label, within these bounds
 

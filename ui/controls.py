@@ -7,48 +7,31 @@ can never hand a value to the wrong knob. The same fields are what the browser s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from typing import Self
 
-from service.public import EXAMPLES, PRESETS, SAMPLER_ORDERS, DecodingParams, check_sampler_order
+from service.public import EXAMPLES, PRESETS, SAMPLER_ORDERS, SAMPLER_REGISTRY, check_sampler_order
 
-FLOAT_KNOBS = (
-    "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",
-    "top_n_sigma", "epsilon_cutoff", "eta_cutoff", "xtc_threshold", "xtc_probability", "dry_multiplier", "dry_base",
-)  # fmt: skip
-INT_KNOBS = ("sample_top_k", "dry_allowed_length", "dry_penalty_last_n")
-PARAM_FIELDS = (*FLOAT_KNOBS, *INT_KNOBS, "sampler_order")  # the sampling knobs a preset sets
-API_NAMES = {"sample_top_k": "top_k"}  # `top_k` of the controls is the number of rows shown
+UI_NAMES = {"top_k": "sample_top_k"}  # `top_k` of the controls is the number of rows shown
+API_NAMES = {ui: api for api, ui in UI_NAMES.items()}
+KNOBS = {UI_NAMES.get(p.name, p.name): p for p in SAMPLER_REGISTRY.params}  # each stage parameter by field name
+PARAM_FIELDS = (*KNOBS, "sampler_order")  # the sampling knobs a preset sets
 NO_PRESET = "(none)"
 CUSTOM = "custom"
-_PARAMS = DecodingParams()  # the knobs start where the API's defaults are
 ORDER_CHOICES = (*SAMPLER_ORDERS, CUSTOM)  # the named sampler orders, then the user's own (`custom_order`)
 
 
 @dataclass(frozen=True)
-class Controls:
-    """The value of every control of the explorer, typed; defaults are what a new page shows."""
+class Settings:
+    """Every control of the explorer but the sampling knobs, typed; defaults are what a new page shows.
+
+    `Controls` adds one field per stage parameter of the sampler registry (its default: the API's).
+    """
 
     prompt: str = "The capital of France is"
     system_prompt: str = ""
     use_chat_template: bool = False
     preset: str = "balanced"
-    temperature: float = _PARAMS.temperature
-    top_p: float = _PARAMS.top_p
-    repetition_penalty: float = _PARAMS.repetition_penalty
-    presence_penalty: float = _PARAMS.presence_penalty
-    frequency_penalty: float = _PARAMS.frequency_penalty
-    sample_top_k: int = _PARAMS.top_k
-    min_p: float = _PARAMS.min_p
-    typical_p: float = _PARAMS.typical_p
-    top_n_sigma: float = _PARAMS.top_n_sigma
-    epsilon_cutoff: float = _PARAMS.epsilon_cutoff
-    eta_cutoff: float = _PARAMS.eta_cutoff
-    xtc_threshold: float = _PARAMS.xtc_threshold
-    xtc_probability: float = _PARAMS.xtc_probability
-    dry_multiplier: float = _PARAMS.dry_multiplier
-    dry_base: float = _PARAMS.dry_base
-    dry_allowed_length: int = _PARAMS.dry_allowed_length
-    dry_penalty_last_n: int = _PARAMS.dry_penalty_last_n
     sampler_order: str = "transformers"
     custom_order: str = ", ".join(SAMPLER_ORDERS["llama.cpp"])  # a list of the stages, used when the order is custom
     seed: str = ""
@@ -69,7 +52,7 @@ class Controls:
     ig_steps: int = 16
 
     @classmethod
-    def from_values(cls, values: dict) -> Controls:
+    def from_values(cls, values: dict) -> Self:
         """Controls from values by field name; a missing or empty (None) value takes the default."""
         defaults = cls()
         out = {}
@@ -80,7 +63,7 @@ class Controls:
         return cls(**out)
 
     @classmethod
-    def read(cls, data: dict, components: dict) -> Controls:
+    def read(cls, data: dict, components: dict) -> Self:
         """Controls from an event's input dict (component -> value) and the components by field name."""
         return cls.from_values({name: data[comp] for name, comp in components.items() if name in FIELDS})
 
@@ -113,6 +96,13 @@ class Controls:
         return {"enabled": self.constraint_enabled, "type": self.constraint_type, "schema": self.constraint_schema}
 
 
+Controls = make_dataclass(
+    "Controls",
+    [(name, param.type, field(default=param.type(param.default))) for name, param in KNOBS.items()],
+    bases=(Settings,),
+    frozen=True,
+    namespace={"__module__": __name__, "__doc__": "The value of every control of the explorer, knobs included."},
+)
 FIELDS = tuple(f.name for f in fields(Controls))
 
 

@@ -15,7 +15,16 @@ from service import operations as service
 from service.public import CONSTRAINT_PRESETS, EXAMPLES, PRESETS, REGEX_HELP, default_model_id
 
 from . import actions, render
-from .controls import CUSTOM, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values
+from .controls import (
+    CUSTOM,
+    KNOBS,
+    NO_PRESET,
+    ORDER_CHOICES,
+    PARAM_FIELDS,
+    Controls,
+    matching_preset,
+    preset_values,
+)
 from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
 from .state import Prefs, Session
 
@@ -45,11 +54,7 @@ def create_sidebar() -> dict:
         )  # fmt: skip
         c["load"] = gr.Button("Load model", size="sm")
     c["preset"] = gr.Radio([*PRESETS, CUSTOM], value=D.preset, label="Preset")
-    c["temperature"] = gr.Slider(0, 2, D.temperature, step=0.05, label="Temperature (0 = greedy)")
-    c["top_p"] = gr.Slider(0.01, 1, D.top_p, step=0.01, label="Top-p")
-    c["repetition_penalty"] = gr.Slider(0.5, 2, D.repetition_penalty, step=0.01, label="Repetition penalty")
-    c["presence_penalty"] = gr.Slider(-2, 2, D.presence_penalty, step=0.05, label="Presence penalty")
-    c["frequency_penalty"] = gr.Slider(-2, 2, D.frequency_penalty, step=0.05, label="Frequency penalty")
+    c |= {name: knob_slider(name) for name in MAIN_KNOBS}
     c |= _more_samplers()
     c["seed"] = gr.Textbox(D.seed, label="Seed (blank = random)", max_lines=1)
     c["top_k"] = gr.Slider(1, 50, D.top_k, step=1, label="Rows shown (top-k)")
@@ -66,20 +71,14 @@ def create_sidebar() -> dict:
 
 
 ORDER_LABELS = ("transformers (temperature first)", "llama.cpp (temperature last)", "custom (the list below)")
-SAMPLER_SLIDERS = (  # field, minimum, maximum, step, label
-    ("sample_top_k", 0, 200, 1, "Top-k sampling (0 = off)"),
-    ("min_p", 0, 1, 0.01, "Min-p (0 = off)"),
-    ("typical_p", 0.01, 1, 0.01, "Typical-p (1 = off)"),
-    ("top_n_sigma", 0, 5, 0.1, "Top-n-sigma (0 = off)"),
-    ("epsilon_cutoff", 0, 0.05, 0.0005, "Epsilon cutoff (0 = off)"),
-    ("eta_cutoff", 0, 0.05, 0.0005, "Eta cutoff (0 = off)"),
-    ("xtc_threshold", 0, 0.5, 0.01, "XTC threshold"),
-    ("xtc_probability", 0, 1, 0.05, "XTC probability (0 = off)"),
-    ("dry_multiplier", 0, 2, 0.05, "DRY multiplier (0 = off)"),
-    ("dry_base", 1, 4, 0.05, "DRY base"),
-    ("dry_allowed_length", 1, 10, 1, "DRY allowed length"),
-    ("dry_penalty_last_n", -1, 2048, 1, "DRY window (-1 = whole context)"),
-)
+# The knobs of the main column; every other knob of the sampler registry is under "More samplers".
+MAIN_KNOBS = ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
+
+def knob_slider(name: str) -> gr.Slider:
+    """A stage parameter's slider as the registry describes it (label, ends, step), at the API's default."""
+    slider = KNOBS[name].slider
+    return gr.Slider(slider.low, slider.high, getattr(D, name), step=slider.step, label=slider.label)
 
 
 def _more_samplers() -> dict:
@@ -92,11 +91,10 @@ def _more_samplers() -> dict:
             elem_id="sampler-order",
         )  # fmt: skip
         c["custom_order"] = gr.Textbox(
-            D.custom_order, label="Custom order (used when the order is custom): the nine stages, comma-separated",
+            D.custom_order, label="Custom order (used when the order is custom): every stage, comma-separated",
             max_lines=2, elem_id="custom-order",
         )  # fmt: skip
-        for name, low, high, step, label in SAMPLER_SLIDERS:
-            c[name] = gr.Slider(low, high, getattr(D, name), step=step, label=label)
+        c |= {name: knob_slider(name) for name in KNOBS if name not in MAIN_KNOBS}
     return c
 
 

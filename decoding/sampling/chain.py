@@ -1,11 +1,12 @@
 """The stage chain of one step: every stage's probabilities and the tokens still in play after it.
 
-`compute` runs the decoding pipeline over one logits vector: base, penalties (repetition, presence,
-frequency), DRY, the constraint mask, then the sampler stages in `params.sampler_order`, then greedy when
-greedy. Each stage takes the logits the previous one left (as transformers' warpers compose), and only the
-stages that are on appear, so each column of the stage table is a knob that is in force. The truncation
-samplers each keep at least one token, and the constraint mask comes before them, so the final
-distribution is never empty and never holds a token the constraint forbids.
+`compute` runs the decoding pipeline over one logits vector: base, the registry's fixed stages (penalties,
+DRY), the constraint mask, then the registry's other stages in `params.sampler_order`, then greedy when
+greedy; each stage is applied by its function in the registry (see `registry`). Each stage takes the
+logits the previous one left (as transformers' warpers compose), and only the stages that are on appear,
+so each column of the stage table is a knob that is in force. The truncation samplers each keep at least
+one token, and the constraint mask comes before them, so the final distribution is never empty and never
+holds a token the constraint forbids.
 
 When greedy, temperature is off (it cannot change the argmax) and the other samplers still apply, as in
 llama.cpp, where temperature 0 keeps the most likely token of what the samplers before it left.
@@ -16,7 +17,7 @@ tensors, which run on one thread (see `knobs`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,18 +25,9 @@ import torch
 
 from decoding.sampling import knobs
 from decoding.sampling import llama_samplers as ls
-from decoding.sampling.params import DecodingParams
-
-# Each truncation sampler but top-p (which works on a mask): logits, params, the XTC draw -> new logits.
-SAMPLERS: dict[str, Callable[[torch.Tensor, DecodingParams, float], torch.Tensor]] = {
-    "top_k": lambda logits, p, u: knobs.top_k(logits, p.top_k),
-    "min_p": lambda logits, p, u: knobs.min_p(logits, p.min_p),
-    "typical_p": lambda logits, p, u: knobs.typical_p(logits, p.typical_p),
-    "top_n_sigma": lambda logits, p, u: ls.top_n_sigma(logits, p.top_n_sigma),
-    "epsilon_cutoff": lambda logits, p, u: knobs.epsilon_cutoff(logits, p.epsilon_cutoff),
-    "eta_cutoff": lambda logits, p, u: knobs.eta_cutoff(logits, p.eta_cutoff),
-    "xtc": lambda logits, p, u: ls.xtc(logits, p.xtc_threshold, p.xtc_probability, u),
-}
+from decoding.sampling.params import Settings
+from decoding.sampling.stage import Inputs
+from decoding.sampling.stage import Stage as Entry
 
 
 @dataclass(frozen=True)
@@ -129,16 +121,25 @@ class _Chain:
         self.probs = torch.softmax(logits, dim=-1)
         self._cut(name, _finite(logits))
 
-    def top_p(self, top_p: float, last: bool) -> None:
-        """The nucleus, with its probabilities renormalised over the kept tokens only (as fast as it gets).
+    def kept(self, name: str, kept: torch.Tensor, last: bool) -> None:
+        """A stage that gives the kept tokens (top-p): probabilities renormalised over them only (as fast as it gets).
 
         The logits with the cut tokens at -inf are only made when a stage follows (`last` is False).
         """
-        kept = knobs.nucleus(self.logits, top_p, probs=self.probs)
         self.probs = _softmax_within(self.logits, kept)
         if not last:
             self.logits = self.logits.masked_fill(~kept, knobs.NEG_INF)
-        self._cut("top_p", kept)
+        self._cut(name, kept)
+
+    def apply(self, stage: Entry, params: Settings, inputs: Inputs, last: bool) -> None:
+        """One stage of the registry on the logits the previous one left, recorded as its effect says."""
+        out = stage.apply(self.logits, self.probs, params, inputs)
+        if stage.effect == "moves":
+            self.moved(stage.name, out)
+        elif stage.effect == "removes":
+            self.removed(stage.name, out)
+        else:
+            self.kept(stage.name, out, last)
 
     def greedy(self) -> None:
         """The argmax of what the stages left, alone: probability 1, every other token removed."""
@@ -158,7 +159,7 @@ def compute(
     logits: torch.Tensor,
     context_ids: Sequence[int],
     completion_ids: Sequence[int],
-    params: DecodingParams,
+    params: Settings,
     valid: torch.Tensor | None = None,
     constraint_type: str | None = None,
     *,
@@ -171,76 +172,46 @@ def compute(
     `xtc_draw`: this position's uniform draw in [0, 1) for XTC, which acts when it is <= xtc_probability
     (the default 0.0 makes XTC act whenever it is on).
     """
-    base = logits.float()
-    chain = _Chain(base)
-    if params.penalties_on:
-        chain.moved("penalties", _penalised(base, context_ids, completion_ids, params))
-    if params.dry_on:
-        chain.moved("dry", _dry(chain.logits, context_ids, params, breakers))
+    inputs = Inputs(context_ids, completion_ids, breakers, xtc_draw)
+    chain = _Chain(logits.float())
+    active = params.registry.active(params)
+    fixed = [stage for stage in active if stage.fixed]
+    for stage in fixed:  # penalties and DRY: before the constraint mask, whatever the order
+        chain.apply(stage, params, inputs, last=False)
     shown = chain.probs
     if valid is not None:
         masked = knobs.apply_mask(chain.logits, valid)
         if not torch.isfinite(masked).any():
             raise ValueError("the constraint allows no token here: no candidate is valid")
         chain.removed("constraint", masked)
-    _run_samplers(chain, params, xtc_draw)
+    for stage in active[len(fixed) :]:  # the samplers of `params.sampler_order` that are on
+        chain.apply(stage, params, inputs, last=stage is active[-1] and not params.is_greedy)
     if params.is_greedy:
         chain.greedy()
     kept = chain.survivors if chain.survivors is not None else _finite(chain.logits)
     return Stages(tuple(chain.stages), valid, params.is_greedy, constraint_type, kept, shown)
 
 
-def _run_samplers(chain: _Chain, params: DecodingParams, xtc_draw: float) -> None:
-    """The samplers of `params.sampler_order` that are on, each on the logits the previous one left."""
-    samplers = params.active_samplers
-    for name in samplers:
-        if name == "top_p":
-            chain.top_p(params.top_p, last=name == samplers[-1] and not params.is_greedy)
-        elif name == "temperature":
-            chain.moved(name, knobs.temperature(chain.logits, params.temperature))
-        else:
-            chain.removed(name, SAMPLERS[name](chain.logits, params, xtc_draw))
-
-
 def final_log_probs(
     logits: torch.Tensor,
     context_ids: Sequence[int],
     completion_ids: Sequence[int],
-    params: DecodingParams,
+    params: Settings,
     kept: torch.Tensor,
     breakers: ls.Breakers = ls.NO_BREAKERS,
 ) -> torch.Tensor:
-    """log p_final in float64: penalties, DRY and temperature of `compute` redone in float64, log-softmax over `kept`.
+    """log p_final in float64: the stages of `compute` that move logits (penalties, DRY, temperature) redone in
+    float64, in order, and a log-softmax over `kept`.
 
     `kept` comes from `compute` (every removal, the constraint's included), so no stage that only removes
     tokens is needed here; temperature divides the kept logits wherever it stands in the order.
     """
-    scores = _penalised(logits.double(), context_ids, completion_ids, params)
-    if params.dry_on:
-        scores = _dry(scores, context_ids, params, breakers)
-    if "temperature" in params.active_samplers:
-        scores = knobs.temperature(scores, params.temperature)
+    inputs = Inputs(context_ids, completion_ids, breakers, 0.0)
+    scores = logits.double()
+    for stage in params.registry.active(params):
+        if stage.effect == "moves":
+            scores = stage.apply(scores, None, params, inputs)
     return torch.log_softmax(scores.masked_fill(~kept, knobs.NEG_INF), dim=-1)
-
-
-def _penalised(logits: torch.Tensor, context_ids, completion_ids, params: DecodingParams) -> torch.Tensor:
-    """Repetition penalty over the whole context, then presence and frequency over the completion."""
-    penalised = knobs.repetition_penalty(logits, context_ids, params.repetition_penalty)
-    return knobs.presence_frequency_penalty(
-        penalised, completion_ids, params.presence_penalty, params.frequency_penalty
-    )
-
-
-def _dry(logits: torch.Tensor, context_ids, params: DecodingParams, breakers: ls.Breakers) -> torch.Tensor:
-    return ls.dry(
-        logits,
-        context_ids,
-        params.dry_multiplier,
-        params.dry_base,
-        params.dry_allowed_length,
-        params.dry_penalty_last_n,
-        breakers,
-    )
 
 
 def _finite(logits: torch.Tensor) -> torch.Tensor:

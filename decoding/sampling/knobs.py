@@ -1,4 +1,4 @@
-"""Small pure functions over a 1-D logits tensor: the sampling knobs, one stage each, and their ranges.
+"""Small pure functions over a 1-D logits tensor: the sampling knobs, one stage each (their ranges: `registry`).
 
 None of them modifies its input; a knob that is off returns its input as it is. Where transformers has a
 processor for a knob the result equals it (see tests): repetition penalty, temperature, top-p, top-k, min-p,
@@ -13,7 +13,6 @@ scheduler tick (about 4 ms) for its partner thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -126,42 +125,6 @@ def _cut_below(logits: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
     """Remove the `below` tokens except the most likely one (and its ties): the warpers' min_tokens_to_keep=1."""
     drop = below & (logits < torch.topk(logits, 1)[0][..., -1, None])
     return logits.masked_fill(drop, NEG_INF)
-
-
-@dataclass(frozen=True)
-class KnobRange:
-    """The accepted values of one numeric knob; `accepted` is how an error message states them."""
-
-    low: float
-    high: float
-    accepted: str
-    integer: bool = False
-    low_open: bool = False
-    high_open: bool = False
-
-    def check(self, name: str, value: object) -> float | int:
-        """The value as the knob's type (int or float), or a one-line ValueError naming it and the range."""
-        kind = "an integer" if self.integer else "a number"
-        number = isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN is out
-        if not number or (self.integer and not float(value).is_integer()):
-            raise ValueError(f"{name} {value!r} is not {kind}: accepted is {self.accepted}")
-        if (
-            value < self.low
-            or value > self.high
-            or (self.low_open and value == self.low)
-            or (self.high_open and value == self.high)
-        ):
-            raise ValueError(f"{name} {value!r} is out of range: accepted is {self.accepted}")
-        return int(value) if self.integer else float(value)
-
-
-RANGES: dict[str, KnobRange] = {
-    "top_k": KnobRange(0, float("inf"), "an integer >= 0 (0 means off)", integer=True),
-    "min_p": KnobRange(0.0, 1.0, "0 to 1 (0 means off)"),
-    "typical_p": KnobRange(0.0, 1.0, "0 < typical_p <= 1 (1 means off)", low_open=True),
-    "epsilon_cutoff": KnobRange(0.0, 1.0, "0 <= epsilon_cutoff < 1 (0 means off)", high_open=True),
-    "eta_cutoff": KnobRange(0.0, 1.0, "0 <= eta_cutoff < 1 (0 means off)", high_open=True),
-}
 
 
 def nucleus(logits: torch.Tensor, top_p: float, probs: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""llama.cpp's samplers that transformers lacks: top-n-sigma, XTC and DRY, as pure functions, and their ranges.
+"""llama.cpp's samplers that transformers lacks: top-n-sigma, XTC and DRY, as pure functions.
 
 Each follows the definition of its sampler in llama.cpp (src/llama-sampling.cpp) and passes the numeric
 cases of llama.cpp's own sampler tests (tests/test-sampling.cpp). Like the knobs, each takes a 1-D float32
@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from decoding.sampling.knobs import NEG_INF, KnobRange
+from decoding.sampling.knobs import NEG_INF
 
 # DRY's defaults, as in llama.cpp's common parameters.
 DRY_BASE = 1.75
@@ -192,16 +192,3 @@ def check_sequence_breakers(value: object) -> tuple[str, ...]:
         if not isinstance(item, str) or not item or len(item.encode()) > MAX_BREAKER_BYTES:
             raise ValueError(f"dry_sequence_breakers item {item!r} is not accepted: accepted is {accepted}")
     return tuple(value)
-
-
-RANGES: dict[str, KnobRange] = {
-    "top_n_sigma": KnobRange(0.0, 10.0, "0 to 10 (0 means off)"),
-    "xtc_threshold": KnobRange(0.0, 1.0, "0 to 1 (above 0.5 it never acts)"),
-    "xtc_probability": KnobRange(0.0, 1.0, "0 to 1 (0 means off)"),
-    "dry_multiplier": KnobRange(0.0, 5.0, "0 to 5 (0 means off)"),
-    "dry_base": KnobRange(1.0, 4.0, "1 to 4"),
-    "dry_allowed_length": KnobRange(1, 20, "an integer from 1 to 20", integer=True),
-    "dry_penalty_last_n": KnobRange(
-        -1, float("inf"), "an integer >= -1 (-1 means the whole context, 0 means off)", integer=True
-    ),
-}

@@ -1,127 +1,52 @@
-"""Decoding parameters, constraint specification and presets, validated with clear errors.
+"""Decoding parameters, constraint specification and checks, validated with clear errors.
 
-Every validation error is a ValueError whose message names the field, the bad value and the
-accepted range; callers turn it into a user-facing message.
+`DecodingParams` has the settings that are no stage's knob (`Settings`) and one field per parameter of the
+registry's stages (see `registry`), which also gives each one's type, default, range and accepted text.
+Every validation error is a ValueError whose message names the field, the bad value and the accepted
+range; callers turn it into a user-facing message.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from typing import ClassVar
 
 from decoding import fields as parse
 from decoding.sampling import llama_samplers as ls
-from decoding.sampling.knobs import RANGES as KNOB_RANGES
+from decoding.sampling.registry import REGISTRY
+from decoding.sampling.stage import Registry
 
 CONSTRAINT_TYPES = ("multiple_choice", "regex", "cfg", "json_schema")
 MAX_SEED = 2**63 - 1
 SEED_RANGE = "an integer from 0 to 2**63-1, or null"
-TOP_P_RANGE = "0 < top_p <= 1"
-REPETITION_RANGE = "0.01 to 10 (1 means off)"
-# Below this a temperature (or a repetition penalty, which also divides logits) overflows float32 logits to inf.
-MIN_DIVISOR = 0.01
-TEMPERATURE_RANGE = f"0 (greedy) or {MIN_DIVISOR} to 100"
-# name: (low, high, low excluded, accepted) of each numeric knob
-NUMBER_RANGES = {
-    "temperature": (0.0, 100.0, False, TEMPERATURE_RANGE),
-    "top_p": (0.0, 1.0, True, TOP_P_RANGE),
-    "repetition_penalty": (MIN_DIVISOR, 10.0, False, REPETITION_RANGE),
-    "presence_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
-    "frequency_penalty": (-2.0, 2.0, False, "-2 to 2 (0 means off)"),
-}
-# The samplers' ranges (integer knobs among them), from the modules that define the samplers.
-SAMPLER_RANGES = {**KNOB_RANGES, **ls.RANGES}
 MAX_SEQUENCE_BREAKERS = 16  # each new breaker list scans the vocabulary once (about 70 ms a breaker)
 # The stages `sampler_order` arranges; penalties, DRY and the constraint mask always come first, in that order.
-SAMPLER_STAGES = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical_p",
-    "top_n_sigma",
-    "epsilon_cutoff",
-    "eta_cutoff",
-    "xtc",
-)
-SAMPLER_ORDERS = {
-    # transformers' warper order (as its generate() builds them), then the two samplers it has none of, last:
-    # top-n-sigma before XTC, as in llama.cpp.
-    "transformers": (
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-        "typical_p",
-        "epsilon_cutoff",
-        "eta_cutoff",
-        "top_n_sigma",
-        "xtc",
-    ),
-    # llama.cpp's default chain (top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature); it has no
-    # epsilon or eta cutoff: they go beside min-p, the other cutoff on probabilities.
-    "llama.cpp": (
-        "top_n_sigma",
-        "top_k",
-        "typical_p",
-        "top_p",
-        "min_p",
-        "epsilon_cutoff",
-        "eta_cutoff",
-        "xtc",
-        "temperature",
-    ),
-}
+SAMPLER_STAGES = REGISTRY.ordered
+SAMPLER_ORDERS = REGISTRY.orders
 
 
 @dataclass(frozen=True)
-class DecodingParams:
-    """The sampling knobs of one step, in the order the pipeline applies them."""
+class Settings:
+    """The settings of one step that are no stage's knob; `DecodingParams` adds a field per knob of `registry`."""
 
+    registry: ClassVar[Registry] = REGISTRY
     greedy: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.8
-    repetition_penalty: float = 1.05
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
     seed: int | None = None
     stop_sequences: tuple[str, ...] = ()
-    top_k: int = 0
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    top_n_sigma: float = 0.0
-    epsilon_cutoff: float = 0.0
-    eta_cutoff: float = 0.0
-    xtc_threshold: float = 0.1
-    xtc_probability: float = 0.0
-    dry_multiplier: float = 0.0
-    dry_base: float = ls.DRY_BASE
-    dry_allowed_length: int = ls.DRY_ALLOWED_LENGTH
-    dry_penalty_last_n: int = ls.DRY_PENALTY_LAST_N
     dry_sequence_breakers: tuple[str, ...] = ls.DRY_SEQUENCE_BREAKERS
     sampler_order: str | tuple[str, ...] = "transformers"
 
     def __post_init__(self) -> None:
         parse.boolean("greedy", self.greedy, False)
-        for name, (low, high, low_open, accepted) in NUMBER_RANGES.items():
-            value = parse.number(name, getattr(self, name), accepted)
-            if value < low or value > high or (low_open and value == low):
-                raise ValueError(f"{name} {getattr(self, name)!r} is out of range: accepted is {accepted}")
-            object.__setattr__(self, name, value)  # 1 and 1.0 are the same knob value (and the same cache key)
-        if 0.0 < self.temperature < MIN_DIVISOR:
-            raise ValueError(f"temperature {self.temperature!r} is out of range: accepted is {TEMPERATURE_RANGE}")
+        for param in self.registry.params:  # 1 and 1.0 are the same knob value (and the same cache key)
+            object.__setattr__(self, param.name, param.check(getattr(self, param.name)))
         if self.seed is not None:
             object.__setattr__(self, "seed", parse.integer("seed", self.seed, 0, MAX_SEED, SEED_RANGE))
         if not isinstance(self.stop_sequences, tuple):
             raise ValueError(f"stop_sequences {self.stop_sequences!r} must be a tuple of non-empty strings")
         parse.texts("stop_sequences", self.stop_sequences)
-        for name, accepted in SAMPLER_RANGES.items():
-            value = getattr(self, name)  # exact types first (booleans, NaN, huge integers), then the range
-            if accepted.integer:
-                value = parse.integer(name, value, accepted=accepted.accepted)
-            parse.number(name, value, accepted.accepted)
-            object.__setattr__(self, name, accepted.check(name, value))
         _check_breakers(self.dry_sequence_breakers)
-        object.__setattr__(self, "sampler_order", check_sampler_order(self.sampler_order))
+        object.__setattr__(self, "sampler_order", check_sampler_order(self.sampler_order, self.registry))
 
     @property
     def is_greedy(self) -> bool:
@@ -129,35 +54,24 @@ class DecodingParams:
 
     @property
     def stage_order(self) -> tuple[str, ...]:
-        """The nine sampler stages in the order applied (a named order resolved)."""
-        return SAMPLER_ORDERS.get(self.sampler_order, self.sampler_order)
+        """The stages `sampler_order` arranges, in the order applied (a named order resolved)."""
+        return self.registry.stage_order(self.sampler_order)
 
     @property
     def active_samplers(self) -> tuple[str, ...]:
-        """The sampler stages that are on, in the order applied; temperature is off when greedy (and at 1)."""
-        on = {
-            "temperature": not self.is_greedy and self.temperature != 1.0,
-            "top_k": self.top_k > 0,
-            "top_p": self.top_p < 1.0,
-            "min_p": self.min_p > 0.0,
-            "typical_p": self.typical_p < 1.0,
-            "top_n_sigma": self.top_n_sigma > 0.0,
-            "epsilon_cutoff": self.epsilon_cutoff > 0.0,
-            "eta_cutoff": self.eta_cutoff > 0.0,
-            "xtc": self.xtc_probability > 0.0,
-        }
-        return tuple(name for name in self.stage_order if on[name])
+        """The arranged stages that are on, in the order applied; temperature is off when greedy (and at 1)."""
+        return tuple(stage.name for stage in self.registry.active(self) if not stage.fixed)
 
     @property
     def penalties_on(self) -> bool:
-        return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+        return self.registry.stage["penalties"].is_on(self)
 
     @property
     def dry_on(self) -> bool:
-        return self.dry_multiplier > 0.0 and self.dry_penalty_last_n != 0
+        return self.registry.stage["dry"].is_on(self)
 
     @classmethod
-    def from_dict(cls, data: object) -> DecodingParams:
+    def from_dict(cls, data: object) -> Settings:
         """Build from a JSON object (null: all defaults); unknown keys are refused, missing ones take defaults."""
         data = parse.obj("params", data, [f.name for f in fields(cls)])
         values = {name: value for name, value in data.items() if value is not None}
@@ -177,6 +91,17 @@ class DecodingParams:
         return out
 
 
+def params_class(registry: Registry) -> type[Settings]:
+    """The frozen dataclass of a step's parameters: `Settings` and one field per parameter of the registry."""
+    knobs = [(param.name, param.type, field(default=param.default)) for param in registry.params]
+    doc = "The sampling knobs of one step: the settings, then each stage's parameters in registry order."
+    namespace = {"registry": registry, "__module__": __name__, "__doc__": doc}
+    return make_dataclass("DecodingParams", knobs, bases=(Settings,), frozen=True, namespace=namespace)
+
+
+DecodingParams = params_class(REGISTRY)
+
+
 def _check_breakers(breakers: object) -> None:
     """DRY's sequence breakers: a tuple of at most MAX_SEQUENCE_BREAKERS valid, non-empty, short strings."""
     if not isinstance(breakers, tuple):
@@ -189,22 +114,23 @@ def _check_breakers(breakers: object) -> None:
     ls.check_sequence_breakers(breakers)
 
 
-def check_sampler_order(value: object) -> str | tuple[str, ...]:
-    """A named order ("transformers", "llama.cpp") or a tuple naming each sampler stage exactly once."""
-    named = " or ".join(repr(name) for name in SAMPLER_ORDERS)
-    accepted = f"{named}, or a list naming each of {', '.join(SAMPLER_STAGES)} once"
+def check_sampler_order(value: object, registry: Registry = REGISTRY) -> str | tuple[str, ...]:
+    """A named order ("transformers", "llama.cpp") or a tuple naming each arranged stage exactly once."""
+    stages = registry.ordered
+    named = " or ".join(repr(name) for name in registry.orders)
+    accepted = f"{named}, or a list naming each of {', '.join(stages)} once"
     if isinstance(value, str):
-        if value not in SAMPLER_ORDERS:
+        if value not in registry.orders:
             raise ValueError(f"sampler_order {parse.shown(value)} is not a named order: accepted is {accepted}")
         return value
     if not isinstance(value, tuple):
         raise ValueError(f"sampler_order must be {accepted}; got {parse.type_name(value)} {parse.shown(value)}")
     for i, name in enumerate(value):
-        if not isinstance(name, str) or name not in SAMPLER_STAGES:
+        if not isinstance(name, str) or name not in stages:
             raise ValueError(f"sampler_order[{i}] {parse.shown(name)} is not a sampler stage: accepted is {accepted}")
         if name in value[:i]:
             raise ValueError(f"sampler_order names {name!r} twice: accepted is {accepted}")
-    missing = [name for name in SAMPLER_STAGES if name not in value]
+    missing = [name for name in stages if name not in value]
     if missing:
         raise ValueError(f"sampler_order misses {', '.join(missing)}: accepted is {accepted}")
     return value

@@ -281,28 +281,3 @@ def test_sampler_leaves_input_unmodified(name):
     out = CALLS[name](logits)
     assert torch.equal(logits, before)
     assert out.data_ptr() != logits.data_ptr() and not torch.equal(out, logits)
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "accepted"),
-    [
-        ("top_n_sigma", -1.0, "0 to 10 (0 means off)"),
-        ("xtc_threshold", 1.5, "0 to 1 (above 0.5 it never acts)"),
-        ("xtc_probability", -0.5, "0 to 1 (0 means off)"),
-        ("dry_multiplier", 6, "0 to 5 (0 means off)"),
-        ("dry_base", 0.5, "1 to 4"),
-        ("dry_allowed_length", 0, "an integer from 1 to 20"),
-        ("dry_allowed_length", 2.5, "an integer from 1 to 20"),
-        ("dry_penalty_last_n", -2, "an integer >= -1 (-1 means the whole context, 0 means off)"),
-    ],
-)
-def test_ranges_refuse_values_with_a_one_line_message(name, value, accepted):
-    with pytest.raises(ValueError) as err:
-        ls.RANGES[name].check(name, value)
-    assert str(err.value).startswith(f"{name} {value!r} ") and str(err.value).endswith(f"accepted is {accepted}")
-
-
-def test_ranges_accept_the_llama_cpp_defaults():
-    defaults = {"top_n_sigma": 0, "xtc_threshold": 0.1, "xtc_probability": 0, "dry_multiplier": 0}
-    defaults |= {"dry_base": ls.DRY_BASE, "dry_allowed_length": 2, "dry_penalty_last_n": -1}
-    assert {name: ls.RANGES[name].check(name, value) for name, value in defaults.items()} == defaults
