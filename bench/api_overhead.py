@@ -17,19 +17,14 @@ Prints a markdown table of medians (ms) and the ratio to the engine's step; the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import gradio as gr
+import harness
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cli
 from backends.model import EMBEDDED_ID, STORE, load_model
@@ -117,18 +112,18 @@ def measure(runs: int) -> tuple[dict[str, list[float]], int]:
 
 
 def print_table(times: dict[str, list[float]], context: int, runs: int) -> None:
-    engine = statistics.median(times["engine"])
+    engine = harness.median(times["engine"])
     print(f"\nStep at a {context}-token context, medians of {runs} steps per method (ms):\n")
-    print("| method | median ms | min ms | x engine |")
-    print("|---|---:|---:|---:|")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"| {name} | {median:.1f} | {min(values):.1f} | {median / engine:.2f} |")
+    rows = [
+        (name, f"{harness.median(values):.1f}", f"{min(values):.1f}", f"{harness.median(values) / engine:.2f}")
+        for name, values in times.items()
+    ]
+    harness.print_table(("method", "median ms", "min ms", "x engine"), rows, "lrrr")
     print("\nTarget: REST <= 1.15 x engine.")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--runs", type=int, default=RUNS, help=f"steps per method (default {RUNS})")
     runs = parser.parse_args().runs
     # Every method pays for a cold step: with prefetch a greedy walk would be served from memory, and the

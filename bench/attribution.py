@@ -12,17 +12,12 @@ without their faithfulness numbers, which every result also carries: their cost 
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import harness
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attribution import attention as attention_mod
 from attribution import attribute, clear_cache, methods
@@ -111,7 +106,7 @@ ROWS = (
 )
 
 
-def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[str]:
+def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[list[str]]:
     ids = context_ids(loaded, length)
     with torch.no_grad():
         target = int(loaded.model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1].argmax())
@@ -133,10 +128,10 @@ def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[str]:
         seconds = timings(runs, repeats)
     finally:
         methods.faithfulness = real
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    median = {name: harness.median(values) for name, values in seconds.items()}
     error = attribute(loaded, ids, target, "integrated_gradients", ig_steps=16).completeness_error
     print(f"context {len(ids)}: IG16 completeness error {error:.3f} nats", flush=True)
-    lines = []
+    rows = []
     for name, against, goal in ROWS:
         cells = [str(len(ids)), name, f"{median[name] * 1000:,.0f}", f"{min(seconds[name]) * 1000:,.0f}"]
         if against:
@@ -145,25 +140,24 @@ def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[str]:
             cells += [against, f"{ratio:.2f}x", f"<= {goal:g}x" if goal else "", meets]
         else:
             cells += ["", "", "", ""]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--contexts", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     loaded = load_model("embedded", device="cpu")
     print(f"model {loaded.model_id}, device {loaded.device}, torch threads {torch.get_num_threads()}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-    lines = []
+    rows = []
     for length in args.contexts:
-        lines += bench_context(loaded, length, args.repeats)
-    print(f"load average after: {os.getloadavg()[0]:.2f} (ratios use medians; a busy CPU inflates both sides)")
-    print("\n| context | what | median ms | min ms | against | ratio | target | meets |")
-    print("|---:|---|---:|---:|---|---:|---:|:---:|")
-    print("\n".join(lines))
+        rows += bench_context(loaded, length, args.repeats)
+    print(f"load average after: {os.getloadavg()[0]:.2f} (ratios use medians; a busy CPU inflates both sides)\n")
+    columns = ("context", "what", "median ms", "min ms", "against", "ratio", "target", "meets")
+    harness.print_table(columns, rows, "rlrrlrrc")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+import harness
 import torch
 from transformers import DynamicCache
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.model import LoadedModel, load_model
 from decoding.constraints import ConstraintTracker
@@ -105,14 +101,15 @@ def run_case(loaded: LoadedModel, tracker: ConstraintTracker, kind: str, prompt:
         kind,
         len(completion),
         mask_ms[0],
-        statistics.median(mask_ms[1:] or mask_ms),
-        statistics.median(hit_ms),
-        statistics.median(model_ms) if model_ms else float("nan"),
+        harness.median(mask_ms[1:] or mask_ms),
+        harness.median(hit_ms),
+        harness.median(model_ms) if model_ms else float("nan"),
         tokenizer.decode(completion),
     )
 
 
 def main() -> None:
+    harness.parser(__doc__).parse_args()  # no options: --help describes the run
     loaded = load_model("embedded", device="cpu")
     tracker, build_ms = _timed(lambda: ConstraintTracker(loaded.tokenizer, loaded.vocab_size))
     print(f"model {loaded.model_id}, vocab {loaded.vocab_size}, torch threads {torch.get_num_threads()}")
@@ -120,16 +117,13 @@ def main() -> None:
     # Model steps slow down several-fold on a busy machine; the load tells how far to trust the model column.
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
     rows = [run_case(loaded, tracker, kind, *case) for kind, case in CASES.items()]
-    header = (
-        f"| {'type':<15} | steps | first mask (compile) ms | mask/step ms | cached mask ms | model step ms | ratio |"
-    )
-    print(header)
-    print("|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|")
-    for r in rows:
-        print(
-            f"| {r.kind:<15} | {r.steps:>5} | {r.first_mask_ms:>23.2f} | {r.mask_ms:>12.3f} | {r.hit_ms:>14.3f} |"
-            f" {r.model_ms:>13.1f} | {r.ratio:>5.1%} |"
-        )
+    columns = ("type", "steps", "first mask (compile) ms", "mask/step ms", "cached mask ms", "model step ms", "ratio")
+    cells = [
+        (r.kind, r.steps, f"{r.first_mask_ms:.2f}", f"{r.mask_ms:.3f}", f"{r.hit_ms:.3f}", f"{r.model_ms:.1f}",
+         f"{r.ratio:.1%}")
+        for r in rows
+    ]  # fmt: skip
+    harness.print_table(columns, cells, "lrrrrrr")
     print("\nmask/step: median over steps after the first (one consumed token + one mask, cache miss);")
     print("cached mask: the same prefix asked again (a preview after a step); model step: one KV-cached token.")
     print("ratio: mask/step over model step (target at most 5 %). Outputs:")

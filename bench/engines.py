@@ -13,39 +13,18 @@ p50 / p95 / max step latency per engine, and the vLLM engine's throughput relati
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
+import harness
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.model import EMBEDDED_ID, load_model
 from backends.settings import BACKENDS
 from bench.api_overhead import body_for, rest_step
 from bench.load import CLIENTS, STEPS, Round, run_round
-from tests.browser.server import running_app
 
 START_TIMEOUT_S = 900  # the first request waits for the model: vLLM compiles it on its first start (minutes)
-
-
-@contextmanager
-def environment(values: dict[str, str]):
-    """os.environ with `values` for the block (the app subprocess inherits it)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def engine_round(engine: str, tokenizer, clients: int, steps: int, eager: bool) -> Round:
@@ -53,14 +32,14 @@ def engine_round(engine: str, tokenizer, clients: int, steps: int, eager: bool) 
     values = {"NEXTTOKEN_ENGINE": engine}
     if engine == "vllm":
         values["NEXTTOKEN_ENFORCE_EAGER"] = "1" if eager else "0"
-    with tempfile.TemporaryDirectory() as folder, environment(values), running_app(Path(folder) / "app.log") as url:
+    with tempfile.TemporaryDirectory() as folder, harness.running_app(Path(folder) / "app.log", values) as url:
         with httpx.Client(timeout=START_TIMEOUT_S) as client:
             rest_step(client, url, body_for(tokenizer, 10_000))  # waits for the model to load
         return run_round(url, tokenizer, engine, clients, steps, None, first=0)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--steps", type=int, default=STEPS, help="steps per client")
     parser.add_argument("--engines", default=",".join(BACKENDS), help="comma-separated, in order (default: all)")
@@ -70,10 +49,8 @@ def main() -> None:
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     rounds = [engine_round(name, tokenizer, args.clients, args.steps, args.eager) for name in names]
     print(f"\n{args.clients} clients x {args.steps} steps over REST (~128-token contexts, greedy):\n")
-    print("| engine | steps | steps/s | p50 ms | p95 ms | max ms |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for item in rounds:
-        print(f"| {item.name} | {item.latency_cells()} |")
+    columns = ("engine", "steps", "steps/s", "p50 ms", "p95 ms", "max ms")
+    harness.print_table(columns, [(item.name, *item.latency_cells()) for item in rounds], "lrrrrr")
     by_name = {item.name: item.steps_per_s for item in rounds}
     if {"transformers", "vllm"} <= by_name.keys():
         print(f"\nvLLM throughput: {by_name['vllm'] / by_name['transformers']:.2f} x transformers")

@@ -15,23 +15,18 @@ so a step waits for at most one slice of it. Asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import harness
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.model import EMBEDDED_ID, load_model
 from bench.api_overhead import TIMEOUT_S, body_for, rest_step
-from tests.browser.server import running_app
 
 CLIENTS, STEPS, IG_STEPS = 16, 40, 64
 
@@ -47,18 +42,20 @@ class Round:
     def steps_per_s(self) -> float:
         return len(self.latencies_ms) / self.wall_s
 
-    def latency_cells(self) -> str:
-        """ "steps | steps/s | p50 ms | p95 ms | max ms" as markdown cells."""
-        ordered = sorted(self.latencies_ms)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    def latency_cells(self) -> tuple[str, ...]:
+        """steps, steps/s, p50 ms, p95 ms, max ms."""
+        steps, p95 = self.latencies_ms, harness.percentile(self.latencies_ms, 0.95)
         return (
-            f"{len(ordered)} | {self.steps_per_s:.1f} | {statistics.median(ordered):.0f} | {p95:.0f} "
-            f"| {ordered[-1]:.0f}"
+            str(len(steps)),
+            f"{self.steps_per_s:.1f}",
+            f"{harness.median(steps):.0f}",
+            f"{p95:.0f}",
+            f"{max(steps):.0f}",
         )
 
-    def row(self) -> str:
+    def row(self) -> tuple[str, ...]:
         attribution = "-" if self.attribution_s is None else f"{self.attribution_s:.1f}"
-        return f"| {self.name} | {self.latency_cells()} | {attribution} |"
+        return self.name, *self.latency_cells(), attribution
 
 
 def client_walk(url: str, body: dict, steps: int, latencies: list[float], ready: threading.Barrier) -> None:
@@ -108,23 +105,21 @@ def run_round(url: str, tokenizer, name: str, clients: int, steps: int, ig_steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--steps", type=int, default=STEPS, help="steps per client")
     parser.add_argument("--ig-steps", type=int, default=IG_STEPS, help="integrated-gradients steps of the attribution")
     args = parser.parse_args()
     tokenizer = load_model(EMBEDDED_ID, device="cpu").tokenizer
-    with tempfile.TemporaryDirectory() as folder, running_app(Path(folder) / "app.log") as url:
+    with tempfile.TemporaryDirectory() as folder, harness.running_app(Path(folder) / "app.log") as url:
         sizes = (args.clients, args.steps)
         rounds = [
             run_round(url, tokenizer, "alone", *sizes, None, first=0),
             run_round(url, tokenizer, "with attribution", *sizes, args.ig_steps, first=args.clients + 1),
         ]
     print(f"\n{args.clients} clients x {args.steps} steps over REST (~128-token contexts, greedy):\n")
-    print("| round | steps | steps/s | p50 ms | p95 ms | max ms | attribution s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for item in rounds:
-        print(item.row())
+    columns = ("round", "steps", "steps/s", "p50 ms", "p95 ms", "max ms", "attribution s")
+    harness.print_table(columns, [item.row() for item in rounds], "lrrrrrr")
 
 
 if __name__ == "__main__":

@@ -18,15 +18,11 @@ intra-op threads first (default: torch's own choice).
 from __future__ import annotations
 
 import os
-import statistics
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
+import harness
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.model import EMBEDDED_ID, load_model
 from backends.prefix_cache import PrefixCache
@@ -93,22 +89,23 @@ def _inner(nodes):
 
 
 def table(times: dict[str, list[float]]) -> str:
-    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    median = {name: harness.median(values) * 1000 for name, values in times.items()}
     pairs = [
         ("8 children, one batch", "one child", "<= 2x"),
         ("step onto a prefetched token", "cold step", "<= 0.3x"),
         ("tree 4 x 3", next(n for n in median if n.endswith("previews")), "< 1x"),
     ]
-    lines = ["| measure | median ms | against | median ms | ratio | target |", "|---|---:|---|---:|---:|---|"]
-    for name, other, target in pairs:
-        ratio = median[name] / median[other]
-        lines.append(f"| {name} | {median[name]:.1f} | {other} | {median[other]:.1f} | {ratio:.2g}x | {target} |")
-    return "\n".join(lines)
+    rows = [
+        (name, f"{median[name]:.1f}", other, f"{median[other]:.1f}", f"{median[name] / median[other]:.2g}x", target)
+        for name, other, target in pairs
+    ]
+    return harness.table(("measure", "median ms", "against", "median ms", "ratio", "target"), rows, "lrlrrl")
 
 
 def main() -> None:
-    if "--threads" in sys.argv:
-        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
+    threads = harness.parser(__doc__, threads=True).parse_args().threads
+    if threads:
+        torch.set_num_threads(threads)
     loaded = load_model(EMBEDDED_ID, device="cpu")
     data = {"prompt": prompt_of(loaded.tokenizer, CONTEXT), "use_chat_template": False}
     data["params"] = {"greedy": True, "top_p": 1.0, "repetition_penalty": 1.0}

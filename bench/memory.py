@@ -12,16 +12,13 @@ reference cycle, RSS would grow by about one model per switch. Target: RSS after
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import harness
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attribution import attribute
 from backends.model import EMBEDDED_ID, STORE, LoadedModel, StoreSettings, resolve
@@ -67,19 +64,19 @@ def measure(models: list[str], switches: int) -> list[tuple[int, str, float]]:
 
 def report(rows: list[tuple[int, str, float]]) -> None:
     base = rows[1][2]
-    print("| switch | model | RSS (MB) | vs after switch 1 |")
-    print("|---:|---|---:|---:|")
-    for switch, model, rss in rows:
-        name = model if len(model) <= 40 else "…" + model[-39:]
-        change = f"{(rss - base) / base:+.1%}" if switch else ""
-        print(f"| {switch} | {name} | {rss:,.0f} | {change} |")
+    cells = [
+        (switch, model if len(model) <= 40 else "…" + model[-39:], f"{rss:,.0f}",
+         f"{(rss - base) / base:+.1%}" if switch else "")
+        for switch, model, rss in rows
+    ]  # fmt: skip
+    harness.print_table(("switch", "model", "RSS (MB)", "vs after switch 1"), cells, "rlrr")
     growth = (rows[-1][2] - base) / base
     verdict = "within" if abs(growth) <= TARGET else "NOT within"
     print(f"\nAfter {len(rows) - 1} switches RSS is {growth:+.1%} from after switch 1: {verdict} {TARGET:.0%}.")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--switches", type=int, default=5)
     parser.add_argument("--model", action="append", default=[], help="a model id or folder (give two)")
     args = parser.parse_args()

@@ -20,15 +20,12 @@ one thread gives steadier numbers, since a multi-threaded op there waits for a d
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
-from pathlib import Path
 
+import harness
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.model import EMBEDDED_ID, load_model
 from decoding.engine import engine_for
@@ -124,8 +121,9 @@ def measure(loaded, engine, n: int, pad_id: int) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    if "--threads" in sys.argv:
-        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
+    threads = harness.parser(__doc__, threads=True).parse_args().threads
+    if threads:
+        torch.set_num_threads(threads)
     loaded = load_model(EMBEDDED_ID, device="cpu")
     engine = engine_for(loaded)
     tok = loaded.tokenizer
@@ -134,18 +132,20 @@ def main() -> None:
     med, low = {}, {}
     for n in CONTEXTS:
         times = measure(loaded, engine, n, pad_id)
-        med[n] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        med[n] = {k: harness.median(v) * 1e3 for k, v in times.items()}
         low[n] = {k: min(v) * 1e3 for k, v in times.items()}
         print(f"context {n}: median {med[n]}, min {low[n]}", file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     steps = ROUNDS * STEPS_PER_ROUND
     print(f"\nSmolLM2-135M-Instruct, float32, CPU, torch threads {torch.get_num_threads()}, median of {steps} steps")
     print(f"(load average at the end: {load:.1f} on {os.cpu_count()} CPUs)\n")
-    print("| context | recompute (ms) | step (ms) | generate (ms/token) | step / generate | recompute / step |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for n, m in med.items():
-        full, step, gen = m["recompute"], m["step"], m["generate"]
-        print(f"| {n} | {full:,.1f} | {step:,.1f} | {gen:,.1f} | {step / gen:.2f} | {full / step:.1f} |")
+    columns = ("context", "recompute (ms)", "step (ms)", "generate (ms/token)", "step / generate", "recompute / step")
+    rows = [
+        (n, f"{m['recompute']:,.1f}", f"{m['step']:,.1f}", f"{m['generate']:,.1f}", f"{m['step'] / m['generate']:.2f}",
+         f"{m['recompute'] / m['step']:.1f}")
+        for n, m in med.items()
+    ]  # fmt: skip
+    harness.print_table(columns, rows, "rrrrrr")
     first, last = CONTEXTS[0], CONTEXTS[-1]
     for name, table in (("medians", med), ("minima", low)):
         worst = max(m["step"] / m["generate"] for m in table.values())

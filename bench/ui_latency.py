@@ -15,21 +15,18 @@ the same CPUs and slow both. Prints a markdown table of medians. Asserts nothing
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
 from backends.model import EMBEDDED_ID, STORE, load_model
 from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
 from service.prefetch import DEFAULT_COUNT, PREFETCH
-from tests.browser import ui
-from tests.browser.server import running_app
 
 CONTEXT_TOKENS = 128
 STEPS = 10
@@ -135,18 +132,18 @@ class ServerSide:
 
 
 def browser_step_ms(page) -> float:
-    n = ui.completion_count(page)
+    n = harness.counts(page)[0]
     elapsed = page.evaluate(STEP_JS)
-    ui.expect_completion_count(page, n + 1)
-    if "finished" in ui.summary(page).inner_text():
+    harness.wait_for_completion(page, n + 1)
+    if "finished" in harness.summary_text(page):
         raise RuntimeError("the completion finished during the benchmark: change SEED or TEXT")
     return elapsed
 
 
 def prepare_page(page, url: str, prompt: str) -> None:
-    ui.open_app(page, url)
+    harness.open_app(page, url)
     page.get_by_label("Seed (blank = random)", exact=True).fill(str(SEED))
-    ui.set_prompt(page, prompt)
+    harness.set_prompt(page, prompt)
 
 
 def measure(page, server: ServerSide | None) -> Timings:
@@ -168,13 +165,13 @@ def run(prompt: str, server: ServerSide | None, prefetch: int) -> tuple[Timings,
     from playwright.sync_api import sync_playwright
 
     log = Path(tempfile.mkdtemp(prefix="ui-latency-")) / "app.log"
-    os.environ["NEXTTOKEN_PREFETCH"] = str(prefetch)  # the app subprocess reads it at start
-    with running_app(log) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=ui.CHROMIUM, args=ui.CHROMIUM_ARGS)
+    env = {"NEXTTOKEN_PREFETCH": str(prefetch)}  # the app subprocess reads it at start
+    with harness.running_app(log, env) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=harness.CHROMIUM, args=harness.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(ui.EVENT_TIMEOUT_MS)
+        page.set_default_timeout(harness.PAGE_TIMEOUT_MS)
         prepare_page(page, url, prompt)
-        n_prompt = ui.prompt_count(page)
+        n_prompt = harness.counts(page)[1]
         timings = measure(page, server)
         browser.close()
     return timings, n_prompt
@@ -187,19 +184,17 @@ COLUMNS = [
 
 
 def print_table(runs: dict[int, Timings], n_prompt: int) -> None:
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    engine = statistics.median(runs[0].engine_ms)  # the cold step, timed while the app was idle
+    engine = harness.median(runs[0].engine_ms)  # the cold step, timed while the app was idle
+    rows = []
     for prefetch, t in runs.items():
-        browser = statistics.median(t.browser_ms)
-        handler = f"{statistics.median(t.handler_ms):.0f}" if t.handler_ms else "n/a"
+        browser = harness.median(t.browser_ms)
+        handler = f"{harness.median(t.handler_ms):.0f}" if t.handler_ms else "n/a"
         ratio, target = browser / engine, TARGETS[prefetch]
         verdict = "met" if ratio <= target else "missed"
         name = f"on ({prefetch})" if prefetch else "off"
-        print(
-            f"| {name} | {n_prompt}→{n_prompt + WARMUP_STEPS + STEPS} | {browser:.0f} | {engine:.0f} | {handler} | "
-            f"{ratio:.2f} | ≤ {target} ({verdict}) |"
-        )
+        span = f"{n_prompt}→{n_prompt + WARMUP_STEPS + STEPS}"
+        rows.append((name, span, f"{browser:.0f}", f"{engine:.0f}", handler, f"{ratio:.2f}", f"≤ {target} ({verdict})"))
+    harness.print_table(COLUMNS, rows, "lrrrrrl")
     for prefetch, t in runs.items():
         print(f"\nprefetch {prefetch}: browser ms: {', '.join(f'{x:.0f}' for x in t.browser_ms)}")
         if t.engine_ms:
@@ -207,8 +202,9 @@ def print_table(runs: dict[int, Timings], n_prompt: int) -> None:
 
 
 def main() -> None:
-    if not Path(ui.CHROMIUM).exists():
-        sys.exit(f"Chromium not found at {ui.CHROMIUM}: install the Debian package `chromium`")
+    harness.parser(__doc__).parse_args()  # no options: --help describes the run
+    if not Path(harness.CHROMIUM).exists():
+        sys.exit(f"Chromium not found at {harness.CHROMIUM}: install the Debian package `chromium`")
     PREFETCH.configure(0)  # this process's handler column: no background work of its own
     loaded = load_model(EMBEDDED_ID, device="cpu")
     prompt = context_prompt(loaded.tokenizer, CONTEXT_TOKENS)
