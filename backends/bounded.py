@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -58,9 +58,9 @@ def _check_options(
 class BoundedCache(Generic[K, V]):
     """Entries within a count or byte bound, the least recently used evicted first; optional time to live.
 
-    `get` marks an entry as used, `peek` and `keys` do not. `put` over an existing key replaces its value and
-    makes it the most recent. A value larger than the whole bound is not kept, and, as the oldest entries go
-    until the newest fits, every other entry goes with it.
+    `get` marks an entry as used; `peek`, `in` and iterating over the keys do not. `put` over an existing key
+    replaces its value and makes it the most recent. A value larger than the whole bound is not kept, and, as
+    the oldest entries go until the newest fits, every other entry goes with it.
     """
 
     def __init__(
@@ -82,7 +82,7 @@ class BoundedCache(Generic[K, V]):
         self._hits = self._misses = 0
 
     def atomic(self) -> AbstractContextManager:
-        """Hold the cache's lock across several calls (a search over `keys`, then a `pop`), so they act as one."""
+        """Hold the cache's lock across several calls (a search over the keys, then a `pop`), so they act as one."""
         return self._lock
 
     def get(self, key: K, default: V | None = None) -> V | None:
@@ -115,10 +115,10 @@ class BoundedCache(Generic[K, V]):
         with self._lock:
             return self._data.pop(key, default)
 
-    def keys(self) -> list[K]:
-        """The keys held now, in the order they were put (oldest first): a snapshot, safe to change the cache over."""
+    def __iter__(self) -> Iterator[K]:
+        """The keys held now, in the order they were put (oldest first): a snapshot, so the cache may change."""
         with self._lock:
-            return list(self._data)
+            return iter(list(self._data))
 
     def clear(self) -> None:
         with self._lock:

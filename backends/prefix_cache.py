@@ -115,7 +115,7 @@ class PrefixCache:
             if self._model_key != model_key:
                 return None, 0
             best_key, best_len = None, 0
-            for key in self._entries.keys():
+            for key in self._entries:
                 if key[0] == "kv" and (common := common_prefix(key[1], ids)) > best_len:
                     best_key, best_len = key, common
             if best_key is None:
@@ -222,7 +222,7 @@ class PrefixCache:
         a longer entry is copied and cropped, so the branch it belongs to keeps its own.
         """
         best_key, best_len = None, 0
-        for key in self._entries.keys():
+        for key in self._entries:
             if key[0] == "kv":
                 common = min(common_prefix(key[1], ids), limit)
                 # on a tie, prefer the entry that is exactly the shared prefix: it is extended without a copy
@@ -236,6 +236,7 @@ class PrefixCache:
         kv = copy.deepcopy(self._entries.peek(best_key))
         kv.crop(start - kv.get_seq_length())
         return start, kv
+
 
 def _forget_model(cache_ref: weakref.ref) -> None:
     """Run by the memo when the model changes: the old model's keys and values are freed at once."""

@@ -21,7 +21,7 @@ def test_a_count_bound_evicts_the_oldest_entry():
     cache = BoundedCache(max_entries=2)
     for key in "abc":
         cache.put(key, key.upper())
-    assert len(cache) == 2 and "a" not in cache and cache.keys() == ["b", "c"]
+    assert len(cache) == 2 and "a" not in cache and list(cache) == ["b", "c"]
     assert cache.get("c") == "C" and cache.get("a") is None
 
 
@@ -31,9 +31,9 @@ def test_a_byte_bound_counts_the_size_of_each_value():
     cache.put("b", b"1234")
     assert cache.stats().size == 8
     cache.put("c", b"123")  # 11 bytes: the oldest goes
-    assert cache.keys() == ["b", "c"] and cache.stats().size == 7
+    assert list(cache) == ["b", "c"] and cache.stats().size == 7
     cache.put("b", b"12345678")  # a replaced value is not counted against its successor: only c goes
-    assert cache.keys() == ["b"] and cache.stats().size == 8
+    assert list(cache) == ["b"] and cache.stats().size == 8
 
 
 def test_a_value_larger_than_the_bound_is_not_kept_and_empties_the_cache():
@@ -68,7 +68,7 @@ def test_entries_expire_after_their_time_to_live():
     assert cache.get("a") == 1  # a use does not extend the time to live
     clock.now = 60.0
     assert "a" not in cache and cache.get("a") is None and cache.pop("a") is None
-    assert cache.keys() == ["b"] and len(cache) == 1
+    assert list(cache) == ["b"] and len(cache) == 1
     clock.now = 90.0
     assert cache.pop("b") is None and len(cache) == 0
 
@@ -77,7 +77,7 @@ def test_expiring_entries_are_bounded_too():
     cache = BoundedCache(max_entries=2, ttl_s=60.0, timer=FakeClock())
     for key in "abc":
         cache.put(key, key)
-    assert cache.keys() == ["b", "c"]
+    assert list(cache) == ["b", "c"]
 
 
 def test_pop_takes_an_entry_exactly_once():
@@ -89,7 +89,7 @@ def test_pop_takes_an_entry_exactly_once():
         taken: list[int] = []
         barrier = threading.Barrier(8)
 
-        def take() -> None:
+        def take(barrier: threading.Barrier = barrier, taken: list[int] = taken) -> None:
             barrier.wait()
             if (value := cache.pop("shared")) is not None:
                 taken.append(value)
@@ -123,7 +123,7 @@ def test_concurrent_puts_and_gets_keep_the_bound_and_the_values():
     for thread in threads:
         thread.join()
     assert errors == []
-    assert cache.stats().size == sum(len(cache.peek(key)) for key in cache.keys()) <= 1000
+    assert cache.stats().size == sum(len(cache.peek(key)) for key in cache) <= 1000
 
 
 def test_atomic_holds_the_lock_across_calls():
@@ -133,10 +133,10 @@ def test_atomic_holds_the_lock_across_calls():
         waiter = threading.Thread(target=cache.put, args=("b", 2))
         waiter.start()
         waiter.join(0.1)
-        assert waiter.is_alive() and cache.keys() == ["a"]  # the other thread waits for the lock
+        assert waiter.is_alive() and list(cache) == ["a"]  # the other thread waits for the lock
         assert cache.pop("a") == 1  # the holder still calls the cache
     waiter.join()
-    assert cache.keys() == ["b"]
+    assert list(cache) == ["b"]
 
 
 def test_clear_empties_the_cache():
@@ -144,7 +144,7 @@ def test_clear_empties_the_cache():
     cache.put("a", b"123")
     cache.put("b", b"45")
     cache.clear()
-    assert len(cache) == 0 and cache.stats().size == 0 and cache.keys() == []
+    assert len(cache) == 0 and cache.stats().size == 0 and list(cache) == []
 
 
 @pytest.mark.parametrize(
