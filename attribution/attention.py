@@ -51,12 +51,12 @@ class ContextKVCache:
         from transformers import DynamicCache
 
         cache, have = DynamicCache(config=model.config), 0
+        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)  # a copy: made outside this lock
         with self._entries.atomic():  # the entry found is the entry taken
             best, best_len = None, 0
             for key in self._entries:
                 if key[0] == model_key and (n := common_prefix(key[1], prefix)) > best_len:
                     best, best_len = key, n
-            shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)
             if shared is not None and shared_len > best_len and _on(shared, model.device):
                 # The decoding engine's cache already holds this text (it was decoded there): start from it.
                 best, cache, have = None, shared, shared_len
