@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attribution.attention import PREFIX_CACHES
+from attribution.attention import CONTEXT_KV
 from attribution.gradients import lane_breaks
 from attribution.guard import borrowed
 from attribution.objective import baseline_id, target_score
@@ -55,12 +55,12 @@ def batches(length: int, budget: int | None = None) -> list[range]:
 
 
 def _prefix_cache(loaded: LoadedModel, model: torch.nn.Module, context_ids: Sequence[int]):
-    """A private KV cache of context[:-1] (from the attention prefix caches or the decoding cache if they hold it)."""
+    """A private KV cache of context[:-1] (from the context KV caches or the decoding cache if they hold it)."""
     key, prefix = (loaded.key, str(loaded.device)), tuple(context_ids[:-1])
     if not prefix:
         return None
-    cache = PREFIX_CACHES.take(model, key, prefix)
-    PREFIX_CACHES.put(key, prefix, copy.deepcopy(cache))  # the next request on this text starts from it too
+    cache = CONTEXT_KV.take(model, key, prefix)
+    CONTEXT_KV.put(key, prefix, copy.deepcopy(cache))  # the next request on this text starts from it too
     return cache
 
 

@@ -2,26 +2,27 @@
 
 Only the last row of each attention matrix is needed. The context before the last token therefore runs
 through a KV cache with the model's own fast attention (sdpa), and only the last token runs with eager
-attention and `output_attentions=True` (under sdpa transformers returns no weights). Those prefix caches
-live in a small LRU and are cropped or extended, so attributing another token of the same text reruns
-only the tokens that changed. A device that cannot give attention weights is retried on a CPU copy.
+attention and `output_attentions=True` (under sdpa transformers returns no weights). Those KV caches of
+context prefixes (`CONTEXT_KV`, shared with ablation) live in a small bounded cache and are cropped or
+extended, so attributing another token of the same text reruns only the tokens that changed. A device that
+cannot give attention weights is retried on a CPU copy.
 """
 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from attribution.guard import attention_implementation, borrowed
+from backends.bounded import BoundedCache
 from backends.model import LoadedModel
 from backends.model.memo import drop, per_model
 from backends.prefix_cache import PREFIX_CACHE, common_prefix
 
-PREFIX_CACHE_ENTRIES = 2
+CONTEXT_KV_ENTRIES = 2
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,11 @@ class AttentionRow:
     fell_back_to_cpu: bool
 
 
-class PrefixCaches:
+class ContextKVCache:
     """KV caches of recent context prefixes, keyed by (model key, token ids); cropped or extended on reuse."""
 
-    def __init__(self, max_entries: int = PREFIX_CACHE_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[object, tuple[int, ...]], object] = OrderedDict()
+    def __init__(self, max_entries: int = CONTEXT_KV_ENTRIES) -> None:
+        self._entries: BoundedCache[tuple[object, tuple[int, ...]], object] = BoundedCache(max_entries=max_entries)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -50,17 +50,19 @@ class PrefixCaches:
         """A DynamicCache holding exactly `prefix`, built from the entry sharing the longest start with it."""
         from transformers import DynamicCache
 
-        best, best_len = None, 0
-        for key in self._entries:
-            if key[0] == model_key and (n := common_prefix(key[1], prefix)) > best_len:
-                best, best_len = key, n
         cache, have = DynamicCache(config=model.config), 0
-        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)
-        if shared is not None and shared_len > best_len and _on(shared, model.device):
-            # The decoding engine's cache already holds this text (it was decoded there): start from it.
-            best, cache, have = None, shared, shared_len
+        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)  # a copy: made outside this lock
+        with self._entries.atomic():  # the entry found is the entry taken
+            best, best_len = None, 0
+            for key in self._entries:
+                if key[0] == model_key and (n := common_prefix(key[1], prefix)) > best_len:
+                    best, best_len = key, n
+            if shared is not None and shared_len > best_len and _on(shared, model.device):
+                # The decoding engine's cache already holds this text (it was decoded there): start from it.
+                best, cache, have = None, shared, shared_len
+            if best is not None:
+                cache = self._entries.pop(best)
         if best is not None:
-            cache = self._entries.pop(best)
             try:
                 cache.crop(best_len - cache.get_seq_length())
                 have = best_len
@@ -73,13 +75,10 @@ class PrefixCaches:
         return cache
 
     def put(self, model_key: object, prefix: tuple[int, ...], cache: object) -> None:
-        self._entries[(model_key, prefix)] = cache
-        self._entries.move_to_end((model_key, prefix))
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries.put((model_key, prefix), cache)
 
 
-PREFIX_CACHES = PrefixCaches()
+CONTEXT_KV = ContextKVCache()
 
 
 def _on(cache, device: torch.device) -> bool:
@@ -94,7 +93,7 @@ def _give_back(model_key: object, prefix: tuple[int, ...], cache) -> None:
         cache.crop(-1)
     except (RuntimeError, ValueError):  # a sliding-window layer past its window: just drop it
         return
-    PREFIX_CACHES.put(model_key, prefix, cache)
+    CONTEXT_KV.put(model_key, prefix, cache)
 
 
 def _eager_last_row(
@@ -102,7 +101,7 @@ def _eager_last_row(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean attention row over the context [L], log-probs [V]) for the last position of `context_ids`."""
     prefix = tuple(context_ids[:-1])
-    cache = PREFIX_CACHES.take(model, model_key, prefix) if prefix else None
+    cache = CONTEXT_KV.take(model, model_key, prefix) if prefix else None
     last = torch.tensor([[context_ids[-1]]], device=model.device)
     with torch.no_grad(), attention_implementation(model, "eager"):
         out = model(input_ids=last, past_key_values=cache, use_cache=cache is not None, output_attentions=True)

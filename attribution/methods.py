@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import operator
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ import torch
 from attribution import ablation, attention, gradients
 from attribution.faithfulness import Faithfulness, faithfulness
 from attribution.validation import as_int, validate
+from backends.bounded import BoundedCache
 from backends.lane import Progress
 from backends.model import LoadedModel
 
@@ -202,15 +201,13 @@ def compute_slices(
 
 # --- cache ----------------------------------------------------------------------------------------
 
-_cache: OrderedDict[tuple, AttributionResult] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache: BoundedCache[tuple, AttributionResult] = BoundedCache(max_entries=CACHE_ENTRIES)
 
 
 def clear_cache() -> None:
-    """Forget cached results, prefix KV caches and the CPU fallback copy (tests and benchmarks start cold)."""
-    with _cache_lock:
-        _cache.clear()
-    attention.PREFIX_CACHES.clear()
+    """Forget cached results, context KV caches and the CPU fallback copy (tests and benchmarks start cold)."""
+    _cache.clear()
+    attention.CONTEXT_KV.clear()
     attention.forget_cpu_copy()
 
 
@@ -238,19 +235,13 @@ def attribute_slices(
     foil = None if foil is None else operator.index(foil)
     options = {"aggregation": aggregation, "ig_steps": ig_steps, "last_layer_only": bool(last_layer_only)}
     key = (loaded.key, tuple(context_ids), target_id, foil, method, *options.values())
-    if use_cache:
-        with _cache_lock:
-            if key in _cache:
-                _cache.move_to_end(key)
-                yield _cache[key]
-                return
+    if use_cache and (hit := _cache.get(key)) is not None:
+        yield hit
+        return
     for item in compute_slices(loaded, context_ids, target_id, method, foil, **options):
         yield item
     if use_cache:
-        with _cache_lock:
-            _cache[key] = item
-            while len(_cache) > CACHE_ENTRIES:
-                _cache.popitem(last=False)
+        _cache.put(key, item)
 
 
 def attribute(

@@ -5,7 +5,8 @@ by token-id prefix. A request reuses the longest cached prefix and runs only the
 stepping extends an entry in place, rewinding and branching copy the shared part and crop it. The
 cache is an LRU bounded in bytes (env NEXTTOKEN_KV_CACHE_MB, default 512) and is emptied when the
 model changes. Model work runs under the model lane (backends.lane); a long prefill runs in chunks of
-`PREFILL_CHUNK` tokens and lets waiting requests go between chunks. A small lock guards the entries.
+`PREFILL_CHUNK` tokens and lets waiting requests go between chunks. The entries live in a `BoundedCache`
+(backends.bounded): a search over them and what it takes run under its lock, model work never does.
 `batch_logits` runs rows of equal length after one cached prefix in one batched forward (the look-ahead
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
 """
@@ -15,15 +16,14 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
 
+from backends.bounded import BoundedCache
 from backends.lane import LANE
 from backends.model import LoadedModel
 from backends.model.memo import per_model
@@ -47,6 +47,11 @@ def _kv_bytes(kv: DynamicCache) -> int:
     return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
 
 
+def _entry_bytes(value: DynamicCache | torch.Tensor) -> int:
+    """An entry's size against the byte bound: a prefix's keys and values, or its logits row."""
+    return _kv_bytes(value) if isinstance(value, DynamicCache) else value.numel() * value.element_size()
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the shared start of two token-id sequences."""
     a, b = tuple(a), tuple(b)
@@ -64,21 +69,20 @@ class PrefixCache:
         if max_bytes is None:
             max_bytes = int(float(os.environ.get("NEXTTOKEN_KV_CACHE_MB", DEFAULT_MAX_MB)) * 2**20)
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[str, tuple[int, ...]], tuple[object, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.RLock()  # the entries only: model work runs under the lane, not this lock
+        # ("kv", ids) -> DynamicCache and ("logits", ids) -> the logits row after ids
+        self._entries: BoundedCache[tuple[str, tuple[int, ...]], DynamicCache | torch.Tensor] = BoundedCache(
+            max_bytes=max_bytes, sizeof=_entry_bytes
+        )
         self._model_key: int | None = None  # whose keys and values the entries are
         self._memo_name = next(_cache_names)
         self.stats = CacheStats()
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self._entries.stats().size
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+        self._entries.clear()
 
     def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
         """Float32 logits [last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
@@ -89,8 +93,7 @@ class PrefixCache:
             # The memo tells when the model changed (and empties this cache as soon as the store switches).
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
             if last_n == 1:
-                with self._lock:
-                    hit = self._get(("logits", ids))
+                hit = self._entries.get(("logits", ids))
                 if hit is not None:
                     self.stats.logits_hits += 1
                     return hit.unsqueeze(0)
@@ -108,7 +111,7 @@ class PrefixCache:
         For callers that extend a cache themselves (attention attribution): the shared entry stays as it is.
         """
         ids = tuple(int(i) for i in ids)
-        with self._lock:
+        with self._entries.atomic():
             if self._model_key != model_key:
                 return None, 0
             best_key, best_len = None, 0
@@ -117,7 +120,7 @@ class PrefixCache:
                     best_key, best_len = key, common
             if best_key is None:
                 return None, 0
-            kv = copy.deepcopy(self._entries[best_key][0])
+            kv = copy.deepcopy(self._entries.peek(best_key))
         kv.crop(best_len - kv.get_seq_length())
         return kv, best_len
 
@@ -127,8 +130,7 @@ class PrefixCache:
 
     def cached(self, ids: Sequence[int]) -> bool:
         """Whether the next-token logits after `ids` are cached (a call for them needs no forward pass)."""
-        with self._lock:
-            return ("logits", tuple(int(i) for i in ids)) in self._entries
+        return ("logits", tuple(int(i) for i in ids)) in self._entries
 
     def batch_logits(
         self, loaded: LoadedModel, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
@@ -163,30 +165,32 @@ class PrefixCache:
 
     def _keep_rows(self, loaded: LoadedModel, base: tuple[int, ...], rows, kv: DynamicCache, logits) -> None:
         """Each row of a batched forward as its own KV and logits entries; base's entry stays the most recent."""
-        with self._lock:
+        with self._entries.atomic():
             if self._model_key != loaded.key:
                 return
             for i, row in enumerate(rows):
                 single = DynamicCache(config=loaded.model.config)
                 for index, layer in enumerate(kv.layers):  # a slice of the batch, copied: the batch is freed
                     single.update(layer.keys[i : i + 1], layer.values[i : i + 1], index)
-                self._put(("kv", (*base, *row)), single, _kv_bytes(single))
-                self._put(("logits", (*base, *row)), logits[i].clone(), logits[i].numel() * 4)
-            self._get(("kv", base))  # a step off the candidates extends base: evict it last
+                self._entries.put(("kv", (*base, *row)), single)
+                self._entries.put(("logits", (*base, *row)), logits[i].clone())
+            # A step off the candidates extends base: put again, it is evicted last (and searched last, as the
+            # entries are searched in the order they were put)
+            if (base_kv := self._entries.peek(("kv", base))) is not None:
+                self._entries.put(("kv", base), base_kv)
 
     def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
-        with self._lock:
+        with self._entries.atomic():
             start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
         out = self._prefill(loaded, kv, ids, start, last_n)
         self.stats.tokens_run += len(ids) - start
         logits = out.logits[0, -last_n:].float().cpu()
-        with self._lock:
+        with self._entries.atomic():
             if self._model_key != loaded.key:  # the model changed while the prefill let others go first
                 return logits
-            self._put(("kv", ids), out.past_key_values, _kv_bytes(out.past_key_values))
+            self._entries.put(("kv", ids), out.past_key_values)
             for j in range(last_n):
-                prefix = ids[: len(ids) - last_n + 1 + j]
-                self._put(("logits", prefix), logits[j], logits[j].numel() * 4)
+                self._entries.put(("logits", ids[: len(ids) - last_n + 1 + j]), logits[j])
         return logits
 
     def _prefill(self, loaded: LoadedModel, kv: DynamicCache, ids: tuple[int, ...], start: int, last_n: int):
@@ -227,31 +231,11 @@ class PrefixCache:
         start = best_len
         if best_key is None or start == 0:
             return 0, DynamicCache(config=loaded.model.config)
-        kv, nbytes = self._entries[best_key]
         if len(best_key[1]) == start:
-            del self._entries[best_key]
-            self._bytes -= nbytes
-            return start, kv
-        kv = copy.deepcopy(kv)
+            return start, self._entries.pop(best_key)
+        kv = copy.deepcopy(self._entries.peek(best_key))
         kv.crop(start - kv.get_seq_length())
         return start, kv
-
-    def _get(self, key):
-        item = self._entries.get(key)
-        if item is None:
-            return None
-        self._entries.move_to_end(key)
-        return item[0]
-
-    def _put(self, key, value, nbytes: int) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= old[1]
-        self._entries[key] = (value, nbytes)
-        self._bytes += nbytes
-        while self._bytes > self.max_bytes and self._entries:
-            _, (_, size) = self._entries.popitem(last=False)
-            self._bytes -= size
 
 
 def _forget_model(cache_ref: weakref.ref) -> None:

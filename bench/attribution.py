@@ -73,7 +73,7 @@ def forward_backward(loaded: LoadedModel, ids: list[int], target: int) -> Callab
 def method(loaded: LoadedModel, ids: list[int], target: int, name: str, cold: bool = False) -> Callable[[], None]:
     def run() -> None:
         if cold:  # untimed in spirit but cheap: forgetting the prefix KV caches is a dict clear
-            attention_mod.PREFIX_CACHES.clear()
+            attention_mod.CONTEXT_KV.clear()
         attribute(loaded, ids, target, name, ig_steps=16, use_cache=False)
 
     return run

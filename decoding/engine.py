@@ -7,9 +7,7 @@ through the engine interface (backends.base): the prefix cache, or vLLM when the
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from functools import lru_cache, partial
 
@@ -17,6 +15,7 @@ import torch
 from jinja2 import TemplateError
 
 from backends.base import LogitsBackend, backend_for
+from backends.bounded import BoundedCache
 from backends.model import LoadedModel
 from backends.model.loaded import eos_ids
 from backends.model.memo import per_model
@@ -47,8 +46,9 @@ class Engine:
         # and a cycle keeps the engine and its model alive after a switch until a full garbage collection.
         self._prompt_ids = lru_cache(maxsize=64)(partial(Engine._encode_prompt, weakref.proxy(self)))
         self._breakers = lru_cache(maxsize=8)(partial(Engine._scan_breakers, weakref.proxy(self)))
-        self._analyses: OrderedDict[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = OrderedDict()
-        self._analyses_lock = threading.Lock()
+        self._analyses: BoundedCache[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = BoundedCache(
+            max_entries=ANALYSIS_MEMO_SIZE
+        )
 
     def request(self, data: object, extra_keys: Collection[str] = ()) -> Request:
         """The request parsed strictly (see decoding.request), its token ids checked against this vocabulary."""
@@ -137,17 +137,12 @@ class Engine:
         """Stages and display summary of the position after prompt + completion, memoised per position."""
         xtc_branch = req.branch_id if "xtc" in req.params.active_samplers else None  # XTC's draw is per branch
         key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch)
-        with self._analyses_lock:
-            hit = self._analyses.get(key)
-            if hit is not None:
-                self._analyses.move_to_end(key)
-                return hit
+        hit = self._analyses.get(key)
+        if hit is not None:
+            return hit
         stages = self.stages(req, prompt, completion)
         found = (stages, dist_mod.summarize(stages, self.view, req.top_k))
-        with self._analyses_lock:
-            self._analyses[key] = found
-            while len(self._analyses) > ANALYSIS_MEMO_SIZE:
-                self._analyses.popitem(last=False)
+        self._analyses.put(key, found)
         return found
 
     def _tracker(self):

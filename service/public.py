@@ -3,13 +3,14 @@
 The edges import the service and nothing under it (a contract in pyproject.toml): the operations are in
 `service.operations`; this module names the rest they need: the model lane's concurrency and its errors,
 the sampler stages, their registry (each knob's range, default and slider; its `schema()` for an API
-schema) and orders with the typed parameters, the presets, the constraint examples, token display
-and the agreement of two attribution results.
+schema) and orders with the typed parameters, the presets, the constraint examples, token display,
+the agreement of two attribution results and the bounded cache.
 """
 
 from __future__ import annotations
 
 from attribution.agreement import agreement
+from backends.bounded import BoundedCache
 from backends.lane import EVENT_CONCURRENCY, LANE, Cancelled, LaneFull
 from backends.model import default_model_id
 from decoding.constraints import EXAMPLES, REGEX_HELP
@@ -42,6 +43,7 @@ __all__ = [
     "SAMPLER_ORDERS",
     "SAMPLER_REGISTRY",
     "SAMPLER_STAGES",
+    "BoundedCache",
     "Cancelled",
     "DecodingParams",
     "LaneFull",

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from service import operations as service
@@ -91,32 +89,24 @@ SETTLE_JS = "() => { window.ntBars?.settle(); }"
 class _Speculation:
     done: threading.Event = field(default_factory=threading.Event)
     result: dict | None = None
-    at: float = field(default_factory=time.monotonic)
 
 
 class Speculations:
     """Step results computed ahead of their event, by request and model; each is taken at most once."""
 
     def __init__(self, keep: int = KEEP, ttl_s: float = TTL_S) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, _Speculation] = OrderedDict()
-        self.keep, self.ttl_s = keep, ttl_s
+        self._entries: public.BoundedCache[str, _Speculation] = public.BoundedCache(max_entries=keep, ttl_s=ttl_s)
 
     def start(self, request: dict) -> _Speculation:
-        entry, name = _Speculation(), key(request)  # the key reads the model's status: once
-        with self._lock:
-            self._entries[name] = entry
-            self._entries.move_to_end(name)
-            while len(self._entries) > self.keep:
-                self._entries.popitem(last=False)
+        entry = _Speculation()
+        self._entries.put(key(request), entry)  # the key reads the model's status: once
         return entry
 
     def take(self, request: dict) -> dict | None:
         """The step computed for this request and model (waiting for it when it is still running), or None."""
-        with self._lock:
-            entry = self._entries.pop(key(request), None)
+        entry = self._entries.pop(key(request))  # none once it is older than its time to live
         public.event_arrived()
-        if entry is None or time.monotonic() - entry.at > self.ttl_s or not entry.done.wait(WAIT_S):
+        if entry is None or not entry.done.wait(WAIT_S):
             return None
         return entry.result
 

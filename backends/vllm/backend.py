@@ -17,13 +17,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from backends.bounded import BoundedCache
 from backends.lane import LANE
 from backends.settings import VllmOptions
 from backends.vllm import cpu as vllm_cpu
@@ -52,8 +51,7 @@ class VllmBackend:
         self.vocab_size = vocab_size
         self.placement = placement
         self.batcher: Batcher[tuple[int, ...], torch.Tensor] = Batcher(self._generate)
-        self._answers: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answers: BoundedCache[tuple[int, ...], torch.Tensor] = BoundedCache(max_entries=LOGITS_ENTRIES)
         self._closed = False
 
     def logits(self, loaded: object, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
@@ -75,8 +73,7 @@ class VllmBackend:
 
     def cached(self, ids: Sequence[int]) -> bool:
         """Whether the logits after `ids` are kept (a call for them needs no vLLM request)."""
-        with self._lock:
-            return tuple(int(i) for i in ids) in self._answers
+        return tuple(int(i) for i in ids) in self._answers
 
     def serves(self, loaded: object) -> bool:
         """Whether this engine serves `loaded` (False once another model was loaded): background work checks."""
@@ -87,8 +84,7 @@ class VllmBackend:
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            self._answers.clear()
+        self._answers.clear()
         if self.tap is not None:
             self.tap.close()
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
@@ -97,10 +93,7 @@ class VllmBackend:
 
     def _answer(self, prefixes: list[tuple[int, ...]], keep: bool) -> list[torch.Tensor]:
         """The logits after each prefix: kept answers, then one batched call for the rest (the lane given up)."""
-        with self._lock:
-            found = {p: self._answers[p] for p in prefixes if p in self._answers}
-            for p in found:
-                self._answers.move_to_end(p)
+        found = {p: answer for p in dict.fromkeys(prefixes) if (answer := self._answers.get(p)) is not None}
         missing = list(dict.fromkeys(p for p in prefixes if p not in found))
         self._check_lengths(missing)
         if missing:
@@ -108,7 +101,8 @@ class VllmBackend:
                 computed = self.batcher.run(missing)
             found.update(zip(missing, computed, strict=True))
             if keep and not self._closed:
-                self._keep(dict(zip(missing, computed, strict=True)))
+                for p, answer in zip(missing, computed, strict=True):
+                    self._answers.put(p, answer)
         return [found[p] for p in prefixes]
 
     def _check_lengths(self, prefixes: list[tuple[int, ...]]) -> None:
@@ -119,14 +113,6 @@ class VllmBackend:
                 f"a context of {longest} tokens has no room for the next token on vLLM, which serves at most "
                 f"{self.max_len - 1} (max_model_len {self.max_len})"
             )
-
-    def _keep(self, answers: dict[tuple[int, ...], torch.Tensor]) -> None:
-        with self._lock:
-            self._answers.update(answers)
-            for p in answers:
-                self._answers.move_to_end(p)
-            while len(self._answers) > LOGITS_ENTRIES:
-                self._answers.popitem(last=False)
 
     def _generate(self, prefixes: list[tuple[int, ...]]) -> list[torch.Tensor]:
         """ONE `generate` call over the prefixes (the batcher's batch function)."""

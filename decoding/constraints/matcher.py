@@ -8,7 +8,7 @@ next tokens and whether the grammar is complete. `tracker_for` gives the current
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from llguidance import LLMatcher
 
+from backends.bounded import BoundedCache
 from backends.model import LoadedModel
 from backends.model.memo import per_model
 from decoding.constraints.errors import TYPE_NAMES, matcher_error
@@ -27,6 +28,7 @@ from decoding.sampling.params import ConstraintSpec
 
 STATE_CAPACITY = 256
 GRAMMAR_CAPACITY = 32
+_StateKey = tuple[str, tuple[int, ...]]  # (grammar, completion prefix)
 
 
 @dataclass(frozen=True)
@@ -89,19 +91,18 @@ class ConstraintTracker:
                 f" one ({exc})"
             ) from exc
         self.vocab_size = int(vocab_size)
-        self._capacity = max(1, int(capacity))
         self._eos = frozenset(self._ll_tokenizer.eos_tokens)
-        self._roots: OrderedDict[str, LLMatcher] = OrderedDict()
-        self._states: OrderedDict[tuple[str, tuple[int, ...]], _State] = OrderedDict()
+        self._roots: BoundedCache[str, LLMatcher] = BoundedCache(max_entries=GRAMMAR_CAPACITY)
+        self._states: BoundedCache[_StateKey, _State] = BoundedCache(max_entries=max(1, int(capacity)))
         self._bitmask = llg_numpy.allocate_token_bitmask(1, self._ll_tokenizer.vocab_size)
         self._counts: Counter[str] = Counter()
+        # The caches lock themselves; this lock is for the work on their matchers, the shared bitmask and counts
         self._lock = threading.Lock()
 
     def stats(self) -> TrackerStats:
         with self._lock:
-            return TrackerStats(
-                self._counts["compiled"], self._counts["consumed"], self._counts["hits"], len(self._states)
-            )
+            states = self._states.stats()
+            return TrackerStats(self._counts["compiled"], self._counts["consumed"], states.hits, states.entries)
 
     def mask(self, spec: ConstraintSpec, completion_ids: Sequence[int]) -> ConstraintMask:
         """The tokens allowed after `completion_ids`; a disabled spec allows every token."""
@@ -141,8 +142,6 @@ class ConstraintTracker:
         key = (grammar, ids)
         state = self._states.get(key)
         if state is not None:
-            self._states.move_to_end(key)
-            self._counts["hits"] += 1
             return state
         start, base = self._nearest(grammar, ids)
         matcher = base.matcher.deep_copy() if base is not None else self._root(grammar, kind).deep_copy()
@@ -150,20 +149,18 @@ class ConstraintTracker:
             known = base.mask if base is not None and index == start else None
             self._consume(matcher, ids, index, kind, known)
         state = _State(matcher)
-        self._states[key] = state
-        if len(self._states) > self._capacity:
-            self._states.popitem(last=False)
+        self._states.put(key, state)
         return state
 
     def _nearest(self, grammar: str, ids: tuple[int, ...]) -> tuple[int, _State | None]:
         """The longest cached prefix of `ids` for this grammar: (its length, its state), or (0, None)."""
-        parent = self._states.get((grammar, ids[:-1])) if ids else None
+        parent = self._states.peek((grammar, ids[:-1])) if ids else None
         if parent is not None:
             return len(ids) - 1, parent
         best: tuple[int, _State | None] = (0, None)
-        for (cached_grammar, prefix), state in self._states.items():
+        for cached_grammar, prefix in self._states:
             if cached_grammar == grammar and best[0] <= len(prefix) < len(ids) and ids[: len(prefix)] == prefix:
-                best = (len(prefix), state)
+                best = (len(prefix), self._states.peek((cached_grammar, prefix)))
         return best
 
     def _root(self, grammar: str, kind: str) -> LLMatcher:
@@ -173,10 +170,7 @@ class ConstraintTracker:
             self._counts["compiled"] += 1
             if root.is_error():
                 raise ValueError(matcher_error(kind, root.get_error(), "for this tokenizer"))
-            self._roots[grammar] = root
-            if len(self._roots) > GRAMMAR_CAPACITY:
-                self._roots.popitem(last=False)
-        self._roots.move_to_end(grammar)
+            self._roots.put(grammar, root)
         return root
 
     def _consume(self, matcher: LLMatcher, ids: tuple[int, ...], index: int, kind: str, known: _Mask | None) -> None:

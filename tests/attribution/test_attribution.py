@@ -149,7 +149,7 @@ def test_attention_reuses_prefix_caches_correctly(tiny, ids):
     for context in (ids[:5], ids, ids[:3], other, ids):
         result = attribute(tiny, context, TARGET, "attention", use_cache=False)
         torch.testing.assert_close(torch.tensor(result.scores), reference_attention(tiny, context), atol=1e-5, rtol=0)
-    assert len(attention_mod.PREFIX_CACHES) <= attention_mod.PREFIX_CACHE_ENTRIES
+    assert len(attention_mod.CONTEXT_KV) <= attention_mod.CONTEXT_KV_ENTRIES
 
 
 def test_attention_starts_from_the_decoding_cache(tiny, ids):
@@ -157,7 +157,7 @@ def test_attention_starts_from_the_decoding_cache(tiny, ids):
     from backends.prefix_cache import PREFIX_CACHE
 
     PREFIX_CACHE.logits(tiny, ids)
-    attention_mod.PREFIX_CACHES.clear()
+    attention_mod.CONTEXT_KV.clear()
     kv, length = PREFIX_CACHE.copy_prefix(tiny.key, ids[:-1])
     assert length == len(ids) - 1 and kv.get_seq_length() == length
     result = attribute(tiny, ids, TARGET, "attention", use_cache=False)
@@ -258,7 +258,7 @@ def test_state_restored_after_error_during_eager_attention(tiny, ids, monkeypatc
     assert snapshot(tiny.model) == before
     assert tiny.model.config._attn_implementation == "sdpa"
     # A failed request leaves no half-used prefix cache behind, and the next one works
-    assert len(attention_mod.PREFIX_CACHES) == 0
+    assert len(attention_mod.CONTEXT_KV) == 0
     assert sum(attribute(tiny, ids, TARGET, "attention").scores) == pytest.approx(1.0, abs=1e-5)
 
 

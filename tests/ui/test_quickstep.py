@@ -135,15 +135,17 @@ def test_a_speculation_for_another_model_is_not_taken(monkeypatch, steps):
 
 
 def test_old_speculations_expire_and_the_store_is_bounded():
-    speculations = Speculations(keep=2, ttl_s=0.0)
-    for i in range(3):
+    def started(speculations: Speculations, i: int) -> None:
         entry = speculations.start({"i": i})
         entry.result = {"i": i}
         entry.done.set()
-    assert len(speculations._entries) == 2
-    assert speculations.take({"i": 2}) is None  # older than its time to live
-    fresh = Speculations(keep=2)
-    entry = fresh.start({"i": 0})
-    entry.result = {"i": 0}
-    entry.done.set()
-    assert fresh.take({"i": 0}) == {"i": 0} and fresh.take({"i": 0}) is None
+
+    expired = Speculations(keep=2, ttl_s=0.0)
+    started(expired, 2)
+    assert expired.take({"i": 2}) is None  # older than its time to live
+    bounded = Speculations(keep=2)
+    for i in range(3):
+        started(bounded, i)
+    assert bounded.take({"i": 0}) is None  # the oldest went when the third came
+    assert bounded.take({"i": 1}) == {"i": 1} and bounded.take({"i": 2}) == {"i": 2}
+    assert bounded.take({"i": 2}) is None  # taken once

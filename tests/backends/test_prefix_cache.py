@@ -187,7 +187,7 @@ def test_memory_stays_within_bound(tiny):
             cache.logits(tiny, ids + [5] * extra)
             assert 0 < cache.nbytes <= cache.max_bytes
         assert_matches_full(cache, tiny, [*ids, 5, 5, 5])
-    assert cache.nbytes == sum(size for _, size in cache._entries.values())
+    assert cache.nbytes == sum(cache_mod._entry_bytes(cache._entries.peek(key)) for key in cache._entries)
 
 
 def test_bound_smaller_than_one_entry_still_gives_correct_logits(tiny):
