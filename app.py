@@ -16,7 +16,9 @@ import gradio as gr
 import cli
 from backends.model import STORE
 from server import gradio_api
-from ui import (
+from ui import settings
+from ui.events import Explorer
+from ui.panels import (
     attribution_panel,
     autostep,
     branches,
@@ -25,10 +27,8 @@ from ui import (
     lens,
     lookahead,
     session_file,
-    settings,
     sidebar,
 )
-from ui.events import Explorer
 from ui.state import Prefs, Session
 
 INTRO = (

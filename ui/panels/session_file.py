@@ -12,10 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import actions
-from .controls import FIELDS, Controls
-from .events import QUICK_EVENT, Explorer, Outcome
-from .state import Prefs, Session, from_json, to_json
+from .. import actions
+from ..controls import FIELDS, Controls
+from ..events import QUICK_EVENT, Explorer, Outcome
+from ..state import Prefs, Session, from_json, to_json
 
 FILE_NAME = "nexttoken-session.json"
 DOWNLOAD_JS = f"""(text) => {{

@@ -11,7 +11,8 @@ from backends.model import STORE
 from service import operations as service
 from service.budgets import Budgets
 from tests.ui.helpers import CONTROLS, stepped
-from ui import actions, lookahead, lookahead_view, session_file
+from ui import actions, lookahead_view
+from ui.panels import lookahead, session_file
 from ui.state import MAIN, Prefs, Session, from_json, to_json
 from ui.view import Frame, view
 

@@ -16,11 +16,11 @@ import gradio as gr
 from service import operations as service
 from service import tree as tree_mod
 
-from . import actions, lookahead_view
-from .controls import Controls
-from .events import Explorer, Outcome
-from .request import model_id
-from .state import LookAhead, Session
+from .. import actions, lookahead_view
+from ..controls import Controls
+from ..events import Explorer, Outcome
+from ..request import model_id
+from ..state import LookAhead, Session
 
 
 def create_lookahead() -> dict:
