@@ -17,6 +17,7 @@ import cli
 from backends.model import STORE
 from server import gradio_api
 from ui import settings
+from ui.assets import asset
 from ui.events import Explorer
 from ui.panels import (
     attribution_panel,
@@ -35,10 +36,7 @@ INTRO = (
     "**Next-token explorer** · **Step** shows the raw next-token probabilities (**p_base**, grey) beside the "
     "final ones (**p_final**, blue) after every sampling stage."
 )
-CSS = (
-    ".token-view span { font-family: ui-monospace, monospace; } footer { display: none !important; }"
-    " #summary p { margin: 0; }"
-)
+CSS = asset("page.css")
 
 
 def build() -> gr.Blocks:
