@@ -16,7 +16,10 @@ import gradio as gr
 import cli
 from backends.model import STORE
 from server import gradio_api
-from ui import (
+from ui import settings
+from ui.assets import asset
+from ui.events import Explorer
+from ui.panels import (
     attribution_panel,
     autostep,
     branches,
@@ -25,20 +28,15 @@ from ui import (
     lens,
     lookahead,
     session_file,
-    settings,
     sidebar,
 )
-from ui.events import Explorer
 from ui.state import Prefs, Session
 
 INTRO = (
     "**Next-token explorer** · **Step** shows the raw next-token probabilities (**p_base**, grey) beside the "
     "final ones (**p_final**, blue) after every sampling stage."
 )
-CSS = (
-    ".token-view span { font-family: ui-monospace, monospace; } footer { display: none !important; }"
-    " #summary p { margin: 0; }"
-)
+CSS = asset("page.css")
 
 
 def build() -> gr.Blocks:

@@ -1,1 +1,3 @@
-"""View helpers for the Gradio app: figures, table rows, token spans and per-session state."""
+"""The Gradio UI. Here: the typed per-user state, the controls, the one view and the wiring of actions to events;
+`panels/` one module per tab or panel, `draw/` pure drawing (HTML, figures, table rows), `assets/` the CSS and JS.
+"""

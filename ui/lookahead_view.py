@@ -1,46 +1,18 @@
-"""What the Look ahead panel shows, from the session alone: the tree as an icicle figure and as a table of paths.
+"""What the Look ahead panel shows, from the session alone: which tree is current, and its drawing or a note.
 
 A tree is grown from the position on screen (the end of the completion, or the inspected token) and is
 current while the request of that position is the one it was grown from; otherwise the panel says it is
-out of date and shows no old numbers. The table lists the nodes depth first, so a row index names one
-node and its path (what a click on the row appends).
+out of date and shows no old numbers (the drawing itself is `draw.lookahead_tree`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import plotly.graph_objects as go
 
 from .controls import Controls
+from .draw.lookahead_tree import EMPTY_NOTE, STALE_NOTE, figure, note, path_rows
 from .request import fingerprint, model_id, request_for
 from .state import LookAhead, Session
-
-HEADERS = ["path", "p_final", "p_base", "path probability"]
-ROOT_ID = "root"
-ROOT_LABEL = "from here"
-# Plotly drops a branch whose children sum to more than its own value ("total" branch values); rounding
-# in the product of probabilities can put a sum a hair above its parent, so a parent gets this margin.
-VALUE_MARGIN = 1e-9
-EMPTY_NOTE = "*Grow a tree to see where the likely continuations lead.*"
-STALE_NOTE = (
-    "*Out of date: the tokens, the position, the knobs or the model changed. Press the button to grow the tree again.*"
-)
-HOVER = "%{customdata[0]}<br>path probability %{customdata[1]:.2%}<br>p_final %{customdata[2]:.2%}<extra></extra>"
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node of the tree, flattened: its depth (1 = the next token), the pill texts along its path."""
-
-    depth: int
-    path_ids: tuple[int, ...]
-    path_text: str
-    display: str
-    p_base: float
-    p_final: float
-    path_probability: float
-    finish_reason: str | None
 
 
 def position(session: Session) -> int:
@@ -71,76 +43,6 @@ def panel_key(session: Session, controls: Controls) -> str:
     return fingerprint(grown.request, shape, current_tree(session, controls) is not None)
 
 
-def nodes(tree: dict) -> list[Node]:
-    """Every node of a tree (the API's `tree` answer), depth first, children most likely first."""
-    out: list[Node] = []
-
-    def walk(children: list[dict], depth: int, text: str) -> None:
-        for child in children:
-            path_text = text + child["token"]["display"]
-            probabilities = (child["p_base"], child["p_final"], child["path_probability"])
-            path = tuple(child["path_ids"])
-            out.append(Node(depth, path, path_text, child["token"]["display"], *probabilities, child["finish_reason"]))
-            walk(child["children"], depth + 1, path_text)
-
-    walk(tree["children"], 1, "")
-    return out
-
-
-def path_rows(tree: dict) -> list[list[str]]:
-    """The table: one row per node, indented by depth, with its probabilities (finished paths say why)."""
-    rows = []
-    for node in nodes(tree):
-        ending = f" ({node.finish_reason.replace('_', ' ')})" if node.finish_reason else ""
-        text = "· " * (node.depth - 1) + node.path_text + ending
-        rows.append([text, f"{node.p_final:.1%}", f"{node.p_base:.1%}", f"{node.path_probability:.2%}"])
-    return rows
-
-
-def figure(tree: dict) -> go.Figure:
-    """An icicle: the position on screen at the top, each level below; box widths are path probabilities."""
-    flat = nodes(tree)
-    ids = [ROOT_ID, *(_node_id(n.path_ids) for n in flat)]
-    parents = ["", *(_node_id(n.path_ids[:-1]) for n in flat)]
-    labels = [ROOT_LABEL, *(f"{n.display}<br>{n.p_final:.0%}" for n in flat)]
-    custom = [["", 1.0, 1.0], *([n.path_text, n.path_probability, n.p_final] for n in flat)]
-    values = _values(flat)
-    trace = go.Icicle(
-        ids=ids, parents=parents, labels=labels, values=[values[()], *(values[n.path_ids] for n in flat)],
-        branchvalues="total", customdata=custom, hovertemplate=HOVER, tiling={"orientation": "v"},
-        marker={"colors": [0.0, *(n.p_final for n in flat)], "colorscale": "Blues", "cmin": 0.0, "cmax": 1.0},
-    )  # fmt: skip
-    fig = go.Figure(trace)
-    fig.update_layout(margin={"l": 4, "r": 4, "t": 4, "b": 4}, height=120 + 90 * tree["depth"])
-    return fig
-
-
-def note(grown: LookAhead) -> str:
-    tree = grown.tree
-    at = len(grown.request["completion_ids"])
-    return (
-        f"{tree['node_count']} continuations from completion position {at + 1}: the {tree['width']} most likely "
-        f"tokens at each step, {tree['depth']} deep. Hover a box for its path; click a row to append that path."
-    )
-
-
-def _node_id(path_ids: tuple[int, ...]) -> str:
-    return "/".join(map(str, path_ids)) if path_ids else ROOT_ID
-
-
-def _values(flat: list[Node]) -> dict[tuple[int, ...], float]:
-    """Each node's box size: its path probability, at least its children's sum (see VALUE_MARGIN)."""
-    values = {n.path_ids: n.path_probability for n in flat} | {(): 1.0}
-    for depth in range(max((n.depth for n in flat), default=0), 0, -1):  # children before their parents
-        sums: dict[tuple[int, ...], float] = {}
-        for n in flat:
-            if n.depth == depth:
-                sums[n.path_ids[:-1]] = sums.get(n.path_ids[:-1], 0.0) + values[n.path_ids]
-        for parent, total in sums.items():
-            values[parent] = max(values[parent], total * (1 + VALUE_MARGIN))
-    return values
-
-
 def _plot(session: Session, controls: Controls) -> go.Figure | None:
     grown = current_tree(session, controls)
     return figure(grown.tree) if grown else None
@@ -153,7 +55,9 @@ def _rows(session: Session, controls: Controls) -> list[list[str]]:
 
 def _note(session: Session, controls: Controls) -> str:
     grown = current_tree(session, controls)
-    return note(grown) if grown else STALE_NOTE if session.lookahead else EMPTY_NOTE
+    if grown is None:
+        return STALE_NOTE if session.lookahead else EMPTY_NOTE
+    return note(grown.tree, len(grown.request["completion_ids"]))
 
 
 DRAWS = {"lookahead_plot": _plot, "lookahead_paths": _rows, "lookahead_note": _note}  # component -> its content

@@ -11,8 +11,9 @@ import gradio as gr
 
 from service import operations as service
 
-from . import actions, render
+from . import actions
 from .controls import FIELDS, Controls
+from .draw import render
 from .events import QUICK_EVENT, Explorer
 from .state import Prefs, from_json, to_json
 

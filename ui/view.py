@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import bars, heatmap, lookahead_view, render, timeline
+from . import lookahead_view
 from .controls import Controls
+from .draw import bars, heatmap, render, timeline
 from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
 from .state import Ghost, Prefs, Session
 

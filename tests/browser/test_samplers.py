@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ui
-from ui import bars
+from ui.draw import bars
 
 HEADERS_JS = (
     "() => Array.from(document.querySelectorAll('#stages thead th')).map(th => th.textContent.replace('⋮', '').trim())"

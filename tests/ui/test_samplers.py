@@ -10,8 +10,8 @@ from backends.model import STORE
 from decoding.sampling.params import SAMPLER_ORDERS
 from service import operations as service
 from tests.ui import chart
-from ui import bars, plots, render
 from ui.controls import Controls, matching_preset, preset_values
+from ui.draw import bars, plots, render
 from ui.request import request_for
 from ui.state import Session
 

@@ -9,7 +9,8 @@ import pytest
 from backends.model import STORE
 from tests.ui import chart
 from tests.ui.helpers import CONTROLS, stepped
-from ui import actions, bars
+from ui import actions
+from ui.draw import bars
 from ui.state import Prefs
 from ui.view import STALE_OUTPUTS, Frame, on_demand_key, view
 

@@ -9,12 +9,12 @@ import gradio as gr
 from service import operations as service
 from service.public import show_whitespace
 
-from . import actions
-from .controls import Controls
-from .events import Explorer, Outcome
-from .request import request_for
-from .state import Session
-from .view import on_demand_key
+from .. import actions
+from ..controls import Controls
+from ..events import Explorer, Outcome
+from ..request import request_for
+from ..state import Session
+from ..view import on_demand_key
 
 TOP_K = 5
 HEADERS = ["layer", *(f"top {i + 1}" for i in range(TOP_K))]

@@ -16,6 +16,8 @@ import logging
 
 from service import operations as service
 
+from ..assets import asset
+
 log = logging.getLogger(__name__)
 METHOD_CHOICES = [
     ("Attention (fast)", "attention"),
@@ -31,43 +33,8 @@ AGAINST_RGB = "220, 38, 38"  # red: lowers it
 UNSIGNED_WORDS = "darker violet = more influence (these scores are never negative)"
 SIGNED_WORDS = "blue = pushes towards the target, red = pushes against it; darker = stronger"
 TOKEN_STYLE = "padding:2px 3px;margin:1px;border-radius:4px;display:inline-block;white-space:pre"
-PANEL_CSS = """
-.attr-tokens { font-family: ui-monospace, monospace; line-height: 2; }
-.attr-tokens span, .attr-cands span { padding: 2px 3px; margin: 1px; border-radius: 4px; display: inline-block; }
-.attr-tokens .comp { border-bottom: 2px solid #2563eb; cursor: help; }
-.attr-tokens .target { outline: 2px solid #f97316; }
-.attr-cands span { border: 1px solid #9ca3af; cursor: help; font-family: ui-monospace, monospace; }
-.attr-legend { font-size: 0.9em; margin-top: 6px; }
-.attr-faith { font-size: 0.9em; }
-"""
-PANEL_JS = """
-let latest = 0;
-function paint(root, styles, titles, targetPos) {
-  root.querySelectorAll('.attr-tokens span').forEach((span, i) => {
-    span.classList.toggle('target', i === targetPos);
-    span.style.cssText = i < styles.length ? styles[i] : (i === targetPos ? '' : 'opacity:0.35');
-    span.title = i < titles.length ? titles[i] : '';
-  });
-}
-element.addEventListener('mouseover', async (event) => {
-  const hit = event.target.closest('[data-ci],[data-cand]');
-  const root = element.querySelector('.attr');
-  if (!hit || !root) return;
-  const legend = root.querySelector('.attr-legend');
-  if (!root.dataset.hover) { legend.textContent = root.dataset.slow; return; }
-  const call = ++latest;
-  legend.textContent = 'computing…';
-  const cand = hit.dataset.cand === undefined ? null : Number(hit.dataset.cand);
-  // a candidate of an inspected earlier token is explained at that token's position
-  const at = hit.dataset.ci !== undefined ? hit.dataset.ci : (cand === null ? '' : root.dataset.at);
-  const index = at === '' ? null : Number(at);
-  const out = await server.explain(root.dataset.request, index, cand, root.dataset.method);
-  if (call !== latest) return;
-  if (!out || out.error) { legend.textContent = out ? out.error : 'attribution failed'; return; }
-  paint(root, out.styles, out.titles, index === null ? -1 : Number(root.dataset.plen) + index);
-  legend.innerHTML = out.legend_html;
-});
-"""
+PANEL_CSS = asset("attribution_hover.css")
+PANEL_JS = asset("attribution_hover.js")  # asks `explain` for a target's styles on hover
 
 
 def cell_style(score: float, peak: float, signed: bool) -> str:

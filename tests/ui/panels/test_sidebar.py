@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from service.public import SAMPLER_REGISTRY, DecodingParams
-from ui.sidebar import create_sidebar
+from ui.panels.sidebar import create_sidebar
 
 
 def test_every_registry_parameter_has_its_slider_as_the_registry_describes_it():

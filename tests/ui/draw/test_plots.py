@@ -9,7 +9,7 @@ import pytest
 from decoding.sampling.params import DecodingParams
 from decoding.sampling.presets import PRESETS
 from tests.ui import chart
-from ui import bars, plots, timeline
+from ui.draw import bars, plots, timeline
 
 STAGE_NAMES = ("base", "penalties", "temperature", "constraint", "top_p")
 

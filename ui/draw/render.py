@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..state import Session
 from . import plots
-from .state import Session
 
 COLOR_MAP = {
     "prompt": "#e5e7eb",

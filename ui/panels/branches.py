@@ -12,12 +12,13 @@ import gradio as gr
 
 from service import operations as service
 
-from . import actions, compare
-from .controls import Controls
-from .events import Explorer, Outcome
-from .request import request_for
-from .state import MAIN, Session
-from .view import on_demand_key
+from .. import actions
+from ..controls import Controls
+from ..draw import compare
+from ..events import Explorer, Outcome
+from ..request import request_for
+from ..state import MAIN, Session
+from ..view import on_demand_key
 
 
 def create_branches() -> dict:

@@ -1,4 +1,4 @@
-"""The timeline panel: entropy of p_final and surprisal of each chosen token, per completion token."""
+"""The timeline figure: entropy of p_final and surprisal of each chosen token, per completion token."""
 
 from __future__ import annotations
 

@@ -14,12 +14,13 @@ import gradio as gr
 from service import operations as service
 from service.public import agreement
 
-from . import actions, heatmap
-from .controls import Controls
-from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
-from .request import attribution_request, fingerprint, prompt_request, request_for
-from .state import Session
-from .view import on_demand_key
+from .. import actions
+from ..controls import Controls
+from ..draw import heatmap
+from ..events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
+from ..request import attribution_request, fingerprint, prompt_request, request_for
+from ..state import Session
+from ..view import on_demand_key
 
 D = Controls()
 PROGRESS = gr.Progress()

@@ -16,11 +16,12 @@ import gradio as gr
 from service import operations as service
 from service import tree as tree_mod
 
-from . import actions, lookahead_view
-from .controls import Controls
-from .events import Explorer, Outcome
-from .request import model_id
-from .state import LookAhead, Session
+from .. import actions, lookahead_view
+from ..controls import Controls
+from ..draw import lookahead_tree
+from ..events import Explorer, Outcome
+from ..request import model_id
+from ..state import LookAhead, Session
 
 
 def create_lookahead() -> dict:
@@ -35,10 +36,10 @@ def create_lookahead() -> dict:
                 1, tree_mod.MAX_DEPTH, value=tree_mod.DEFAULT_DEPTH, step=1, label="Depth (tokens ahead)"
             )
         c["lookahead_button"] = gr.Button("Grow the tree from the position on screen", size="sm")
-        c["lookahead_note"] = gr.Markdown(lookahead_view.EMPTY_NOTE, elem_id="lookahead-note")
+        c["lookahead_note"] = gr.Markdown(lookahead_tree.EMPTY_NOTE, elem_id="lookahead-note")
         c["lookahead_plot"] = gr.Plot(label="Continuation tree", show_label=False, elem_id="lookahead-plot")
         c["lookahead_paths"] = gr.Dataframe(
-            headers=lookahead_view.HEADERS, label="Paths (click one to append it)", interactive=False, wrap=True,
+            headers=lookahead_tree.HEADERS, label="Paths (click one to append it)", interactive=False, wrap=True,
             elem_id="lookahead-paths", column_widths=["55%", "15%", "15%", "15%"],
         )  # fmt: skip
     return c
@@ -61,7 +62,7 @@ def take_path(session: Session, controls: Controls, index: object) -> Outcome:
     grown = lookahead_view.current_tree(session, controls)
     if grown is None:
         raise ValueError("the tree is out of date (or not grown yet): grow it again, then click a path")
-    nodes = lookahead_view.nodes(grown.tree)
+    nodes = lookahead_tree.nodes(grown.tree)
     row = index[0] if isinstance(index, list | tuple) else index
     if not isinstance(row, int) or not 0 <= row < len(nodes):
         raise ValueError(f"row {row!r} is not a path of the tree on screen: it has {len(nodes)} paths")

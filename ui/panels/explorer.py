@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import actions, bars, quickstep
-from .controls import Controls
-from .events import QUICK_EVENT
-from .render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
+from .. import actions, quickstep
+from ..controls import Controls
+from ..draw import bars
+from ..draw.render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
+from ..events import QUICK_EVENT
 
 D = Controls()
 PLAY = "▶ Play"

@@ -1,4 +1,4 @@
-"""The Look ahead panel: the tree as a figure and a table, growing it, taking a path, out of date, the session file."""
+"""The Look ahead panel: growing the tree, taking a path, out of date, the session file."""
 
 from __future__ import annotations
 
@@ -11,59 +11,18 @@ from backends.model import STORE
 from service import operations as service
 from service.budgets import Budgets
 from tests.ui.helpers import CONTROLS, stepped
-from ui import actions, lookahead, lookahead_view, session_file
+from ui import actions, lookahead_view
+from ui.draw import lookahead_tree
+from ui.panels import lookahead, session_file
 from ui.state import MAIN, Prefs, Session, from_json, to_json
 from ui.view import Frame, view
 
 OPEN = Prefs(open_panels=frozenset({"lookahead"}))  # the accordion open: its panels are drawn
 
 
-def _node(token_id: int, display: str, path: tuple, p: float, pp: float, children=(), finish=None) -> dict:
-    token = {"id": token_id, "text": display, "display": display, "special": False}
-    return {
-        "token": token, "path_ids": list(path), "p_base": p / 2, "p_final": p, "path_probability": pp,
-        "finish_reason": finish, "children": list(children),
-    }  # fmt: skip
-
-
-TREE = {
-    "width": 2,
-    "depth": 2,
-    "node_count": 5,
-    "children": [
-        _node(1, "␣a", (1,), 0.6, 0.6, [_node(3, "b", (1, 3), 0.5, 0.3), _node(4, "c", (1, 4), 0.5, 0.3)]),
-        _node(2, "␣d", (2,), 0.4, 0.4, finish="eos"),
-    ],
-}
-
-
 @pytest.fixture(autouse=True)
 def tiny_model(tiny):
     STORE.use(tiny)
-
-
-def test_nodes_are_depth_first_with_their_path_text_and_ids():
-    nodes = lookahead_view.nodes(TREE)
-    assert [n.path_ids for n in nodes] == [(1,), (1, 3), (1, 4), (2,)]
-    assert [n.path_text for n in nodes] == ["␣a", "␣ab", "␣ac", "␣d"]
-    assert [n.depth for n in nodes] == [1, 2, 2, 1]
-
-
-def test_the_table_indents_by_depth_and_says_why_a_path_ends():
-    rows = lookahead_view.path_rows(TREE)
-    assert rows[0] == ["␣a", "60.0%", "30.0%", "60.00%"]
-    assert rows[1][0] == "· ␣ab" and rows[3][0] == "␣d (eos)"
-
-
-def test_the_icicle_nests_each_path_under_its_parent_with_room_for_its_children():
-    trace = lookahead_view.figure(TREE).data[0]
-    ids, parents, values = list(trace.ids), list(trace.parents), list(trace.values)
-    assert ids == ["root", "1", "1/3", "1/4", "2"] and parents == ["", "root", "1", "1", "root"]
-    assert trace.labels[1] == "␣a<br>60%" and trace.customdata[2][0] == "␣ab"
-    for i, parent in enumerate(ids):
-        children = [values[j] for j, p in enumerate(parents) if p == parent]
-        assert sum(children) <= values[i]  # Plotly drops a "total" branch whose children outgrow it
-    assert values[1] == pytest.approx(0.6) and values[2] == pytest.approx(0.3)
 
 
 def test_growing_keeps_the_tree_in_the_session_and_draws_it():
@@ -81,7 +40,7 @@ def test_after_a_step_the_tree_is_out_of_date_and_shows_no_old_numbers():
     shown, _ = view(Frame(outcome.session, CONTROLS, OPEN, outcome.result))
     stepped_on = actions.step(shown, CONTROLS)
     _, panels = view(Frame(stepped_on.session, CONTROLS, OPEN, stepped_on.result))
-    assert panels["lookahead_note"] == lookahead_view.STALE_NOTE
+    assert panels["lookahead_note"] == lookahead_tree.STALE_NOTE
     assert panels["lookahead_plot"] is None and panels["lookahead_paths"] == []
     with pytest.raises(ValueError, match="out of date"):
         lookahead.take_path(stepped_on.session, CONTROLS, [0, 0])
@@ -96,7 +55,7 @@ def test_another_model_makes_the_tree_out_of_date(monkeypatch):
     status = service.model_status()
     monkeypatch.setattr(service, "model_status", lambda: status | {"model_id": "another-model"})
     _, panels = view(Frame(shown, CONTROLS, OPEN, outcome.result))  # same tokens and knobs, another model
-    assert panels["lookahead_note"] == lookahead_view.STALE_NOTE and panels["lookahead_paths"] == []
+    assert panels["lookahead_note"] == lookahead_tree.STALE_NOTE and panels["lookahead_paths"] == []
     with pytest.raises(ValueError, match="out of date"):
         lookahead.take_path(shown, CONTROLS, [0, 0])
 
@@ -111,7 +70,7 @@ def test_a_closed_panel_is_not_drawn_and_is_drawn_when_opened():
 
 def test_a_click_on_a_row_appends_its_path():
     state = lookahead.grow(stepped(1), CONTROLS, 2, 2).session
-    nodes = lookahead_view.nodes(state.lookahead.tree)
+    nodes = lookahead_tree.nodes(state.lookahead.tree)
     row = next(i for i, n in enumerate(nodes) if len(n.path_ids) == 2 and n.finish_reason is None)
     outcome = lookahead.take_path(state, CONTROLS, [row, 0])
     assert outcome.session.branch.ids == state.branch.ids + nodes[row].path_ids
@@ -123,7 +82,7 @@ def test_a_tree_grown_at_an_inspected_token_branches_there():
     inspecting = state.inspecting(1)
     grown = lookahead.grow(inspecting, CONTROLS, 2, 2).session
     assert grown.lookahead.request["completion_ids"] == list(state.branch.ids[:1])
-    path = lookahead_view.nodes(grown.lookahead.tree)[1].path_ids
+    path = lookahead_tree.nodes(grown.lookahead.tree)[1].path_ids
     outcome = lookahead.take_path(grown, CONTROLS, [1, 0])
     assert outcome.session.branch.ids == state.branch.ids[:1] + path
     assert outcome.session.branches[MAIN].ids == state.branch.ids and "New branch" in outcome.notice

@@ -11,7 +11,8 @@ import pytest
 from backends.model import STORE
 from decoding.constraints import EXAMPLES
 from tests.ui.helpers import CONTROLS, stepped
-from ui import attribution_panel, autostep, branches, chat_tab, lens, session_file, settings, sidebar
+from ui import settings
+from ui.panels import attribution_panel, autostep, branches, chat_tab, lens, session_file, sidebar
 from ui.state import MAIN, Prefs, Session
 
 

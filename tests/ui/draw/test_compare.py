@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ui import compare
+from ui.draw import compare
 
 
 def _pill(text: str) -> dict:

@@ -14,19 +14,11 @@ import gradio as gr
 from service import operations as service
 from service.public import CONSTRAINT_PRESETS, EXAMPLES, PRESETS, REGEX_HELP, default_model_id
 
-from . import actions, render
-from .controls import (
-    CUSTOM,
-    KNOBS,
-    NO_PRESET,
-    ORDER_CHOICES,
-    PARAM_FIELDS,
-    Controls,
-    matching_preset,
-    preset_values,
-)
-from .events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
-from .state import Prefs, Session
+from .. import actions
+from ..controls import CUSTOM, KNOBS, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values
+from ..draw import render
+from ..events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
+from ..state import Prefs, Session
 
 D = Controls()
 CONSTRAINT_CHOICES = [

@@ -10,7 +10,9 @@ import pytest
 from backends.model import STORE
 from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
-from ui import attribution_panel, heatmap, view
+from ui import view
+from ui.draw import heatmap
+from ui.panels import attribution_panel
 from ui.state import Session
 from ui.view import Frame
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ui import render
+from ui.draw import render
 from ui.state import Branch, Session
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from ui import heatmap
+from ui.draw import heatmap
 
 RGBA = re.compile(r"background:rgba\((\d+), (\d+), (\d+), ([\d.]+)\)")
 BLUE, RED, VIOLET = (37, 99, 235), (220, 38, 38), (124, 58, 237)

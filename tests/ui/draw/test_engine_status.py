@@ -3,7 +3,7 @@ attribution and the logit lens are not available without a transformers copy."""
 
 from __future__ import annotations
 
-from ui import render
+from ui.draw import render
 
 READY = {"state": "ready", "model_id": "m", "source": "s", "device": "cpu", "dtype": "float32",
          "has_chat_template": True, "vocab_size": 10, "context_length": 20, "placement": "cpu"}  # fmt: skip

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 
 import gradio as gr
 
-from . import actions
-from .controls import Controls
-from .events import QUICK_EVENT, Explorer, Outcome
+from .. import actions
+from ..controls import Controls
+from ..events import QUICK_EVENT, Explorer, Outcome
+from ..state import Session
 from .explorer import PLAY
-from .state import Session
 
 PAUSE = "⏸ Pause"
 D = Controls()

@@ -12,21 +12,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import actions
-from .controls import FIELDS, Controls
-from .events import QUICK_EVENT, Explorer, Outcome
-from .state import Prefs, Session, from_json, to_json
+from .. import actions
+from ..assets import asset
+from ..controls import FIELDS, Controls
+from ..events import QUICK_EVENT, Explorer, Outcome
+from ..state import Prefs, Session, from_json, to_json
 
-FILE_NAME = "nexttoken-session.json"
-DOWNLOAD_JS = f"""(text) => {{
-  if (!text) return;
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(new Blob([text], {{type: 'application/json'}}));
-  link.download = '{FILE_NAME}';
-  document.body.appendChild(link);
-  link.click();
-  setTimeout(() => {{ URL.revokeObjectURL(link.href); link.remove(); }}, 1000);
-}}"""
+DOWNLOAD_JS = asset("session_download.js")  # hands the built text to the browser as a file
 
 
 def create_session_file() -> dict:

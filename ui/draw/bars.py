@@ -24,16 +24,13 @@ from html import escape
 
 from service.public import SAMPLER_REGISTRY, SAMPLER_STAGES
 
+from ..assets import asset
 from .plots import CUT_SYMBOL, ShownRow, cut_mark, removal_mark, shown_rows, stage_title
 
 BASE_NAME = "p_base (raw model)"
 FINAL_NAME = "p_final (after all stages)"
 GHOST_NAME = "p_final before the change"
 FINISHED = "No distribution: the completion is finished."
-BASE_COLOR = "#9ca3af"
-FINAL_COLOR = "#2563eb"
-CUT_COLOR = "#ef4444"
-GHOST_COLOR = "rgba(37, 99, 235, 0.25)"
 # Every stage a chain can have: base, penalties, DRY and the constraint before the samplers, greedy after them.
 STAGE_SLOTS = ("base", *SAMPLER_REGISTRY.fixed, "constraint", *SAMPLER_STAGES, "greedy")
 END = len(STAGE_SLOTS)  # the slot of the view after all stages
@@ -209,47 +206,4 @@ def _stage_rules() -> str:
     return "\n".join(rules)
 
 
-CSS = f"""
-.nt-bars {{ --nt-room: 9.5em; --nt-grid: var(--border-color-primary, #e5e7eb); color: var(--body-text-color);
-  font-size: 13px; padding: 6px 4px 4px; }}
-.nt-empty p {{ margin: 32px 8px; text-align: center; color: var(--body-text-color-subdued); }}
-.nt-menu {{ display: flex; flex-wrap: wrap; align-items: center; gap: 5px 6px; margin: 0 0 10px; font-size: 12px; }}
-.nt-chip {{ position: relative; cursor: pointer; margin: 0; }}
-.nt-chip input {{ position: absolute; opacity: 0; width: 1px; height: 1px; margin: 0; pointer-events: none; }}
-.nt-chip span {{ display: inline-block; padding: 1px 8px; border: 1px solid var(--border-color-primary, #d1d5db);
-  border-radius: 999px; white-space: nowrap; }}
-.nt-chip:hover span {{ border-color: {FINAL_COLOR}; }}
-.nt-absent {{ display: none; }}
-.nt-chip input:checked:enabled + span, .nt-menu:not(:has(input:checked:enabled)) .nt-pick.k{END} + span {{
-  background: {FINAL_COLOR}; border-color: {FINAL_COLOR}; color: #fff; }}
-.nt-chip input:focus-visible + span {{ outline: 2px solid {FINAL_COLOR}; outline-offset: 1px; }}
-.nt-row, .nt-axis {{ font-family: ui-monospace, "DejaVu Sans Mono", monospace; display: grid;
-  grid-template-columns: min(var(--nt-label), 35%) minmax(60px, 1fr) min(var(--nt-room), 25%);
-  column-gap: 8px; align-items: center; }}
-.nt-chosen {{ background: rgba(37, 99, 235, 0.1); border-radius: 4px; font-weight: 600; }}
-.nt-label {{ white-space: nowrap; overflow: hidden; text-overflow: ellipsis; text-align: right; }}
-.nt-track {{ display: flex; flex-direction: column; justify-content: center; gap: 2px; padding: 4px 0; min-height: 28px;
-  box-sizing: border-box; background-image: linear-gradient(to right, var(--nt-grid) 1px, transparent 1px);
-  background-size: 25% 100%; box-shadow: inset -1px 0 var(--nt-grid); }}
-.nt-base, .nt-ghost, .nt-fin, .nt-cut {{ display: block; flex: none; border-radius: 0 2px 2px 0; }}
-.nt-base {{ height: 7px; background: {BASE_COLOR}; }}
-.nt-ghost {{ height: 5px; background: {GHOST_COLOR}; box-shadow: inset 0 0 0 1px {FINAL_COLOR}; }}
-.nt-slot {{ display: block; height: 11px; }}
-.nt-slot > .nt-v {{ display: flex; align-items: center; height: 100%; }}
-.nt-fin {{ height: 100%; background: {FINAL_COLOR}; }}
-.nt-cut {{ height: 100%; background: {CUT_COLOR}; }}
-.nt-val, .nt-ticks {{ font-family: var(--font, sans-serif); }}
-.nt-val {{ flex: none; padding-left: 5px; font-size: 11px; line-height: 1; white-space: nowrap; }}
-.nt-ticks {{ position: relative; height: 1.5em; }}
-.nt-ticks i {{ position: absolute; top: 2px; transform: translateX(-50%); font-style: normal; font-size: 11px;
-  color: var(--body-text-color-subdued); }}
-.nt-ticks i:first-child {{ transform: none; }}
-.nt-legend {{ display: flex; flex-wrap: wrap; gap: 2px 14px; margin-top: 6px; font-size: 12px; }}
-.nt-key {{ display: inline-flex; align-items: center; gap: 5px; }}
-.nt-sw {{ display: inline-block; width: 14px; height: 10px; border-radius: 2px; }}
-.nt-sw-base {{ background: {BASE_COLOR}; }}
-.nt-sw-ghost {{ background: {GHOST_COLOR}; box-shadow: inset 0 0 0 1px {FINAL_COLOR}; }}
-.nt-sw-fin {{ background: {FINAL_COLOR}; }}
-.nt-sw-cut {{ background: {CUT_COLOR}; }}
-{_stage_rules()}
-"""
+CSS = asset("bars.css", END=END) + _stage_rules() + "\n"  # the chart's rules, then one per stage slot

@@ -16,10 +16,10 @@ import gradio as gr
 from service import chat
 from service import operations as service
 
-from . import actions
-from .controls import Controls
-from .events import MODEL_EVENT, QUICK_EVENT, SESSION_EVENT, Explorer, Outcome, refuse
-from .state import Session
+from .. import actions
+from ..controls import Controls
+from ..events import MODEL_EVENT, QUICK_EVENT, SESSION_EVENT, Explorer, Outcome, refuse
+from ..state import Session
 
 FRAME_SECONDS = 0.08  # the browser drops frames it cannot draw, so yield at most this often
 

@@ -1,0 +1,1 @@
+() => { window.ntBars?.settle(); }
