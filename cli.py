@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import cli_values as values
 import runtime
 from backends import model as model_mod
 from backends.lane import LANE
@@ -29,11 +30,8 @@ from service import prefetch as prefetch_mod
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOCAL_QUEUE_SIZE = 64
 PUBLIC_QUEUE_SIZE = 16  # strangers share one model: a short queue fails fast instead of waiting minutes
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
 PUBLIC_HELP = (
     "allowlisted models only, no local paths, capped prompts (default on with --share and on Spaces) [NEXTTOKEN_PUBLIC]"
 )
@@ -143,23 +141,23 @@ def _options(ns: argparse.Namespace, env: Mapping[str, str]) -> Options:
         return _setting(ns, env, dest, *names)
 
     on_spaces = runtime.on_spaces(env)
-    share = _flag(*get("share", "GRADIO_SHARE"), default=False)
-    public = _flag(*get("public", "NEXTTOKEN_PUBLIC"), default=share or on_spaces)
+    share = values.flag(*get("share", "GRADIO_SHARE"), default=False)
+    public = values.flag(*get("public", "NEXTTOKEN_PUBLIC"), default=share or on_spaces)
     model, _ = get("model", "LLM_DEMO_DEFAULT_MODEL", "NEXTTOKEN_MODEL")
     host, _ = get("host", "GRADIO_SERVER_NAME")
     return Options(
         model=model,
         device=_device(*get("device", "NEXTTOKEN_DEVICE")),
         host=host,
-        port=_number(*get("port", "GRADIO_SERVER_PORT"), default=None, high=65535),
+        port=values.number(*get("port", "GRADIO_SERVER_PORT"), default=None, high=65535),
         share=share,
         public=public,
         list_models=ns.list_models,
         device_map=_device_map(*get("device_map", "NEXTTOKEN_DEVICE_MAP")),
-        log_level=_log_level(*get("log_level", "LLM_DEMO_LOG_LEVEL")),
-        allowlist=_id_list(get("allow_models", "NEXTTOKEN_MODEL_ALLOWLIST")[0]),
+        log_level=values.log_level(*get("log_level", "LLM_DEMO_LOG_LEVEL")),
+        allowlist=values.id_list(get("allow_models", "NEXTTOKEN_MODEL_ALLOWLIST")[0]),
         budgets=_budgets(get, public),
-        queue_size=_number(
+        queue_size=values.number(
             *get("queue_size", "NEXTTOKEN_QUEUE_SIZE"), default=PUBLIC_QUEUE_SIZE if public else LOCAL_QUEUE_SIZE
         ),
         on_spaces=on_spaces,
@@ -173,15 +171,17 @@ def _engine(get) -> BackendSettings:
     name, source = get("engine", "NEXTTOKEN_ENGINE")
     name = backend_name(name, source)
     given = {
-        "tensor_parallel_size": _number(*get("tensor_parallel_size", "NEXTTOKEN_TENSOR_PARALLEL_SIZE"), default=None),
-        "pipeline_parallel_size": _number(
+        "tensor_parallel_size": values.number(
+            *get("tensor_parallel_size", "NEXTTOKEN_TENSOR_PARALLEL_SIZE"), default=None
+        ),
+        "pipeline_parallel_size": values.number(
             *get("pipeline_parallel_size", "NEXTTOKEN_PIPELINE_PARALLEL_SIZE"), default=None
         ),
-        "distributed_executor_backend": _choice(
+        "distributed_executor_backend": values.choice(
             *get("distributed_executor_backend", "NEXTTOKEN_DISTRIBUTED_EXECUTOR_BACKEND"), EXECUTOR_BACKENDS
         ),
-        "enforce_eager": _flag(*get("enforce_eager", "NEXTTOKEN_ENFORCE_EAGER"), default=False),
-        "attribution_copy": _flag(*get("attribution_copy", "NEXTTOKEN_ATTRIBUTION_COPY"), default=False),
+        "enforce_eager": values.flag(*get("enforce_eager", "NEXTTOKEN_ENFORCE_EAGER"), default=False),
+        "attribution_copy": values.flag(*get("attribution_copy", "NEXTTOKEN_ATTRIBUTION_COPY"), default=False),
     }
     if name == "transformers":
         for dest, value in given.items():
@@ -192,23 +192,6 @@ def _engine(get) -> BackendSettings:
     copy = given.pop("attribution_copy")
     options = VllmOptions(**{dest: value for dest, value in given.items() if value is not None})
     return BackendSettings(name, options, copy)
-
-
-def _choice(value: object, source: str, accepted: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    if str(value).strip().lower() not in accepted:
-        raise ValueError(f"{source} {value!r} is not one of {', '.join(accepted)}")
-    return str(value).strip().lower()
-
-
-def _flag(value: object, source: str, default: bool) -> bool:
-    if value is None or isinstance(value, bool):
-        return default if value is None else value
-    word = str(value).lower()
-    if word not in TRUE_WORDS + FALSE_WORDS:
-        raise ValueError(f"{source} {value!r} is not a yes/no value: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
-    return word in TRUE_WORDS
 
 
 def _device(value: object, source: str) -> str:
@@ -233,33 +216,11 @@ def _device_map(value: object, source: str) -> str | None:
         raise ValueError(f"{source}: {exc}") from exc
 
 
-def _log_level(value: object, source: str) -> str:
-    level = "INFO" if value is None else str(value).upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"{source} {value!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-def _number(value: object, source: str, default: int | None, high: int | None = None) -> int | None:
-    """A whole number from 1 to `high`, or `default` when not given."""
-    if value is None:
-        return default
-    text = str(value).strip()
-    limit = f" and at most {high}" if high else ""
-    if not text.isdigit() or int(text) < 1 or (high and int(text) > high):
-        raise ValueError(f"{source} {value!r} is not a whole number of at least 1{limit}")
-    return int(text)
-
-
 def _budgets(get, public: bool) -> budgets_mod.Budgets:
     """Each budget from its flag or environment variable, else the default of the mode."""
     base = budgets_mod.Budgets.defaults(public)
-    given = {limit.name: _number(*get(limit.name, limit.env), default=None) for limit in budgets_mod.LIMITS}
+    given = {limit.name: values.number(*get(limit.name, limit.env), default=None) for limit in budgets_mod.LIMITS}
     return base.with_limits(**{name: value for name, value in given.items() if value is not None})
-
-
-def _id_list(value: object) -> tuple[str, ...]:
-    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
 
 
 def apply(options: Options) -> None:

@@ -52,15 +52,20 @@ def load_model(
             ) from exc
         raise ValueError(describe_load_error(model_id, exc)) from exc
     backend = _start_vllm(target, engine, LoadedModel(model, tokenizer, model_id, source, dev, 0))
-    if strategy and weights:
-        # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
-        dev = model.get_input_embeddings().weight.device
-        model.eval()
-    elif weights:
-        model.to(dev).eval()
+    if weights:
+        dev = _place(model, dev, bool(strategy))
     model.requires_grad_(False)
     name = EMBEDDED_ID if source == "embedded" else model_id.strip()
     return LoadedModel(model, tokenizer, name, source, dev, next(_generation), backend)
+
+
+def _place(model, dev, spread: bool):
+    """Put the weights in eval mode on `dev` (or where accelerate spread them); the device inputs go to."""
+    if spread:  # inputs go where the embedding layer was put; accelerate's hooks move activations onwards
+        model.eval()
+        return model.get_input_embeddings().weight.device
+    model.to(dev).eval()
+    return dev
 
 
 def _start_vllm(target: str, engine: BackendSettings, skeleton: LoadedModel):
