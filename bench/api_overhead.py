@@ -40,14 +40,14 @@ TIMEOUT_S = 300
 LABELS = ("Engine", "Service", "REST", "Gradio", "Client")  # one prompt per walk: first words differ
 
 
-def body_for(tokenizer, walk: int, completion_ids: list[int] | None = None) -> dict:
-    """A greedy raw-prompt step request of about CONTEXT_TOKENS tokens whose first word names the walk."""
+def body_for(tokenizer, walk: int, context: int = CONTEXT_TOKENS) -> dict:
+    """A greedy raw-prompt step request of about `context` tokens whose first word names the walk."""
     label = LABELS[walk % len(LABELS)] + str(walk)
-    prompt = f"{label}: {prompt_of(tokenizer, CONTEXT_TOKENS - len(tokenizer(label + ':')['input_ids']))}"
+    prompt = f"{label}: {prompt_of(tokenizer, context - len(tokenizer(label + ':')['input_ids']))}"
     return {
         "prompt": prompt,
         "use_chat_template": False,
-        "completion_ids": completion_ids or [],
+        "completion_ids": [],
         "top_k": 10,
         "params": {"greedy": True},
     }
