@@ -2,13 +2,18 @@
 
 The edges import the service and nothing under it (a contract in pyproject.toml): the operations are in
 `service.operations`; this module names the rest they need: the model lane's concurrency and its errors,
-the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display
-and the agreement of two attribution results.
+the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display,
+the attribution methods and aggregations (their labels, which run on hover, the IG steps' range, a schema) and
+the agreement of two attribution results.
 """
 
 from __future__ import annotations
 
+from attribution.aggregations import AGGREGATIONS as ATTRIBUTION_AGGREGATIONS
 from attribution.agreement import agreement
+from attribution.registry import IG_STEPS
+from attribution.registry import REGISTRY as ATTRIBUTION_METHODS
+from attribution.registry import schema as attribution_schema
 from backends.lane import EVENT_CONCURRENCY, LANE, Cancelled, LaneFull
 from backends.model import default_model_id
 from decoding.constraints import EXAMPLES, REGEX_HELP
@@ -31,10 +36,13 @@ def event_arrived() -> None:
 
 
 __all__ = [
+    "ATTRIBUTION_AGGREGATIONS",
+    "ATTRIBUTION_METHODS",
     "CONCURRENCY_ID",
     "CONSTRAINT_PRESETS",
     "EVENT_CONCURRENCY",
     "EXAMPLES",
+    "IG_STEPS",
     "PRESETS",
     "REGEX_HELP",
     "SAMPLER_ORDERS",
@@ -43,6 +51,7 @@ __all__ = [
     "DecodingParams",
     "LaneFull",
     "agreement",
+    "attribution_schema",
     "check_sampler_order",
     "default_model_id",
     "event_arrived",
