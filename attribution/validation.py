@@ -30,7 +30,7 @@ def _check_foil(foil_id: object, target_id: int, method: registry.Method, vocab:
     if foil_id is None:
         return
     if as_int(foil_id) is None or not 0 <= foil_id < vocab:
-        raise ValueError(f"contrast_token_id {foil_id!r} is outside the vocabulary [0, {vocab})")
+        raise ValueError(f"contrast_token_id {foil_id!r} {_outside(vocab)}")
     if foil_id == target_id:
         raise ValueError(f"contrast_token_id {foil_id} is the target token itself: give another token as the foil")
     registry.check_foil(method)
@@ -56,17 +56,19 @@ def validate(
     return checked
 
 
+def _outside(rows: int) -> str:
+    return f"is outside the vocabulary: accepted is 0 to {rows - 1}"
+
+
 def _check_ids(loaded: LoadedModel, context_ids: Sequence[int], target_id: int) -> None:
+    accepted = f"accepted is a list of 1 to {loaded.context_length} token ids (the model's context length)"
     if len(context_ids) == 0:
-        raise ValueError("context_ids is empty: attribution needs at least one context token")
-    vocab = loaded.vocab_size
+        raise ValueError(f"context_ids is empty: {accepted}")
     embed_rows = int(loaded.model.get_input_embeddings().weight.shape[0])
     for position, token in enumerate(context_ids):
         if as_int(token) is None or not 0 <= token < embed_rows:
-            raise ValueError(
-                f"context token {token!r} at position {position} is outside the vocabulary [0, {embed_rows})"
-            )
+            raise ValueError(f"context_ids[{position}] = {token!r} {_outside(embed_rows)}")
     if len(context_ids) > loaded.context_length:
-        raise ValueError(f"context has {len(context_ids)} tokens; the model accepts at most {loaded.context_length}")
-    if as_int(target_id) is None or not 0 <= target_id < vocab:
-        raise ValueError(f"target_id {target_id!r} is outside the vocabulary [0, {vocab})")
+        raise ValueError(f"context_ids has {len(context_ids)} tokens: {accepted}")
+    if as_int(target_id) is None or not 0 <= target_id < loaded.vocab_size:
+        raise ValueError(f"target_id {target_id!r} {_outside(loaded.vocab_size)}")

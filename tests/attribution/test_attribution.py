@@ -204,10 +204,11 @@ def test_attention_falls_back_to_cpu(tiny, ids, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"context_ids": []}, "context_ids is empty"),
-        ({"context_ids": [1, 10**7]}, r"context token 10000000 at position 1 is outside the vocabulary \[0, "),
-        ({"target_id": -1}, r"target_id -1 is outside the vocabulary \[0, "),
-        ({"target_id": 49152}, r"target_id 49152 is outside the vocabulary \[0, 49152\)"),
+        ({"context_ids": []}, "context_ids is empty: accepted is a list of 1 to 256 token ids"),
+        ({"context_ids": [1] * 257}, "context_ids has 257 tokens: accepted is a list of 1 to 256 token ids"),
+        ({"context_ids": [1, 10**7]}, r"context_ids\[1\] = 10000000 is outside the vocabulary: accepted is 0 to "),
+        ({"target_id": -1}, "target_id -1 is outside the vocabulary: accepted is 0 to "),
+        ({"target_id": 49152}, "target_id 49152 is outside the vocabulary: accepted is 0 to 49151$"),
         ({"target_id": True}, "target_id True is outside"),
         ({"method": "lime"}, "method 'lime' is not accepted: use one of attention, saliency"),
         ({"aggregation": "max"}, "aggregation 'max' is not accepted: use one of l2, sum"),
