@@ -2,9 +2,12 @@
 
 The edges import the service and nothing under it (a contract in pyproject.toml): the operations are in
 `service.operations`; this module names the rest they need: the model lane's concurrency and its errors,
-the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display,
-the attribution methods and aggregations (their labels, which run on hover, the IG steps' range, a schema) and
-the agreement of two attribution results.
+the sampler stages and orders with the typed parameters, the presets, the constraint examples, token display
+and the agreement of two attribution results.
+
+The attribution methods come from their registry (`attribution.registry`): its entries (labels, which run on
+hover, signedness, which take a foil), the aggregations, the IG steps' range, and `attribution_schema()` for an
+API schema.
 """
 
 from __future__ import annotations
