@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from service.public import EXAMPLES, IG_STEPS, PRESETS, SAMPLER_ORDERS, DecodingParams, check_sampler_order
+from service.public import EXAMPLES, PRESETS, SAMPLER_ORDERS, DecodingParams, check_sampler_order
 
 FLOAT_KNOBS = (
     "temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p", "typical_p",
@@ -66,7 +66,7 @@ class Controls:
     granularity: str = "token"  # attribution per token, or summed per word
     explain_token: str = ""  # a candidate's token id to explain at the position, blank for the token there
     contrast_token: str = ""  # the foil's token id ("why the target rather than this?"), blank for none
-    ig_steps: int = IG_STEPS.default  # the API's default
+    ig_steps: int = 16
 
     @classmethod
     def from_values(cls, values: dict) -> Controls:
