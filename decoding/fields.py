@@ -125,8 +125,11 @@ def number(name: str, value: object, accepted: str) -> float:
 
 def choice(name: str, value: object, accepted: Sequence[str], default: str) -> str:
     """One of the accepted words; null or missing is `default`."""
-    if value is None:
-        return default
+    return default if value is None else one_of(name, value, accepted)
+
+
+def one_of(name: str, value: object, accepted: Sequence[str]) -> str:
+    """One of the accepted words; null is refused like any other value."""
     if not isinstance(value, str) or value not in accepted:
         raise ValueError(f"{name} {shown(value)} is not accepted: use one of {', '.join(accepted)}")
     return value

@@ -215,8 +215,8 @@ def _attribution_items(request: dict) -> Iterator[dict]:
 
     engine, prompt, context, target, spec = _attribution_setup(request)
     slices = attribute_slices(
-        engine.loaded, context, target, spec.method, aggregation=spec.aggregation, ig_steps=spec.ig_steps,
-        last_layer_only=spec.last_layer_only, contrast_token_id=spec.contrast_token_id,
+        engine.loaded, context, target, spec.method, aggregation=spec.aggregation,
+        contrast_token_id=spec.contrast_token_id, **spec.parameters,
     )  # fmt: skip
     for item in LANE.sliced(slices):
         if isinstance(item, Progress):

@@ -5,11 +5,19 @@ The edges import the service and nothing under it (a contract in pyproject.toml)
 the sampler stages, their registry (each knob's range, default and slider; its `schema()` for an API
 schema) and orders with the typed parameters, the presets, the constraint examples, token display,
 the agreement of two attribution results and the bounded cache.
+
+The attribution methods come from their registry (`attribution.registry`): its entries (labels, which run on
+hover, signedness, which take a foil), the aggregations, the IG steps' range, and `attribution_schema()` for an
+API schema.
 """
 
 from __future__ import annotations
 
+from attribution.aggregations import AGGREGATIONS as ATTRIBUTION_AGGREGATIONS
 from attribution.agreement import agreement
+from attribution.registry import IG_STEPS
+from attribution.registry import REGISTRY as ATTRIBUTION_METHODS
+from attribution.registry import schema as attribution_schema
 from backends.bounded import BoundedCache
 from backends.lane import EVENT_CONCURRENCY, LANE, Cancelled, LaneFull
 from backends.model import default_model_id
@@ -34,10 +42,13 @@ def event_arrived() -> None:
 
 
 __all__ = [
+    "ATTRIBUTION_AGGREGATIONS",
+    "ATTRIBUTION_METHODS",
     "CONCURRENCY_ID",
     "CONSTRAINT_PRESETS",
     "EVENT_CONCURRENCY",
     "EXAMPLES",
+    "IG_STEPS",
     "PRESETS",
     "REGEX_HELP",
     "SAMPLER_ORDERS",
@@ -48,6 +59,7 @@ __all__ = [
     "DecodingParams",
     "LaneFull",
     "agreement",
+    "attribution_schema",
     "check_sampler_order",
     "default_model_id",
     "event_arrived",

@@ -1,5 +1,6 @@
-"""What an attribution request asks for: its own keys (target, foil, method, aggregation, granularity, steps)
-parsed strictly, and the context and target token ids they name.
+"""What an attribution request asks for: its own keys (target, foil, method, aggregation, granularity, and the
+methods' parameters, as `attribution.registry` lists them) parsed strictly, and the context and target token
+ids they name.
 
 Parsing needs no model, so a bad attribution request is refused before any work; `target_ids` then
 resolves the target against the prompt and completion of the loaded model.
@@ -9,23 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from attribution.aggregations import AGGREGATIONS
+from attribution.registry import DEFAULT_AGGREGATION, DEFAULT_METHOD, METHODS, PARAMETERS, read_parameters
 from decoding import fields
 from decoding.sampling.params import check_token_ids
 
 ATTRIBUTION_KEYS = (
-    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", "ig_steps",
-    "last_layer_only",
+    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", *PARAMETERS,
 )  # fmt: skip
 GRANULARITIES = ("token", "word")
-# Ablation runs about L/2 forward passes over an L-token context (each reuses the prefix before the
-# ablated token), and a forward costs about half a forward-and-backward: L/4 passes in budget terms.
-ABLATION_TOKENS_PER_PASS = 4
-DEFAULT_IG_STEPS = 16
 
 
 @dataclass(frozen=True)
 class AttributionSpec:
-    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model."""
+    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model.
+
+    `parameters` holds every method parameter of the registry (`ig_steps`, `last_layer_only`), checked.
+    """
 
     target_index: int | None
     target_token_id: int | None
@@ -33,15 +34,11 @@ class AttributionSpec:
     method: str
     aggregation: str
     granularity: str
-    ig_steps: int
-    last_layer_only: bool
+    parameters: dict[str, int | bool]
 
     @classmethod
     def from_dict(cls, data: dict) -> AttributionSpec:
-        from attribution import AGGREGATIONS, IG_STEPS_RANGE, METHODS
-
-        index, token_id, steps = data.get("target_index"), data.get("target_token_id"), data.get("ig_steps")
-        foil = data.get("contrast_token_id")
+        index, token_id, foil = data.get("target_index"), data.get("target_token_id"), data.get("contrast_token_id")
         if index is None and token_id is None:
             raise ValueError(
                 "give target_index (a completion position), target_token_id (a token after the whole text), or both"
@@ -51,21 +48,15 @@ class AttributionSpec:
             target_index=None if index is None else fields.integer("target_index", index, 0),
             target_token_id=None if token_id is None else fields.integer("target_token_id", token_id, 0),
             contrast_token_id=None if foil is None else fields.integer("contrast_token_id", foil, 0),
-            method=fields.choice("method", data.get("method"), METHODS, "saliency"),
-            aggregation=fields.choice("aggregation", data.get("aggregation"), AGGREGATIONS, "l2"),
+            method=fields.choice("method", data.get("method"), tuple(METHODS), DEFAULT_METHOD),
+            aggregation=fields.choice("aggregation", data.get("aggregation"), tuple(AGGREGATIONS), DEFAULT_AGGREGATION),
             granularity=fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token"),
-            ig_steps=fields.integer("ig_steps", DEFAULT_IG_STEPS if steps is None else steps, *IG_STEPS_RANGE),
-            last_layer_only=fields.boolean("last_layer_only", data.get("last_layer_only"), False),
+            parameters=read_parameters(data),
         )
 
     def passes(self, context_tokens: int) -> int:
-        """Forward-and-backward passes over the context: one per integrated-gradients step, ablation's
-        forwards counted as `ABLATION_TOKENS_PER_PASS` tokens each, else one."""
-        if self.method == "integrated_gradients":
-            return self.ig_steps
-        if self.method == "ablation":
-            return max(1, -(-context_tokens // ABLATION_TOKENS_PER_PASS))
-        return 1
+        """Forward-and-backward passes over the context, as the method's registry entry counts them."""
+        return METHODS[self.method].passes(context_tokens, self.parameters)
 
 
 def target_ids(spec: AttributionSpec, prompt, completion, vocab_size: int) -> tuple[tuple[int, ...], int]:

@@ -67,7 +67,7 @@ def test_closing_the_slices_stops_the_work(tiny, ids, monkeypatch):
 
 def test_validation_happens_on_the_first_next(tiny, ids):
     stream = attribute_slices(tiny, ids, TARGET, "lime")
-    with pytest.raises(ValueError, match="unknown attribution method 'lime'"):
+    with pytest.raises(ValueError, match="method 'lime' is not accepted"):
         next(stream)
 
 

@@ -15,18 +15,13 @@ import json
 import logging
 
 from service import operations as service
+from service.public import ATTRIBUTION_METHODS
 
 from ..assets import asset
 
 log = logging.getLogger(__name__)
-METHOD_CHOICES = [
-    ("Attention (fast)", "attention"),
-    ("Saliency (gradient)", "saliency"),
-    ("Input x gradient", "input_x_gradient"),
-    ("Integrated gradients (slow)", "integrated_gradients"),
-    ("Ablation: remove each token (slow)", "ablation"),
-]
-HOVER_METHODS = ("attention", "saliency", "input_x_gradient")
+METHOD_CHOICES = [(m.label, m.name) for m in ATTRIBUTION_METHODS]  # the registry's, in its order
+HOVER_METHODS = tuple(m.name for m in ATTRIBUTION_METHODS if m.hover)  # quick enough for every hover
 UNSIGNED_RGB = "124, 58, 237"  # violet: magnitude only, no direction
 FOR_RGB = "37, 99, 235"  # blue: raises the target's probability
 AGAINST_RGB = "220, 38, 38"  # red: lowers it

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from service import operations as service
-from service.public import agreement
+from service.public import ATTRIBUTION_AGGREGATIONS, ATTRIBUTION_METHODS, IG_STEPS, agreement
 
 from .. import actions
 from ..controls import Controls
@@ -28,6 +28,8 @@ NO_FOIL = ("(none: why this token at all)", "")
 THE_TOKEN = ("(the token there)", "")
 RUNS = "attribution_runs"  # computed-state key: method -> the last result of that method (what agreement needs)
 COMPARED = ("method", "normalized", "target_id", "contrast_token_id", "target_index")
+IG_SLIDER_MAX = 64  # the API takes up to IG_STEPS.high; in the UI more steps cost more than they show
+NO_FOIL_METHODS = ", ".join(m.name for m in ATTRIBUTION_METHODS if not m.accepts_foil)
 
 
 def create_attribution_panel() -> dict:
@@ -38,20 +40,20 @@ def create_attribution_panel() -> dict:
         with gr.Row():
             c["attribution_method"] = gr.Dropdown(heatmap.METHOD_CHOICES, value=D.attribution_method, label="Method")
             c["aggregation"] = gr.Radio(
-                [("L2 norm (Inseq)", "l2"), ("Signed sum", "sum")], value=D.aggregation,
+                [(a.label, a.name) for a in ATTRIBUTION_AGGREGATIONS.values()], value=D.aggregation,
                 label="Aggregation over the embedding",
             )  # fmt: skip
             c["granularity"] = gr.Radio(
                 [("Per token", "token"), ("Per word", "word")], value=D.granularity, label="Scores"
             )
-            c["ig_steps"] = gr.Slider(2, 64, D.ig_steps, step=1, label="Integrated-gradients steps")
+            c["ig_steps"] = gr.Slider(IG_STEPS.low, IG_SLIDER_MAX, D.ig_steps, step=1, label=IG_STEPS.label)
         c["explain_token"] = gr.Dropdown(
             [THE_TOKEN], value=D.explain_token, allow_custom_value=True, elem_id="explain-token",
             label="Explain: the token at the position, or another candidate there",
         )  # fmt: skip
         c["contrast_token"] = gr.Dropdown(
             [NO_FOIL], value=D.contrast_token, allow_custom_value=True, elem_id="foil",
-            label="Why this token rather than … (a foil from the candidates there; not with attention)",
+            label=f"Why this token rather than … (a foil from the candidates there; not with {NO_FOIL_METHODS})",
         )  # fmt: skip
         c["attribution_hover"] = gr.HTML(
             "", elem_id="attribution-hover", css_template=heatmap.PANEL_CSS, js_on_load=heatmap.PANEL_JS,
