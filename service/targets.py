@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from decoding import fields
 from decoding.sampling.params import check_token_ids
 
-ATTRIBUTION_KEYS = (
-    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", "ig_steps",
-    "last_layer_only",
-)  # fmt: skip
 GRANULARITIES = ("token", "word")
 # Ablation runs about L/2 forward passes over an L-token context (each reuses the prefix before the
 # ablated token), and a forward costs about half a forward-and-backward: L/4 passes in budget terms.
@@ -25,7 +21,7 @@ DEFAULT_IG_STEPS = 16
 
 @dataclass(frozen=True)
 class AttributionSpec:
-    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model."""
+    """What to attribute and how: the attribution request's own keys, checked without a model."""
 
     target_index: int | None
     target_token_id: int | None
