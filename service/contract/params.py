@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, create_model
 
 from decoding.sampling import params as sampling
 from decoding.sampling.llama_samplers import MAX_BREAKER_BYTES
-from service.contract.values import STRICT, Integer, List, NonEmptyText, Number
+from service.contract.values import STRICT, List, NonEmptyText, integer, number
 
 NamedOrder = Literal[tuple(sampling.SAMPLER_ORDERS)]
 Stage = Literal[sampling.SAMPLER_STAGES]
@@ -36,27 +36,24 @@ def params_model() -> type[BaseModel]:
     """The model of `params`: every DecodingParams field, nullable (null takes the default), ranges from the tables."""
     defaults = {f.name: f.default for f in dataclass_fields(sampling.DecodingParams)}
     knobs = {
-        name: (Number, _bounds(low, high, low_open, False), accepted)
+        name: (number(**_bounds(low, high, low_open, False)), accepted)
         for name, (low, high, low_open, accepted) in sampling.NUMBER_RANGES.items()
     } | {
-        name: (Integer if r.integer else Number, _bounds(r.low, r.high, r.low_open, r.high_open), r.accepted)
+        name: ((integer if r.integer else number)(**_bounds(r.low, r.high, r.low_open, r.high_open)), r.accepted)
         for name, r in sampling.SAMPLER_RANGES.items()
     }
+    breakers = f"at most {sampling.MAX_SEQUENCE_BREAKERS} non-empty strings of at most {MAX_BREAKER_BYTES} bytes"
     others = {
-        "greedy": (bool, {}, "true or false"),
-        "seed": (Integer, {"ge": 0, "le": sampling.MAX_SEED}, sampling.SEED_RANGE),
-        "stop_sequences": (List[NonEmptyText], {}, "a list of non-empty strings"),
-        "dry_sequence_breakers": (
-            List[Breaker],
-            {"max_length": sampling.MAX_SEQUENCE_BREAKERS},
-            f"at most {sampling.MAX_SEQUENCE_BREAKERS} non-empty strings of at most {MAX_BREAKER_BYTES} bytes",
-        ),
-        "sampler_order": (NamedOrder | List[Stage], {}, ORDER_ACCEPTED),
+        "greedy": (bool, "true or false"),
+        "seed": (integer(ge=0, le=sampling.MAX_SEED), sampling.SEED_RANGE),
+        "stop_sequences": (List[NonEmptyText], "a list of non-empty strings"),
+        "dry_sequence_breakers": (Annotated[List[Breaker], Field(max_length=sampling.MAX_SEQUENCE_BREAKERS)], breakers),
+        "sampler_order": (NamedOrder | List[Stage], ORDER_ACCEPTED),
     }
     specs = knobs | others
     made = {
-        name: (kind | None, Field(None, description=f"{accepted} (default {defaults[name]!r})", **bounds))
-        for name, (kind, bounds, accepted) in ((n, specs[n]) for n in defaults)
+        name: (kind | None, Field(None, description=f"{accepted} (default {defaults[name]!r})"))
+        for name, (kind, accepted) in ((n, specs[n]) for n in defaults)
     }
     return create_model(
         "Params", __config__=STRICT, __doc__="The sampling knobs; a missing or null knob keeps its default.", **made

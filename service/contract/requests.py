@@ -16,10 +16,30 @@ from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
 from decoding.sampling.params import CONSTRAINT_TYPES
 from service import tree
 from service.contract.params import params_model
-from service.contract.values import STRICT, Integer, List, TokenId
+from service.contract.values import STRICT, List, TokenId, integer
 from service.targets import GRANULARITIES
 
 Params = params_model()
+EMPTY = {"enum": [None, ""]}
+# Rules across fields, stated in the schema so that clients (and generated requests) see them; the hand parser
+# (decoding.request, service.targets) checks them and words their refusals.
+TEXT_RULE = {
+    "anyOf": [
+        {
+            "required": ["prompt"],
+            "properties": {"prompt": {"type": "string", "minLength": 1}, "messages": {"type": "null"}},
+        },
+        {
+            "required": ["messages"],
+            "properties": {"messages": {"type": "array", "minItems": 1}, "prompt": EMPTY, "system_prompt": EMPTY},
+        },
+    ]
+}
+TARGET_RULE = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "integer"}}} for name in ("target_index", "target_token_id")
+    ]
+}
 
 
 class Message(BaseModel):
@@ -45,14 +65,14 @@ class PreviewRequest(BaseModel):
     Also the request of render, append_text, compare and the logit lens.
     """
 
-    model_config = STRICT
+    model_config = STRICT | ConfigDict(json_schema_extra={"allOf": [TEXT_RULE]})
     branch_id: Annotated[str, Field(max_length=MAX_BRANCH_ID_CHARS)] | None = None
     prompt: str | None = Field(None, description="the text to continue; needed unless messages are given")
     system_prompt: str | None = None
     messages: List[Message] | None = Field(None, description="a conversation instead of a prompt")
     use_chat_template: bool | None = None
     completion_ids: List[TokenId] | None = Field(None, description="token ids appended so far")
-    top_k: Annotated[Integer, Field(ge=1)] | None = Field(None, description="rows of the distribution (default 10)")
+    top_k: integer(ge=1) | None = Field(None, description="rows of the distribution (default 10)")
     params: Params | None = None
     constraint: Constraint | None = None
 
@@ -68,20 +88,21 @@ class StepRequest(PreviewRequest):
 class TreeRequest(PreviewRequest):
     """A preview request with the look-ahead tree's shape."""
 
-    width: Annotated[Integer, Field(ge=1, le=tree.MAX_WIDTH)] | None = Field(None, description="children per node")
-    depth: Annotated[Integer, Field(ge=1, le=tree.MAX_DEPTH)] | None = Field(None, description="levels")
+    width: integer(ge=1, le=tree.MAX_WIDTH) | None = Field(None, description="children per node")
+    depth: integer(ge=1, le=tree.MAX_DEPTH) | None = Field(None, description="levels")
 
 
 class AttributionRequest(PreviewRequest):
     """A preview request naming a target token (`target_index`, `target_token_id` or both) and the method."""
 
-    target_index: Annotated[Integer, Field(ge=0)] | None = Field(None, description="a completion position")
+    model_config = ConfigDict(json_schema_extra={"allOf": [TEXT_RULE, TARGET_RULE]})
+    target_index: integer(ge=0) | None = Field(None, description="a completion position")
     target_token_id: TokenId | None = None
     contrast_token_id: TokenId | None = Field(None, description="a foil: explain log p(target) - log p(foil)")
     method: Literal[METHODS] | None = None
     aggregation: Literal[AGGREGATIONS] | None = None
     granularity: Literal[GRANULARITIES] | None = None
-    ig_steps: Annotated[Integer, Field(ge=IG_STEPS_RANGE[0], le=IG_STEPS_RANGE[1])] | None = None
+    ig_steps: integer(ge=IG_STEPS_RANGE[0], le=IG_STEPS_RANGE[1]) | None = None
     last_layer_only: bool | None = None
 
 

@@ -6,8 +6,9 @@ tuple from Python callers; numbers are finite; `null` is a missing key, so every
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import annotated_types
 from pydantic import BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
@@ -23,8 +24,18 @@ def _listed(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-Integer = Annotated[int, BeforeValidator(_integral)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
-TokenId = Annotated[int, BeforeValidator(_integral), Field(ge=0)]
+def integer(**bounds: float) -> Any:
+    """An integer within `bounds` (ge, gt, le, lt). The bounds come before the `3.0` reader so that pydantic
+    states them in the schema as minimum/maximum (after it, they would only be checked)."""
+    return Annotated[int, annotated_types.Interval(**bounds), BeforeValidator(_integral)]
+
+
+def number(**bounds: float) -> Any:
+    """A finite number within `bounds` (ge, gt, le, lt)."""
+    return Annotated[float, annotated_types.Interval(**bounds), Field(allow_inf_nan=False)]
+
+
+Integer = integer()
+TokenId = integer(ge=0)
 NonEmptyText = Annotated[str, Field(min_length=1)]
 List = Annotated[list[T], BeforeValidator(_listed)]
