@@ -6,6 +6,8 @@
     POST /api/step           the step request
     POST /api/attribution    the attribution request
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
+    GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
+    GET  /api/docs           its documentation page
 
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
@@ -21,14 +23,13 @@ from collections.abc import Callable
 import anyio.to_thread
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from server import errors, gradio_api
+from server import docs, errors, gradio_api, openapi
 from service import operations as service
 from service.public import Cancelled
 
-LOAD_KEYS = ("model_id",)
 RETRY_AFTER_S = "1"
 
 
@@ -69,17 +70,8 @@ async def model_status(request: Request) -> Response:
         return _error(exc)
 
 
-def _load(body: dict) -> dict:
-    unknown = sorted(set(body) - set(LOAD_KEYS), key=str)
-    if unknown or "model_id" not in body:
-        raise ValueError(
-            f'the body must be {{"model_id": "<hub id, folder or embedded>"}}; got keys {sorted(body, key=str)}'
-        )
-    return service.load_model(body["model_id"])
-
-
 async def load_model(request: Request) -> Response:
-    return await _answer(request, _load)
+    return await _answer(request, service.load_body)
 
 
 async def preview(request: Request) -> Response:
@@ -114,6 +106,14 @@ async def attribution(request: Request) -> Response:
         return _error(exc)
 
 
+async def openapi_json(request: Request) -> Response:
+    return _json(openapi.document())
+
+
+async def docs_page(request: Request) -> Response:
+    return HTMLResponse(docs.page())
+
+
 ROUTES = (
     Route("/api/model/status", model_status, methods=["GET"]),
     Route("/api/model/load", load_model, methods=["POST"]),
@@ -121,6 +121,8 @@ ROUTES = (
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
+    Route("/api/openapi.json", openapi_json, methods=["GET"]),
+    Route("/api/docs", docs_page, methods=["GET"]),
 )
 
 

@@ -1,7 +1,8 @@
 """JSON in, JSON out: the operations behind the API endpoints and the UI, on the shared model.
 
-Each function parses its request strictly (see decoding.request and decoding.fields) and checks it
-against the budgets before any model work, so a malformed or too costly request raises a one-line
+Each function puts its request through the request models first (service.contract: what the published
+schema states), then parses it strictly (decoding.request, decoding.fields) and checks it against the
+budgets before any model work, so a malformed or too costly request raises a one-line
 ValueError and leaves the caller's state as it was. `POLICY` holds what this server allows: in public
 mode only allowlisted models, and strict budgets (see service.budgets) for every request.
 """
@@ -9,7 +10,7 @@ mode only allowlisted models, and strict budgets (see service.budgets) for every
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from backends.base import check_gradients
 from backends.lane import LANE, Progress
@@ -19,13 +20,12 @@ from decoding.engine import Engine, engine_for
 from decoding.request import Request
 from decoding.sampling.params import check_token_ids
 from runtime import gpu, spaces
+from service import parsing
 from service import tree as tree_mod
 from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from service.prefetch import PREFETCH
 from service.readable import readable_errors
-from service.targets import ATTRIBUTION_KEYS, AttributionSpec, target_ids
-
-STEP_KEYS = ("reset_rng", "force_token_id", "force_text")
+from service.targets import AttributionSpec, target_ids
 
 
 def check_chat(message: str, history: list[dict], max_tokens: int) -> None:
@@ -60,12 +60,9 @@ def load_model(model_id: str) -> dict:
     return STORE.load(POLICY.check_model(model_id)).as_dict()
 
 
-def _parsed(request: object, extra_keys: Sequence[str] = ()) -> Request:
-    """The request parsed strictly and within the budgets; no model touched yet."""
-    POLICY.check_lengths(request)
-    req = Request.from_dict(request, None, extra_keys)
-    POLICY.check_request(req)
-    return req
+def load_body(body: object) -> dict:
+    """`load_model` for a request body `{"model_id": ...}` (the REST API's)."""
+    return load_model(parsing.model_id(body))
 
 
 def _engine(req: Request) -> Engine:
@@ -73,12 +70,6 @@ def _engine(req: Request) -> Engine:
     engine = engine_for(STORE.get())
     req.check_vocab(engine.loaded.vocab_size)
     return engine
-
-
-def _forced_text(name: str, value: object) -> str:
-    text = fields.text(name, value)
-    POLICY.settings.budgets.check("max_prompt_chars", len(text), name)
-    return text
 
 
 def _text_tokens(engine: Engine, text: str | None) -> int:
@@ -92,7 +83,7 @@ def _text_tokens(engine: Engine, text: str | None) -> int:
 @gpu
 @readable_errors
 def preview(request: dict) -> dict:
-    req = _parsed(request)
+    req = parsing.parsed(request)
     engine = _engine(req)
     POLICY.check_context(engine, req)
     return _look_ahead(engine, req, engine.preview(req).as_dict())
@@ -113,15 +104,7 @@ def step(request: dict) -> dict:
 
     `reset_rng` is accepted and has nothing to reset: a draw is a pure function of (seed, branch, position).
     """
-    req = _parsed(request, STEP_KEYS)
-    fields.boolean("reset_rng", request.get("reset_rng"), False)
-    force_id, force_text = request.get("force_token_id"), request.get("force_text")
-    if force_id is not None and force_text is not None:
-        raise ValueError("give either force_token_id or force_text, not both")
-    if force_id is not None:
-        force_id = fields.integer("force_token_id", force_id, 0, accepted="a token id >= 0 of the model's vocabulary")
-    if force_text is not None:
-        force_text = _forced_text("force_text", force_text)
+    req, force_id, force_text = parsing.step_request(request)
     engine = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
     return _look_ahead(engine, req, engine.step(req, force_token_id=force_id, force_text=force_text).as_dict())
@@ -154,8 +137,7 @@ def _tree_levels(request: dict) -> Iterator[tree_mod.Tree | None]:
 
 
 def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
-    req = _parsed(request, tree_mod.TREE_KEYS)
-    width, depth = tree_mod.shape(request)
+    req, (width, depth) = parsing.tree_request(request)
     engine = _engine(req)
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
@@ -169,7 +151,7 @@ def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
 @readable_errors
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
-    req = _parsed(request)
+    req = parsing.parsed(request)
     engine = _engine(req)
     POLICY.check_context(engine, req)
     return engine.render(req).as_dict()
@@ -178,8 +160,8 @@ def render(request: dict) -> dict:
 @readable_errors
 def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
-    req = _parsed(request)
-    text = _forced_text("text", text)
+    req = parsing.parsed(request)
+    text = parsing.forced_text("text", text)
     engine = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, text))
     return engine.append_text(req, text).as_dict()
@@ -250,8 +232,7 @@ def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, 
 @readable_errors
 def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
     """(engine, prompt ids, context ids, target id, spec) of a valid attribution request within the budgets."""
-    req = _parsed(request, ATTRIBUTION_KEYS)
-    spec = AttributionSpec.from_dict(request)
+    req, spec = parsing.attribution_request(request)
     engine = _engine(req)
     check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
@@ -267,7 +248,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     """The top tokens each layer would predict for the position after prompt + completion."""
     from attribution import logit_lens as lens
 
-    req = _parsed(request)
+    req = parsing.parsed(request)
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
     engine = _engine(req)
@@ -289,7 +270,7 @@ def compare(request: dict, other_completion_ids: list[int]) -> dict:
     """
     from service.compare import compare_branches
 
-    req = _parsed(request)
+    req = parsing.parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)
     engine = _engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))

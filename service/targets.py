@@ -11,19 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attribution.aggregations import AGGREGATIONS
-from attribution.registry import DEFAULT_AGGREGATION, DEFAULT_METHOD, METHODS, PARAMETERS, read_parameters
+from attribution.registry import DEFAULT_AGGREGATION, DEFAULT_METHOD, METHODS, read_parameters
 from decoding import fields
 from decoding.sampling.params import check_token_ids
 
-ATTRIBUTION_KEYS = (
-    "target_index", "target_token_id", "contrast_token_id", "method", "aggregation", "granularity", *PARAMETERS,
-)  # fmt: skip
 GRANULARITIES = ("token", "word")
 
 
 @dataclass(frozen=True)
 class AttributionSpec:
-    """What to attribute and how: the request's own keys (ATTRIBUTION_KEYS), checked without a model.
+    """What to attribute and how: the attribution request's own keys, checked without a model.
 
     `parameters` holds every method parameter of the registry (`ig_steps`, `last_layer_only`), checked.
     """

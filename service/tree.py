@@ -20,7 +20,6 @@ from decoding.engine import Engine
 from decoding.request import Request
 from decoding.tokens import TokenView
 
-TREE_KEYS = ("width", "depth")  # a tree request is a preview request with these
 MAX_WIDTH = 8
 MAX_DEPTH = 4
 DEFAULT_WIDTH = 4

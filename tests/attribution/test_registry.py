@@ -13,8 +13,9 @@ import pytest
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS, attribute, registry, schema
 from attribution.validation import validate
-from service.targets import ATTRIBUTION_KEYS, AttributionSpec
-from ui import heatmap
+from service.contract import AttributionRequest, own_keys
+from service.targets import AttributionSpec
+from ui.draw import heatmap
 
 TARGET = 42  # a token id to attribute; the context is the `ids` fixture (conftest.py)
 FOIL = 7
@@ -75,7 +76,7 @@ def test_the_service_parses_exactly_the_registry_s_methods_and_parameters():
         assert AttributionSpec.from_dict({"target_index": 0, "method": method}).method == method
     with pytest.raises(ValueError, match=f"method 'lime' is not accepted: use one of {', '.join(METHODS)}$"):
         AttributionSpec.from_dict({"target_index": 0, "method": "lime"})
-    assert set(PARAMETERS) <= set(ATTRIBUTION_KEYS)
+    assert set(PARAMETERS) <= set(own_keys(AttributionRequest))
     defaults = AttributionSpec.from_dict({"target_index": 0}).parameters
     assert defaults == {name: p.default for name, p in PARAMETERS.items()}
 

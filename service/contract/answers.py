@@ -1,0 +1,159 @@
+"""The answer body of every operation as a model: the schema clients read, checked against real answers in tests.
+
+Answers are the engine's dicts serialised as they are; these models describe them (they are not built on the
+way out), so they are lenient about types (an integer is a number) but refuse keys they do not name.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Pill(Answer):
+    """One token as shown: `text` the decoded text, `display` its readable form."""
+
+    id: int
+    text: str
+    display: str
+    special: bool
+
+
+class Candidate(Pill):
+    """A row of the distribution: its probability before and after the knobs, and the stage that removed it."""
+
+    p_base: float
+    p_final: float
+    kept: bool
+    valid: bool
+    removed_by: str | None
+    stages: dict[str, float]
+
+
+class Distribution(Answer):
+    """The next-token distribution: the top rows, those the knobs pushed down, each stage's count of survivors."""
+
+    tokens: list[Candidate]
+    pushed_down: list[Candidate]
+    stages: list[str]
+    stage_counts: dict[str, int]
+    other_p_base: float
+    other_p_final: float
+    kept_token_count: int
+    constraint_active: bool
+    constraint_type: str | None
+    entropy_base: float
+    entropy_final: float
+    greedy: bool
+
+
+class Choice(Answer):
+    """How one appended token was chosen, with the distribution in force then."""
+
+    token: Pill
+    how: str
+    dist: Distribution | None
+    draw: float | None
+
+
+class StepAnswer(Answer):
+    """A preview (nothing appended) or a step's outcome: the tokens, and the distribution at the new position."""
+
+    prompt_tokens: list[Pill]
+    completion_tokens: list[Pill]
+    completion_ids: list[int]
+    completion_text: str
+    dist: Distribution | None
+    finished: bool
+    finish_reason: str | None
+    context_length: int
+    notice: str
+    appended: list[Pill]
+    appended_meta: list[Choice]
+
+
+class ModelStatus(Answer):
+    """The shared model: what it is, where it runs, whether it is ready."""
+
+    model_id: str
+    source: str
+    device: str
+    dtype: str
+    state: str
+    error: str
+    has_chat_template: bool
+    vocab_size: int
+    context_length: int
+    placement: str
+    engine: str
+    gradients: bool
+
+
+class TreeNode(Answer):
+    """A continuation token, its probabilities at its parent, the path's probability, its children."""
+
+    token: Pill
+    path_ids: list[int]
+    p_base: float
+    p_final: float
+    path_probability: float
+    finish_reason: str | None
+    children: list[TreeNode]
+
+
+class TreeAnswer(Answer):
+    """The look-ahead tree of a position."""
+
+    width: int
+    depth: int
+    node_count: int
+    children: list[TreeNode]
+
+
+class Faithfulness(Answer):
+    comprehensiveness: float
+    random_baseline: float
+    k: int
+
+
+class Word(Answer):
+    start: int
+    end: int
+    text: str
+    score: float
+    normalized: float
+
+
+class AttributionAnswer(Answer):
+    """Each context token's score for the target (minus the foil's), with the context's pills and words."""
+
+    method: str
+    scores: list[float]
+    normalized: list[float]
+    aggregation: str
+    target_id: int
+    target_logprob: float
+    elapsed_s: float
+    signed: bool
+    contrast_token_id: int | None
+    faithfulness: Faithfulness | None
+    fell_back_to_cpu: bool
+    completeness_error: float | None
+    steps: int | None
+    baseline: str | None
+    target: Pill
+    contrast: Pill | None
+    target_index: int
+    context_tokens: list[Pill]
+    prompt_length: int
+    granularity: str
+    words: list[Word] | None
+
+
+class ErrorAnswer(Answer):
+    """A refusal (400), a full queue (429, with Retry-After) or a failure: one line."""
+
+    detail: str

@@ -1,0 +1,35 @@
+"""The REST routes on a bare Starlette app (in process, no network), on the embedded model, under small budgets."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from backends.model import STORE
+from server import rest
+from service.budgets import Budgets
+from service.operations import POLICY
+
+APP = Starlette(routes=list(rest.ROUTES))
+# Small enough that no accepted request costs more than a few forward passes of the 135M model on two CPUs:
+# the fuzzer's requests then take milliseconds each, whatever it generates.
+SMALL_BUDGETS = Budgets(
+    max_context_tokens=48, max_rows=20, max_attribution_work=96, max_grammar_chars=200, max_stop_sequences=4,
+    max_stop_chars=20, max_prompt_chars=200, max_message_chars=200, max_history_turns=4, max_history_chars=400,
+    max_reply_tokens=8, max_tree_tokens=600,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(embedded):
+    """A client of the REST routes; public mode (no load but the default model's) with SMALL_BUDGETS."""
+    STORE.use(embedded)
+    before = POLICY.settings
+    POLICY.configure(public=True, budgets=SMALL_BUDGETS)
+    try:
+        with TestClient(APP) as client:
+            yield client
+    finally:
+        POLICY.configure(before.public, before.allowlist, before.budgets)
+        STORE.use(embedded)
