@@ -72,6 +72,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early when the token is set; whether it is set."""
+        return self._event.wait(seconds)
+
     def check(self) -> None:
         """Raise `Cancelled` if the token is set."""
         if self._event.is_set():

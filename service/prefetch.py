@@ -1,13 +1,15 @@
 """Prefetch: while the user reads the bars, the next distributions of the likely next tokens are computed.
 
 After a preview or a step, `PREFETCH.schedule(engine, req)` hands the new position to one background
-worker thread. When the model lane is idle (nobody holds it, nobody waits: `Lane.hold_when_idle`) the
-worker runs ONE batched forward over the top `count` candidates by p_final under the request's knobs
-(`PrefixCache.batch_logits(keep=True)`: their KV and logits become prefix-cache entries, inside its byte
-bound), then, one idle turn each, their analyses into the engine's memo. A step (greedy, sampled or
-forced) that lands on a candidate then needs no forward pass. A user's request waits at most for the one
-forward in progress; a newer schedule cancels the older job (newest wins). `count` 0 turns it off
-(flag --prefetch, env NEXTTOKEN_PREFETCH).
+worker thread. It waits QUIET_S (a script's next request comes first), then, whenever the model lane is
+idle (nobody holds it, nobody waits: `Lane.hold_when_idle`), computes the top `count` candidates by p_final
+under the request's knobs: the likeliest alone, then the others in ONE batched forward
+(`batch_logits(keep=True)`: their KV and logits become prefix-cache entries, inside its byte bound), each
+followed by its analysis into the engine's memo, one idle turn each. A step (greedy, sampled or forced)
+that lands on a candidate then needs no forward pass. Prefetch never makes a request wait for its guesses:
+its forwards run `giving_way`, so one that a request queues behind is abandoned at the next decoder layer.
+A newer schedule cancels the older job (newest wins). `count` 0 turns it off (flag --prefetch, env
+NEXTTOKEN_PREFETCH).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from backends.giving_way import giving_way
 from backends.lane import LANE, Cancelled, CancelToken
 from decoding.engine import Engine
 from decoding.request import Request
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COUNT = 4
 MAX_COUNT = 16  # a batch of more rows costs more than the steps it would save
+# After an answer, prefetch waits this long first: a script's next request (a few ms over REST, tens over
+# Gradio's queue) then finds the model free, while a person reading the bars (0.3 s or more) loses nothing.
+QUIET_S = 0.05
 
 
 def parse_count(value: object, source: str = "NEXTTOKEN_PREFETCH") -> int:
@@ -105,26 +111,34 @@ class Prefetcher:
 
     def _run(self, job: _Job) -> None:
         engine, req, completion = job.engine, job.req, job.req.completion_ids
-        if self.count == 0:
+        if self.count == 0 or job.cancel.wait(QUIET_S):  # a script's next request comes first, uncontested
             return
         self.stats.jobs += 1
-        job.cancel.check()
         with LANE.hold_when_idle(job.cancel):  # the tokenizer and the constraint tracker too: never beside a user
             prompt, _ = engine.prompt_ids(req)
             if not engine.cache.serves(engine.loaded) or engine.finish_reason(req, prompt, completion) is not None:
                 return  # another model came in; or nothing follows (a finished completion, the context's end)
             tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, self.count)
-            base = (*prompt, *completion)
+        for group in (tokens[:1], tokens[1:]):  # the likeliest alone first: a greedy caller's next step
+            self._forward(job, (*prompt, *completion), group)
+            for token in group:  # the pipeline of each candidate, one idle turn each: never a long wait for users
+                with LANE.hold_when_idle(job.cancel):
+                    if not engine.cache.serves(engine.loaded):
+                        return
+                    engine.analysis(req, prompt, (*completion, token))
+
+    def _forward(self, job: _Job, base: tuple[int, ...], tokens: list[int]) -> None:
+        """One batched forward over the candidates not cached yet, abandoned at the next layer if anyone queues."""
+        engine = job.engine
+
+        def stop() -> bool:
+            return LANE.waiting > 0 or job.cancel.cancelled
+
+        with LANE.hold_when_idle(job.cancel), giving_way(engine.loaded.model, stop):
             missing = [(t,) for t in tokens if not engine.cache.cached((*base, t))]
-            if missing:
+            if missing and engine.cache.serves(engine.loaded):
                 engine.cache.batch_logits(engine.loaded, base, missing, keep=True)
                 self.stats.forwards += 1
-        for token in tokens:  # the pipeline of each candidate, one idle turn each: never a long wait for users
-            job.cancel.check()
-            with LANE.hold_when_idle(job.cancel):
-                if not engine.cache.serves(engine.loaded):
-                    return
-                engine.analysis(req, prompt, (*completion, token))
 
 
 PREFETCH = Prefetcher()

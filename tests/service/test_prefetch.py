@@ -8,11 +8,14 @@ import time
 import weakref
 
 import pytest
+import torch
 
 from backends import prefix_cache as cache_mod
+from backends.giving_way import decoder_layers, giving_way
 from backends.lane import LANE, Cancelled, CancelToken, Lane
 from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
+from service import prefetch as prefetch_mod
 from service.prefetch import MAX_COUNT, Prefetcher, parse_count
 
 PROMPT = "Once upon a time"
@@ -62,7 +65,9 @@ def test_a_step_onto_a_prefetched_candidate_runs_no_forward_and_equals_a_cold_st
     model_calls.clear()
     prefetcher.schedule(engine, req)
     assert prefetcher.wait_idle(WAIT_S)
-    assert prefetcher.stats.forwards == 1 and len(model_calls) == 1  # one batch; the analyses reuse its logits
+    # the likeliest alone, then one batch of the others (greedy has one candidate); the analyses reuse their logits
+    forwards = 1 if how == "greedy" else 2
+    assert prefetcher.stats.forwards == forwards and len(model_calls) == forwards
     forced = preview.dist["tokens"][2]["id"] if how == "forced" else None  # the third candidate
     model_calls.clear()
     warm = engine.step(req, force_token_id=forced).as_dict()
@@ -85,7 +90,7 @@ def test_a_greedy_walk_with_prefetch_equals_one_without_and_stays_in_the_byte_bo
         warm, expected = engine.step(warm_req).as_dict(), cold.step(cold_req).as_dict()
         assert_same_result(warm, expected)
         warm_req, cold_req = request(engine, warm["completion_ids"]), request(cold, expected["completion_ids"])
-    assert prefetcher.stats.forwards == 4
+    assert prefetcher.stats.forwards == 4  # greedy: the one candidate a step
 
 
 def test_a_prefetch_in_progress_keeps_the_users_order_and_results(tiny, prefetcher):
@@ -116,9 +121,63 @@ def test_a_prefetch_in_progress_keeps_the_users_order_and_results(tiny, prefetch
     finally:
         handle.remove()
     assert log == ["prefetch forward", "A", "B"]
+    assert prefetcher.stats.cancelled == 1  # the batch gave way at its first layer: nobody waited for a guess
     expected.preview(req)  # the same calls without a prefetch: the same results, to the bit
     assert results["A"] == expected.preview(user_a).as_dict()
     assert results["B"] == expected.step(user_b).as_dict()
+
+
+def test_a_request_that_queues_during_a_prefetch_forward_stops_it_at_the_next_layer(tiny, prefetcher):
+    engine = Engine(tiny, PrefixCache())
+    req = request(engine)
+    prompt, top = engine.prompt_ids(req)[0], engine.preview(req).dist["tokens"][0]["id"]
+    layers = decoder_layers(tiny.model)
+    ran: list[int] = []
+    user = threading.Thread(target=lambda: engine.preview(request(engine, prompt="Somebody else")), daemon=True)
+
+    def layer_ran(module, args):
+        ran.append(1)
+        if threading.current_thread().name == "prefetch" and not user.is_alive() and len(ran) == 1:
+            user.start()
+            until(lambda: LANE.waiting == 1)
+
+    handles = [layer.register_forward_pre_hook(layer_ran) for layer in layers]
+    try:
+        prefetcher.schedule(engine, req)
+        until(lambda: ran)
+        user.join(WAIT_S)
+        assert prefetcher.wait_idle(WAIT_S)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(layers) > 1 and prefetcher.stats.cancelled == 1
+    assert not engine.cache.cached((*prompt, top))  # abandoned after its first layer, before any write
+
+
+def test_a_request_within_the_quiet_time_finds_the_model_free(tiny, prefetcher, monkeypatch):
+    monkeypatch.setattr(prefetch_mod, "QUIET_S", WAIT_S)
+    engine = Engine(tiny, PrefixCache())
+    req = request(engine)
+    nxt = request(engine, [engine.preview(req).dist["tokens"][0]["id"]])
+    prefetcher.schedule(engine, req)
+    engine.step(nxt)  # a script's next request, at once: nothing of the prefetch's runs before it
+    assert prefetcher.stats.jobs == 0 and prefetcher.stats.forwards == 0
+    prefetcher.schedule(engine, nxt)  # its answer cancels the waiting job
+    prefetcher.configure(0)
+    assert prefetcher.wait_idle(WAIT_S) and prefetcher.stats.jobs == 0
+
+
+def test_a_forward_giving_way_is_abandoned_and_leaves_the_model_as_it_was(tiny):
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        expected = tiny.model(input_ids=ids).logits
+        with pytest.raises(Cancelled), giving_way(tiny.model, lambda: True):
+            tiny.model(input_ids=ids)
+        with giving_way(tiny.model, lambda: False):
+            assert torch.equal(tiny.model(input_ids=ids).logits, expected)
+        assert torch.equal(tiny.model(input_ids=ids).logits, expected)
+    assert all(not layer._forward_pre_hooks for layer in decoder_layers(tiny.model))
+    assert decoder_layers(None) is None
 
 
 def test_a_newer_schedule_cancels_the_older_job(tiny, prefetcher):
