@@ -33,6 +33,7 @@ QUESTIONS = (
 SAMPLED = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0}  # every tree node gets `width` children
 TREE_WIDTH = 8
 IG_TARGET = 8.0
+WARM_UP = 8  # tokens of the untimed first context: first calls pay one-off costs (allocations, kernel loads)
 SECTIONS = ("1 precision", "2 attribution", "3 attention fallback", "4 tree")
 
 
@@ -83,7 +84,7 @@ def step_rows(loaded: LoadedModel, precision: str, sizes: Sizes) -> list[Row]:
     engine, tok = engine_for(loaded), loaded.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     rows = []
-    for n in (8, *sizes.contexts):  # 8: a warm-up, untimed (first calls pay one-off costs, kernels load)
+    for n in (WARM_UP, *sizes.contexts):
         ids = tok(prompt := prompt_of(tok, n))["input_ids"]
         data = {"prompt": prompt, "use_chat_template": False, "completion_ids": [], "params": PARAMS}
         engine.preview(engine.request(data))  # the prefix cache holds the prompt, as after reading the bars
@@ -92,7 +93,7 @@ def step_rows(loaded: LoadedModel, precision: str, sizes: Sizes) -> list[Row]:
             generate_round(loaded.model, ids, pad_id, times["generate"])
             data = step_round(engine, data, times["step"])
         step, generate = harness.median(times["step"]), harness.median(times["generate"])
-        if n != 8:
+        if n != WARM_UP:
             note = f"median of {len(times['step'])} steps, greedy"
             against = f"generate {ms(generate)} ms/token"
             rows.append(
