@@ -12,9 +12,10 @@ without their faithfulness numbers, which every result also carries: their cost 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import harness
 import torch
@@ -106,10 +107,26 @@ ROWS = (
 )
 
 
+def greedy_target(loaded: LoadedModel, ids: list[int]) -> int:
+    """The model's most likely next token after `ids`: the token each method attributes."""
+    with torch.no_grad():
+        return int(loaded.model(torch.tensor([ids], device=loaded.device), logits_to_keep=1).logits[0, -1].argmax())
+
+
+@contextlib.contextmanager
+def without_faithfulness() -> Iterator[None]:
+    """The methods alone: the faithfulness numbers every result carries are skipped (their cost is their own row)."""
+    real = methods.faithfulness
+    methods.faithfulness = lambda *args: None
+    try:
+        yield
+    finally:
+        methods.faithfulness = real
+
+
 def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[list[str]]:
     ids = context_ids(loaded, length)
-    with torch.no_grad():
-        target = int(loaded.model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1].argmax())
+    target = greedy_target(loaded, ids)
     clear_cache()
     runs = {
         "one cached step": one_cached_step(loaded, ids),
@@ -122,12 +139,8 @@ def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[list[s
         "ablation": method(loaded, ids, target, "ablation", cold=True),
         "faithfulness numbers": lambda: faithfulness(loaded, ids, [float(i % 7) for i in range(len(ids))], 0.0, target),
     }
-    real = methods.faithfulness
-    methods.faithfulness = lambda *args: None  # the methods alone; the numbers' cost is their own row
-    try:
+    with without_faithfulness():
         seconds = timings(runs, repeats)
-    finally:
-        methods.faithfulness = real
     median = {name: harness.median(values) for name, values in seconds.items()}
     error = attribute(loaded, ids, target, "integrated_gradients", ig_steps=16).completeness_error
     print(f"context {len(ids)}: IG16 completeness error {error:.3f} nats", flush=True)

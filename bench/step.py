@@ -90,7 +90,7 @@ class Stamp(LogitsProcessor):
 def generate_round(model, ids: list[int], pad_id: int, times: list[float]) -> None:
     """One greedy generate of STEPS_PER_ROUND + 1 tokens: STEPS_PER_ROUND gaps between decoding steps."""
     stamp = Stamp()
-    inputs = torch.tensor([ids])
+    inputs = torch.tensor([ids], device=model.device)
     with torch.no_grad():
         model.generate(
             inputs,
