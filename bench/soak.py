@@ -9,8 +9,9 @@ it is importable, else the run says it is skipped), and wait for one preview (th
   p99 ms (locust's percentiles: times above 100 ms rounded to 2 significant digits) and errors.
 - `soak`: `--steps` greedy steps in total from `--clients` threads, each starting a new prompt (16-240
   words of the docs) every `--session-steps` steps, reading the server's resident memory (VmRSS in
-  /proc) every `--sample-every` steps; prints it after the first 1,000 steps (a third of a shorter run),
-  at the end, their ratio, the errors, and the step latencies.
+  /proc; the app's own process: with vLLM its engine processes are not counted) every `--sample-every`
+  steps; prints it after the first 1,000 steps (a third of a shorter run), at the end, their ratio, the
+  errors, and the step latencies.
 
 Quick runs: `python bench/soak.py load --users 4 --time 20s`, `python bench/soak.py soak --steps 300`.
 Asserts nothing; exits 1 when locust leaves no statistics.
@@ -195,8 +196,9 @@ def soak_client(url: str, soak: Soak, first: int, stride: int, session_steps: in
                     soak.failed(exc)
                     break
                 soak.finished((time.perf_counter() - begin) * 1000)
-                body["completion_ids"] = answer.json()["completion_ids"]
-                if answer.json()["finished"]:
+                state = answer.json()
+                body["completion_ids"] = state["completion_ids"]
+                if state["finished"]:
                     break
 
 
@@ -221,7 +223,8 @@ def soak_report(args: argparse.Namespace, app: harness.App, folder: Path) -> int
     cells = (soak.done, f"{wall:.0f}", f"{soak.done / wall:.1f}", f"{p50:.0f}", f"{p95:.0f}", sum(soak.errors.values()))
     harness.print_table(columns, [cells], "rrrrrr")
     print("\nserver RSS (MiB):\n")
-    columns = ("after warm-up", f"after {soak.baseline} steps", f"after {soak.done} steps", "end / first")
+    first = soak.baseline
+    columns = ("after warm-up", f"after {first} steps", f"after {soak.done} steps", f"end / after {first}")
     harness.print_table(columns, [(f"{start_mib:.0f}", f"{base:.0f}", f"{end:.0f}", f"{end / base:.3f}")], "rrrr")
     print("\nsamples (steps: MiB): " + ", ".join(f"{n}: {mib:.0f}" for n, mib in sorted(soak.samples.items())))
     for kind, count in soak.errors.items():
