@@ -1,5 +1,5 @@
 """What every bench script shares: the project on sys.path, the app on a free port, medians and percentiles,
-markdown tables, and the few page reads `bench/ui_latency.py` needs.
+markdown tables, prompts cut from the docs, and the few page reads `bench/ui_latency.py` needs.
 
 Import it before the project (`import harness`): `python bench/x.py` puts bench/ on sys.path but not the
 repository, so this module puts the repository first (ahead of bench/, whose `attribution.py` would otherwise
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
+import random
 import re
 import socket
 import statistics
@@ -20,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +35,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PAGE_TIMEOUT_MS = 45_000  # one event (step, preview) on a loaded machine
 READY_TIMEOUT_MS = 180_000  # the first page: the model load and the first preview
 ALIGN = {"l": "---", "r": "---:", "c": ":---:"}
+PROMPT_WORDS = (16, 240)  # words of a docs prompt: about 20-300 tokens
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[.,;:]?")  # prose words: no markdown, code or table rules
 
 
 def parser(doc: str, threads: bool = False) -> argparse.ArgumentParser:
@@ -107,9 +112,17 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
+@dataclass(frozen=True)
+class App:
+    """A launched app: where it answers, and its process id (for its memory)."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def running_app(log_path: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Start `app.py` on a free port (with `env` added to this process's environment), yield its URL once it
+def launched_app(log_path: Path, env: Mapping[str, str] | None = None) -> Iterator[App]:
+    """Start `app.py` on a free port (with `env` added to this process's environment), yield it once it
     answers HTTP, stop it on exit. Its output goes to `log_path`."""
     port = free_port()
     settings = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
@@ -123,9 +136,29 @@ def running_app(log_path: Path, env: Mapping[str, str] | None = None) -> Iterato
         )
         try:
             wait_for_http(url, process, log_path)
-            yield url
+            yield App(url, process.pid)
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def running_app(log_path: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`launched_app`, yielding only its URL."""
+    with launched_app(log_path, env) as app:
+        yield app.url
+
+
+@functools.cache
+def _docs_words() -> tuple[str, ...]:
+    return tuple(word for path in sorted((ROOT / "docs").glob("*.md")) for word in WORD.findall(path.read_text()))
+
+
+def docs_prompt(rng: random.Random, words: int) -> str:
+    """`words` consecutive prose words of the project's docs from a place `rng` picks: varied, readable
+    prompts without a tokenizer at hand (about 1.3 tokens a word with the embedded model)."""
+    text = _docs_words()
+    start = rng.randrange(len(text) - words)
+    return " ".join(text[start : start + words])
 
 
 # The explorer's page, as the summary line reads: "N completion tokens after a P-token prompt ..."
