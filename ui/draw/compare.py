@@ -52,7 +52,7 @@ def _no_value(reason: str) -> str:
 def _reason_row(step: dict) -> str:
     """Under a step whose p_final KL has no value (both branches reach it): why, on a row of its own."""
     reason = step["kl_final_reason"]
-    if not reason or step["token"] is None or step["other_token"] is None:
+    if not reason or step["entropy_bits"] is None or step["other_entropy_bits"] is None:
         return ""  # a branch that ends before the step shows as empty cells: nothing more to say
     return (
         f'<tr class="kl-why" style="font-size:0.9em;color:#92400e"><td colspan="7">'

@@ -72,6 +72,8 @@ def test_an_infinite_kl_is_explained_on_its_own_row_under_its_step():
     assert why == ["Step 3, KL p_final: infinite: the other branch&#x27;s p_final is 0 on 3 token(s)"]
     assert "Step 3, KL p_final" in rows[4] and rows[3].startswith("<td>3</td>")  # right under step 3
     assert "<p>— KL p_final" not in html  # no notes under the table
+    unchosen = {**COMPARISON["steps"][2], "token": None}  # the current branch ends at this step's context
+    assert "kl-why" in compare.comparison_html({**COMPARISON, "steps": [unchosen]}, "alt", "main")
 
 
 @pytest.mark.parametrize("value", [0.0, 1e-9, 2.5e-4, 0.012345, 1.0, 17.25, math.inf])
