@@ -64,9 +64,8 @@ def picked(value: str, key: str) -> int | None:
 
 
 def target_choices(at: Position) -> list[tuple[str, str]]:
-    name = at.token["display"] if at.token else "the token"
-    first = f"{name} (the most likely next token)" if at.upcoming else f"{name} (the token there)"
-    return [(first, ""), *_candidates(at)]
+    where = "(the most likely next token)" if at.upcoming else "(the token there)"
+    return [(f"{at.token['display']} {where}" if at.token else where, ""), *_candidates(at)]
 
 
 def foil_choices(at: Position) -> list[tuple[str, str]]:

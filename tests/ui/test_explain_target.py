@@ -55,7 +55,7 @@ def test_the_pickers_show_token_text_never_a_bare_id():
     assert targets[0] == (f"{token} (the token there)", "") and foils[0] == (f"(none: why {token} at all)", "")
     rows = [r for r in session.branch.meta[1]["dist"]["tokens"] if r["id"] != at.token["id"]]
     assert [label for label, _ in targets[1:]] == [f"{r['display']} ({r['p_base']:.1%})" for r in rows]
-    assert all(not label.split(" ")[0].isdigit() for label, _ in targets + foils)
+    assert all(not label.strip().isdigit() for label, _ in targets + foils)  # never a bare id
     assert [explain_target.picked(value, at.key) for _, value in foils[1:]] == [r["id"] for r in rows]
 
 
