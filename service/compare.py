@@ -24,6 +24,7 @@ from decoding.sampling.params import check_token_ids
 
 # A KL this far below 0 (in bits) is float64 rounding of (nearly) equal distributions, not a result.
 ROUNDING_BITS = 1e-12
+NAMED_TOKENS = 5  # an infinite KL's reason names this many of the tokens that make it infinite, likeliest first
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _position(engine: Engine, req: Request, prompt, completion: tuple[int, ...],
 def _step(engine: Engine, i: int, branches: tuple[Sequence[int], ...], positions: tuple[list[Position], ...]):
     a, b = (found[i] if i < len(found) else None for found in positions)
     tokens = [engine.view.pill(ids[i]).as_dict() if i < len(ids) else None for ids in branches]
-    kl_final, reason = _final_kl(a, b)
+    kl_final, reason = _final_kl(engine, a, b)
     return StepComparison(
         index=i,
         token=tokens[0],
@@ -134,7 +135,7 @@ def _step(engine: Engine, i: int, branches: tuple[Sequence[int], ...], positions
     )
 
 
-def _final_kl(a: Position | None, b: Position | None) -> tuple[float | None, str | None]:
+def _final_kl(engine: Engine, a: Position | None, b: Position | None) -> tuple[float | None, str | None]:
     """KL of p_final in bits, or None and the reason it has no finite value."""
     if a is None or b is None:
         return None, f"the {'current' if a is None else 'other'} branch ends before this step"
@@ -143,6 +144,16 @@ def _final_kl(a: Position | None, b: Position | None) -> tuple[float | None, str
             return None, f"p_final of the {name} branch cannot be computed: {position.final_error}"
     kl = kl_bits(a.log_final, b.log_final)
     if math.isinf(kl):
-        missing = int((torch.isfinite(a.log_final) & ~torch.isfinite(b.log_final)).sum())
-        return None, f"infinite: the other branch's p_final is 0 on {missing} token(s) the current branch keeps"
+        return None, _infinite_reason(engine, a.log_final, b.log_final)
     return kl, None
+
+
+def _infinite_reason(engine: Engine, log_p: torch.Tensor, log_q: torch.Tensor) -> str:
+    """Why KL(p || q) is infinite, naming the likeliest tokens that p keeps and q gives p_final 0."""
+    missing = torch.isfinite(log_p) & ~torch.isfinite(log_q)
+    ids = torch.nonzero(missing).flatten()
+    p = log_p[ids].exp()
+    order = torch.argsort(p, descending=True)[:NAMED_TOKENS]
+    named = ", ".join(f"{engine.view.pill(int(ids[i])).display} ({float(p[i]):.1%})" for i in order)
+    more = f", and {len(ids) - len(order)} more" if len(ids) > len(order) else ""
+    return f"infinite: the other branch's p_final is 0 on {len(ids)} token(s) the current branch keeps: {named}{more}"

@@ -39,7 +39,7 @@ STATES = ("session", "prefs", "computed")
 PANELS = (
     "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
     "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
-    "lookahead_plot", "lookahead_paths", "lookahead_note",
+    "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token",
 )  # fmt: skip
 
 
@@ -87,7 +87,7 @@ class Explorer:
         return Inputs(data[self.c["session"]], controls, data[self.c["prefs"]], data[self.c["computed"]])
 
     def outputs(self, *also: str) -> list:
-        return [self.c["session"], *(self.c[n] for n in (*PANELS, *also))]
+        return [self.c["session"], *(self.c[n] for n in dict.fromkeys((*PANELS, *also)))]
 
     def unchanged(self) -> dict:
         """No output changes (Gradio reads an empty dict as one value, so name one output and skip it)."""

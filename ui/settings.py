@@ -1,8 +1,9 @@
 """Settings in the browser, and what happens when the page loads.
 
 Every control and the layout (which panels are open, each constraint type's text) are stored in the
-browser as `state.to_json` without the session, saved on every change and restored on load. The
-model box shows the model actually loaded, never a failed id. Opening a panel draws its content.
+browser as `state.to_json` without the session, saved on every change and restored on load; a picked
+attribution candidate or foil is not restored: it belongs to a position of a session the browser does not
+keep. The model box shows the model actually loaded, never a failed id. Opening a panel draws its content.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import gradio as gr
 
 from service import operations as service
 
-from . import actions
+from . import actions, explain_target
 from .controls import FIELDS, Controls
 from .draw import render
 from .events import QUICK_EVENT, Explorer
@@ -32,6 +33,7 @@ def restore(saved: object) -> dict:
     except ValueError:
         controls, prefs = Controls(), Prefs()
     out = {name: getattr(controls, name) for name in FIELDS} | {"prefs": prefs}
+    out |= dict.fromkeys(explain_target.PICKERS, "")
     return out | {f"{name}_panel": gr.Accordion(open=name in prefs.open_panels) for name in ACCORDIONS}
 
 

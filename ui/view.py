@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import lookahead_view
-from .controls import Controls
+from . import explain_target, lookahead_view
+from .controls import PARAM_FIELDS, Controls
 from .draw import bars, heatmap, render, timeline
 from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
 from .state import Ghost, Prefs, Session
@@ -35,7 +35,11 @@ STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a pl
         "lens_note": "*Out of date: the tokens or the model changed. Press the button to read the layers again.*",
         "lens": [],
     },
-    "comparison": {"comparison": "<p><i>Out of date: a branch or the model changed. Press Compare again.</i></p>"},
+    "comparison": {
+        "comparison": (
+            "<p><i>Out of date: a branch, a knob, the constraint or the model changed. Press Compare again.</i></p>"
+        )
+    },
     "attribution": {
         "attribution_legend": (
             "*Out of date: the tokens, the target, the method or the model changed. Press Explain again.*"
@@ -93,7 +97,14 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(model, prompt_request(session, controls), extra)
-    return fingerprint(model, session.key, {bid: (b.ids, b.messages) for bid, b in session.branches.items()})
+    branches = {bid: (b.ids, b.messages) for bid, b in session.branches.items()}
+    return fingerprint(model, session.key, branches, _p_final_settings(controls))
+
+
+def _p_final_settings(controls: Controls) -> dict:
+    """What p_final depends on: every sampling knob and the constraint, as set (reading them never refuses)."""
+    knobs = {name: getattr(controls, name) for name in (*PARAM_FIELDS, "custom_order", "stop_sequences")}
+    return knobs | controls.constraint()
 
 
 def shown_dist(frame: Frame) -> dict | None:
@@ -171,6 +182,14 @@ def _hover(frame: Frame) -> str:
     )
 
 
+def _explained(frame: Frame) -> explain_target.Position:
+    return explain_target.position(frame.session, frame.controls, frame.result.get("dist"))
+
+
+def _pickers_key(frame: Frame) -> str:
+    return explain_target.pickers_key(_explained(frame), frame.controls)
+
+
 def _timeline(frame: Frame):
     return timeline.timeline_figure(list(frame.session.branch.meta))
 
@@ -193,6 +212,9 @@ _PANELS = {
     "branch": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices(), value=f.session.current)),
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
     **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
+    # drawn even while the attribution panel is closed: a pick must never outlive its position
+    "explain_token": (_pickers_key, lambda f: explain_target.target_picker(_explained(f), f.controls)),
+    "contrast_token": (_pickers_key, lambda f: explain_target.foil_picker(_explained(f), f.controls)),
     "attribution_hover": (
         lambda f: fingerprint(
             _dist_key(f), f.controls.attribution_method, f.controls.aggregation, f.controls.granularity

@@ -122,7 +122,10 @@ def test_p_final_kl_is_exact_where_finite_and_null_with_a_reason_where_infinite(
         p = engine.stages(req, prompt, cat[: step.index]).p_final.double()
         q = engine.stages(req, prompt, dog[: step.index]).p_final.double()
         if step.kl_final_bits is None:
-            assert bool(((p > 0) & (q == 0)).any())
+            missing = (p > 0) & (q == 0)
+            likeliest = int(torch.where(missing, p, 0.0).argmax())
+            named = f"keeps: {engine.view.pill(likeliest).display} ({float(p[likeliest]):.1%})"
+            assert bool(missing.any()) and named in step.kl_final_reason  # the tokens that make it infinite
         else:
             on = p > 0
             expected = float((p[on] * torch.log2(p[on] / q[on])).sum())
@@ -134,6 +137,19 @@ def test_greedy_p_final_kl_is_zero_or_infinite(engine):
     assert result.steps[0].kl_final_bits == 0.0
     for step in result.steps:
         assert step.kl_final_bits == 0.0 or step.kl_final_reason.startswith("infinite")
+
+
+def test_an_infinite_kl_names_its_likeliest_tokens_and_counts_the_rest(engine):
+    from service.compare import NAMED_TOKENS, _infinite_reason
+
+    log_p = torch.log(torch.tensor([0.05, 0.3, 0.1, 0.2, 0.15, 0.12, 0.08, 0.0], dtype=torch.float64))
+    log_q = torch.log(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], dtype=torch.float64))
+    reason = _infinite_reason(engine, log_p, log_q)
+    shown = ", ".join(f"{engine.view.pill(i).display} ({p:.1%})" for i, p in ((1, 0.3), (3, 0.2), (4, 0.15)))
+    assert reason.startswith(
+        f"infinite: the other branch's p_final is 0 on 7 token(s) the current branch keeps: {shown}"
+    )
+    assert reason.endswith(f", and {7 - NAMED_TOKENS} more")
 
 
 def test_a_branch_outside_the_constraint_keeps_its_p_base_comparison(engine):

@@ -11,7 +11,8 @@ from tests.ui import chart
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions
 from ui.draw import bars
-from ui.state import Prefs
+from ui.panels import branches
+from ui.state import MAIN, Prefs
 from ui.view import STALE_OUTPUTS, Frame, on_demand_key, view
 
 
@@ -68,6 +69,28 @@ def test_on_demand_panels_go_out_of_date_once_and_say_so():
     assert panels["lens_note"] == STALE_OUTPUTS["lens"]["lens_note"] and panels["lens"] == []
     _, panels = shown(actions.step(session, CONTROLS), computed=computed)
     assert "lens_note" not in panels  # said once
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 1.5},
+        {"top_p": 0.5},
+        {"sampler_order": "llama.cpp"},
+        {"constraint_enabled": True, "constraint_type": "regex", "constraint_schema": r"[\s\S]*"},
+    ],
+)
+def test_the_comparison_goes_out_of_date_on_any_knob_or_constraint(change):
+    session = branches.fork(stepped(2), CONTROLS, "alt").session
+    outcome = branches.compare_branches(session, CONTROLS, MAIN, {})
+    computed = outcome.also["computed"]
+    session, _ = shown(outcome, computed=computed)
+    session, panels = shown(actions.refresh(session, CONTROLS), computed=computed)
+    assert "comparison" not in panels  # still current
+    changed = replace(CONTROLS, **change)
+    _, panels = shown(actions.refresh(session, changed), changed, computed=computed)
+    assert panels["comparison"] == STALE_OUTPUTS["comparison"]["comparison"]
+    assert "a knob, the constraint" in panels["comparison"]
 
 
 def test_the_candidate_table_lists_the_rows_penalties_pushed_down():

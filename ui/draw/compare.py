@@ -1,7 +1,9 @@
 """Two branches side by side: tokens per step, the divergence point, entropies and KL divergence.
 
 `comparison_html` renders the service's comparison of two branches (exact KL over the full vocabulary,
-computed by the engine); this module only formats it and runs no model.
+computed by the engine); this module only formats it and runs no model. A KL with no finite value is
+explained on its own row under its step (an infinite one names the tokens the other branch gives
+p_final 0), not in notes under the table that name no step.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 
+INFINITE = "infinite"  # how the service's reason for an infinite KL begins
 COMPARE_NOTE = (
     "KL(current ‖ other) in bits, summed over the full vocabulary, between the two branches' next-token "
     "distributions before each step: p_base (the raw model) and p_final (after this view's knobs). "
@@ -26,21 +29,34 @@ def comparison_html(comparison: dict, current_name: str, other_name: str) -> str
         f"<table><tr><th>step</th><th>{html.escape(current_name)}</th><th>entropy</th>"
         f"<th>{html.escape(other_name)}</th><th>entropy</th><th>KL p_base</th><th>KL p_final</th></tr>"
     )
-    rows = "".join(_step_row(step, step["index"] == split) for step in steps)
-    reasons = dict.fromkeys(s["kl_final_reason"] for s in steps if s["kl_final_reason"])
-    notes = "".join(f"<p>— KL p_final: {html.escape(reason)}</p>" for reason in reasons)
-    return head + rows + "</table>" + notes
+    rows = "".join(_step_row(step, step["index"] == split) + _reason_row(step) for step in steps)
+    return head + rows + "</table>"
 
 
 def _step_row(step: dict, diverges: bool) -> str:
     style = ' class="diverge" style="background:#fef3c7"' if diverges else ""
     reason = step["kl_final_reason"]
-    final = f'<span title="{html.escape(reason)}">—</span>' if reason else bits(step["kl_final_bits"])
+    final = f'<span title="{html.escape(reason)}">{_no_value(reason)}</span>' if reason else bits(step["kl_final_bits"])
     return (
         f"<tr{style}><td>{step['index'] + 1}{' ◀ diverge' if diverges else ''}</td>"
         f"<td>{_pill(step['token'])}</td><td>{bits(step['entropy_bits'])}</td>"
         f"<td>{_pill(step['other_token'])}</td><td>{bits(step['other_entropy_bits'])}</td>"
         f"<td>{bits(step['kl_base_bits'])}</td><td>{final}</td></tr>"
+    )
+
+
+def _no_value(reason: str) -> str:
+    return "∞" if reason.startswith(INFINITE) else "—"
+
+
+def _reason_row(step: dict) -> str:
+    """Under a step whose p_final KL has no value (both branches reach it): why, on a row of its own."""
+    reason = step["kl_final_reason"]
+    if not reason or step["entropy_bits"] is None or step["other_entropy_bits"] is None:
+        return ""  # a branch that ends before the step shows as empty cells: nothing more to say
+    return (
+        f'<tr class="kl-why" style="font-size:0.9em;color:#92400e"><td colspan="7">'
+        f"Step {step['index'] + 1}, KL p_final: {html.escape(reason)}</td></tr>"
     )
 
 

@@ -96,10 +96,18 @@ def faithfulness_line(result: dict) -> str:
     )
 
 
+def heading(result: dict) -> str:
+    """Which question the result answers: the completion position and its token (and the foil), in words."""
+    foil = f" rather than {result['contrast']['display']}" if result.get("contrast") else ""
+    return f"Token {result['target_index'] + 1} of the completion: {result['target']['display']}{foil}"
+
+
 def legend_html(result: dict) -> str:
+    """The heading, then the colour key and the legend, then the faithfulness line."""
     text = f'{swatches(result["signed"])} <span class="attr-legend-text">{html.escape(legend(result))}</span>'
     faith = faithfulness_line(result)
-    return text + (f'<div class="attr-faith">{html.escape(faith)}</div>' if faith else "")
+    head = f'<div class="attr-heading" style="font-weight:600">{html.escape(heading(result))}</div>'
+    return head + text + (f'<div class="attr-faith">{html.escape(faith)}</div>' if faith else "")
 
 
 def explain(args: list) -> dict:

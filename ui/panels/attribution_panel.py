@@ -12,24 +12,21 @@ from __future__ import annotations
 import gradio as gr
 
 from service import operations as service
-from service.public import ATTRIBUTION_AGGREGATIONS, ATTRIBUTION_METHODS, IG_STEPS, agreement
+from service.public import ATTRIBUTION_AGGREGATIONS, IG_STEPS, agreement
 
-from .. import actions
+from .. import actions, explain_target
 from ..controls import Controls
 from ..draw import heatmap
-from ..events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
-from ..request import attribution_request, fingerprint, prompt_request, request_for
+from ..events import MODEL_EVENT, Explorer, Outcome, refuse
+from ..request import attribution_request, fingerprint, prompt_request
 from ..state import Session
 from ..view import on_demand_key
 
 D = Controls()
 PROGRESS = gr.Progress()
-NO_FOIL = ("(none: why this token at all)", "")
-THE_TOKEN = ("(the token there)", "")
 RUNS = "attribution_runs"  # computed-state key: method -> the last result of that method (what agreement needs)
 COMPARED = ("method", "normalized", "target_id", "contrast_token_id", "target_index")
 IG_SLIDER_MAX = 64  # the API takes up to IG_STEPS.high; in the UI more steps cost more than they show
-NO_FOIL_METHODS = ", ".join(m.name for m in ATTRIBUTION_METHODS if not m.accepts_foil)
 
 
 def create_attribution_panel() -> dict:
@@ -47,13 +44,14 @@ def create_attribution_panel() -> dict:
                 [("Per token", "token"), ("Per word", "word")], value=D.granularity, label="Scores"
             )
             c["ig_steps"] = gr.Slider(IG_STEPS.low, IG_SLIDER_MAX, D.ig_steps, step=1, label=IG_STEPS.label)
+        # the view fills both pickers with the candidates at the explained position (see explain_target)
         c["explain_token"] = gr.Dropdown(
-            [THE_TOKEN], value=D.explain_token, allow_custom_value=True, elem_id="explain-token",
-            label="Explain: the token at the position, or another candidate there",
+            [("(the token there)", "")], value=D.explain_token, elem_id="explain-token", allow_custom_value=True,
+            label=explain_target.TARGET_LABEL,
         )  # fmt: skip
         c["contrast_token"] = gr.Dropdown(
-            [NO_FOIL], value=D.contrast_token, allow_custom_value=True, elem_id="foil",
-            label=f"Why this token rather than … (a foil from the candidates there; not with {NO_FOIL_METHODS})",
+            [("(none)", "")], value=D.contrast_token, elem_id="foil", allow_custom_value=True,
+            label=explain_target.FOIL_LABEL,
         )  # fmt: skip
         c["attribution_hover"] = gr.HTML(
             "", elem_id="attribution-hover", css_template=heatmap.PANEL_CSS, js_on_load=heatmap.PANEL_JS,
@@ -68,7 +66,11 @@ def create_attribution_panel() -> dict:
 
 
 def explain_request(session: Session, controls: Controls) -> dict:
-    """The attribution request: the inspected token, else the last one, else the most likely next token."""
+    """The attribution request: the inspected token, else the last one, else the most likely next token.
+
+    A picked candidate or foil counts only at the position it was picked at; a foil only under a method
+    that takes one (the foil picker is disabled under the others).
+    """
     session = session.for_prompt(controls.prompt_key)
     request = attribution_request(session, controls)
     ids = session.branch.ids
@@ -78,25 +80,13 @@ def explain_request(session: Session, controls: Controls) -> dict:
         request["target_token_id"] = session.ghost.rows[0]
     else:
         raise ValueError("nothing to explain yet: step once, or preview the prompt")
-    if controls.explain_token:
-        request["target_token_id"] = int(controls.explain_token)
-    if controls.contrast_token:
-        request["contrast_token_id"] = int(controls.contrast_token)
+    key = explain_target.position_key(session, controls)
+    if (target := explain_target.picked(controls.explain_token, key)) is not None:
+        request["target_token_id"] = target
+    foil = explain_target.picked(controls.contrast_token, key)
+    if foil is not None and controls.attribution_method not in explain_target.NO_FOIL_REASONS:
+        request["contrast_token_id"] = foil
     return request | {"method": controls.attribution_method, "ig_steps": int(controls.ig_steps)}
-
-
-def candidate_choices(session: Session, controls: Controls, first: tuple[str, str]) -> list[tuple[str, str]]:
-    """`first`, then the candidates at the position Explain explains (inspected, else last, else next) but its token."""
-    session = session.for_prompt(controls.prompt_key)
-    meta, at = session.branch.meta, session.inspect
-    at = len(meta) - 1 if at is None else at
-    if 0 <= at < len(meta):
-        dist, target = meta[at].get("dist"), meta[at]["token"]["id"]
-    else:
-        dist = service.preview(request_for(session, controls)).get("dist")
-        target = dist["tokens"][0]["id"] if dist and dist["tokens"] else None
-    rows = [r for r in (dist or {}).get("tokens", []) if r["id"] != target]
-    return [first, *((f"{r['display']} ({r['p_base']:.1%})", str(r["id"])) for r in rows)]
 
 
 def agreement_note(runs: dict, result: dict) -> str:
@@ -142,8 +132,6 @@ def wire_attribution(ex: Explorer) -> None:
     outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
     running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
     c["cancel_explain"].click(None, None, None, cancels=[running], api_visibility="private")
-    for name, first in (("explain_token", THE_TOKEN), ("contrast_token", NO_FOIL)):
-        c[name].focus(_filler(ex, name, first), ex.inputs(), [c[name]], **QUICK_EVENT)  # the candidates there
     for name in ("attribution_method", "aggregation", "granularity", "explain_token", "contrast_token"):
         ex.on(c[name].input, setting_changed)
 
@@ -159,17 +147,3 @@ def _answer(c: dict, got, result: dict) -> dict:
         c["attribution_legend"]: agreement_note(runs, result),
         c["computed"]: got.computed | {"attribution": key, RUNS: runs},
     }
-
-
-def _filler(ex: Explorer, name: str, first: tuple[str, str]):
-    """An event handler that fills a candidate picker with the candidates at the explained position."""
-
-    def fill(data: dict) -> dict:
-        got = ex.read(data)
-        try:
-            return {ex.c[name]: gr.Dropdown(choices=candidate_choices(got.session, got.controls, first))}
-        except ValueError as exc:
-            refuse(exc)
-            return {ex.c[name]: gr.skip()}
-
-    return fill

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import actions
+from .. import actions, explain_target
 from ..assets import asset
 from ..controls import FIELDS, Controls
 from ..events import QUICK_EVENT, Explorer, Outcome
@@ -52,12 +52,19 @@ def read_file(file: object) -> tuple[Controls, Prefs, Session]:
 
 
 def import_session(session: Session, controls: Controls, file: object) -> Outcome:
-    """The imported session and controls on screen; the current work is replaced only once the file is valid."""
+    """The imported session and controls on screen; the current work is replaced only once the file is valid.
+
+    The view draws the candidate pickers (a pick is kept only where it belongs to the imported position).
+    """
     new_controls, _, imported = read_file(file)
     if imported.key is None:
         imported = replace(imported, key=new_controls.prompt_key)
     outcome = actions.shown(imported, new_controls, "Session imported.")
-    return replace(outcome, controls=new_controls, also={name: getattr(new_controls, name) for name in FIELDS})
+    return replace(
+        outcome,
+        controls=new_controls,
+        also={name: getattr(new_controls, name) for name in FIELDS if name not in explain_target.PICKERS},
+    )
 
 
 def wire_session_file(ex: Explorer) -> None:

@@ -40,7 +40,8 @@ COMPARISON = {
 
 
 def _cells(html: str) -> list[list[str]]:
-    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html)
+    """The header and the step rows (not the rows that explain a step), cell by cell."""
+    rows = re.findall(r"<tr(?![^>]*kl-why)[^>]*>(.*?)</tr>", html)
     return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)] for row in rows]
 
 
@@ -58,10 +59,21 @@ def test_small_kl_keeps_its_digits_and_missing_values_say_why():
     cells = _cells(compare.comparison_html(COMPARISON, "alt", "main"))
     kl_base, kl_final = cells[3][5], cells[3][6]
     assert float(kl_base) == pytest.approx(3.2e-5, rel=1e-3) and kl_base != "0.000"
-    assert kl_final == "—"
+    assert kl_final == "∞"
     html = compare.comparison_html(COMPARISON, "alt", "main")
-    assert "infinite: the other branch" in html and "ends before this step" in html
+    assert "ends before this step" in html  # in the cell's title: the empty cells show it
     assert cells[4][3:6] == ["", "", ""]  # the other branch has no step 4
+
+
+def test_an_infinite_kl_is_explained_on_its_own_row_under_its_step():
+    html = compare.comparison_html(COMPARISON, "alt", "main")
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html)
+    why = re.findall(r'<tr class="kl-why"[^>]*><td colspan="7">(.*?)</td></tr>', html)
+    assert why == ["Step 3, KL p_final: infinite: the other branch&#x27;s p_final is 0 on 3 token(s)"]
+    assert "Step 3, KL p_final" in rows[4] and rows[3].startswith("<td>3</td>")  # right under step 3
+    assert "<p>— KL p_final" not in html  # no notes under the table
+    unchosen = {**COMPARISON["steps"][2], "token": None}  # the current branch ends at this step's context
+    assert "kl-why" in compare.comparison_html({**COMPARISON, "steps": [unchosen]}, "alt", "main")
 
 
 @pytest.mark.parametrize("value", [0.0, 1e-9, 2.5e-4, 0.012345, 1.0, 17.25, math.inf])

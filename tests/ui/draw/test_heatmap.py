@@ -22,6 +22,7 @@ def _result(normalized: list[float], method="saliency", aggregation="l2", **extr
         "normalized": normalized,
         "scores": normalized,
         "target": {"display": "␣mat"},
+        "target_index": 2,
         "context_tokens": [{"display": f"w{i}"} for i in range(len(normalized))],
         "elapsed_s": 0.25,
     } | extra
@@ -138,3 +139,12 @@ def test_hovering_uses_the_aggregation_and_granularity_of_the_panel(monkeypatch)
     heatmap.explain([json.dumps(embedded), 0, None, "saliency"])
     assert asked[0]["aggregation"] == "sum" and asked[0]["granularity"] == "word"
     assert asked[0]["method"] == "saliency" and asked[0]["target_index"] == 0 and asked[0]["target_token_id"] is None
+
+
+def test_every_result_is_headed_by_its_position_and_token():
+    head = heatmap.heading(_result([0.5, 0.5]))
+    assert head == "Token 3 of the completion: ␣mat"
+    foiled = _result([0.5, 0.5], contrast={"display": "␣rug"}, signed=False)
+    assert heatmap.heading(foiled) == "Token 3 of the completion: ␣mat rather than ␣rug"
+    for html in (heatmap.legend_html(foiled), heatmap.explain_html(foiled)):
+        assert html.index("Token 3 of the completion") < html.index("attr-legend-text")

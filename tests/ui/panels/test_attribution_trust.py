@@ -10,13 +10,19 @@ import pytest
 from backends.model import STORE
 from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
-from ui import view
+from ui import explain_target, view
 from ui.draw import heatmap
 from ui.panels import attribution_panel
 from ui.state import Session
 from ui.view import Frame
 
 SALIENCY = replace(CONTROLS, attribution_method="saliency")
+
+
+def _foils(session: Session, controls) -> list[tuple[str, str]]:
+    """The foil picker's choices at the explained position, as the view draws them."""
+    dist = service.preview(view.request_for(session, controls)).get("dist")
+    return explain_target.foil_choices(explain_target.position(session, controls, dist))
 
 
 def _explained(session: Session, controls) -> dict:
@@ -28,29 +34,16 @@ def model(tiny):
     STORE.use(tiny)
 
 
-def test_foils_are_the_candidates_of_the_explained_position_without_its_target():
-    session = stepped(2)
-    for inspected, at in ((session, 1), (session.inspecting(0), 0)):
-        choices = attribution_panel.candidate_choices(inspected, CONTROLS, attribution_panel.NO_FOIL)
-        meta = inspected.branch.meta[at]
-        assert choices[0] == attribution_panel.NO_FOIL
-        assert [int(v) for _, v in choices[1:]] == [
-            r["id"] for r in meta["dist"]["tokens"] if r["id"] != meta["token"]["id"]
-        ]
-    assert (
-        len(attribution_panel.candidate_choices(Session(), CONTROLS, attribution_panel.NO_FOIL)) > 1
-    )  # before any step: the next token's
-
-
 def test_a_foil_and_words_reach_the_request_and_the_answer():
     long_words = replace(SALIENCY, prompt="Photosynthesis in chloroplasts is")
     session = stepped(2, long_words)
-    foil = attribution_panel.candidate_choices(session, long_words, attribution_panel.NO_FOIL)[1][1]
+    foil = _foils(session, long_words)[1][1]
+    foil_id = explain_target.picked(foil, explain_target.position_key(session, long_words))
     controls = replace(long_words, contrast_token=foil, granularity="word")
     request = attribution_panel.explain_request(session, controls)
-    assert request["contrast_token_id"] == int(foil) and request["granularity"] == "word"
+    assert request["contrast_token_id"] == foil_id and request["granularity"] == "word"
     result = service.attribution(request)
-    assert result["contrast"]["id"] == int(foil) and result["words"]
+    assert result["contrast"]["id"] == foil_id and result["words"]
     assert f"rather than {result['contrast']['display']}" in heatmap.legend(result)
     cells = heatmap.explain_html(result).count('class="attr-cell attr-word"')
     assert cells == len(result["words"]) < len(result["context_tokens"])
@@ -113,12 +106,15 @@ def test_word_scores_paint_every_token_of_a_word_alike(granularity):
 
 def test_explain_can_target_another_candidate_at_the_inspected_position():
     session = stepped(2).inspecting(0)
-    choices = attribution_panel.candidate_choices(session, SALIENCY, attribution_panel.THE_TOKEN)
-    assert choices[0] == attribution_panel.THE_TOKEN
+    at = explain_target.position(session, SALIENCY, None)
+    choices = explain_target.target_choices(at)
+    assert choices[0] == (f"{session.branch.meta[0]['token']['display']} (the token there)", "")
+    candidate = explain_target.picked(choices[1][1], at.key)
     request = attribution_panel.explain_request(session, replace(SALIENCY, explain_token=choices[1][1]))
-    assert request["target_index"] == 0 and request["target_token_id"] == int(choices[1][1])
+    assert request["target_index"] == 0 and request["target_token_id"] == candidate
     result = service.attribution(request)
-    assert result["target"]["id"] == int(choices[1][1]) and result["target_index"] == 0
+    assert result["target"]["id"] == candidate and result["target_index"] == 0
+    assert heatmap.heading(result) == f"Token 1 of the completion: {result['target']['display']}"
 
 
 def test_changing_an_attribution_setting_keeps_the_inspected_token():
