@@ -58,7 +58,12 @@ def create_sidebar() -> dict:
             [NO_PRESET, *CONSTRAINT_PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
         )
         c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
+        c["constraint_leading_space"] = gr.Checkbox(
+            D.constraint_leading_space, label="Regex: allow one leading space (the space before a word)",
+            elem_id="constraint-leading-space",
+        )  # fmt: skip
         c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP[D.constraint_type])
+        c["constraint_start"] = gr.Markdown(elem_id="constraint-start")
     return c
 
 
@@ -128,7 +133,7 @@ def wire_sidebar(ex: Explorer) -> None:
         ex.on(trigger, knob_moved, also=("preset",))
     for name in ("seed", "stop_sequences", "constraint_schema"):
         ex.on(c[name].blur, actions.refresh)
-    for name in ("constraint_enabled", "llm_on"):
+    for name in ("constraint_enabled", "constraint_leading_space", "llm_on"):
         ex.on(c[name].input, actions.refresh)
     c["constraint_schema"].input(
         lambda kind, text, prefs: prefs.with_text(kind, text),
