@@ -150,7 +150,7 @@ def wire_sidebar(ex: Explorer) -> None:
         ex.on(c[name].blur, actions.refresh)
     ex.on(c["llm_on"].input, actions.refresh)
     for trigger in (c["constraint_schema"].blur, c["constraint_enabled"].input, c["constraint_leading_space"].input):
-        _refresh_constraint(ex, trigger)
+        refresh_constraint(ex, trigger)
     c["constraint_schema"].input(
         lambda kind, text, prefs: prefs.with_text(kind, text),
         [c["constraint_type"], c["constraint_schema"], c["prefs"]], c["prefs"], queue=False, **QUICK_EVENT,
@@ -159,18 +159,19 @@ def wire_sidebar(ex: Explorer) -> None:
         constraint_type_changed, [c["constraint_type"], c["prefs"]],
         [c["constraint_schema"], c["constraint_preset"], c["constraint_help"]], **QUICK_EVENT,
     )  # fmt: skip
-    _refresh_constraint(ex, chosen.then)
+    refresh_constraint(ex, chosen.then)
     picked = c["constraint_preset"].input(
         constraint_preset_chosen, [c["constraint_preset"], c["prefs"]],
         [c["constraint_type"], c["constraint_schema"], c["constraint_help"], c["prefs"]], **QUICK_EVENT,
     )  # fmt: skip
-    _refresh_constraint(ex, picked.then)
+    refresh_constraint(ex, picked.then)
     loaded = c["load"].click(load_model, c["model_id"], [c["model_status"], c["model_id"]], **MODEL_EVENT)
     ex.on(loaded.then, actions.refresh)
 
 
-def _refresh_constraint(ex: Explorer, trigger) -> None:
-    """A constraint change redraws the distribution, then the panel's allowed first tokens."""
+def refresh_constraint(ex: Explorer, trigger) -> None:
+    """A change of the constraint or the prompt redraws the distribution, then the panel's allowed first tokens
+    (the prompt orders them)."""
     ex.on(ex.on(trigger, actions.refresh).then, constraint_start, also=("constraint_start",))
 
 
