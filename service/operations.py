@@ -275,3 +275,19 @@ def compare(request: dict, other_completion_ids: list[int]) -> dict:
     engine = _engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
     return compare_branches(engine, req, other).as_dict()
+
+
+@LANE.held
+@gpu
+@readable_errors
+def constraint_start(request: dict) -> dict:
+    """What the request's constraint allows first: `count` tokens, the likeliest of them as `tokens` (display text).
+
+    The completion in the request is ignored: this is about the constraint's first position after the prompt.
+    """
+    from decoding.constraint_start import constraint_start as start
+
+    req = dataclasses.replace(parsing.parsed(request), completion_ids=())
+    engine = _engine(req)
+    POLICY.check_context(engine, req)
+    return start(engine, req).as_dict()

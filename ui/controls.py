@@ -41,6 +41,7 @@ class Settings:
     constraint_type: str = "regex"
     constraint_preset: str = NO_PRESET
     constraint_schema: str = EXAMPLES["regex"]
+    constraint_leading_space: bool = True  # a value after a prompt usually follows a space: allow one by default
     llm_on: bool = True
     speed: float = 2.0
     max_steps: int = 64
@@ -93,7 +94,9 @@ class Settings:
         return list(check_sampler_order(names))
 
     def constraint(self) -> dict:
-        return {"enabled": self.constraint_enabled, "type": self.constraint_type, "schema": self.constraint_schema}
+        out = {"enabled": self.constraint_enabled, "type": self.constraint_type, "schema": self.constraint_schema}
+        # only a regex takes the option; the options of a multiple choice carry their own spaces
+        return out | {"leading_space": self.constraint_leading_space} if self.constraint_type == "regex" else out
 
 
 Controls = make_dataclass(

@@ -138,17 +138,28 @@ def check_sampler_order(value: object, registry: Registry = REGISTRY) -> str | t
 
 @dataclass(frozen=True)
 class ConstraintSpec:
-    """A grammar constraint: multiple choice (one option per line), regex, Lark CFG or JSON schema."""
+    """A grammar constraint: multiple choice (one option per line), regex, Lark CFG or JSON schema.
+
+    `leading_space` (regex only) lets the output start with one optional space, the one a tokenizer puts before
+    a word after a prompt; None decides by the regex: on for a ready-made pattern, off for any other.
+    """
 
     enabled: bool = False
     type: str = "regex"
     schema: str = ""
+    leading_space: bool | None = None
 
     def __post_init__(self) -> None:
         parse.boolean("constraint enabled", self.enabled, False)
         if self.type not in CONSTRAINT_TYPES:
             raise ValueError(f"constraint type {self.type!r} is unknown: accepted are {list(CONSTRAINT_TYPES)}")
         parse.text("constraint schema", self.schema)
+        parse.boolean("constraint leading_space", self.leading_space, False)
+        if self.leading_space and self.type != "regex":
+            raise ValueError(
+                f"constraint leading_space true applies to regex constraints only, not {self.type}: send false or"
+                " leave it out (multiple-choice options carry their own leading spaces)"
+            )
 
     @property
     def active(self) -> bool:
@@ -162,6 +173,7 @@ class ConstraintSpec:
             enabled=parse.boolean("constraint enabled", data.get("enabled"), False),
             type=parse.choice("constraint type", data.get("type"), CONSTRAINT_TYPES, "regex"),
             schema=parse.string("constraint schema", data.get("schema")),
+            leading_space=data.get("leading_space"),
         )
 
     def as_dict(self) -> dict:

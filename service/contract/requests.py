@@ -57,6 +57,11 @@ class Constraint(BaseModel):
     enabled: bool | None = None
     type: Literal[CONSTRAINT_TYPES] | None = Field(None, description="default regex")
     grammar: str | None = Field(None, alias="schema", description="the options, regex, grammar or schema")
+    leading_space: bool | None = Field(
+        None,
+        description="regex only: the output may start with one space (default: true for a ready-made pattern,"
+        " false for any other regex)",
+    )
 
 
 class PreviewRequest(BaseModel):

@@ -363,8 +363,15 @@ def test_grammars_are_built_the_way_outlines_backend_builds_them(ll_tokenizer):
     assert grammar_for(ConstraintSpec(True, "cfg", cfg_text)) == backend.get_cfg_logits_processor(cfg_text).grammar
 
 
+EMAILS = ("jo@example.com", "a.b+c@mail.example.org", "x_1-2@a-b.co")
+NOT_EMAILS = ("jo@example", "jo@@example.com", ".jo@example.com", "jo.@example.com", "Jo@example.com", "jo@-a.com")
+
+
 def test_presets_come_from_outlines_and_compile():
-    assert constraints.PRESETS["email"] == ("regex", outlines_types.email.pattern)
+    # email: a bounded subset of Outlines' pattern (every address it accepts, Outlines accepts)
+    email = constraints.PRESETS["email"][1]
+    assert all(re.fullmatch(email, a) and re.fullmatch(outlines_types.email.pattern, a) for a in EMAILS)
+    assert not any(re.fullmatch(email, a) for a in NOT_EMAILS)
     assert constraints.PRESETS["ipv4"] == ("regex", outlines_types.ipv4.pattern)
     assert {"email", "date (YYYY-MM-DD)", "time (HH:MM:SS)", "integer", "phone number (US)"} <= set(constraints.PRESETS)
     for kind, schema in constraints.PRESETS.values():
@@ -377,8 +384,8 @@ def test_examples_compile_for_every_type():
         assert grammar_for(ConstraintSpec(True, kind, schema))
 
 
-def test_choice_options_drop_blanks_and_duplicates():
-    assert constraints.choice_options(" yes \n\nno\r\nyes\n") == ("yes", "no")
+def test_choice_options_drop_blanks_and_duplicates_and_keep_leading_spaces():
+    assert constraints.choice_options(" yes \n\nno\r\n yes\n  \nyes") == (" yes", "no", "yes")
 
 
 # ------------------------------------------------------------------------------------------ vocabulary, trackers

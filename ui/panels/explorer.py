@@ -13,6 +13,7 @@ from ..controls import Controls
 from ..draw import bars
 from ..draw.render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
 from ..events import QUICK_EVENT
+from .sidebar import refresh_constraint
 
 D = Controls()
 PLAY = "▶ Play"
@@ -83,4 +84,4 @@ def wire_explorer(ex) -> None:
     ex.on_select(c["candidates"].select, actions.force_candidate)
     ex.on_select(c["tokens"].select, actions.select_token)
     for trigger in (c["prompt"].blur, c["prompt"].submit, c["system_prompt"].blur, c["use_chat_template"].input):
-        ex.on(trigger, actions.refresh)
+        refresh_constraint(ex, trigger)

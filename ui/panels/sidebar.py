@@ -8,6 +8,7 @@ a preset setting the sliders does not fire it, so nothing loops.
 from __future__ import annotations
 
 from dataclasses import replace
+from html import escape
 
 import gradio as gr
 
@@ -18,6 +19,7 @@ from .. import actions
 from ..controls import CUSTOM, KNOBS, NO_PRESET, ORDER_CHOICES, PARAM_FIELDS, Controls, matching_preset, preset_values
 from ..draw import render
 from ..events import MODEL_EVENT, QUICK_EVENT, Explorer, Outcome, refuse
+from ..request import request_for
 from ..state import Prefs, Session
 
 D = Controls()
@@ -58,7 +60,12 @@ def create_sidebar() -> dict:
             [NO_PRESET, *CONSTRAINT_PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
         )
         c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
+        c["constraint_leading_space"] = gr.Checkbox(
+            D.constraint_leading_space, label="Regex: allow one leading space (the space before a word)",
+            elem_id="constraint-leading-space",
+        )  # fmt: skip
         c["constraint_help"] = gr.Markdown(CONSTRAINT_HELP[D.constraint_type])
+        c["constraint_start"] = gr.Markdown(elem_id="constraint-start")
     return c
 
 
@@ -119,6 +126,19 @@ def constraint_preset_chosen(name: str, prefs: Prefs) -> tuple:
     return kind, schema, CONSTRAINT_HELP.get(kind, ""), prefs.with_text(kind, schema)
 
 
+def constraint_start(session: Session, controls: Controls) -> dict:
+    """The constraint panel's line on what the constraint lets the completion start with (the mask, in tokens)."""
+    if not controls.constraint_enabled:
+        return {"constraint_start": ""}
+    try:
+        start = service.constraint_start(request_for(session, controls))
+    except ValueError as exc:  # the step and the panel's own toast say more; here, why there is no list
+        return {"constraint_start": f"Allowed first tokens: none to show ({escape(str(exc))})"}
+    shown = ", ".join(f"<code>{escape(token)}</code>" for token in start["tokens"])
+    more = ", …" if start["count"] > len(start["tokens"]) else ""
+    return {"constraint_start": f"Allowed first tokens ({start['count']:,}, likeliest first): {shown}{more}"}
+
+
 def wire_sidebar(ex: Explorer) -> None:
     c = ex.c
     ex.on(c["preset"].input, apply_preset, also=PARAM_FIELDS)
@@ -126,10 +146,11 @@ def wire_sidebar(ex: Explorer) -> None:
         ex.on(c[name].input, knob_moved, also=("preset",), trigger_mode="always_last")
     for trigger in (c["custom_order"].blur, c["custom_order"].submit):
         ex.on(trigger, knob_moved, also=("preset",))
-    for name in ("seed", "stop_sequences", "constraint_schema"):
+    for name in ("seed", "stop_sequences"):
         ex.on(c[name].blur, actions.refresh)
-    for name in ("constraint_enabled", "llm_on"):
-        ex.on(c[name].input, actions.refresh)
+    ex.on(c["llm_on"].input, actions.refresh)
+    for trigger in (c["constraint_schema"].blur, c["constraint_enabled"].input, c["constraint_leading_space"].input):
+        refresh_constraint(ex, trigger)
     c["constraint_schema"].input(
         lambda kind, text, prefs: prefs.with_text(kind, text),
         [c["constraint_type"], c["constraint_schema"], c["prefs"]], c["prefs"], queue=False, **QUICK_EVENT,
@@ -138,14 +159,20 @@ def wire_sidebar(ex: Explorer) -> None:
         constraint_type_changed, [c["constraint_type"], c["prefs"]],
         [c["constraint_schema"], c["constraint_preset"], c["constraint_help"]], **QUICK_EVENT,
     )  # fmt: skip
-    ex.on(chosen.then, actions.refresh)
+    refresh_constraint(ex, chosen.then)
     picked = c["constraint_preset"].input(
         constraint_preset_chosen, [c["constraint_preset"], c["prefs"]],
         [c["constraint_type"], c["constraint_schema"], c["constraint_help"], c["prefs"]], **QUICK_EVENT,
     )  # fmt: skip
-    ex.on(picked.then, actions.refresh)
+    refresh_constraint(ex, picked.then)
     loaded = c["load"].click(load_model, c["model_id"], [c["model_status"], c["model_id"]], **MODEL_EVENT)
     ex.on(loaded.then, actions.refresh)
+
+
+def refresh_constraint(ex: Explorer, trigger) -> None:
+    """A change of the constraint or the prompt redraws the distribution, then the panel's allowed first tokens
+    (the prompt orders them)."""
+    ex.on(ex.on(trigger, actions.refresh).then, constraint_start, also=("constraint_start",))
 
 
 def load_model(model_id: str) -> tuple:

@@ -205,15 +205,19 @@ def test_token_ids_accept_integral_floats():
 def test_constraint_spec_validation():
     with pytest.raises(ValueError, match=r"constraint type 'xml'.*multiple_choice"):
         ConstraintSpec.from_dict({"type": "xml"})
-    with pytest.raises(ValueError, match=r"unknown key 'grammar' in constraint: accepted are \['enabled', 'schema'"):
+    with pytest.raises(
+        ValueError, match=r"unknown key 'grammar' in constraint: accepted are \['enabled', 'leading_space', 'schema'"
+    ):
         ConstraintSpec.from_dict({"grammar": "x"})
     spec = ConstraintSpec.from_dict({"enabled": True, "type": "regex", "schema": None})
-    assert spec.active and spec.schema == ""
+    assert spec.active and spec.schema == "" and spec.leading_space is None
     for bad, words in [
         ({"enabled": "false"}, "constraint enabled 'false' is not a boolean"),
         ({"schema": ["a"]}, "constraint schema must be a string, got list"),
         ({"schema": "\udfff"}, "constraint schema contains a lone surrogate (U+DFFF)"),
         ({"type": 3}, "constraint type 3 is not accepted: use one of multiple_choice, regex"),
+        ({"leading_space": "yes"}, "constraint leading_space 'yes' is not a boolean"),
+        ({"type": "cfg", "leading_space": True}, "constraint leading_space true applies to regex constraints only"),
         ("regex", "constraint must be a JSON object, got string"),
     ]:
         with pytest.raises(ValueError) as info:
