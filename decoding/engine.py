@@ -103,13 +103,12 @@ class Engine:
     ) -> dist_mod.Stages:
         """The pipeline over given next-token logits of prompt + completion (e.g. a row of a batched forward)."""
         ids = (*prompt, *completion)
-        valid, ctype, end = None, None, None
+        valid, ctype = None, None
         if req.constraint.active:
             mask = self._tracker().mask(req.constraint, completion)
             valid, ctype = mask.valid, mask.constraint_type
-            end = next((t for t in sorted(self.eos_ids) if mask.accepting and bool(mask.valid[t])), None)
         return dist_mod.compute(
-            logits, ids, completion, req.params, valid, ctype, end_id=end,
+            logits, ids, completion, req.params, valid, ctype,
             breakers=self.breakers(req.params), xtc_draw=self.xtc_draw(req, len(completion)),
         )  # fmt: skip
 

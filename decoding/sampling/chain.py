@@ -163,14 +163,11 @@ def compute(
     valid: torch.Tensor | None = None,
     constraint_type: str | None = None,
     *,
-    end_id: int | None = None,
     breakers: ls.Breakers = ls.NO_BREAKERS,
     xtc_draw: float = 0.0,
 ) -> Stages:
     """Apply the stages in order to float32 logits for one position; the input is not modified.
 
-    `end_id`: where the constraint may end, its end-of-sequence token, which takes what the constraint forbids
-    (see `knobs.apply_mask`);
     `breakers`: DRY's sequence breakers for this vocabulary (see `llama_samplers.sequence_breakers`);
     `xtc_draw`: this position's uniform draw in [0, 1) for XTC, which acts when it is <= xtc_probability
     (the default 0.0 makes XTC act whenever it is on).
@@ -183,7 +180,7 @@ def compute(
         chain.apply(stage, params, inputs, last=False)
     shown = chain.probs
     if valid is not None:
-        masked = knobs.apply_mask(chain.logits, valid, end_id)
+        masked = knobs.apply_mask(chain.logits, valid)
         if not torch.isfinite(masked).any():
             raise ValueError("the constraint allows no token here: no candidate is valid")
         chain.removed("constraint", masked)

@@ -54,19 +54,11 @@ def temperature(logits: torch.Tensor, value: float) -> torch.Tensor:
     return logits / value
 
 
-def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None, end_id: int | None = None) -> torch.Tensor:
-    """Invalid tokens to -inf; `valid` is a bool tensor of the same length, or None for no constraint.
-
-    `end_id`: where the grammar may end, the end-of-sequence token that takes the invalid tokens' probability.
-    A model that wants to go on with something the grammar forbids (" " or "." after "jo@example.com") wants
-    the value to end there; without this it is pushed to stretch the value ("jo@example.com.html.html…").
-    """
+def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Invalid tokens to -inf; `valid` is a bool tensor of the same length, or None for no constraint."""
     if valid is None:
         return logits
-    masked = logits.masked_fill(~valid, float("-inf"))
-    if end_id is not None and not bool(valid.all()):
-        masked[end_id] = torch.logaddexp(logits[end_id], torch.logsumexp(logits[~valid], dim=0))
-    return masked
+    return logits.masked_fill(~valid, float("-inf"))
 
 
 def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -161,15 +161,6 @@ def test_apply_mask_sets_invalid_tokens_to_minus_infinity():
     assert knobs.apply_mask(logits, None) is logits
 
 
-def test_where_the_grammar_may_end_the_end_token_takes_what_it_forbids():
-    logits = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4]))
-    valid = torch.tensor([True, False, True, False])
-    out = torch.softmax(knobs.apply_mask(logits, valid, end_id=0), dim=-1)
-    assert torch.allclose(out, torch.tensor([0.7, 0.0, 0.3, 0.0]))
-    everything = torch.ones(4, dtype=torch.bool)
-    assert torch.equal(knobs.apply_mask(logits, everything, end_id=0), logits)
-
-
 KNOB_CALLS = {
     "repetition_penalty": lambda x: knobs.repetition_penalty(x, [1, 2, 2, 900], 1.3),
     "presence_frequency": lambda x: knobs.presence_frequency_penalty(x, [1, 2, 2, 900], 0.5, 0.5),
