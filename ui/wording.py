@@ -25,7 +25,8 @@ _PHRASES = (
     (r"\bsampler_order\[(\d+)\]", lambda m: f"entry {int(m[1]) + 1} of the custom order"),
     (r"\bsampler_order\b", "the custom order"),  # a named order is picked, never typed
     (r"\bcontrast_token_id\b", "the foil"),
-    (r"\b(?:target_token_id|target_index)\b", "the token to explain"),
+    (r"\btarget_token_id\b", "the token to explain"),
+    (r"\btarget_index\b", "the position to explain"),
     (r"\bforce_text\b", "the forced text"),
     (r"\bforce_token_id\b", "the forced token"),
     (r"\bstop_sequences\b", "Stop sequences"),
