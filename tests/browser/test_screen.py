@@ -68,3 +68,14 @@ def test_a_finished_completion_says_its_finish_reason_once_when_stepped(page):
     page.get_by_role("button", name="Step", exact=True).click()
     expect(ui.summary(page)).to_contain_text("nothing was appended")
     assert ui.summary(page).inner_text().count("stop sequence") == 1, ui.summary(page).inner_text()
+
+
+def test_a_refused_custom_order_is_told_in_the_words_of_the_screen(page):
+    ui.open_accordion(page, "samplers-panel")
+    ui.choose(page, "Sampler order", "custom (the list below)")
+    box = page.locator("#custom-order textarea")
+    box.fill("temperature, nonsense")
+    box.press("Enter")
+    toast = ui.error_toast(page, "the custom order")
+    expect(toast).to_contain_text("nonsense")
+    assert "sampler_order" not in toast.inner_text()
