@@ -37,6 +37,7 @@ INTRO = (
     "final ones (**p_final**, blue) after every sampling stage."
 )
 CSS = asset("page.css")
+JS = asset("token_scroll.js")  # run once when the page loads
 
 
 def build() -> gr.Blocks:
@@ -45,10 +46,10 @@ def build() -> gr.Blocks:
         gr.Markdown(INTRO)
         c = {"session": gr.State(Session()), "prefs": gr.State(Prefs()), "computed": gr.State({})}
         with gr.Tabs() as c["tabs"]:
-            with gr.Tab("Explorer", id="explorer"), gr.Row(equal_height=False):
-                with gr.Column(scale=1, min_width=260):
+            with gr.Tab("Explorer", id="explorer"), gr.Row(equal_height=False, elem_id="explorer-row"):
+                with gr.Column(scale=1, min_width=260, elem_id="explorer-side"):
                     c |= sidebar.create_sidebar()
-                with gr.Column(scale=3, min_width=320):
+                with gr.Column(scale=3, min_width=320, elem_id="explorer-main"):
                     c |= explorer.create_explorer()
                     for create in (lookahead.create_lookahead, attribution_panel.create_attribution_panel,
                                    lens.create_lens, branches.create_branches, autostep.create_autostep,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
     demo = build()
     demo.queue(max_size=options.queue_size)
-    cli.launch(demo, options, css=CSS)
+    cli.launch(demo, options, css=CSS, js=JS)
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -163,9 +163,9 @@ def docs_prompt(rng: random.Random, words: int) -> str:
 
 # The explorer's page, as the summary line reads: "N completion tokens after a P-token prompt ..."
 SUMMARY = "#summary [data-testid=markdown]"
-COUNTS = re.compile(r"\s*(\d+) completion tokens after a (\d+)-token prompt")
+COUNTS = re.compile(r"\s*(\d+) completion tokens? after a (\d+)-token prompt")
 COUNTS_JS = """([selector, completion]) => {
-  const match = /^\\s*(\\d+) completion tokens after a (\\d+)-token prompt/.exec(
+  const match = /^\\s*(\\d+) completion tokens? after a (\\d+)-token prompt/.exec(
     document.querySelector(selector)?.innerText ?? '');
   if (!match || Number(match[1]) !== completion) return false;
   return document.querySelectorAll('#tokens .token').length === Number(match[2]) + completion;

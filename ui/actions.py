@@ -12,6 +12,7 @@ from service import operations as service
 
 from . import quickstep
 from .controls import Controls
+from .draw import render
 from .events import Outcome
 from .request import request_for
 from .state import Session
@@ -84,7 +85,9 @@ def force_tokens(session: Session, controls: Controls, ids: tuple[int, ...]) -> 
     at = session.inspect
     forked = session.forked(at)
     outcome = _forced_steps(forked, controls, ids)
-    notice = announce(f"New branch **{forked.branch.name}** from token {at + 1}; the original stays as it was.")
+    notice = announce(
+        f"New {render.branch_named(forked.branch.name)} from token {at + 1}; the original stays as it was."
+    )
     return Outcome(outcome.session, outcome.result, notice)
 
 

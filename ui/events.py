@@ -19,6 +19,7 @@ from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 from .controls import FIELDS, Controls
 from .state import Prefs, Session
 from .view import Frame, view
+from .wording import on_screen
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Outcome:
 def refuse(exc: Exception) -> None:
     """Tell the user why nothing happened, in a toast (the caller changes no output)."""
     if isinstance(exc, ValueError):
-        gr.Warning(str(exc))
+        gr.Warning(on_screen(str(exc)))
     else:
         log.exception("unexpected error")
         gr.Warning(f"Something went wrong ({type(exc).__name__}): {exc}")

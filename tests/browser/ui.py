@@ -60,7 +60,7 @@ def open_app(page: Page, url: str) -> None:
     """Load the page and wait until the model is ready and the first preview is drawn."""
     page.goto(url, wait_until="load")
     expect(page.locator("#model-status")).to_contain_text(f"Model {MODEL_ID}", timeout=READY_TIMEOUT_MS)
-    expect(summary(page)).to_have_text(re.compile(r"^\s*\d+ completion tokens"), timeout=READY_TIMEOUT_MS)
+    expect(summary(page)).to_have_text(re.compile(r"^\s*\d+ completion tokens?"), timeout=READY_TIMEOUT_MS)
     page.wait_for_function(BARS_JS, timeout=READY_TIMEOUT_MS)
 
 
@@ -88,7 +88,7 @@ def token_texts(page: Page) -> list[str]:
 
 
 def completion_count(page: Page) -> int:
-    match = re.match(r"\s*(\d+) completion tokens after a (\d+)-token prompt", summary(page).inner_text())
+    match = re.match(r"\s*(\d+) completion tokens? after a (\d+)-token prompt", summary(page).inner_text())
     assert match, f"unexpected summary: {summary(page).inner_text()!r}"
     return int(match.group(1))
 
@@ -101,7 +101,7 @@ def prompt_count(page: Page) -> int:
 
 def expect_completion_count(page: Page, n: int) -> None:
     """The summary says n completion tokens and the token view shows prompt + n tokens."""
-    expect(summary(page)).to_have_text(re.compile(rf"^\s*{n} completion tokens"))
+    expect(summary(page)).to_have_text(re.compile(rf"^\s*{n} completion tokens?\b"))
     expect(tokens(page)).to_have_count(prompt_count(page) + n)
 
 

@@ -75,7 +75,7 @@ def test_clicking_a_candidate_while_inspecting_branches_and_keeps_the_original()
     outcome = actions.force_candidate(on_screen, CONTROLS, [other, 0])
     branched = outcome.session
     assert branched.branch.ids == (original[0], rows[other]) and branched.branches[MAIN].ids == original
-    assert "New branch" in outcome.notice
+    assert outcome.notice.startswith(f"New **{branched.branch.name}** from token 2")  # never "branch branch 2"
 
 
 def test_clicking_the_last_token_deletes_it():

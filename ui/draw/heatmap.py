@@ -18,6 +18,7 @@ from service import operations as service
 from service.public import ATTRIBUTION_METHODS
 
 from ..assets import asset
+from ..wording import on_screen
 
 log = logging.getLogger(__name__)
 METHOD_CHOICES = [(m.label, m.name) for m in ATTRIBUTION_METHODS]  # the registry's, in its order
@@ -122,7 +123,7 @@ def explain(args: list) -> dict:
         request |= {"target_index": target_index, "target_token_id": target_token_id}
         result = service.attribution(request)
     except ValueError as exc:
-        return {"error": str(exc)}
+        return {"error": on_screen(str(exc))}
     except Exception as exc:  # a hover must never break the page: report, log, carry on
         log.exception("attribution failed")
         return {"error": f"attribution failed ({type(exc).__name__}): {exc}"}

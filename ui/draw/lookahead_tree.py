@@ -54,12 +54,12 @@ def nodes(tree: dict) -> list[Node]:
 
 
 def path_rows(tree: dict) -> list[list[str]]:
-    """The table: one row per node, indented by depth, with its probabilities (finished paths say why)."""
+    """The table: one row per node, indented by depth, with its probabilities in one format (finished paths say why)."""
     rows = []
     for node in nodes(tree):
         ending = f" ({node.finish_reason.replace('_', ' ')})" if node.finish_reason else ""
         text = "· " * (node.depth - 1) + node.path_text + ending
-        rows.append([text, f"{node.p_final:.1%}", f"{node.p_base:.1%}", f"{node.path_probability:.2%}"])
+        rows.append([text, *(f"{p:.2%}" for p in (node.p_final, node.p_base, node.path_probability))])
     return rows
 
 

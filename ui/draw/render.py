@@ -14,6 +14,8 @@ COLOR_MAP = {
 }
 CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
 DEFAULT_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
+# How the engine begins its notice when a finished completion is stepped: the status line names the finish itself
+FINISHED_NOTE = "the completion has finished ({reason}): "
 
 
 def shown_rows(dist: dict | None, chosen: int | None = None) -> tuple[plots.ShownRow, ...]:
@@ -82,22 +84,33 @@ def _percent(p: float | None) -> str:
 def status_line(result: dict, session: Session, notice: str = "") -> str:
     """The always-visible line: tokens, branch, inspection, entropies, finish reason, notices."""
     n_prompt, n_done = len(result["prompt_tokens"]), len(result["completion_ids"])
-    parts = [f"**{n_done}** completion tokens after a **{n_prompt}**-token prompt"]
+    parts = [f"**{n_done}** completion {plural(n_done, 'token')} after a **{n_prompt}**-token prompt"]
     branch = session.branch
     kind = f" (a conversation of {len(branch.messages)} messages)" if branch.messages is not None else ""
-    parts.append(f"branch **{branch.name}**{kind}")
+    parts.append(f"{branch_named(branch.name)}{kind}")
     if session.inspect is not None:
         parts.append(f"inspecting token {session.inspect + 1}")
     dist = result.get("dist")
     if dist and session.inspect is None:
         parts.append(f"entropy {dist['entropy_base']:.2f} → {abs(dist['entropy_final']):.2f} bits")
         parts.append(f"{dist['kept_token_count']} in play")
+    reason = (result.get("finish_reason") or "").replace("_", " ")
     if result["finished"]:
-        parts.append(f"**finished: {result['finish_reason'].replace('_', ' ')}**")
+        parts.append(f"**finished: {reason}**")
     for text in dict.fromkeys((result.get("notice"), notice)):  # the same notice once
-        if text:
-            parts.append(f"*{text}*")
+        if text:  # the finish reason is said once, just above
+            parts.append(f"*{text.replace(FINISHED_NOTE.format(reason=reason), '')}*")
     return " · ".join(parts)
+
+
+def plural(n: int, word: str) -> str:
+    """`word` as it reads after the number `n`: "1 token", "2 tokens", "0 tokens"."""
+    return word if n == 1 else f"{word}s"
+
+
+def branch_named(name: str) -> str:
+    """ "branch **main**", or "**branch 2**" for a name that already says branch (never "branch branch 2")."""
+    return f"**{name}**" if name.lower().startswith("branch") else f"branch **{name}**"
 
 
 def model_markdown(status: dict) -> str:

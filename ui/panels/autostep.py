@@ -17,6 +17,7 @@ from .. import actions
 from ..controls import Controls
 from ..events import QUICK_EVENT, Explorer, Outcome
 from ..state import Session
+from ..wording import on_screen
 from .explorer import PLAY
 
 PAUSE = "⏸ Pause"
@@ -55,7 +56,7 @@ def tick(session: Session, controls: Controls, playing: Playing) -> Outcome | di
     try:
         outcome = actions.step(session, controls)
     except ValueError as exc:
-        gr.Warning(f"Auto-step stopped: {exc}")
+        gr.Warning(f"Auto-step stopped: {on_screen(str(exc))}")
         return _stopped()
     rate = done / max(time.monotonic() - playing.started, 1e-6)
     notice = f"auto-step: {done} steps at {rate:.1f} per second (asked {controls.speed:g})"

@@ -14,7 +14,7 @@ from service import operations as service
 
 from .. import actions
 from ..controls import Controls
-from ..draw import compare
+from ..draw import compare, render
 from ..events import Explorer, Outcome
 from ..request import request_for
 from ..state import MAIN, Session
@@ -45,7 +45,7 @@ def switch(session: Session, controls: Controls, branch_id: str) -> Outcome:
 def fork(session: Session, controls: Controls, name: str) -> Outcome:
     session = actions.current(session, controls)
     forked = session.forked(len(session.branch.ids), name or "")
-    notice = actions.announce(f"New branch **{forked.branch.name}** from the end of the completion.")
+    notice = actions.announce(f"New {render.branch_named(forked.branch.name)} from the end of the completion.")
     return actions.shown(forked, controls, notice)
 
 

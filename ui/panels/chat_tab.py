@@ -18,6 +18,7 @@ from service import operations as service
 
 from .. import actions
 from ..controls import Controls
+from ..draw import render
 from ..events import MODEL_EVENT, QUICK_EVENT, SESSION_EVENT, Explorer, Outcome, refuse
 from ..state import Session
 
@@ -82,7 +83,7 @@ def open_in_explorer(session: Session, controls: Controls) -> Outcome:
     session = actions.current(session, controls)
     opened = session.forked(0, "chat", messages=session.chat[:-1])
     opened = opened.with_branch(replace(opened.branch, ids=session.chat_reply))
-    notice = f"New branch **{opened.branch.name}**: the whole conversation; the other branches are unchanged."
+    notice = f"New {render.branch_named(opened.branch.name)}: the whole conversation; the other branches are unchanged."
     outcome = actions.shown(opened, controls, actions.announce(notice))
     return replace(outcome, also={"tabs": gr.Tabs(selected="explorer")})
 

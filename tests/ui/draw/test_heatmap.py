@@ -78,12 +78,12 @@ def test_hover_and_explain_panels_paint_the_same_colours(monkeypatch):
     assert "→ ␣mat" in explained
 
 
-def test_hover_reports_errors_instead_of_raising(monkeypatch):
+def test_hover_reports_errors_in_the_words_of_the_screen_instead_of_raising(monkeypatch):
     def refuse(request):
         raise ValueError("target_index 9 is out of range")
 
     monkeypatch.setattr(heatmap.service, "attribution", refuse)
-    assert heatmap.explain(["{}", 9, None, "attention"]) == {"error": "target_index 9 is out of range"}
+    assert heatmap.explain(["{}", 9, None, "attention"]) == {"error": "the position to explain 9 is out of range"}
     monkeypatch.setattr(heatmap.service, "attribution", lambda request: 1 / 0)
     assert "ZeroDivisionError" in heatmap.explain(["{}", 0, None, "attention"])["error"]
 

@@ -33,9 +33,9 @@ def test_nodes_are_depth_first_with_their_path_text_and_ids():
     assert [n.depth for n in nodes] == [1, 2, 2, 1]
 
 
-def test_the_table_indents_by_depth_and_says_why_a_path_ends():
+def test_the_table_indents_by_depth_and_says_why_a_path_ends_its_numbers_in_one_format():
     rows = lookahead_tree.path_rows(TREE)
-    assert rows[0] == ["␣a", "60.0%", "30.0%", "60.00%"]
+    assert rows[0] == ["␣a", "60.00%", "30.00%", "60.00%"]
     assert rows[1][0] == "· ␣ab" and rows[3][0] == "␣d (eos)"
 
 

@@ -53,6 +53,25 @@ def test_the_status_line_names_count_branch_inspection_and_finish():
     assert "finished: stop sequence" in line and "*hello*" in line
 
 
+def test_the_status_line_counts_one_token_in_the_singular():
+    one = RESULT | {"completion_ids": [5]}
+    assert render.status_line(one, Session()).startswith("**1** completion token after a **2**-token prompt")
+    assert render.status_line(RESULT | {"completion_ids": []}, Session()).startswith("**0** completion tokens")
+
+
+def test_a_branch_named_branch_is_not_called_branch_twice():
+    session = Session().forked(0)
+    line = render.status_line(RESULT, session)
+    assert f"**{session.branch.name}**" in line and "branch branch" not in line.lower()
+    assert render.branch_named("main") == "branch **main**"
+
+
+def test_the_finish_reason_is_said_once_when_a_finished_completion_is_stepped():
+    notice = "the completion has finished (stop sequence): nothing was appended"
+    line = render.status_line(RESULT | {"notice": notice}, Session(), notice)
+    assert line.count("stop sequence") == 1 and "*nothing was appended*" in line
+
+
 def test_the_model_line_says_loading_or_where_the_model_runs():
     assert "Loading" in render.model_markdown({"state": "loading", "model_id": "m"})
     ready = {"state": "ready", "model_id": "m", "source": "s", "device": "cpu", "dtype": "float32",

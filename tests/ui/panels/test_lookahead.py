@@ -85,7 +85,7 @@ def test_a_tree_grown_at_an_inspected_token_branches_there():
     path = lookahead_tree.nodes(grown.lookahead.tree)[1].path_ids
     outcome = lookahead.take_path(grown, CONTROLS, [1, 0])
     assert outcome.session.branch.ids == state.branch.ids[:1] + path
-    assert outcome.session.branches[MAIN].ids == state.branch.ids and "New branch" in outcome.notice
+    assert outcome.session.branches[MAIN].ids == state.branch.ids and outcome.notice.startswith("New **branch ")
 
 
 @pytest.mark.parametrize(
