@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import ROOT, running_app
 from tests.browser import ui
-from tests.browser.server import ROOT, running_app
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -20,9 +20,9 @@ from attribution import clear_cache
 from attribution import gradients as gradients_mod
 from backends.lane import LANE
 from backends.model import STORE
+from bench.harness import free_port
 from server import gradio_api
 from service import operations as service
-from tests.browser.server import free_port
 
 PROMPT = "The capital of France is"
 # The request body of the earlier tool, every field spelled out

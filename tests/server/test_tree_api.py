@@ -15,11 +15,11 @@ import cli
 from backends.lane import LANE
 from backends.model import STORE
 from backends.prefix_cache import PREFIX_CACHE
+from bench.harness import free_port
 from server import gradio_api
 from service import operations as service
 from service.budgets import Budgets
 from service.prefetch import PREFETCH
-from tests.browser.server import free_port
 
 PROMPT = "The capital of France is"
 REQUEST = {
