@@ -3,8 +3,10 @@
 Prefetch guesses; a request is real. While prefetch's forward runs, a request that queues for the model
 would wait for the whole pass (and a batched pass of several rows costs more than the request's own). Under
 `giving_way(model, stop)` every decoder layer first asks `stop()`; True abandons the pass with `Cancelled`,
-so the request waits for at most one layer. The pass only ever writes to its own copy of the KV cache (the
-prefix cache hands out copies), so nothing shared is left half-written.
+so the request waits for at most one layer. The batched rows run on their own copy of the KV cache, so an
+abandoned pass leaves nothing shared half-written; only when the base itself was not cached and had to be
+prefilled first does an abandoned pass drop the entry it was extending (a later cache miss, never a wrong
+answer).
 """
 
 from __future__ import annotations

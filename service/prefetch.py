@@ -120,6 +120,8 @@ class Prefetcher:
                 return  # another model came in; or nothing follows (a finished completion, the context's end)
             tokens = top_tokens(engine.analysis(req, prompt, completion)[0].p_final, self.count)
         for group in (tokens[:1], tokens[1:]):  # the likeliest alone first: a greedy caller's next step
+            if not group:  # greedy keeps one candidate: no second turn to wait for
+                return
             self._forward(job, (*prompt, *completion), group)
             for token in group:  # the pipeline of each candidate, one idle turn each: never a long wait for users
                 with LANE.hold_when_idle(job.cancel):
