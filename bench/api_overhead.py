@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 import gradio as gr
 import harness
@@ -69,7 +69,7 @@ def gradio_step(client: httpx.Client, url: str, body: dict) -> dict:
     return json.loads(events[-1].removeprefix("data:"))[0]
 
 
-def timed(walks: dict, name: str, call: Callable[[dict], dict], times: dict) -> None:
+def timed(walks: dict, name: Hashable, call: Callable[[dict], dict], times: dict) -> None:
     """One step of the walk `name`: the call's wall time, and the walk's completion extended."""
     start = time.perf_counter()
     result = call(walks[name])

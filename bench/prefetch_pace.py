@@ -22,7 +22,7 @@ import httpx
 import torch
 
 from backends.model import EMBEDDED_ID, STORE, load_model
-from bench.api_overhead import TIMEOUT_S, body_for, gradio_step, rest_step, serving
+from bench.api_overhead import TIMEOUT_S, body_for, gradio_step, rest_step, serving, timed
 from service.prefetch import DEFAULT_COUNT, PREFETCH
 
 CONTEXT = 695
@@ -62,14 +62,7 @@ def generate_token_ms(model, ids: list[int], tokens: int = GENERATE_TOKENS) -> f
     return harness.median((run(1 + tokens) - run(1)) * 1000 / tokens for _ in range(3))
 
 
-def timed_call(call, walk: dict) -> tuple[float, dict]:
-    """One call: its wall time (ms) and the walk extended by the answer's token."""
-    start = time.perf_counter()
-    answer = call(walk)
-    return (time.perf_counter() - start) * 1000, walk | {"completion_ids": answer["completion_ids"]}
-
-
-def sequence(call, walk: dict, row: Row, times: list[float]) -> dict:
+def sequence(call, walks: dict[Row, dict], row: Row, times: dict[Row, list[float]]) -> None:
     """A caller's turn: once the model is quiet, one call unmeasured, then three back to back or one after the pause.
 
     The unmeasured call starts the walk's own rhythm (its answer schedules its prefetch); what comes after it is
@@ -77,12 +70,10 @@ def sequence(call, walk: dict, row: Row, times: list[float]) -> dict:
     """
     PREFETCH.configure(row.prefetch)
     PREFETCH.wait_idle(TIMEOUT_S)
-    walk = timed_call(call, walk)[1]
+    timed(walks, row, call, {row: []})
     for _ in range(1 if row.pace_s else 3):
         time.sleep(row.pace_s)
-        elapsed, walk = timed_call(call, walk)
-        times.append(elapsed)
-    return walk
+        timed(walks, row, call, times)
 
 
 def measure(context: int, runs: int, pace_s: float) -> tuple[dict[Row, list[float]], float, int]:
@@ -94,10 +85,10 @@ def measure(context: int, runs: int, pace_s: float) -> tuple[dict[Row, list[floa
         calls = {"REST": lambda b: rest_step(client, url, b), "Gradio": lambda b: gradio_step(client, url, b)}
         walks = {row: body_for(loaded.tokenizer, 100 + i, context) for i, row in enumerate(rows)}
         for row in rows:  # warm-up: each walk's prefill
-            walks[row] = timed_call(calls[row.api], walks[row])[1]
+            timed(walks, row, calls[row.api], {row: []})
         for _ in range(runs):
             for row in rows:
-                walks[row] = sequence(calls[row.api], walks[row], row, times[row])
+                sequence(calls[row.api], walks, row, times)
     PREFETCH.configure(0)
     ids = loaded.tokenizer(walks[rows[0]]["prompt"])["input_ids"]
     return times, generate_token_ms(loaded.model, ids), len(ids)
