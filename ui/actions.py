@@ -10,7 +10,7 @@ import gradio as gr
 
 from service import operations as service
 
-from . import quickstep
+from . import constraint_state, quickstep
 from .controls import Controls
 from .draw import render
 from .events import Outcome
@@ -24,9 +24,20 @@ def current(session: Session, controls: Controls) -> Session:
 
 
 def shown(session: Session, controls: Controls, notice: str = "") -> Outcome:
-    """The current branch as it stands: its next-token distribution (or only its tokens, model off)."""
-    show = service.preview if controls.llm_on else service.render
-    return Outcome(session, show(request_for(session, controls)), notice)
+    """The current branch as it stands: its next-token distribution (or only its tokens, model off).
+
+    A constraint that cannot be used here never blocks this: the distribution is drawn without it, and
+    the result carries the problem for the constraint panel.
+    """
+    result, problem = constraint_state.despite(_show(controls), request_for(session, controls))
+    if problem is None:
+        return Outcome(session, result, notice)
+    notice = " ".join(filter(None, (notice, problem.note)))
+    return Outcome(session, result | {constraint_state.PROBLEM: problem}, notice)
+
+
+def _show(controls: Controls):
+    return service.preview if controls.llm_on else service.render
 
 
 def announce(notice: str) -> str:
@@ -42,18 +53,27 @@ def refresh(session: Session, controls: Controls) -> Outcome:
 def advance(session: Session, controls: Controls, **force) -> Outcome:
     """One step on the current branch (or the forced token / text); says why when nothing was appended."""
     session = current(session, controls).inspecting(None)
-    request = request_for(session, controls)
-    if controls.llm_on:
-        result = service.step(request | force) if force else quickstep.step(request)
-    elif "force_text" in force:
-        result = service.append_text(request, force["force_text"])
-    else:
+    if not controls.llm_on and "force_text" not in force:
         raise ValueError("the model is switched off: switch it on to step, or force text")
+    request = request_for(session, controls)
+    try:
+        result = _stepped(request, controls, force)
+    except ValueError as exc:  # say so when the constraint is what stops the step
+        problem = constraint_state.diagnose(_show(controls), request)
+        if problem is None:
+            raise
+        raise ValueError(problem.step_line) from exc
     notice = ""
     if not result["appended"]:  # the engine's notice says why (the finish reason)
         notice = result.get("notice") or f"nothing was appended ({result['finish_reason']})"
         gr.Info(notice)
     return Outcome(session.with_result(result), result, notice)
+
+
+def _stepped(request: dict, controls: Controls, force: dict) -> dict:
+    if controls.llm_on:
+        return service.step(request | force) if force else quickstep.step(request)
+    return service.append_text(request, force["force_text"])
 
 
 def step(session: Session, controls: Controls) -> Outcome:
@@ -117,7 +137,7 @@ def clear(session: Session, controls: Controls) -> Outcome:
 def select_token(session: Session, controls: Controls, index: object) -> Outcome:
     """A click on the last completion token deletes it; on an earlier one, shows how it was chosen."""
     session = current(session, controls)
-    n_prompt = len(service.render(request_for(session, controls))["prompt_tokens"])
+    n_prompt = len(service.render(constraint_state.without(request_for(session, controls)))["prompt_tokens"])
     position = index - n_prompt if isinstance(index, int) else -1
     n_done = len(session.branch.ids)
     if position < 0:

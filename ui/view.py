@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import explain_target, lookahead_view
+from . import constraint_state, explain_target, lookahead_view
 from .controls import PARAM_FIELDS, Controls
 from .draw import bars, heatmap, render, timeline
 from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
@@ -198,12 +198,17 @@ def _lookahead_key(frame: Frame) -> str:
     return lookahead_view.panel_key(frame.session, frame.controls)
 
 
+def _constraint_line(frame: Frame) -> str:
+    return constraint_state.panel_line(frame.result)
+
+
 def _branch_key(frame: Frame) -> str:
     return fingerprint(frame.session.branch_choices(), frame.session.current)
 
 
 _PANELS = {
     "tokens": (_tokens_key, lambda f: render.token_spans(f.result, f.session.branch.meta)),
+    "constraint_problem": (_constraint_line, _constraint_line),
     "plot": (_dist_key, _bars),
     "candidates": (_dist_key, lambda f: render.candidate_rows(shown_dist(f), _chosen(f))),
     "stages": (_dist_key, _stages),

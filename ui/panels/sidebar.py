@@ -60,6 +60,7 @@ def create_sidebar() -> dict:
             [NO_PRESET, *CONSTRAINT_PRESETS], value=NO_PRESET, label="Ready-made pattern (Outlines types)"
         )
         c["constraint_schema"] = gr.Code(D.constraint_schema, label="Options / regex / grammar / schema", lines=6)
+        c["constraint_problem"] = gr.HTML(elem_id="constraint-problem")
         c["constraint_leading_space"] = gr.Checkbox(
             D.constraint_leading_space, label="Regex: allow one leading space (the space before a word)",
             elem_id="constraint-leading-space",
@@ -132,8 +133,8 @@ def constraint_start(session: Session, controls: Controls) -> dict:
         return {"constraint_start": ""}
     try:
         start = service.constraint_start(request_for(session, controls))
-    except ValueError as exc:  # the step and the panel's own toast say more; here, why there is no list
-        return {"constraint_start": f"Allowed first tokens: none to show ({escape(str(exc))})"}
+    except ValueError:  # the panel's line on the constraint's problem says why
+        return {"constraint_start": ""}
     shown = ", ".join(f"<code>{escape(token)}</code>" for token in start["tokens"])
     more = ", …" if start["count"] > len(start["tokens"]) else ""
     return {"constraint_start": f"Allowed first tokens ({start['count']:,}, likeliest first): {shown}{more}"}
