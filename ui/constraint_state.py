@@ -9,6 +9,7 @@ explanation. The problem travels with the result the view draws (`PROBLEM`), so 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -22,6 +23,8 @@ TYPE_WORDS = {"regex": "regex", "cfg": "grammar", "json_schema": "JSON schema", 
 INVALID = " is invalid: "  # how the engine's message on a constraint it cannot compile goes on to the reason
 MISMATCH = "The completion so far does not match this constraint: clear the completion, or keep it and turn the"
 MISMATCH += " constraint off"
+# the engine's words on the first completion token the constraint refuses (its index counts from 0)
+_REFUSED_TOKEN = re.compile(r"completion token (\d+) \((.*), id \d+\) is not allowed by the .+? constraint after (.*)")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,13 @@ class Problem:
         return TYPE_WORDS.get(self.kind, "constraint")
 
     def _detail(self) -> str:
-        """The engine's reason without its own "<type> '<text>' is invalid: " preamble (the panel shows the text)."""
-        return on_screen(self.reason.split(INVALID, 1)[-1])
+        """The engine's reason without its own "<type> '<text>' is invalid: " preamble (the panel shows the text);
+        a refused token is counted from 1, as the token view does."""
+        token = _REFUSED_TOKEN.fullmatch(self.reason)
+        if token is None:
+            return on_screen(self.reason.split(INVALID, 1)[-1])
+        where = "at its start" if token[3] in ("''", '""') else f"after {token[3]}"
+        return f"its token {int(token[1]) + 1}, {token[2]}, is not allowed {where}"
 
     @property
     def panel_line(self) -> str:

@@ -98,7 +98,7 @@ def test_a_completion_the_constraint_does_not_allow_says_what_to_do():
     outcome = actions.refresh(session, DIGITS)
     problem = outcome.result[PROBLEM]
     assert not problem.invalid and problem.panel_line.startswith(MISMATCH)
-    assert "completion token 0" in problem.panel_line  # what the engine found
+    assert "its token 1, " in problem.panel_line and "is not allowed at its start" in problem.panel_line
     assert "does not match" in outcome.notice
     with pytest.raises(ValueError, match="clear the completion, or keep it and turn the constraint off"):
         actions.step(session, DIGITS)
@@ -129,7 +129,10 @@ def test_the_panel_line_is_escaped_and_worded_for_the_screen():
         == "This JSON schema is not valid: line 1, column 2: expected <value>. Fix it or turn the constraint off."
     )
     assert "&lt;value&gt;" in panel_line({PROBLEM: problem}) and panel_line({}) == ""
-    mismatch = Problem(False, "regex", "completion token 0 ('a', id 5) is not allowed by the regex constraint after ''")
+    mismatch = Problem(
+        False, "regex", "completion token 2 (' b', id 5) is not allowed by the regex constraint after 'ab'"
+    )
+    assert mismatch.panel_line == f"{MISMATCH} constraint off (its token 3, ' b', is not allowed after 'ab')."
     assert mismatch.step_line == mismatch.panel_line
 
 
