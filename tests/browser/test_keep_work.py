@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -68,7 +69,7 @@ def test_a_session_too_large_to_keep_says_so(page, tmp_path):
     ui.open_accordion(page, "session-file")
     with page.expect_download() as download:
         page.get_by_role("button", name="Export session (JSON)").click()
-    data = json.loads(open(download.value.path(), encoding="utf-8").read())
+    data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     data["session"]["chat"] = [{"role": "user", "content": "x" * 2_100_000}]  # a very long conversation
     path = tmp_path / "large.json"
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -13,7 +13,7 @@ from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, session_store
 from ui.panels import branches
-from ui.state import Prefs, from_json, to_json
+from ui.state import LookAhead, Prefs, from_json, to_json
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +36,7 @@ def test_the_kept_value_is_the_session_file_and_comes_back_whole():
     work = actions.refresh(stepped(2), replace(CONTROLS, prompt="Paris is")).session
     work = branches.fork(work, CONTROLS, "alt").session
     work = replace(work, chat=({"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}))
+    work = replace(work, chat_reply=(3, 4), lookahead=LookAhead({"completion_ids": [1]}, {"width": 2}, "m"))
     value = kept(work)
     assert value == browser(to_json(CONTROLS, Prefs(), work, service.model_status()["model_id"]))
     back, note = session_store.restored(value, service.model_status())
@@ -43,7 +44,8 @@ def test_the_kept_value_is_the_session_file_and_comes_back_whole():
     assert {b: (x.ids, x.meta, x.prompt) for b, x in back.branches.items()} == {
         b: (x.ids, x.meta, x.prompt) for b, x in work.branches.items()
     }
-    assert back.current == work.current and back.chat == work.chat
+    assert back.current == work.current and back.chat == work.chat and back.chat_reply == work.chat_reply
+    assert back.lookahead == work.lookahead
 
 
 def test_a_restored_session_is_on_screen_with_its_chat():
