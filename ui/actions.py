@@ -19,8 +19,23 @@ from .state import Session
 
 
 def current(session: Session, controls: Controls) -> Session:
-    """The session for the prompt on screen (prompt-box branches start afresh when it changed)."""
-    return session.for_prompt(controls.prompt_key)
+    """The session for the prompt on screen; an edit that keeps the earlier completion on its branch says so."""
+    moved, notice = prompt_edited(session, controls)
+    if notice:
+        announce(notice)
+    return moved
+
+
+def prompt_edited(session: Session, controls: Controls) -> tuple[Session, str]:
+    """(the session for the prompt on screen, a notice when the edit kept the earlier completion on its branch)."""
+    moved = session.for_prompt(controls.prompt_key)
+    if moved.current == session.current:
+        return moved, ""
+    kept = session.branch
+    return moved, (
+        f"The prompt changed: your earlier completion ({len(kept.ids)} {render.plural(len(kept.ids), 'token')})"
+        f" is kept as {render.branch_named(kept.name)}; the new prompt starts {render.branch_named(moved.branch.name)}."
+    )
 
 
 def shown(session: Session, controls: Controls, notice: str = "") -> Outcome:
@@ -47,7 +62,8 @@ def announce(notice: str) -> str:
 
 
 def refresh(session: Session, controls: Controls) -> Outcome:
-    return shown(current(session, controls).inspecting(None), controls)
+    session, notice = prompt_edited(session, controls)
+    return shown(session.inspecting(None), controls, announce(notice) if notice else "")
 
 
 def advance(session: Session, controls: Controls, **force) -> Outcome:

@@ -12,7 +12,7 @@ import gradio as gr
 
 from service import operations as service
 
-from . import actions, explain_target
+from . import actions, explain_target, session_store
 from .controls import FIELDS, Controls
 from .draw import render
 from .events import QUICK_EVENT, Explorer
@@ -58,7 +58,8 @@ def wire_settings(demo: gr.Blocks, ex: Explorer) -> None:
     c["status_timer"].tick(lambda: named(model_view()), None, model_outputs, **QUICK_EVENT)
     restore_outputs = [*(c[n] for n in FIELDS), c["prefs"], *(c[f"{n}_panel"] for n in ACCORDIONS)]
     restored = demo.load(lambda saved: named(restore(saved)), stored, restore_outputs, **QUICK_EVENT)
-    ex.on(restored.then(lambda: named(model_view()), None, model_outputs, **QUICK_EVENT).then, actions.refresh)
+    loaded = restored.then(lambda: named(model_view()), None, model_outputs, **QUICK_EVENT)
+    session_store.wire_session_store(ex, loaded.then)  # the session kept in the browser, then the view
 
     def save(data: dict) -> dict:
         got = ex.read(data)

@@ -1,19 +1,23 @@
 """Per-user state of the explorer, typed: branches, current branch, inspected token, ghost bars, chat.
 
 `Session` is immutable: every operation returns a new one, so a refused action (a ValueError) leaves
-the caller's session exactly as it was. A branch either continues the prompt box (its prompt is the
-session's `key`) or a conversation opened from the chat (its own `messages`), which a prompt change
-leaves alone. `Prefs` holds how the page is laid out (open panels, each constraint type's text); it
-is kept apart because layout events run while a step is in flight and must not overwrite each other.
+the caller's session exactly as it was. A branch either continues a prompt of the prompt box (its own
+`prompt`, which the box shows while the branch is current) or a conversation opened from the chat (its own
+`messages`). Editing the prompt never discards work: a completion of the old prompt stays as it was, on its
+branch, and the new prompt starts a new one. `Prefs` holds how the page is laid out (open panels, each
+constraint type's text); it is kept apart because layout events run while a step is in flight and must
+not overwrite each other.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 from .controls import Controls
 
 MAIN = "main"
+PROMPT_SHOWN = 24  # characters of a branch's prompt in its label
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Branch:
     parent: str | None = None
     fork_at: int | None = None
     messages: tuple[dict, ...] | None = None  # a conversation prompt instead of the prompt box
+    prompt: tuple | None = None  # the prompt-box key (prompt, system prompt, chat template) this branch continues
 
     def cut(self, length: int) -> Branch:
         if not 0 <= length <= len(self.ids):
@@ -54,7 +59,7 @@ class LookAhead:
 
 @dataclass(frozen=True)
 class Session:
-    key: tuple | None = None  # (prompt, system prompt, chat template) of the prompt-box branches
+    key: tuple | None = None  # (prompt, system prompt, chat template) in the prompt box
     branches: dict = field(default_factory=lambda: {MAIN: Branch(MAIN)})
     current: str = MAIN
     counter: int = 1
@@ -66,8 +71,13 @@ class Session:
     shown: dict = field(default_factory=dict)  # panel -> inputs it shows
     lookahead: LookAhead | None = None  # the last tree grown (current while its request is the one on screen)
 
-    def __hash__(self) -> int:  # Gradio hashes state values; equal sessions agree on these fields
-        return hash((self.key, self.current, self.inspect, tuple((k, b.ids) for k, b in self.branches.items())))
+    def __hash__(self) -> int:
+        """Gradio hashes state values to tell when they changed (which saves the session in the browser): equal
+        sessions agree on these fields, and every change worth keeping moves one of them."""
+        branches = tuple((k, b.name, b.prompt, b.ids, b.messages is None) for k, b in self.branches.items())
+        chat = (len(self.chat), self.chat[-1].get("content") if self.chat else None, self.chat_reply)
+        grown = None if self.lookahead is None else json.dumps(self.lookahead.request, sort_keys=True)
+        return hash((self.key, self.current, self.inspect, branches, chat, grown))
 
     @property
     def branch(self) -> Branch:
@@ -78,13 +88,24 @@ class Session:
         return replace(self, branches=self.branches | {branch_id or self.current: branch})
 
     def for_prompt(self, key: tuple) -> Session:
-        """Unchanged for the same prompt; else the prompt-box branches start afresh, conversations stay."""
-        if self.key == key:
+        """The session once the prompt box shows `key`: its current branch continues that prompt.
+
+        A current branch with tokens of another prompt stays as it was (nothing is lost) and a new empty
+        branch on `key` becomes current; an empty one simply takes `key`; a conversation is left alone.
+        """
+        if self.key == key and (self.branch.messages is not None or self.branch.prompt in (None, key)):
             return self
-        kept = {bid: b for bid, b in self.branches.items() if b.messages is not None}
-        current = self.current if self.current in kept else MAIN
-        branches = {MAIN: Branch(MAIN)} | kept
-        return replace(self, key=key, branches=branches, current=current, inspect=None)
+        pinned = {bid: b if b.prompt or b.messages is not None else replace(b, prompt=self.key)
+                  for bid, b in self.branches.items()}  # fmt: skip
+        moved = replace(self, key=key, branches=pinned)
+        branch = moved.branch
+        if branch.messages is not None or branch.prompt == key:
+            return moved
+        if not branch.ids or branch.prompt is None:
+            return replace(moved, inspect=None).with_branch(replace(branch, prompt=key))
+        counter = self.counter + 1
+        fresh = moved.with_branch(Branch(f"branch {counter}", prompt=key), f"b{counter}")
+        return replace(fresh, current=f"b{counter}", counter=counter, inspect=None)
 
     def with_result(self, result: dict) -> Session:
         """Record a step's appended tokens and their choice records on the current branch."""
@@ -102,13 +123,14 @@ class Session:
         counter = self.counter + 1
         label = name.strip() or f"branch {counter}"
         conversation = messages if messages is not None else base.messages
-        new = Branch(label, base.ids, base.meta, self.current, at, conversation)
+        new = Branch(label, base.ids, base.meta, self.current, at, conversation, base.prompt or self.key)
         out = replace(self, counter=counter, inspect=None).with_branch(new, f"b{counter}")
         return replace(out, current=f"b{counter}")
 
     def switched(self, branch_id: str) -> Session:
+        """The branch made current; the prompt box then shows the prompt it continues (its `key`)."""
         self._check(branch_id)
-        return replace(self, current=branch_id, inspect=None)
+        return self._at(branch_id, self.branches)
 
     def renamed(self, name: str) -> Session:
         if not name.strip():
@@ -119,7 +141,12 @@ class Session:
         if len(self.branches) == 1:
             raise ValueError("the last branch cannot be deleted: clear its completion instead")
         branches = {bid: b for bid, b in self.branches.items() if bid != self.current}
-        return replace(self, branches=branches, current=next(iter(branches)), inspect=None)
+        return self._at(next(iter(branches)), branches)
+
+    def _at(self, branch_id: str, branches: dict) -> Session:
+        target = branches[branch_id]
+        key = target.prompt if target.messages is None and target.prompt is not None else self.key
+        return replace(self, branches=branches, current=branch_id, inspect=None, key=key)
 
     def inspecting(self, index: int | None) -> Session:
         return self if self.inspect == index else replace(self, inspect=index)
@@ -129,7 +156,16 @@ class Session:
         return replace(self, shown=self.shown | {panel: inputs})
 
     def branch_choices(self) -> list[tuple[str, str]]:
-        return [(f"{b.name} ({len(b.ids)} tokens)", bid) for bid, b in self.branches.items()]
+        """(label, id) per branch; once branches continue different prompts, each label names its prompt."""
+        prompts = {b.prompt or self.key for b in self.branches.values() if b.messages is None}
+        return [(f"{b.name} ({len(b.ids)} tokens{self._origin(b) if len(prompts) > 1 else ''})", bid)
+                for bid, b in self.branches.items()]  # fmt: skip
+
+    def _origin(self, branch: Branch) -> str:
+        if branch.messages is not None:
+            return ", a conversation"
+        text = (branch.prompt or self.key or ("",))[0]
+        return f", prompt “{text if len(text) <= PROMPT_SHOWN else text[: PROMPT_SHOWN - 1] + '…'}”"
 
     def _check(self, branch_id: str) -> None:
         if branch_id not in self.branches:
@@ -157,8 +193,9 @@ class Prefs:
 EXPORT_VERSION = 2
 
 
-def to_json(controls: Controls, prefs: Prefs, session: Session | None = None) -> dict:
-    """The JSON-ready form shared by the session file (with `session`) and the browser settings (without)."""
+def to_json(controls: Controls, prefs: Prefs, session: Session | None = None, model_id: str = "") -> dict:
+    """The JSON-ready form shared by the session file and the session kept in the browser (with `session`, and
+    the model its token ids belong to) and the browser settings (without)."""
     out = {"version": EXPORT_VERSION, "controls": controls.as_dict(), "prefs": _prefs_json(prefs)}
     if session is not None:
         out["session"] = {
@@ -166,6 +203,8 @@ def to_json(controls: Controls, prefs: Prefs, session: Session | None = None) ->
             "current": session.current,
             "branches": {bid: _branch_json(b) for bid, b in session.branches.items()},
             "chat": list(session.chat),
+            "chat_reply": list(session.chat_reply),
+            "model_id": model_id,
         }
         if session.lookahead is not None:
             grown = session.lookahead
@@ -180,6 +219,7 @@ def _prefs_json(prefs: Prefs) -> dict:
 def _branch_json(branch: Branch) -> dict:
     out = {"name": branch.name, "ids": list(branch.ids), "meta": list(branch.meta)}
     out |= {"parent": branch.parent, "fork_at": branch.fork_at}
+    out |= {"prompt": list(branch.prompt)} if branch.prompt is not None else {}
     return out | ({"messages": list(branch.messages)} if branch.messages is not None else {})
 
 
@@ -203,26 +243,30 @@ def _session(data: object) -> Session:
     branches = data.get("branches") if isinstance(data, dict) else None
     if not isinstance(branches, dict) or not branches:
         raise ValueError("the session file needs a non-empty 'branches' object")
-    restored = {str(bid): _branch(str(bid), b) for bid, b in branches.items()}
-    current = data.get("current") if data.get("current") in restored else next(iter(restored))
     key = tuple(data["key"]) if isinstance(data.get("key"), list) else None
+    restored = {str(bid): _branch(str(bid), b, key) for bid, b in branches.items()}
+    current = data.get("current") if data.get("current") in restored else next(iter(restored))
     chat = tuple(m for m in data.get("chat") or () if isinstance(m, dict))
+    reply = data.get("chat_reply") if isinstance(data.get("chat_reply"), list) else []
+    numbered = [int(bid[1:]) for bid in restored if bid[:1] == "b" and bid[1:].isdigit()]
     grown = data.get("lookahead")
     lookahead = None
     if isinstance(grown, dict) and isinstance(grown.get("request"), dict) and isinstance(grown.get("tree"), dict):
         lookahead = LookAhead(grown["request"], grown["tree"], str(grown.get("model_id") or ""))
     return Session(
-        key=key, branches=restored, current=current, counter=len(restored) + 1, chat=chat, lookahead=lookahead
-    )
+        key=key, branches=restored, current=current, counter=max([len(restored), *numbered]), chat=chat,
+        chat_reply=tuple(i for i in reply if isinstance(i, int)), lookahead=lookahead,
+    )  # fmt: skip
 
 
-def _branch(branch_id: str, data: object) -> Branch:
+def _branch(branch_id: str, data: object, key: tuple | None) -> Branch:
     if not isinstance(data, dict) or not isinstance(data.get("ids"), list):
         raise ValueError(f"branch {branch_id!r} in the session file has no list of token ids")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in data["ids"]):
         raise ValueError(f"branch {branch_id!r} in the session file has token ids that are not integers")
     meta = data.get("meta") if isinstance(data.get("meta"), list) else []
     messages = data.get("messages")
+    prompt = data.get("prompt")  # absent from older files: the session's prompt
     return Branch(
         str(data.get("name") or branch_id),
         tuple(data["ids"]),
@@ -230,4 +274,5 @@ def _branch(branch_id: str, data: object) -> Branch:
         data.get("parent"),
         data.get("fork_at"),
         tuple(messages) if isinstance(messages, list) else None,
+        tuple(prompt) if isinstance(prompt, list) and len(prompt) == 3 else None if isinstance(messages, list) else key,
     )

@@ -97,7 +97,7 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(model, prompt_request(session, controls), extra)
-    branches = {bid: (b.ids, b.messages) for bid, b in session.branches.items()}
+    branches = {bid: (b.ids, b.messages, b.prompt) for bid, b in session.branches.items()}
     return fingerprint(model, session.key, branches, _p_final_settings(controls))
 
 

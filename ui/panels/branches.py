@@ -1,7 +1,8 @@
 """The Branches accordion: switch, fork, rename and delete branches, and compare two of them.
 
-The comparison is computed only when asked (Compare); once either branch changes, the view marks
-it out of date instead of showing old numbers.
+Switching to a branch (or deleting the current one) puts the prompt that branch continues back in the
+prompt box. The comparison is computed only when asked (Compare); once either branch changes, the view
+marks it out of date instead of showing old numbers.
 """
 
 from __future__ import annotations
@@ -38,8 +39,20 @@ def create_branches() -> dict:
     return c
 
 
+PROMPT_BOX = ("prompt", "system_prompt", "use_chat_template")  # what a branch's prompt key fills in
+
+
 def switch(session: Session, controls: Controls, branch_id: str) -> Outcome:
-    return actions.shown(actions.current(session, controls).switched(branch_id), controls)
+    return on_branch(actions.current(session, controls).switched(branch_id), controls)
+
+
+def on_branch(session: Session, controls: Controls) -> Outcome:
+    """The current branch on screen, its prompt in the prompt box (a conversation leaves the box alone)."""
+    key = session.branch.prompt if session.branch.messages is None else None
+    if key is None or key == controls.prompt_key:
+        return actions.shown(session, controls)
+    controls = replace(controls, **dict(zip(PROMPT_BOX, key, strict=True)))
+    return replace(actions.shown(session, controls), controls=controls, also=dict(zip(PROMPT_BOX, key, strict=True)))
 
 
 def fork(session: Session, controls: Controls, name: str) -> Outcome:
@@ -54,7 +67,7 @@ def rename(session: Session, controls: Controls, name: str) -> Outcome:
 
 
 def delete(session: Session, controls: Controls) -> Outcome:
-    return actions.shown(actions.current(session, controls).deleted(), controls)
+    return on_branch(actions.current(session, controls).deleted(), controls)
 
 
 def compare_branches(session: Session, controls: Controls, other: str | None, computed: dict) -> Outcome:
@@ -63,8 +76,12 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
         raise ValueError("choose a branch to compare with")
     session = actions.current(session, controls)
     other_branch = session.switched(other).branch  # refuses a branch that no longer exists
-    if other_branch.messages != session.branch.messages:
-        raise ValueError("these two branches start from different prompts: compare branches of the same prompt")
+    if (other_branch.messages, other_branch.prompt) != (session.branch.messages, session.branch.prompt):
+        named = [render.branch_named(b.name).replace("**", "") for b in (other_branch, session.branch)]
+        raise ValueError(
+            f"{named[0]} continues another prompt than {named[1]}: Compare shows two completions of one prompt"
+            " side by side, so pick a branch of the prompt on screen"
+        )
     comparison = service.compare(request_for(session, controls), list(other_branch.ids))
     table = compare.comparison_html(comparison, session.branch.name, other_branch.name)
     outcome = actions.shown(session, controls)
@@ -74,8 +91,8 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
 
 def wire_branches(ex: Explorer) -> None:
     c = ex.c
-    ex.on(c["branch"].input, switch, extra=("branch",))
+    ex.on(c["branch"].input, switch, extra=("branch",), also=PROMPT_BOX)
     ex.on(c["fork"].click, fork, extra=("branch_name",))
     ex.on(c["rename"].click, rename, extra=("branch_name",))
-    ex.on(c["delete_branch"].click, delete)
+    ex.on(c["delete_branch"].click, delete, also=PROMPT_BOX)
     ex.on(c["compare"].click, compare_branches, extra=("compare_with", "computed"), also=("computed",))

@@ -44,6 +44,7 @@ def create_explorer() -> dict:
         color_map=COLOR_MAP, show_legend=True, combine_adjacent=False, elem_classes="token-view", elem_id="tokens",
     )  # fmt: skip
     c["summary"] = gr.Markdown(elem_id="summary")
+    c["keep_note"] = gr.Markdown(visible=False, elem_id="keep-note")  # why the session is not kept across a reload
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
     c |= _distribution_row()
     with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:

@@ -16,6 +16,7 @@ from .. import actions, explain_target
 from ..assets import asset
 from ..controls import FIELDS, Controls
 from ..events import QUICK_EVENT, Explorer, Outcome
+from ..request import model_id
 from ..state import Prefs, Session, from_json, to_json
 
 DOWNLOAD_JS = asset("session_download.js")  # hands the built text to the browser as a file
@@ -31,7 +32,7 @@ def create_session_file() -> dict:
 
 
 def export_text(session: Session, controls: Controls, prefs: Prefs) -> str:
-    return json.dumps(to_json(controls, prefs, session), ensure_ascii=False, indent=1)
+    return json.dumps(to_json(controls, prefs, session, model_id()), ensure_ascii=False, indent=1)
 
 
 def read_file(file: object) -> tuple[Controls, Prefs, Session]:
