@@ -40,7 +40,7 @@ STATES = ("session", "prefs", "computed")
 PANELS = (
     "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
     "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
-    "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token",
+    "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token", "prompt", "conversation",
 )  # fmt: skip
 
 

@@ -113,6 +113,16 @@ def branch_named(name: str) -> str:
     return f"**{name}**" if name.lower().startswith("branch") else f"branch **{name}**"
 
 
+CONVERSATION_LABEL = (
+    "Prompt: the conversation of this branch (from the Chat tab; switch to another branch to edit the prompt)"
+)
+
+
+def conversation(messages: tuple[dict, ...] | None) -> str:
+    """A conversation branch's prompt as it reads: each turn under its role; blank for a prompt-box branch."""
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages or ())
+
+
 def model_markdown(status: dict) -> str:
     """The model line: id, where it runs, or that it is loading; a failed load is told in a toast."""
     if status.get("state") == "loading":
