@@ -72,7 +72,7 @@ def _distribution_row() -> dict:
             )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
-            min_width=300, wrap=True, elem_id="candidates", column_widths=["23%", "16%", "19%", "20%", "22%"],
+            min_width=300, wrap=False, elem_id="candidates",
         )  # fmt: skip
     return c
 
