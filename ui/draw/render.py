@@ -14,7 +14,7 @@ COLOR_MAP = {
 }
 # How a chosen token differs beyond its colour: a mark after it and the style of its underline, on the pill
 # and on its legend entry (colour alone does not tell them apart for everyone)
-PILL_MARKS = {"greedy": ("▲", "solid"), "sampled": ("⚄", "dotted"), "forced": ("✎", "dashed")}
+PILL_MARKS = {"greedy": ("▲", "solid"), "sampled": ("✱", "dotted"), "forced": ("✎", "dashed")}
 CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
 DEFAULT_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
 # How the engine begins its notice when a finished completion is stepped: the status line names the finish itself
