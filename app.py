@@ -18,6 +18,7 @@ from backends.model import STORE
 from server import gradio_api
 from ui import settings
 from ui.assets import asset
+from ui.draw import render
 from ui.events import Explorer
 from ui.panels import (
     attribution_panel,
@@ -36,7 +37,7 @@ INTRO = (
     "**Next-token explorer** · **Step** shows the raw next-token probabilities (**p_base**, grey) beside the "
     "final ones (**p_final**, blue) after every sampling stage."
 )
-CSS = asset("page.css")
+CSS = asset("page.css") + render.pill_css()  # the pills' marks follow their colours
 JS = asset("token_scroll.js")  # run once when the page loads
 
 

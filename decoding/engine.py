@@ -218,14 +218,18 @@ class Engine:
         return self._result(req, prompt, (*completion, *new), notice, new, meta)
 
     def generate(self, req: Request, prompt: Sequence[int], max_tokens: int):
-        """Yield chosen token ids after `prompt` until a finish reason or `max_tokens` (used by the chat tab)."""
+        """Yield the choice record of each token after `prompt` until a finish reason or `max_tokens` (the chat).
+
+        Each record carries its distribution and draw, as a step's does, so a reply opened in the explorer
+        can be rewound like any stepped completion.
+        """
         completion: tuple[int, ...] = ()
         for _ in range(max_tokens):
             if self.finish_reason(req, prompt, completion) is not None:
                 return
-            token, _, _ = self._pick(req, self.stages(req, prompt, completion), len(completion))
+            (token,), (choice,) = self._choose(req, prompt, completion)
             completion = (*completion, token)
-            yield token
+            yield choice
 
     def _meta(self, analysis, token_id: int, how: str, draw=None) -> Choice:
         stages, summary = analysis[0], analysis[1].as_dict()

@@ -163,8 +163,8 @@ def select_token(session: Session, controls: Controls, index: object) -> Outcome
     meta = session.branch.meta
     if position >= len(meta) or not meta[position].get("dist"):
         raise ValueError(
-            "there is no record of how that token was chosen (forced with the model off, or opened from"
-            " the chat): step from here to record distributions"
+            "there is no record of how that token was chosen (it was forced with the model off): step from"
+            " here to record distributions"
         )
     return shown(session.inspecting(position), controls)
 

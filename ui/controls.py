@@ -28,7 +28,7 @@ class Settings:
     `Controls` adds one field per stage parameter of the sampler registry (its default: the API's).
     """
 
-    prompt: str = "The capital of France is"
+    prompt: str = "Once upon a time, there was a"  # open: several tokens in play at the first step
     system_prompt: str = ""
     use_chat_template: bool = False
     preset: str = "balanced"

@@ -66,7 +66,7 @@ class Session:
     inspect: int | None = None
     ghost: Ghost = field(default_factory=Ghost)
     chat: tuple[dict, ...] = ()  # the chat tab's conversation, {"role", "content"} turns
-    chat_reply: tuple[int, ...] = ()  # token ids of the chat's last reply
+    chat_reply: tuple[dict, ...] = ()  # how each token of the chat's last reply was chosen (as a step records it)
     auto_run: tuple[float, int] = (0.0, 0)  # the auto-step run (its start time) and the steps it has taken
     shown: dict = field(default_factory=dict)  # panel -> inputs it shows
     lookahead: LookAhead | None = None  # the last tree grown (current while its request is the one on screen)

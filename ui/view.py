@@ -215,6 +215,17 @@ _PANELS = {
     "back": (lambda f: f.session.inspect is not None, lambda f: gr.Button(visible=f.session.inspect is not None)),
     "timeline": (lambda f: fingerprint(f.session.current, f.session.branch.ids), _timeline),
     "branch": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices(), value=f.session.current)),
+    # a conversation branch shows its turns where the prompt box was (the box keeps its text for the other branches)
+    "prompt": (
+        lambda f: f.session.branch.messages is None,
+        lambda f: gr.Textbox(visible=f.session.branch.messages is None),
+    ),
+    "conversation": (
+        lambda f: fingerprint(f.session.branch.messages),
+        lambda f: gr.Textbox(
+            render.conversation(f.session.branch.messages), visible=f.session.branch.messages is not None
+        ),
+    ),
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
     **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
     # drawn even while the attribution panel is closed: a pick must never outlive its position

@@ -39,10 +39,22 @@ _PHRASES = (
     (r"\bparams\b", "the sampling settings"),
 )  # fmt: skip
 _COMPILED = tuple((re.compile(pattern), screen) for pattern, screen in _PHRASES)
+# A knob's own range check names it bare ("top_p 0.0 is out of range: accepted is 0 < top_p <= 1"): when a
+# message starts with a knob's name, each mention of it is that knob (a bare name elsewhere is a stage name of
+# the custom order, typed as is). The request's own `top_k` is the number of rows shown, accepted from 1.
+_ROWS = (
+    re.compile(r"^top_k (\S+) is out of range: accepted is an integer >= 1"),
+    r"Rows shown \1 is out of range: accepted is a whole number >= 1",
+)
+_KNOBS = {p.name: _label(p.slider.label) for p in SAMPLER_REGISTRY.params}
+_KNOB_FIRST = re.compile(rf"^({'|'.join(map(re.escape, _KNOBS))}) ")
 
 
 def on_screen(message: str) -> str:
     """`message` with each API field name replaced by what the page calls it."""
-    for pattern, screen in _COMPILED:
+    knob = _KNOB_FIRST.match(message.removeprefix("params."))
+    for pattern, screen in (*_COMPILED, _ROWS):
         message = pattern.sub(screen, message)
+    if knob:
+        message = re.sub(rf"\b{knob[1]}\b", _KNOBS[knob[1]], message)
     return message.strip()

@@ -1,4 +1,4 @@
-"""Named sets of knob values the UI offers: today's four plus two that mirror llama.cpp's common defaults."""
+"""Named sets of knob values the UI offers: five of our own (one for the chat) plus two that mirror llama.cpp's."""
 
 from __future__ import annotations
 
@@ -23,12 +23,21 @@ PRESETS: dict[str, Preset] = {
             DecodingParams(greedy=True, temperature=0.0, top_p=1.0, repetition_penalty=1.0),
         ),
         Preset(
-            "balanced", "A good default for chat.", DecodingParams(temperature=0.7, top_p=0.8, repetition_penalty=1.05)
+            "balanced",
+            "Between focused and varied: the explorer's default.",
+            DecodingParams(temperature=0.7, top_p=0.8, repetition_penalty=1.05),
         ),
         Preset(
             "reliable",
             "Focused and factual: low temperature, narrow nucleus.",
             DecodingParams(temperature=0.3, top_p=0.5, repetition_penalty=1.1),
+        ),
+        Preset(
+            # On the 135M embedded model a hotter setting often starts "What is the capital of France?" in French
+            # gibberish; this one answered "The capital of France is Paris." for every seed tried.
+            "chat",
+            "Sensible replies from a small model: low temperature, narrow nucleus, a mild repetition penalty.",
+            DecodingParams(temperature=0.2, top_p=0.5, repetition_penalty=1.1),
         ),
         Preset(
             "creative",

@@ -16,7 +16,7 @@ def first_completion_token(page) -> str:
 
 
 def constrain(page, prompt: str | None = None) -> None:
-    """Greedy, the prompt shown (None: the default, "The capital of France is"), the constraint panel open."""
+    """Greedy, the prompt shown (None: the default), the constraint panel open."""
     if prompt is not None:
         ui.set_prompt(page, prompt)
     ui.set_slider(page, "Temperature (0 = greedy)", 0)
@@ -24,7 +24,7 @@ def constrain(page, prompt: str | None = None) -> None:
 
 
 def test_options_keep_their_leading_space_and_the_panel_shows_the_allowed_first_tokens(page):
-    constrain(page)
+    constrain(page, "The capital of France is")
     ui.choose(page, "Type", "Multiple choice (one option per line)")
     ui.set_code(page, "#constraint-panel", " Paris\n London")
     page.get_by_label("Constrain the output", exact=True).check()

@@ -52,7 +52,8 @@ def test_greedy_preset_marks_greedy_and_never_says_top_p(page):
 
 
 def test_top_p_cut_draws_red_bars_and_their_legend(page):
-    # 0.99 keeps six candidates where the default 0.8 keeps one: the blue bars change, and the rest are cut
+    # on this prompt 0.99 keeps six candidates where the default 0.8 keeps one: the blue bars change, the rest are cut
+    ui.set_prompt(page, "The capital of France is")
     drawn = _redrawn_after(page, lambda: ui.set_slider(page, "Top-p", 0.99))
     cut_ticks = [tick for tick in drawn["ticks"] if "✂" in tick]
     assert cut_ticks, drawn["ticks"]

@@ -130,11 +130,14 @@ def test_greedy_step_appends_the_argmax(engine):
 def test_generate_yields_what_repeated_steps_choose(engine):
     request = req(engine, params={**SAMPLING, "seed": 3})
     prompt, _ = engine.prompt_ids(request)
-    generated = list(engine.generate(request, prompt, 4))
+    generated = [choice.as_dict() for choice in engine.generate(request, prompt, 4)]
     completion: list[int] = []
+    meta: list[dict] = []
     for _ in range(4):
-        completion = engine.step(req(engine, completion, params={**SAMPLING, "seed": 3})).completion_ids
-    assert generated == completion
+        result = engine.step(req(engine, completion, params={**SAMPLING, "seed": 3}))
+        completion, meta = result.completion_ids, [*meta, *result.appended_meta]
+    assert [choice["token"]["id"] for choice in generated] == completion
+    assert generated == meta  # each token's distribution and draw, as a step records them
 
 
 def test_generate_stops_at_the_context_limit(engine):

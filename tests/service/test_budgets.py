@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from decoding.sampling.params import DecodingParams
 from service.budgets import LIMITS, LOCAL_BUDGETS, PUBLIC_BUDGETS, Budgets
 
 
@@ -186,13 +187,16 @@ def test_check_chat(public, no_model, message, history, max_tokens, words):
     service.check_chat("hi", [{"role": "user", "content": "a", "metadata": None}], 256)  # the UI's own keys are fine
 
 
+GREEDY = DecodingParams(greedy=True, temperature=0.0)
+
+
 def test_stream_reply_applies_the_chat_budgets(public, no_model):
     from service import chat
 
     with pytest.raises(ValueError, match="max_tokens is 300 tokens"):
-        next(chat.stream_reply([{"role": "user", "content": "hi"}], 300, 0.0))
+        next(chat.stream_reply([{"role": "user", "content": "hi"}], 300, GREEDY))
     with pytest.raises(ValueError, match="message is 2,001 characters"):
-        next(chat.stream_reply([{"role": "user", "content": "m" * 2001}], 10, 0.0))
+        next(chat.stream_reply([{"role": "user", "content": "m" * 2001}], 10, GREEDY))
 
 
 def test_stream_reply_context_budget(public, embedded):
@@ -202,14 +206,16 @@ def test_stream_reply_context_budget(public, embedded):
     STORE.use(embedded)
     public(max_context_tokens=40)
     with pytest.raises(ValueError, match=r"conversation \+ reply is \d+ tokens; this server allows 40"):
-        next(chat.stream_reply([{"role": "user", "content": "hi"}], 30, 0.0))
-    text, ids = list(chat.stream_reply([{"role": "user", "content": "hi"}], 2.0, 0.0))[-1]
-    assert len(ids) == 2 and text
+        next(chat.stream_reply([{"role": "user", "content": "hi"}], 30, GREEDY))
+    text, records = list(chat.stream_reply([{"role": "user", "content": "hi"}], 2.0, GREEDY))[-1]
+    assert len(records) == 2 and text and records[0]["how"] == "greedy" and records[0]["dist"]["tokens"]
     for bad, words in [("x", "temperature 'x' is not a number"), (True, "temperature True is not a number")]:
         with pytest.raises(ValueError, match=words):
-            next(chat.stream_reply([{"role": "user", "content": "hi"}], 2, bad))
+            chat.chat_params(chat.CHAT_PRESET, bad)
+    with pytest.raises(ValueError, match="chat preset 'hot' is not accepted"):
+        chat.chat_params("hot", 0.5)
     with pytest.raises(ValueError, match="the conversation must end with the user's message"):
-        next(chat.stream_reply([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], 2, 0.0))
+        next(chat.stream_reply([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], 2, GREEDY))
 
 
 def test_long_lists_are_refused_before_they_are_parsed(public, no_model):

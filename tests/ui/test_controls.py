@@ -44,3 +44,14 @@ def test_every_sampler_knob_reaches_the_request_and_presets_set_them_all():
     params = replace(Controls(), top_k=7, **llama).params()
     assert params["top_k"] == 40 and params["min_p"] == 0.05 and params["sampler_order"] == "llama.cpp"
     assert matching_preset(replace(Controls(), **llama)) == "llama.cpp default"
+
+
+def test_the_default_prompt_and_preset_show_several_tokens_in_play_at_the_first_step(embedded):
+    from backends.model import STORE
+    from ui import actions
+    from ui.state import Session
+
+    STORE.use(embedded)
+    dist = actions.refresh(Session(), Controls()).result["dist"]
+    visible = [t["display"] for t in dist["tokens"] if t["p_final"] >= 0.05]
+    assert len(visible) >= 2, visible

@@ -42,3 +42,23 @@ def test_a_knob_is_named_by_its_slider_and_a_typed_stage_name_stays():
     assert on_screen("params.top_p 2 is not accepted") == "Top-p 2 is not accepted"
     assert on_screen("the custom order misses top_p") == "the custom order misses top_p"
     assert on_screen("sampler_order[0] 'x' is not a stage") == "entry 1 of the custom order 'x' is not a stage"
+
+
+@pytest.mark.parametrize(
+    ("api", "shown"),
+    [
+        (
+            "top_p 0.0 is out of range: accepted is 0 < top_p <= 1",
+            "Top-p 0.0 is out of range: accepted is 0 < Top-p <= 1",
+        ),
+        ("dry_allowed_length -5 is out of range: accepted is an integer from 1 to 20", "DRY allowed length -5"),
+        ("top_k 0 is out of range: accepted is an integer >= 1", "Rows shown 0 is out of range"),
+    ],
+)
+def test_a_knobs_range_check_names_its_slider(api, shown):
+    assert on_screen(api).startswith(shown) and not re.search(r"\b[a-z]+_[a-z_]+\b", on_screen(api))
+
+
+def test_a_bare_stage_name_of_the_custom_order_stays_as_typed():
+    api = refusal(Controls(sampler_order="custom", custom_order="top_p, top_p").order)
+    assert "'top_p' twice" in on_screen(api)

@@ -61,10 +61,15 @@ def _reason_row(step: dict) -> str:
 
 
 def bits(value: float | None) -> str:
-    """Four significant digits, so a small but real divergence never reads 0; exact 0 is "0"."""
+    """Four significant digits as a plain decimal (never "3.2e-05" beside "1.234": one format per column), so a
+    small but real divergence never reads 0; exact 0 is "0"."""
     if value is None:
         return ""
-    return "∞" if math.isinf(value) else f"{value:.4g}"
+    if math.isinf(value):
+        return "∞"
+    if value == 0:
+        return "0"
+    return f"{value:.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
 
 
 def _pill(token: dict | None) -> str:

@@ -8,14 +8,30 @@ from . import plots
 COLOR_MAP = {
     "prompt": "#e5e7eb",
     "special": "#c4b5fd",
-    "greedy": "#bfdbfe",
+    "greedy": "#bbf7d0",
     "sampled": "#93c5fd",
     "forced": "#fdba74",
 }
+# How a chosen token differs beyond its colour: a mark after it and the style of its underline, on the pill
+# and on its legend entry (colour alone does not tell them apart for everyone)
+PILL_MARKS = {"greedy": ("▲", "solid"), "sampled": ("✱", "dotted"), "forced": ("✎", "dashed")}
 CANDIDATE_HEADERS = ["token", "id", "p_base", "p_final", "status"]
 DEFAULT_STAGES = ("base", "penalties", "temperature", "constraint", "top_p")
 # How the engine begins its notice when a finished completion is stepped: the status line names the finish itself
 FINISHED_NOTE = "the completion has finished ({reason}): "
+
+
+def pill_css() -> str:
+    """The token view's marks per kind of chosen token. Gradio colours a pill by an inline
+    `background-color: rgba(r, g, b, …)`, so a pill (and its legend entry) is found by its colour."""
+    rules = []
+    for how, (mark, line) in PILL_MARKS.items():
+        hex_colour = COLOR_MAP[how].lstrip("#")
+        rgb = ", ".join(str(int(hex_colour[i : i + 2], 16)) for i in (0, 2, 4))
+        pill, key = f'#tokens .token[style*="rgba({rgb},"]', f'#tokens .legend-item[style*="rgba({rgb},"]'
+        rules.append(f'{pill}::after, {key}::after {{ content: " {mark}"; font-size: 0.7em; opacity: 0.8; }}')
+        rules.append(f"{pill}, {key} {{ border-bottom: 2px {line} #334155; }}")
+    return "\n".join(rules)
 
 
 def shown_rows(dist: dict | None, chosen: int | None = None) -> tuple[plots.ShownRow, ...]:
@@ -111,6 +127,16 @@ def plural(n: int, word: str) -> str:
 def branch_named(name: str) -> str:
     """ "branch **main**", or "**branch 2**" for a name that already says branch (never "branch branch 2")."""
     return f"**{name}**" if name.lower().startswith("branch") else f"branch **{name}**"
+
+
+CONVERSATION_LABEL = (
+    "Prompt: the conversation of this branch (from the Chat tab; switch to another branch to edit the prompt)"
+)
+
+
+def conversation(messages: tuple[dict, ...] | None) -> str:
+    """A conversation branch's prompt as it reads: each turn under its role; blank for a prompt-box branch."""
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages or ())
 
 
 def model_markdown(status: dict) -> str:

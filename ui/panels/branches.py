@@ -51,8 +51,11 @@ def on_branch(session: Session, controls: Controls) -> Outcome:
     key = session.branch.prompt if session.branch.messages is None else None
     if key is None or key == controls.prompt_key:
         return actions.shown(session, controls)
-    controls = replace(controls, **dict(zip(PROMPT_BOX, key, strict=True)))
-    return replace(actions.shown(session, controls), controls=controls, also=dict(zip(PROMPT_BOX, key, strict=True)))
+    filled = dict(zip(PROMPT_BOX, key, strict=True))
+    controls = replace(controls, **filled)
+    # the prompt box may be hidden (a conversation branch was on screen): its new text comes with it shown
+    also = filled | {"prompt": gr.Textbox(filled["prompt"], visible=True)}
+    return replace(actions.shown(session, controls), controls=controls, also=also)
 
 
 def fork(session: Session, controls: Controls, name: str) -> Outcome:

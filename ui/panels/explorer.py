@@ -11,7 +11,7 @@ import gradio as gr
 from .. import actions, quickstep
 from ..controls import Controls
 from ..draw import bars
-from ..draw.render import CANDIDATE_HEADERS, COLOR_MAP, DEFAULT_STAGES
+from ..draw.render import CANDIDATE_HEADERS, COLOR_MAP, CONVERSATION_LABEL, DEFAULT_STAGES
 from ..events import QUICK_EVENT
 from .sidebar import refresh_constraint
 
@@ -23,6 +23,11 @@ def create_explorer() -> dict:
     c = {}
     with gr.Row(equal_height=False):
         c["prompt"] = gr.Textbox(D.prompt, label="Prompt", lines=2, max_lines=8, scale=3, min_width=240)
+        # in the prompt's place while the branch is a conversation opened from the chat (see render.conversation)
+        c["conversation"] = gr.Textbox(
+            label=CONVERSATION_LABEL, lines=2, max_lines=8, scale=3, min_width=240, interactive=False, visible=False,
+            elem_id="conversation",
+        )  # fmt: skip
         with gr.Column(scale=2, min_width=200):
             c["system_prompt"] = gr.Textbox(D.system_prompt, label="System prompt", max_lines=3)
             c["use_chat_template"] = gr.Checkbox(D.use_chat_template, label="Wrap in the chat template")
@@ -68,7 +73,7 @@ def _distribution_row() -> dict:
             )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
-            min_width=300, wrap=True, elem_id="candidates", column_widths=["23%", "16%", "19%", "20%", "22%"],
+            min_width=300, wrap=False, elem_id="candidates",
         )  # fmt: skip
     return c
 

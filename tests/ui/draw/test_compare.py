@@ -123,3 +123,7 @@ def test_the_table_shows_the_exact_kl_of_two_real_branches(embedded):
         assert shown == pytest.approx(expected, rel=2e-3, abs=1e-9), (i, row)
         assert (shown > 0) == (i > 0)  # different contexts from step 2 on: never shown as 0
     assert all(row[5] == "" for row in rows[len(other) + 1 :])
+
+
+def test_bits_are_plain_decimals_in_every_row():
+    assert [compare.bits(v) for v in (3.2e-5, 0.5, 17.25, 0.0)] == ["0.00003200", "0.5000", "17.25", "0"]

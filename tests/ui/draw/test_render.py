@@ -78,3 +78,21 @@ def test_the_model_line_says_loading_or_where_the_model_runs():
              "has_chat_template": True, "vocab_size": 10, "context_length": 20, "error": "old failure"}  # fmt: skip
     line = render.model_markdown(ready)
     assert "`m`" in line and "chat template" in line and "Error" not in line
+
+
+def test_each_kind_of_chosen_token_has_its_own_mark_and_underline_on_the_pill_and_the_legend():
+    css = render.pill_css()
+    marks = {mark for mark, _ in render.PILL_MARKS.values()}
+    lines = {line for _, line in render.PILL_MARKS.values()}
+    assert len(marks) == len(lines) == len(render.PILL_MARKS) == 3
+    for how, (mark, line) in render.PILL_MARKS.items():
+        colour = render.COLOR_MAP[how].lstrip("#")
+        rgb = ", ".join(str(int(colour[i : i + 2], 16)) for i in (0, 2, 4))  # how Gradio writes the pill's colour
+        assert f'#tokens .token[style*="rgba({rgb},"]::after' in css and f'content: " {mark}"' in css
+        assert f'#tokens .legend-item[style*="rgba({rgb},"]' in css and f"2px {line}" in css
+    assert len({render.COLOR_MAP[how] for how in render.PILL_MARKS}) == 3
+
+
+def test_a_conversation_reads_as_its_turns():
+    turns = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
+    assert render.conversation(turns) == "User: Hi\n\nAssistant: Hello"

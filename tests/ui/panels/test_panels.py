@@ -88,10 +88,12 @@ def test_explain_targets_the_inspected_token_else_the_last_else_the_top_candidat
 def test_a_conversation_opens_on_a_new_branch_and_leaves_the_work():
     work = stepped(2)
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-    recorded = chat_tab.record(work, history, (19556,))
+    record = {"token": {"id": 19556}, "how": "greedy", "dist": None, "draw": None}
+    recorded = chat_tab.record(work, history, (record,))
     outcome = chat_tab.open_in_explorer(recorded, CONTROLS)
     opened = outcome.session
     assert opened.branch.messages == ({"role": "user", "content": "Hi"},) and opened.branch.ids == (19556,)
+    assert opened.branch.meta == (record,)
     assert opened.branches[MAIN].ids == work.branch.ids
     with pytest.raises(ValueError, match="no reply"):
         chat_tab.open_in_explorer(work, CONTROLS)
