@@ -66,7 +66,7 @@ def restored(saved: object, status: dict) -> tuple[Session | None, str]:
             f"The session of your last visit was made with model {made_with or '(unknown)'}, not {loaded}: its"
             " tokens mean other text here, so it was not restored."
         )
-    ids = [i for b in session.branches.values() for i in b.ids] + list(session.chat_reply)
+    ids = [i for b in session.branches.values() for i in b.ids] + list(session.chat_reply_ids)
     vocab = status.get("vocab_size")
     if ids and (min(ids) < 0 or (vocab and max(ids) >= vocab)):
         return None, (

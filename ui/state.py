@@ -75,9 +75,14 @@ class Session:
         """Gradio hashes state values to tell when they changed (which saves the session in the browser): equal
         sessions agree on these fields, and every change worth keeping moves one of them."""
         branches = tuple((k, b.name, b.prompt, b.ids, b.messages is None) for k, b in self.branches.items())
-        chat = (len(self.chat), self.chat[-1].get("content") if self.chat else None, self.chat_reply)
+        chat = (len(self.chat), self.chat[-1].get("content") if self.chat else None, self.chat_reply_ids)
         grown = None if self.lookahead is None else json.dumps(self.lookahead.request, sort_keys=True)
         return hash((self.key, self.current, self.inspect, branches, chat, grown))
+
+    @property
+    def chat_reply_ids(self) -> tuple[int, ...]:
+        """The token ids of the chat's last reply (each record says how its token was chosen)."""
+        return tuple(record["token"]["id"] for record in self.chat_reply)
 
     @property
     def branch(self) -> Branch:
@@ -255,7 +260,7 @@ def _session(data: object) -> Session:
         lookahead = LookAhead(grown["request"], grown["tree"], str(grown.get("model_id") or ""))
     return Session(
         key=key, branches=restored, current=current, counter=max([len(restored), *numbered]), chat=chat,
-        chat_reply=tuple(i for i in reply if isinstance(i, int)), lookahead=lookahead,
+        chat_reply=tuple(r for r in reply if isinstance(r, dict) and isinstance(r.get("token"), dict)), lookahead=lookahead,
     )  # fmt: skip
 
 

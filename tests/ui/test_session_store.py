@@ -36,7 +36,7 @@ def test_the_kept_value_is_the_session_file_and_comes_back_whole():
     work = actions.refresh(stepped(2), replace(CONTROLS, prompt="Paris is")).session
     work = branches.fork(work, CONTROLS, "alt").session
     work = replace(work, chat=({"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}))
-    work = replace(work, chat_reply=(3, 4), lookahead=LookAhead({"completion_ids": [1]}, {"width": 2}, "m"))
+    work = replace(work, chat_reply=({"token": {"id": 3}}, {"token": {"id": 4}}), lookahead=LookAhead({"completion_ids": [1]}, {"width": 2}, "m"))
     value = kept(work)
     assert value == browser(to_json(CONTROLS, Prefs(), work, service.model_status()["model_id"]))
     back, note = session_store.restored(value, service.model_status())
@@ -49,10 +49,10 @@ def test_the_kept_value_is_the_session_file_and_comes_back_whole():
 
 
 def test_a_restored_session_is_on_screen_with_its_chat():
-    work = replace(stepped(3), chat=({"role": "user", "content": "hi"},), chat_reply=(5,))
+    work = replace(stepped(3), chat=({"role": "user", "content": "hi"},), chat_reply=({"token": {"id": 5}},))
     outcome = session_store.restore(stepped(0), CONTROLS, kept(work))
     assert outcome.session.branch.ids == work.branch.ids and outcome.result["completion_ids"] == list(work.branch.ids)
-    assert outcome.also == {"chatbot": [{"role": "user", "content": "hi"}], "chat_reply": (5,)}
+    assert outcome.also == {"chatbot": [{"role": "user", "content": "hi"}], "chat_reply": ({"token": {"id": 5}},)}
 
 
 def test_nothing_kept_gives_a_fresh_page_without_a_note():

@@ -94,7 +94,7 @@ def test_every_change_worth_keeping_changes_the_hash():
     changed = (
         state.renamed("other"),
         replace(state, chat=({"role": "user", "content": "hi"},)),
-        replace(state, chat_reply=(4,)),
+        replace(state, chat_reply=({"token": {"id": 4}},)),
         replace(state, lookahead=LookAhead({"a": 1}, {})),
         state.for_prompt(NEW),
         state.truncated(1),
@@ -124,14 +124,14 @@ def test_json_roundtrip_of_session_controls_and_prefs():
 
 
 def test_json_keeps_each_branch_prompt_the_chat_reply_and_never_reuses_a_branch_id():
-    state = replace(with_tokens([1, 2]).for_prompt(NEW), chat_reply=(7, 8))
+    state = replace(with_tokens([1, 2]).for_prompt(NEW), chat_reply=({"token": {"id": 7}}, {"token": {"id": 8}}))
     state = state.forked(0).forked(0)
     state = state.switched("b3").deleted().switched("b2")  # b2 and b4 are left: no new branch may be b4 again
     data = to_json(Controls(), Prefs(), state, "some-model")
     assert data["session"]["model_id"] == "some-model"
     got = from_json(json.loads(json.dumps(data)))[2]
     assert {bid: b.prompt for bid, b in got.branches.items()} == {MAIN: OLD, "b2": NEW, "b4": NEW}
-    assert got.chat_reply == (7, 8)
+    assert got.chat_reply_ids == (7, 8)
     assert got.forked(0).current == "b5"
     del data["session"]["branches"][MAIN]["prompt"]  # a file from before branches kept their prompt
     assert from_json(data)[2].branches[MAIN].prompt == NEW  # the session's prompt box

@@ -118,8 +118,7 @@ def open_in_explorer(session: Session, controls: Controls) -> Outcome:
         raise ValueError("there is no reply yet: send a message first")
     session = actions.current(session, controls)
     opened = session.forked(0, "chat", messages=session.chat[:-1])
-    ids = tuple(record["token"]["id"] for record in session.chat_reply)
-    opened = opened.with_branch(replace(opened.branch, ids=ids, meta=session.chat_reply))
+    opened = opened.with_branch(replace(opened.branch, ids=session.chat_reply_ids, meta=session.chat_reply))
     notice = f"New {render.branch_named(opened.branch.name)}: the whole conversation; the other branches are unchanged."
     outcome = actions.shown(opened, controls, actions.announce(notice))
     return replace(outcome, also={"tabs": gr.Tabs(selected="explorer")})

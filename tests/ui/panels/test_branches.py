@@ -38,7 +38,8 @@ def test_switching_back_puts_the_branch_prompt_in_the_box_with_its_tokens():
     work = stepped(3)
     edited = actions.refresh(work, EDITED).session
     back = branches.switch(edited, EDITED, MAIN)
-    assert back.controls.prompt == CONTROLS.prompt and back.also["prompt"] == CONTROLS.prompt
+    assert back.controls.prompt == CONTROLS.prompt and back.also["prompt"].value == CONTROLS.prompt
+    assert back.also["prompt"].visible  # shown again if a conversation branch had hidden it
     assert back.session.branch.ids == work.branch.ids and back.result["completion_ids"] == list(work.branch.ids)
     assert back.session.branch.meta == work.branch.meta  # how each token was chosen, too
     again = branches.switch(back.session, back.controls, "b2")
@@ -50,7 +51,7 @@ def test_switching_back_puts_the_branch_prompt_in_the_box_with_its_tokens():
 def test_deleting_the_new_branch_lands_on_the_old_prompt():
     edited = actions.refresh(stepped(2), EDITED).session
     outcome = branches.delete(edited, EDITED)
-    assert outcome.session.current == MAIN and outcome.also["prompt"] == CONTROLS.prompt
+    assert outcome.session.current == MAIN and outcome.also["prompt"].value == CONTROLS.prompt
 
 
 def test_compare_of_branches_of_different_prompts_says_why_not():
