@@ -19,16 +19,14 @@ from dataclasses import dataclass
 
 import harness
 import httpx
-import torch
 
 from backends.model import EMBEDDED_ID, STORE, load_model
-from bench.api_overhead import TIMEOUT_S, body_for, gradio_step, rest_step, serving, timed
+from bench.api_overhead import TIMEOUT_S, body_for, generate_token_ms, gradio_step, rest_step, serving, timed
 from service.prefetch import DEFAULT_COUNT, PREFETCH
 
 CONTEXT = 695
 RUNS = 20
 PACE_S = 0.3
-GENERATE_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -47,19 +45,6 @@ class Row:
 
 def rows_for(pace_s: float) -> list[Row]:
     return [Row(api, count, pace) for api in ("REST", "Gradio") for count in (0, DEFAULT_COUNT) for pace in (0, pace_s)]
-
-
-def generate_token_ms(model, ids: list[int], tokens: int = GENERATE_TOKENS) -> float:
-    """transformers' greedy decoding time per token at this context, the prefill left out."""
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        with torch.no_grad():
-            model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        return time.perf_counter() - start
-
-    run(1)  # warm-up
-    return harness.median((run(1 + tokens) - run(1)) * 1000 / tokens for _ in range(3))
 
 
 def sequence(call, walks: dict[Row, dict], row: Row, times: dict[Row, list[float]]) -> None:

@@ -14,6 +14,7 @@ it is importable, else the run says it is skipped), and wait for one preview (th
   errors, and the step latencies.
 
 Quick runs: `python bench/soak.py load --users 4 --time 20s`, `python bench/soak.py soak --steps 300`.
+`soak --kv-cache-mb 64` bounds the app's prefix KV cache low, so it is full within the first few hundred steps.
 Asserts nothing; exits 1 when locust leaves no statistics.
 """
 
@@ -58,6 +59,9 @@ def arguments() -> argparse.Namespace:
     soak.add_argument("--clients", type=int, default=16, help="concurrent clients (default %(default)s)")
     soak.add_argument("--session-steps", type=int, default=100, help="steps before a client's new prompt")
     soak.add_argument("--sample-every", type=int, default=250, help="steps between memory samples")
+    soak.add_argument(
+        "--kv-cache-mb", type=float, help="the app's prefix KV cache bound (NEXTTOKEN_KV_CACHE_MB; default: the app's)"
+    )
     return parser.parse_args()
 
 
@@ -238,6 +242,9 @@ def main() -> None:
     if env is None:
         print(f"engine {args.engine}: skipped, vllm is not importable in {sys.executable}")
         return
+    # a small bound is full early: what grows after it is not the cache
+    if getattr(args, "kv_cache_mb", None) is not None:
+        env["NEXTTOKEN_KV_CACHE_MB"] = f"{args.kv_cache_mb:g}"
     print(f"engine {args.engine}, load average at the start (1/5/15 min): {load_average()}")
     with tempfile.TemporaryDirectory() as folder, harness.launched_app(Path(folder) / "app.log", env) as app:
         warm_up(app.url)

@@ -48,14 +48,15 @@ def forced_text(name: str, value: object) -> str:
     return text
 
 
-def step_request(request: object) -> tuple[Request, int | None, str | None]:
-    """(request, force_token_id, force_text) of a step: at most one of the two."""
+def step_request(request: object) -> tuple[Request, int | None, str | None, bool]:
+    """(request, force_token_id, force_text, send_prompt_tokens) of a step: at most one of the two forced ones."""
     return contract.parse(StepRequest, request, _step_parsed)
 
 
-def _step_parsed(request: dict) -> tuple[Request, int | None, str | None]:
+def _step_parsed(request: dict) -> tuple[Request, int | None, str | None, bool]:
     req = _hand_parsed(request, contract.own_keys(StepRequest))
     fields.boolean("reset_rng", request.get("reset_rng"), False)
+    send_prompt = fields.boolean("send_prompt_tokens", request.get("send_prompt_tokens"), True)
     force_id, force_text = request.get("force_token_id"), request.get("force_text")
     if force_id is not None and force_text is not None:
         raise ValueError("give either force_token_id or force_text, not both")
@@ -63,7 +64,7 @@ def _step_parsed(request: dict) -> tuple[Request, int | None, str | None]:
         force_id = fields.integer("force_token_id", force_id, 0, accepted="a token id >= 0 of the model's vocabulary")
     if force_text is not None:
         force_text = forced_text("force_text", force_text)
-    return req, force_id, force_text
+    return req, force_id, force_text, send_prompt
 
 
 def tree_request(request: object) -> tuple[Request, tuple[int, int]]:

@@ -128,7 +128,7 @@ class _Chain:
         """
         self.probs = _softmax_within(self.logits, kept)
         if not last:
-            self.logits = self.logits.masked_fill(~kept, knobs.NEG_INF)
+            self.logits = knobs.kept_only(self.logits, kept)
         self._cut(name, kept)
 
     def apply(self, stage: Entry, params: Settings, inputs: Inputs, last: bool) -> None:
@@ -211,7 +211,7 @@ def final_log_probs(
     for stage in params.registry.active(params):
         if stage.effect == "moves":
             scores = stage.apply(scores, None, params, inputs)
-    return torch.log_softmax(scores.masked_fill(~kept, knobs.NEG_INF), dim=-1)
+    return torch.log_softmax(knobs.kept_only(scores, kept), dim=-1)
 
 
 def _finite(logits: torch.Tensor) -> torch.Tensor:

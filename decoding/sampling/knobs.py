@@ -5,9 +5,9 @@ processor for a knob the result equals it (see tests): repetition penalty, tempe
 typical-p, epsilon and eta cutoffs. `nucleus` returns the kept set as a bool mask; the other truncation
 knobs return new logits with the removed tokens at -inf.
 
-Whole-vocabulary sums and zero-fills of CPU tensors go through NumPy, which runs them on one thread:
-torch splits a 49k-element op across its threads, and on a busy two-CPU host each split can wait a
-scheduler tick (about 4 ms) for its partner thread.
+Whole-vocabulary sums, zero-fills, copies and masked fills of CPU tensors go through NumPy, which runs them
+on one thread: torch splits a 49k-element op across its threads, and on a busy two-CPU host each split can
+wait a scheduler tick (about 4 ms, tens of ms under load) for its partner thread.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def repetition_penalty(logits: torch.Tensor, context_ids: Sequence[int], penalty
         return logits
     ids = torch.tensor(sorted(set(context_ids)), dtype=torch.long, device=logits.device)
     picked = logits[ids]
-    out = logits.clone()
+    out = copied(logits)
     out[ids] = torch.where(picked < 0, picked * penalty, picked / penalty)
     return out
 
@@ -42,7 +42,7 @@ def presence_frequency_penalty(
         return logits
     ids = torch.tensor(list(completion_ids), dtype=torch.long, device=logits.device)
     unique, counts = torch.unique(ids, return_counts=True)
-    out = logits.clone()
+    out = copied(logits)
     out[unique] -= counts.to(logits.dtype) * frequency + presence
     return out
 
@@ -58,7 +58,7 @@ def apply_mask(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor
     """Invalid tokens to -inf; `valid` is a bool tensor of the same length, or None for no constraint."""
     if valid is None:
         return logits
-    return logits.masked_fill(~valid, float("-inf"))
+    return kept_only(logits, valid)
 
 
 def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -66,7 +66,7 @@ def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     if k <= 0:
         return logits
     kth = torch.topk(logits, min(k, logits.numel()))[0][..., -1, None]
-    return logits.masked_fill(logits < kth, NEG_INF)
+    return masked(logits, logits < kth)
 
 
 def min_p(logits: torch.Tensor, value: float) -> torch.Tensor:
@@ -77,7 +77,7 @@ def min_p(logits: torch.Tensor, value: float) -> torch.Tensor:
     if value <= 0.0:
         return logits
     probs = torch.softmax(logits, dim=-1)
-    return logits.masked_fill(probs < value * probs.amax(dim=-1, keepdim=True), NEG_INF)
+    return masked(logits, probs < value * probs.amax(dim=-1, keepdim=True))
 
 
 def typical_p(logits: torch.Tensor, mass: float) -> torch.Tensor:
@@ -97,7 +97,7 @@ def typical_p(logits: torch.Tensor, mass: float) -> torch.Tensor:
     drop_ranked = ranked > ranked[last]  # never the first ranked: the warper's one token kept
     drop = torch.empty_like(drop_ranked)
     drop[order] = drop_ranked
-    return logits.masked_fill(drop, NEG_INF)
+    return masked(logits, drop)
 
 
 def epsilon_cutoff(logits: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -124,7 +124,7 @@ def eta_cutoff(logits: torch.Tensor, epsilon: float) -> torch.Tensor:
 def _cut_below(logits: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
     """Remove the `below` tokens except the most likely one (and its ties): the warpers' min_tokens_to_keep=1."""
     drop = below & (logits < torch.topk(logits, 1)[0][..., -1, None])
-    return logits.masked_fill(drop, NEG_INF)
+    return masked(logits, drop)
 
 
 def nucleus(logits: torch.Tensor, top_p: float, probs: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,6 +162,30 @@ def zeros_like(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if like.device.type != "cpu":
         return torch.zeros(like.shape, dtype=dtype, device=like.device)
     return torch.from_numpy(np.zeros(like.shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+
+
+def copied(values: torch.Tensor) -> torch.Tensor:
+    """`values.clone()`; on CPU through NumPy, on one thread."""
+    if values.device.type != "cpu":
+        return values.clone()
+    return torch.from_numpy(values.detach().numpy().copy())
+
+
+def masked(values: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """`values.masked_fill(drop, -inf)` for a `drop` mask of the same shape; on CPU through NumPy, on one thread."""
+    if values.device.type != "cpu":
+        return values.masked_fill(drop, NEG_INF)
+    out = values.detach().numpy().copy()
+    out[drop.numpy()] = NEG_INF
+    return torch.from_numpy(out)
+
+
+def kept_only(values: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """`values.masked_fill(~kept, -inf)`: the kept entries as they are, every other one -inf; on CPU on one thread."""
+    if values.device.type != "cpu":
+        return values.masked_fill(~kept, NEG_INF)
+    array = values.detach().numpy()
+    return torch.from_numpy(np.where(kept.numpy(), array, np.array(NEG_INF, dtype=array.dtype)))
 
 
 def _sum(values: torch.Tensor, acc: torch.dtype) -> float:

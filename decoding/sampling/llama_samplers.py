@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from decoding.sampling.knobs import NEG_INF
+from decoding.sampling.knobs import NEG_INF, copied, masked
 
 # DRY's defaults, as in llama.cpp's common parameters.
 DRY_BASE = 1.75
@@ -43,7 +43,7 @@ def top_n_sigma(logits: torch.Tensor, n: float) -> torch.Tensor:
     if finite.size <= 1:
         return logits
     below = values < finite.max() - n * finite.std()
-    return logits.masked_fill(torch.from_numpy(below).to(logits.device), NEG_INF)
+    return masked(logits, torch.from_numpy(below).to(logits.device))
 
 
 def xtc(logits: torch.Tensor, threshold: float, probability: float, u: float) -> torch.Tensor:
@@ -98,7 +98,7 @@ def dry(
         return logits
     ids = torch.tensor(list(penalised), dtype=torch.long, device=logits.device)
     amounts = [_dry_penalty(n - allowed_length, multiplier, base) for n in penalised.values()]
-    out = logits.clone()
+    out = copied(logits)
     out[ids] = logits[ids] - torch.tensor(amounts, dtype=logits.dtype, device=logits.device)
     return out
 

@@ -88,6 +88,9 @@ class StepRequest(PreviewRequest):
     reset_rng: bool | None = Field(None, description="accepted; a draw depends only on seed, branch and position")
     force_token_id: TokenId | None = None
     force_text: str | None = None
+    send_prompt_tokens: bool | None = Field(
+        None, description="false: the answer's prompt_tokens is an empty list (they do not change between steps)"
+    )
 
 
 class TreeRequest(PreviewRequest):

@@ -99,3 +99,12 @@ def test_a_bad_request_value_keeps_the_service_message(url):
     event, data = call(url, "step", {"data": [REQUEST | {"params": {"top_p": 1.5}}]})
     assert event == "error"
     assert_one_line(data["error"], "top_p")
+
+
+def test_the_queue_does_not_rebuild_its_analytics_after_every_event():
+    """Gradio's queue reads these when it is made: its pandas summary of past events is rebuilt rarely."""
+    with gr.Blocks() as demo:
+        gradio_api.register(demo)
+    demo.queue()
+    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY >= 1_000_000
+    assert demo._queue.ANALYTICS_MAX_EVENTS <= 1000

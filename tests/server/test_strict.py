@@ -285,3 +285,14 @@ def test_huge_and_deep_values_are_refused_in_one_short_line(baseline):
             service.preview(request)
         assert words in str(info.value) and len(str(info.value)) < 400
     assert service.preview(GOOD) == baseline
+
+
+def test_a_step_can_leave_the_prompt_tokens_out():
+    """send_prompt_tokens false: the same step with prompt_tokens empty, every other field as it was."""
+    full = service.step(GOOD)
+    slim = service.step(GOOD | {"send_prompt_tokens": False})
+    assert full["prompt_tokens"] and slim["prompt_tokens"] == []
+    assert slim == full | {"prompt_tokens": []}
+    assert service.step(GOOD | {"send_prompt_tokens": True}) == full
+    with pytest.raises(ValueError, match="send_prompt_tokens 'no' is not a boolean"):
+        service.step(GOOD | {"send_prompt_tokens": "no"})

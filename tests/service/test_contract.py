@@ -68,6 +68,6 @@ def test_a_refusal_is_one_line_naming_the_field_and_the_value(model, body, line)
 
 
 def test_own_keys_are_what_a_kind_adds_to_the_preview_request():
-    assert own_keys(StepRequest) == ("reset_rng", "force_token_id", "force_text")
+    assert own_keys(StepRequest) == ("reset_rng", "force_token_id", "force_text", "send_prompt_tokens")
     assert own_keys(TreeRequest) == ("width", "depth")
     assert "target_index" in own_keys(AttributionRequest) and own_keys(PreviewRequest) == ()

@@ -306,3 +306,17 @@ def test_typical_p_agrees_with_llama_cpp_test_cases(probs, expected):
     logits = torch.log(torch.tensor(probs))
     kept = torch.isfinite(knobs.typical_p(logits, 0.5))
     assert torch.tensor(probs)[kept].tolist() == pytest.approx(expected)
+
+
+def test_one_thread_copies_and_masks_equal_torchs_and_leave_the_input():
+    """copied, masked and kept_only (NumPy on CPU, one thread) give torch's clone and masked_fill, bit for bit."""
+    logits = torch.randn(49152, generator=torch.Generator().manual_seed(0))
+    before = logits.clone()
+    drop = logits > 0.5
+    assert torch.equal(knobs.copied(logits), logits) and knobs.copied(logits).data_ptr() != logits.data_ptr()
+    assert torch.equal(knobs.masked(logits, drop), logits.masked_fill(drop, float("-inf")))
+    assert torch.equal(knobs.kept_only(logits, drop), logits.masked_fill(~drop, float("-inf")))
+    doubled = logits.double()
+    assert knobs.kept_only(doubled, drop).dtype == torch.float64
+    assert torch.equal(knobs.kept_only(doubled, drop), doubled.masked_fill(~drop, float("-inf")))
+    assert torch.equal(logits, before)
