@@ -65,11 +65,11 @@ def load_body(body: object) -> dict:
     return load_model(parsing.model_id(body))
 
 
-def _engine(req: Request) -> Engine:
-    """The current model's engine, once the request's token ids are known to fit its vocabulary."""
+def _engine(req: Request) -> tuple[Engine, Request]:
+    """The current model's engine, once the request's token ids are known to fit its vocabulary, and the request
+    with its model edits held to the model (vector ids replaced by their floats)."""
     engine = engine_for(STORE.get())
-    req.check_vocab(engine.loaded.vocab_size)
-    return engine
+    return engine, req.resolved(engine.loaded)
 
 
 def _text_tokens(engine: Engine, text: str | None) -> int:
@@ -84,7 +84,7 @@ def _text_tokens(engine: Engine, text: str | None) -> int:
 @readable_errors
 def preview(request: dict) -> dict:
     req = parsing.parsed(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return _look_ahead(engine, req, engine.preview(req).as_dict())
 
@@ -105,7 +105,7 @@ def step(request: dict) -> dict:
     `reset_rng` is accepted and has nothing to reset: a draw is a pure function of (seed, branch, position).
     """
     req, force_id, force_text = parsing.step_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
     return _look_ahead(engine, req, engine.step(req, force_token_id=force_id, force_text=force_text).as_dict())
 
@@ -138,7 +138,7 @@ def _tree_levels(request: dict) -> Iterator[tree_mod.Tree | None]:
 
 def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
     req, (width, depth) = parsing.tree_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     engine.check_context(prompt, req.completion_ids)
@@ -152,7 +152,7 @@ def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
     req = parsing.parsed(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return engine.render(req).as_dict()
 
@@ -162,7 +162,7 @@ def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
     req = parsing.parsed(request)
     text = parsing.forced_text("text", text)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, text))
     return engine.append_text(req, text).as_dict()
 
@@ -233,7 +233,7 @@ def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, 
 def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
     """(engine, prompt ids, context ids, target id, spec) of a valid attribution request within the budgets."""
     req, spec = parsing.attribution_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
@@ -251,7 +251,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     req = parsing.parsed(request)
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
-    engine = _engine(req)
+    engine, req = _engine(req)
     check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
@@ -272,7 +272,7 @@ def compare(request: dict, other_completion_ids: list[int]) -> dict:
 
     req = parsing.parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
     return compare_branches(engine, req, other).as_dict()
 
@@ -288,6 +288,6 @@ def constraint_start(request: dict) -> dict:
     from decoding.constraint_start import constraint_start as start
 
     req = dataclasses.replace(parsing.parsed(request), completion_ids=())
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return start(engine, req).as_dict()
