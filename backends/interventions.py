@@ -22,12 +22,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from backends.giving_way import decoder_layers
 
+T = TypeVar("T")
 MODES = ("zero", "mean")
 COMPONENTS = ("attention", "mlp")
 
@@ -74,26 +76,30 @@ Intervention = Ablate | Steer
 Edits = tuple[Intervention, ...]  # in the order applied
 NO_EDITS: Edits = ()
 
-_active: dict[int, Edits] = {}  # id(model) -> the edits applied now (caches key their entries)
+# (id(model), thread) -> the edits that thread applies now: caches of activations key their entries by it
+_active: dict[tuple[int, int], Edits] = {}
 _lock = threading.Lock()
 
 
 def edits_on(model: object) -> Edits:
-    """The edits applied to `model` right now (empty outside `applied`)."""
-    return _active.get(id(model), ())
+    """The edits this thread applies to `model` right now (empty outside `applied`)."""
+    return _active.get((id(model), threading.get_ident()), ())
 
 
 @contextmanager
 def applied(model: nn.Module, edits: Edits) -> Iterator[None]:
-    """Within the block, `model` runs with `edits`; every hook is removed on exit, whatever happened."""
+    """Within the block, this thread's forward passes of `model` run with `edits`; every hook is removed on exit,
+    whatever happened. The hooks act on this thread's passes only: work that pauses the lane mid-pass lets
+    other requests through the model meanwhile, and their passes go through the hooks untouched."""
     if not edits:
         yield
         return
     layers = decoder_layers(model)
     handles = []
+    key = (id(model), threading.get_ident())
     with _lock:
-        before = _active.get(id(model))
-        _active[id(model)] = edits
+        before = _active.get(key)
+        _active[key] = edits
     try:
         for edit in edits:
             handles.append(_register(layers[edit.layer], edit))
@@ -103,9 +109,19 @@ def applied(model: nn.Module, edits: Edits) -> Iterator[None]:
             handle.remove()
         with _lock:
             if before is None:
-                _active.pop(id(model), None)
+                _active.pop(key, None)
             else:
-                _active[id(model)] = before
+                _active[key] = before
+
+
+def _this_thread(hook):
+    """`hook` for the registering thread's passes; None (no change) for any other thread's."""
+    me = threading.get_ident()
+
+    def scoped(*args):
+        return hook(*args) if threading.get_ident() == me else None
+
+    return scoped
 
 
 def check_edits(loaded: object, edits: Edits) -> None:
@@ -120,11 +136,11 @@ def check_edits(loaded: object, edits: Edits) -> None:
 
 def _register(layer: nn.Module, edit: Intervention) -> torch.utils.hooks.RemovableHandle:
     if isinstance(edit, Steer):
-        return layer.register_forward_hook(_steer_hook(edit), prepend=True)
+        return layer.register_forward_hook(_this_thread(_steer_hook(edit)), prepend=True)
     if edit.head is not None:
-        return layer.self_attn.o_proj.register_forward_pre_hook(_head_hook(layer.self_attn, edit))
+        return layer.self_attn.o_proj.register_forward_pre_hook(_this_thread(_head_hook(layer.self_attn, edit)))
     block = layer.self_attn if edit.component == "attention" else layer.mlp
-    return block.register_forward_hook(_block_hook(edit.mode))
+    return block.register_forward_hook(_this_thread(_block_hook(edit.mode)))
 
 
 def replaced(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -186,3 +202,19 @@ def whole_context(edits: Edits) -> bool:
     """Whether the edits need the whole context in one pass: a mean over positions changes with every token,
     so no cached prefix can be extended under it."""
     return any(isinstance(edit, Ablate) and edit.mode == "mean" for edit in edits)
+
+
+def edited_slices(model: nn.Module, edits: Edits, slices: Iterator[T]) -> Iterator[T]:
+    """Each `next()` of `slices` (work run in slices of the model lane) under `edits`, removed between slices."""
+    try:
+        while True:
+            with applied(model, edits):
+                try:
+                    item = next(slices)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(slices, "close", None)
+        if close is not None:  # closed early (cancelled): the work stops at once, not when collected
+            close()

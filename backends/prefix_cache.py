@@ -145,7 +145,7 @@ class PrefixCache:
         """
         ids = tuple(int(i) for i in ids)
         with self._entries.atomic():
-            if self._model_key != model_key:
+            if self._model_key != model_key or whole_context(edits):  # under a mean no prefix is reused
                 return None, 0
             best_key, best_len = None, 0
             for key in self._entries:

@@ -35,7 +35,10 @@ def _one(name: str, item: object) -> Intervention:
     item = parse_fields.obj(name, item, ABLATE_KEYS)
     head, component = item.get("head"), item.get("component")
     if (head is None) == (component is None):
-        raise ValueError(f"{name} needs either a head (a number) or a component (attention or mlp), not both")
+        given = "both" if head is not None else "neither"
+        raise ValueError(
+            f"{name} has {given} of head and component: give a head (a number) or a component (attention or mlp)"
+        )
     if head is not None:
         head = parse_fields.integer(f"{name}.head", head, 0, accepted="a head number >= 0")
     else:

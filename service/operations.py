@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from backends.base import check_gradients
+from backends.interventions import Edits, applied
 from backends.lane import LANE, Progress
 from backends.model import STORE
 from decoding import fields
@@ -195,10 +196,10 @@ def attribution(request: dict) -> dict:
 def _attribution_items(request: dict) -> Iterator[dict]:
     from attribution import attribute_slices
 
-    engine, prompt, context, target, spec = _attribution_setup(request)
+    engine, edits, prompt, context, target, spec = _attribution_setup(request)
     slices = attribute_slices(
         engine.loaded, context, target, spec.method, aggregation=spec.aggregation,
-        contrast_token_id=spec.contrast_token_id, **spec.parameters,
+        contrast_token_id=spec.contrast_token_id, edits=edits, **spec.parameters,
     )  # fmt: skip
     for item in LANE.sliced(slices):
         if isinstance(item, Progress):
@@ -230,15 +231,16 @@ def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, 
 
 
 @readable_errors
-def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
-    """(engine, prompt ids, context ids, target id, spec) of a valid attribution request within the budgets."""
+def _attribution_setup(request: dict) -> tuple[Engine, Edits, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
+    """(engine, model edits, prompt ids, context ids, target id, spec) of a valid attribution request within the
+    budgets."""
     req, spec = parsing.attribution_request(request)
     engine, req = _engine(req)
     check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
-    return engine, prompt, context, target, spec
+    return engine, req.interventions, prompt, context, target, spec
 
 
 @LANE.held
@@ -255,7 +257,8 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
-    rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
+    with applied(engine.loaded.model, req.interventions):  # a whole-context pass: every edit applies as it is
+        rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
     return {"layers": [row.as_dict() for row in rows]}
 
 
