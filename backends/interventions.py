@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -57,18 +57,20 @@ class Ablate:
 class Steer:
     """`alpha` times `vector` added to the residual stream after decoder layer `layer` (at every position).
 
-    `vector` is a steering vector's id until `resolve`, then its d_model floats."""
+    `vector` is a steering vector's id until `resolve`, then its d_model floats (`name` keeps the id, for words;
+    it is no part of the edit's identity)."""
 
     layer: int
     vector: str | tuple[float, ...]
     alpha: float
+    name: str = field(default="", compare=False)
 
     def as_dict(self) -> dict:
         vector = self.vector if isinstance(self.vector, str) else list(self.vector)
         return {"type": "steer", "layer": self.layer, "vector": vector, "alpha": self.alpha}
 
     def describe(self) -> str:
-        name = self.vector if isinstance(self.vector, str) else f"a vector of {len(self.vector)} floats"
+        name = self.vector if isinstance(self.vector, str) else self.name or f"a vector of {len(self.vector)} floats"
         return f"layer {self.layer} steered by {name} x {self.alpha:g}"
 
 

@@ -85,12 +85,12 @@ def _resolved(name: str, edit: Intervention, shape: tuple[int, int, int], loaded
         if edit.head is not None and edit.head >= heads:
             raise ValueError(f"{name}.head {edit.head} is out of range: this model has heads 0 to {heads - 1}")
         return edit
-    vector = edit.vector
+    vector, vector_id = edit.vector, ""
     if isinstance(vector, str):
         found = steering.vector_of(loaded, vector)
         if found is None:
             raise ValueError(f"{name}.vector {vector!r} is not a steering vector of this model: make one first")
-        vector = found.vector
+        vector, vector_id = found.vector, vector
     if len(vector) != d_model:
         raise ValueError(f"{name}.vector has {len(vector)} floats: this model's residual stream has {d_model}")
-    return Steer(edit.layer, vector, edit.alpha)
+    return Steer(edit.layer, vector, edit.alpha, vector_id)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
 from backends.interventions import COMPONENTS, MODES
+from backends.steering import MAX_PAIRS
 from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
 from decoding.sampling.params import CONSTRAINT_TYPES
 from service import tree
@@ -148,6 +149,15 @@ class AttributionRequest(PreviewRequest):
         None, description=PARAMETERS["ig_steps"].description
     )
     last_layer_only: bool | None = Field(None, description=PARAMETERS["last_layer_only"].description)
+
+
+class SteeringVectorRequest(BaseModel):
+    """Example texts for a steering vector: the i-th positive text pairs with the i-th negative one."""
+
+    model_config = STRICT
+    layer: integer(ge=0) = Field(description="the decoder layer whose residual stream is read, from 0")
+    positive: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
+    negative: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
 
 
 class LoadRequest(BaseModel):

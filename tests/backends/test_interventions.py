@@ -217,3 +217,17 @@ def test_the_model_is_unchanged_after_every_request_even_one_that_raises(engine,
         engine.preview(request(engine, edits, completion=(3, 4, 5)))
     assert hook_state(model) == hooks
     assert all(torch.equal(p, params[name]) for name, p in model.named_parameters())
+
+
+def test_an_engine_that_cannot_run_hooks_refuses_edits_in_one_line(tiny):
+    import dataclasses
+
+    from backends.interventions import check_edits
+
+    elsewhere = dataclasses.replace(tiny, backend=object())
+    with pytest.raises(
+        ValueError, match="interventions \\(1 given\\) need hooks in the model's forward pass"
+    ) as refused:
+        check_edits(elsewhere, (object(),))
+    assert "\n" not in str(refused.value)
+    check_edits(elsewhere, ())  # nothing to refuse
