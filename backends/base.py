@@ -45,6 +45,10 @@ class LogitsBackend(Protocol):
         batch; with `keep` the answers are kept so a later call for them is free (prefetch)."""
         ...
 
+    def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
+        """Have the logits after `ids` under `edits` and without them at hand, both at once where it can."""
+        ...
+
     def cached(self, ids: Sequence[int], edits: Edits = NO_EDITS) -> bool:
         """Whether the logits after `ids` under `edits` are at hand (a call for them runs no model)."""
         ...

@@ -89,10 +89,11 @@ def edits_on(model: object) -> Edits:
 
 
 @contextmanager
-def applied(model: nn.Module, edits: Edits) -> Iterator[None]:
-    """Within the block, this thread's forward passes of `model` run with `edits`; every hook is removed on exit,
-    whatever happened. The hooks act on this thread's passes only: work that pauses the lane mid-pass lets
-    other requests through the model meanwhile, and their passes go through the hooks untouched."""
+def applied(model: nn.Module, edits: Edits, row: int | None = None) -> Iterator[None]:
+    """Within the block, this thread's forward passes of `model` run with `edits` (on batch row `row` only, when
+    given); every hook is removed on exit, whatever happened. The hooks act on this thread's passes only: work
+    that pauses the lane mid-pass lets other requests through the model meanwhile, and their passes go through
+    the hooks untouched."""
     if not edits:
         yield
         return
@@ -104,7 +105,7 @@ def applied(model: nn.Module, edits: Edits) -> Iterator[None]:
         _active[key] = edits
     try:
         for edit in edits:
-            handles.append(_register(layers[edit.layer], edit))
+            handles.append(_register(layers[edit.layer], edit, row))
         yield
     finally:
         for handle in handles:
@@ -116,12 +117,23 @@ def applied(model: nn.Module, edits: Edits) -> Iterator[None]:
                 _active[key] = before
 
 
-def _this_thread(hook):
-    """`hook` for the registering thread's passes; None (no change) for any other thread's."""
+def _scoped(hook, row: int | None):
+    """`hook` for the registering thread's passes only (None, no change, for any other thread's), and with `row`
+    for that batch row only (the other rows keep what they had)."""
     me = threading.get_ident()
 
-    def scoped(*args):
-        return hook(*args) if threading.get_ident() == me else None
+    def scoped(module: nn.Module, args: tuple, *output):
+        if threading.get_ident() != me:
+            return None
+        new = hook(module, args, *output)
+        if row is None:
+            return new
+        old = output[0] if output else args  # a forward hook's output, or a pre-hook's arguments
+        old_first, new_first = (x[0] if isinstance(x, tuple) else x for x in (old, new))
+        mask = torch.zeros(old_first.shape[0], dtype=torch.bool, device=old_first.device)
+        mask[row] = True
+        mixed = torch.where(mask.view(-1, *[1] * (old_first.dim() - 1)), new_first, old_first)
+        return (mixed, *new[1:]) if isinstance(new, tuple) else mixed
 
     return scoped
 
@@ -136,13 +148,13 @@ def check_edits(loaded: object, edits: Edits) -> None:
         )
 
 
-def _register(layer: nn.Module, edit: Intervention) -> torch.utils.hooks.RemovableHandle:
+def _register(layer: nn.Module, edit: Intervention, row: int | None) -> torch.utils.hooks.RemovableHandle:
     if isinstance(edit, Steer):
-        return layer.register_forward_hook(_this_thread(_steer_hook(edit)), prepend=True)
+        return layer.register_forward_hook(_scoped(_steer_hook(edit), row), prepend=True)
     if edit.head is not None:
-        return layer.self_attn.o_proj.register_forward_pre_hook(_this_thread(_head_hook(layer.self_attn, edit)))
+        return layer.self_attn.o_proj.register_forward_pre_hook(_scoped(_head_hook(layer.self_attn, edit), row))
     block = layer.self_attn if edit.component == "attention" else layer.mlp
-    return block.register_forward_hook(_this_thread(_block_hook(edit.mode)))
+    return block.register_forward_hook(_scoped(_block_hook(edit.mode), row))
 
 
 def replaced(x: torch.Tensor, mode: str) -> torch.Tensor:

@@ -10,10 +10,9 @@ model changes. Model work runs under the model lane (backends.lane); a long pref
 `batch_logits` runs rows of equal length after one cached prefix in one batched forward (the look-ahead
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
 
-Model edits (backends.interventions) are part of every key: an entry computed under some edits serves only
-requests with the same edits, and each forward runs with its request's edits applied (hooks removed after
-it, before the lane is paused). A mean ablation depends on every position of the context, so under it no
-prefix is extended: each context runs whole in one pass and only its logits are kept.
+Model edits (backends.interventions) are part of every key, and each forward runs with its request's edits
+applied (removed before the lane pauses). Under a mean ablation, which depends on every position, no prefix
+is extended: each context runs whole in one pass and only its logits are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from backends import kv_rows
 from backends.bounded import BoundedCache
 from backends.interventions import NO_EDITS, Edits, applied, whole_context
 from backends.lane import LANE
@@ -49,15 +49,6 @@ class CacheStats:
     logits_hits: int = 0
 
 
-def _kv_bytes(kv: DynamicCache) -> int:
-    return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
-
-
-def _entry_bytes(value: DynamicCache | torch.Tensor) -> int:
-    """An entry's size against the byte bound: a prefix's keys and values, or its logits row."""
-    return _kv_bytes(value) if isinstance(value, DynamicCache) else value.numel() * value.element_size()
-
-
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the shared start of two token-id sequences."""
     a, b = tuple(a), tuple(b)
@@ -77,7 +68,7 @@ class PrefixCache:
         self.max_bytes = max_bytes
         # ("kv", ids, edits) -> DynamicCache and ("logits", ids, edits) -> the logits row after ids
         self._entries: BoundedCache[tuple[str, tuple[int, ...], Edits], DynamicCache | torch.Tensor] = BoundedCache(
-            max_bytes=max_bytes, sizeof=_entry_bytes
+            max_bytes=max_bytes, sizeof=kv_rows.entry_bytes
         )
         self._model_key: int | None = None  # whose keys and values the entries are
         self._memo_name = next(_cache_names)
@@ -98,11 +89,9 @@ class PrefixCache:
         with LANE.hold():
             # The memo tells when the model changed (and empties this cache as soon as the store switches).
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
-            if last_n == 1:
-                hit = self._entries.get(("logits", ids, edits))
-                if hit is not None:
-                    self.stats.logits_hits += 1
-                    return hit.unsqueeze(0)
+            if last_n == 1 and (hit := self._entries.get(("logits", ids, edits))) is not None:
+                self.stats.logits_hits += 1
+                return hit.unsqueeze(0)
             if whole_context(edits):
                 return torch.stack(
                     [self._whole(loaded, ids[: len(ids) - last_n + 1 + j], edits) for j in range(last_n)]
@@ -114,16 +103,42 @@ class PrefixCache:
         if (hit := self._entries.get(("logits", ids, edits))) is not None:
             self.stats.logits_hits += 1
             return hit
-        logits, _ = self._forward(loaded, torch.tensor([ids], dtype=torch.long, device=loaded.device), None, edits)
-        row = logits[0]
+        row = self._forward(loaded, torch.tensor([ids], dtype=torch.long, device=loaded.device), None, edits)[0][0]
         with self._entries.atomic():
             if self._model_key == loaded.key:
                 self._entries.put(("logits", ids, edits), row)
         return row
 
-    def _forward(self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits):
-        """One forward of `new` after `kv` under `edits`: the last logits of each row (float32, CPU), and the KV."""
-        with torch.no_grad(), applied(loaded.model, edits):
+    def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
+        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE batched forward,
+        cached, when both extend cached prefixes of one length; else left to `logits`."""
+        ids = tuple(int(i) for i in ids)
+        keys = [("logits", ids, edits), ("logits", ids, NO_EDITS)]
+        with LANE.hold():
+            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            if whole_context(edits) or any(key in self._entries for key in keys):
+                return
+            with self._entries.atomic():
+                taken = [self._take_longest_prefix(loaded, ids, len(ids) - 1, e) for e in (edits, NO_EDITS)]
+                (start, edited), (other, unedited) = taken
+                if start != other or not start or len(ids) - start > PREFILL_CHUNK:  # not one batch: give back
+                    for (length, kv), e in ((t, e) for t, e in zip(taken, (edits, NO_EDITS), strict=True) if t[0]):
+                        self._entries.put(("kv", ids[:length], e), kv)
+                    return
+            batch = kv_rows.stacked([edited, unedited], loaded.model.config)
+            new = torch.tensor([ids[start:]] * 2, dtype=torch.long, device=loaded.device)
+            logits, kv = self._forward(loaded, new, batch, edits, row=0)
+            with self._entries.atomic():
+                if self._model_key != loaded.key:
+                    return
+                for index, e in enumerate((edits, NO_EDITS)):
+                    self._entries.put(("kv", ids, e), kv_rows.row(kv, index, loaded.model.config))
+                    self._entries.put(("logits", ids, e), logits[index].clone())
+
+    def _forward(self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None):
+        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given): the last logits
+        of each row (float32, CPU), and the KV."""
+        with torch.no_grad(), applied(loaded.model, edits, row):
             out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
@@ -138,8 +153,7 @@ class PrefixCache:
     def copy_prefix(
         self, model_key: int, ids: Sequence[int], edits: Edits = NO_EDITS
     ) -> tuple[DynamicCache | None, int]:
-        """A private copy of the KV of the longest prefix of `ids` cached under `edits` (cropped to it), and its
-        length.
+        """A private copy of the KV of the longest prefix of `ids` under `edits` (cropped to it), and its length.
 
         For callers that extend a cache themselves (attention attribution): the shared entry stays as it is.
         """
@@ -209,10 +223,7 @@ class PrefixCache:
                 self._entries.put(("logits", (*base, *row), edits), logits[i].clone())
                 if kv is None:  # a whole-context pass keeps no keys and values
                     continue
-                single = DynamicCache(config=loaded.model.config)
-                for index, layer in enumerate(kv.layers):  # a slice of the batch, copied: the batch is freed
-                    single.update(layer.keys[i : i + 1], layer.values[i : i + 1], index)
-                self._entries.put(("kv", (*base, *row), edits), single)
+                self._entries.put(("kv", (*base, *row), edits), kv_rows.row(kv, i, loaded.model.config))
             # A step off the candidates extends base: put again, it is evicted last (and searched last, as the
             # entries are searched in the order they were put)
             if (base_kv := self._entries.peek(("kv", base, edits))) is not None:

@@ -1,13 +1,14 @@
 """Cost of an edited step vs an unedited one on the embedded model, at a context of 128 tokens.
 
 Run with `python bench/edits.py` on an idle machine. Prints one markdown table; asserts nothing. Each mode
-steps greedily from the same 128-token context (a short prompt plus completion ids), the prefix cache warmed
-by a preview of that position under the mode's edits first, prefetch off:
+steps greedily from the same 128-token context (a short prompt plus completion ids) with a prefix cache of
+its own (nothing computed for one mode serves another), warmed by a preview of that position first,
+prefetch off:
 
 - unedited: no interventions;
 - head zero / block zero / steer: one edit, position-wise, so the edited prefix's keys and values are
-  extended like the unedited ones; the answer carries the unedited rows too, so a step runs the unedited
-  model at the new position as well;
+  extended like the unedited ones; the answer carries the unedited rows too, and a step runs the edited
+  and the unedited row at the new position in one batched forward of two rows;
 - head mean: a mean over the context's positions, so every step runs the whole context again.
 
 The modes are interleaved in ROUNDS rounds of STEPS_PER_ROUND steps (each mode's sequence continues across
@@ -23,8 +24,8 @@ import harness
 import torch
 
 from backends.model import EMBEDDED_ID, load_model
-from backends.prefix_cache import PREFIX_CACHE
-from decoding.engine import engine_for
+from backends.prefix_cache import PrefixCache
+from decoding.engine import Engine
 from service.prefetch import PREFETCH
 
 CONTEXT = 128
@@ -66,13 +67,12 @@ def main() -> None:
         torch.set_num_threads(threads)
     PREFETCH.configure(0)
     loaded = load_model(EMBEDDED_ID, device="cpu")
-    engine = engine_for(loaded)
-    PREFIX_CACHE.clear()
-    requests = {name: start(engine, edits) for name, edits in MODES.items()}
+    engines = {name: Engine(loaded, PrefixCache()) for name in MODES}
+    requests = {name: start(engines[name], edits) for name, edits in MODES.items()}
     times: dict[str, list[float]] = {name: [] for name in MODES}
     for _ in range(ROUNDS):
         for name in MODES:
-            requests[name] = steps(engine, requests[name], times[name])
+            requests[name] = steps(engines[name], requests[name], times[name])
     med = {name: harness.median(values) * 1e3 for name, values in times.items()}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nSmolLM2-135M-Instruct, float32, CPU, torch threads {torch.get_num_threads()}, context {CONTEXT} tokens,")

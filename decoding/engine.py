@@ -143,6 +143,8 @@ class Engine:
         hit = self._analyses.get(key)
         if hit is not None:
             return hit
+        if req.interventions:  # both rows in one batched forward where the cache allows it
+            self.cache.with_unedited(self.loaded, (*prompt, *completion), req.interventions)
         stages = self.stages(req, prompt, completion)
         summary = dist_mod.summarize(stages, self.view, req.top_k)
         if req.interventions:

@@ -74,6 +74,10 @@ class VllmBackend:
             raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
         return torch.stack(self._answer([(*base, *row) for row in rows], keep))
 
+    def with_unedited(self, loaded: object, ids: Sequence[int], edits: tuple) -> None:
+        """Refuses: vLLM's forward pass cannot be edited here."""
+        check_edits(loaded, edits)
+
     def cached(self, ids: Sequence[int], edits: tuple = ()) -> bool:
         """Whether the logits after `ids` are kept (a call for them needs no vLLM request); never under edits."""
         return not edits and tuple(int(i) for i in ids) in self._answers

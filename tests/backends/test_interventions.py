@@ -231,3 +231,23 @@ def test_an_engine_that_cannot_run_hooks_refuses_edits_in_one_line(tiny):
         check_edits(elsewhere, (object(),))
     assert "\n" not in str(refused.value)
     check_edits(elsewhere, ())  # nothing to refuse
+
+
+def test_an_edited_step_runs_the_edited_and_unedited_rows_in_one_batched_forward(engine, tiny):
+    """Row 0 edited, row 1 not: the step's forward is one pass of two rows, and each row equals a pass of its own."""
+    edit = {"type": "ablate", "layer": 1, "head": 2}
+    engine.preview(request(engine, [edit]))
+    batches: list[int] = []
+    handle = tiny.model.register_forward_pre_hook(
+        lambda module, args, kwargs: batches.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        stepped = engine.step(request(engine, [edit])).as_dict()
+    finally:
+        handle.remove()
+    assert batches == [2]
+    ids = [*prompt_ids(engine), *stepped["completion_ids"]]
+    rows_match(stepped["dist"], reference(tiny.model, ids, [zero_head(layers(engine)[1], 2)]))
+    unedited = reference(tiny.model, ids, [])
+    for row in stepped["dist"]["tokens"]:
+        assert row["p_base_unedited"] == pytest.approx(float(unedited[row["id"]]), rel=REL)
