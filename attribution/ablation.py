@@ -22,6 +22,7 @@ from attribution.attention import CONTEXT_KV
 from attribution.gradients import lane_breaks
 from attribution.guard import borrowed
 from attribution.objective import baseline_id, target_score
+from backends.interventions import edits_on
 from backends.lane import Progress
 from backends.model import LoadedModel
 
@@ -56,7 +57,7 @@ def batches(length: int, budget: int | None = None) -> list[range]:
 
 def _prefix_cache(loaded: LoadedModel, model: torch.nn.Module, context_ids: Sequence[int]):
     """A private KV cache of context[:-1] (from the context KV caches or the decoding cache if they hold it)."""
-    key, prefix = (loaded.key, str(loaded.device)), tuple(context_ids[:-1])
+    key, prefix = (loaded.key, str(loaded.device), edits_on(model)), tuple(context_ids[:-1])
     if not prefix:
         return None
     cache = CONTEXT_KV.take(model, key, prefix)

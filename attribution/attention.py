@@ -18,6 +18,7 @@ import torch
 
 from attribution.guard import attention_implementation, borrowed
 from backends.bounded import BoundedCache
+from backends.interventions import edits_on
 from backends.model import LoadedModel
 from backends.model.memo import drop, per_model
 from backends.prefix_cache import PREFIX_CACHE, common_prefix
@@ -51,7 +52,8 @@ class ContextKVCache:
         from transformers import DynamicCache
 
         cache, have = DynamicCache(config=model.config), 0
-        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix)  # a copy: made outside this lock
+        # a copy, made outside this lock, computed under the edits this thread applies now
+        shared, shared_len = PREFIX_CACHE.copy_prefix(model_key[0], prefix, edits_on(model))
         with self._entries.atomic():  # the entry found is the entry taken
             best, best_len = None, 0
             for key in self._entries:
@@ -145,12 +147,13 @@ def attention_row(loaded: LoadedModel, context_ids: Sequence[int], last_layer_on
     """The last position's attention over the context, averaged over heads and layers (or the last layer)."""
     try:
         with borrowed(loaded.model) as model:
-            weights, logprobs = _eager_last_row(model, (loaded.key, str(loaded.device)), context_ids, last_layer_only)
+            key = (loaded.key, str(loaded.device), edits_on(model))  # keys and values under other edits differ
+            weights, logprobs = _eager_last_row(model, key, context_ids, last_layer_only)
         return AttentionRow(weights, logprobs, fell_back_to_cpu=False)
     except Exception:
-        if loaded.device.type == "cpu":
+        if loaded.device.type == "cpu" or edits_on(loaded.model):  # the CPU copy does not carry the edits
             raise
     # Some accelerator kernels cannot return attention weights: the CPU copy always can
     with borrowed(cpu_copy(loaded)) as model:
-        weights, logprobs = _eager_last_row(model, (loaded.key, "cpu"), context_ids, last_layer_only)
+        weights, logprobs = _eager_last_row(model, (loaded.key, "cpu", ()), context_ids, last_layer_only)
     return AttentionRow(weights, logprobs, fell_back_to_cpu=True)

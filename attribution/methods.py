@@ -23,10 +23,12 @@ from attribution.faithfulness import Faithfulness, faithfulness
 from attribution.runners import Job
 from attribution.validation import as_int, validate
 from backends.bounded import BoundedCache
+from backends.interventions import NO_EDITS, Edits, edited_slices, whole_context
 from backends.lane import Progress
 from backends.model import LoadedModel
 
 CACHE_ENTRIES = 64
+SPLIT_CONTEXT = ("attention", "ablation")  # methods that run the last token on cached keys and values of the rest
 
 
 @dataclass(frozen=True)
@@ -117,25 +119,34 @@ def attribute_slices(
     aggregation: str = registry.DEFAULT_AGGREGATION,
     contrast_token_id: int | None = None,
     use_cache: bool = True,
+    edits: Edits = NO_EDITS,
     **parameters,
 ) -> Iterator[Progress | AttributionResult]:
     """`attribute` one slice per `next()`: Progress after each slice of model work, the result last.
 
     `parameters`: the registry's method parameters (`ig_steps`, `last_layer_only`), each checked, a missing
-    one at its default. Validation happens on the first `next()` (ValueError). Run it through
+    one at its default. `edits` (resolved model edits, backends.interventions) apply to every forward and backward
+    pass, slice by slice. Validation happens on the first `next()` (ValueError). Run it through
     `LANE.sliced(...)` so other requests use the model between slices; closing the generator stops the work.
     """
     context_ids = [token if (i := as_int(token)) is None else i for token in context_ids]
     foil = contrast_token_id
     checked = validate(loaded, context_ids, target_id, method, aggregation, foil, **parameters)
+    if whole_context(edits) and method in SPLIT_CONTEXT:
+        raise ValueError(
+            f"method {method!r} runs the context's last token apart from the rest, so it cannot take a mean "
+            "ablation (a mean over the whole context): use mode zero, or a gradient method"
+        )
     options = {"aggregation": aggregation} | checked
     target_id = operator.index(target_id)
     foil = None if foil is None else operator.index(foil)
-    key = (loaded.key, tuple(context_ids), target_id, foil, method, *options.values())
+    key = (loaded.key, tuple(context_ids), target_id, foil, method, edits, *options.values())
     if use_cache and (hit := _cache.get(key)) is not None:
         yield hit
         return
-    for item in compute_slices(loaded, context_ids, target_id, method, foil, **options):
+    for item in edited_slices(
+        loaded.model, edits, compute_slices(loaded, context_ids, target_id, method, foil, **options)
+    ):
         yield item
     if use_cache:
         _cache.put(key, item)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from backends.interventions import NO_EDITS, Edits
 from backends.prefix_cache import PREFIX_CACHE
 
 if TYPE_CHECKING:
@@ -27,19 +28,29 @@ if TYPE_CHECKING:
 class LogitsBackend(Protocol):
     """What the decoding engine asks of a model: float32 next-token logits of token-id prefixes."""
 
-    def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
-        """[last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
+    def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1, edits: Edits = NO_EDITS) -> torch.Tensor:
+        """[last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j], under the model edits
+        `edits` (backends.interventions; an engine that cannot edit the model refuses them)."""
         ...
 
     def batch_logits(
-        self, loaded: LoadedModel, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
+        self,
+        loaded: LoadedModel,
+        base: Sequence[int],
+        rows: Sequence[Sequence[int]],
+        keep: bool = False,
+        edits: Edits = NO_EDITS,
     ) -> torch.Tensor:
         """[len(rows), vocab]: row i predicts the token after base + rows[i] (rows of one length), in one
         batch; with `keep` the answers are kept so a later call for them is free (prefetch)."""
         ...
 
-    def cached(self, ids: Sequence[int]) -> bool:
-        """Whether the logits after `ids` are at hand (a call for them runs no model)."""
+    def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
+        """Have the logits after `ids` under `edits` and without them at hand, both at once where it can."""
+        ...
+
+    def cached(self, ids: Sequence[int], edits: Edits = NO_EDITS) -> bool:
+        """Whether the logits after `ids` under `edits` are at hand (a call for them runs no model)."""
         ...
 
     def serves(self, loaded: LoadedModel) -> bool:

@@ -9,6 +9,10 @@ model changes. Model work runs under the model lane (backends.lane); a long pref
 (backends.bounded): a search over them and what it takes run under its lock, model work never does.
 `batch_logits` runs rows of equal length after one cached prefix in one batched forward (the look-ahead
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
+
+Model edits (backends.interventions) are part of every key, and each forward runs with its request's edits
+applied (removed before the lane pauses). Under a mean ablation, which depends on every position, no prefix
+is extended: each context runs whole in one pass and only its logits are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from backends import kv_rows
 from backends.bounded import BoundedCache
+from backends.interventions import NO_EDITS, Edits, applied, whole_context
 from backends.lane import LANE
 from backends.model import LoadedModel
 from backends.model.memo import per_model
@@ -43,15 +49,6 @@ class CacheStats:
     logits_hits: int = 0
 
 
-def _kv_bytes(kv: DynamicCache) -> int:
-    return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
-
-
-def _entry_bytes(value: DynamicCache | torch.Tensor) -> int:
-    """An entry's size against the byte bound: a prefix's keys and values, or its logits row."""
-    return _kv_bytes(value) if isinstance(value, DynamicCache) else value.numel() * value.element_size()
-
-
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the shared start of two token-id sequences."""
     a, b = tuple(a), tuple(b)
@@ -69,9 +66,9 @@ class PrefixCache:
         if max_bytes is None:
             max_bytes = int(float(os.environ.get("NEXTTOKEN_KV_CACHE_MB", DEFAULT_MAX_MB)) * 2**20)
         self.max_bytes = max_bytes
-        # ("kv", ids) -> DynamicCache and ("logits", ids) -> the logits row after ids
-        self._entries: BoundedCache[tuple[str, tuple[int, ...]], DynamicCache | torch.Tensor] = BoundedCache(
-            max_bytes=max_bytes, sizeof=_entry_bytes
+        # ("kv", ids, edits) -> DynamicCache and ("logits", ids, edits) -> the logits row after ids
+        self._entries: BoundedCache[tuple[str, tuple[int, ...], Edits], DynamicCache | torch.Tensor] = BoundedCache(
+            max_bytes=max_bytes, sizeof=kv_rows.entry_bytes
         )
         self._model_key: int | None = None  # whose keys and values the entries are
         self._memo_name = next(_cache_names)
@@ -84,7 +81,7 @@ class PrefixCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
+    def logits(self, loaded: LoadedModel, ids: Sequence[int], last_n: int = 1, edits: Edits = NO_EDITS) -> torch.Tensor:
         """Float32 logits [last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
         ids = tuple(int(i) for i in ids)
         if not 1 <= last_n <= len(ids):
@@ -92,12 +89,60 @@ class PrefixCache:
         with LANE.hold():
             # The memo tells when the model changed (and empties this cache as soon as the store switches).
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
-            if last_n == 1:
-                hit = self._entries.get(("logits", ids))
-                if hit is not None:
-                    self.stats.logits_hits += 1
-                    return hit.unsqueeze(0)
-            return self._run(loaded, ids, last_n)
+            if last_n == 1 and (hit := self._entries.get(("logits", ids, edits))) is not None:
+                self.stats.logits_hits += 1
+                return hit.unsqueeze(0)
+            if whole_context(edits):
+                return torch.stack(
+                    [self._whole(loaded, ids[: len(ids) - last_n + 1 + j], edits) for j in range(last_n)]
+                )
+            return self._run(loaded, ids, last_n, edits)
+
+    def _whole(self, loaded: LoadedModel, ids: tuple[int, ...], edits: Edits) -> torch.Tensor:
+        """The logits after `ids` from one pass over the whole context (edits that need it); the logits are kept."""
+        if (hit := self._entries.get(("logits", ids, edits))) is not None:
+            self.stats.logits_hits += 1
+            return hit
+        row = self._forward(loaded, torch.tensor([ids], dtype=torch.long, device=loaded.device), None, edits)[0][0]
+        with self._entries.atomic():
+            if self._model_key == loaded.key:
+                self._entries.put(("logits", ids, edits), row)
+        return row
+
+    def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
+        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE batched forward,
+        cached, when both extend cached prefixes of one length; else left to `logits`."""
+        ids = tuple(int(i) for i in ids)
+        keys = [("logits", ids, edits), ("logits", ids, NO_EDITS)]
+        with LANE.hold():
+            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            if whole_context(edits) or any(key in self._entries for key in keys):
+                return
+            with self._entries.atomic():
+                taken = [self._take_longest_prefix(loaded, ids, len(ids) - 1, e) for e in (edits, NO_EDITS)]
+                (start, edited), (other, unedited) = taken
+                if start != other or not start or len(ids) - start > PREFILL_CHUNK:  # not one batch: give back
+                    for (length, kv), e in ((t, e) for t, e in zip(taken, (edits, NO_EDITS), strict=True) if t[0]):
+                        self._entries.put(("kv", ids[:length], e), kv)
+                    return
+            batch = kv_rows.stacked([edited, unedited], loaded.model.config)
+            new = torch.tensor([ids[start:]] * 2, dtype=torch.long, device=loaded.device)
+            logits, kv = self._forward(loaded, new, batch, edits, row=0)
+            with self._entries.atomic():
+                if self._model_key != loaded.key:
+                    return
+                for index, e in enumerate((edits, NO_EDITS)):
+                    self._entries.put(("kv", ids, e), kv_rows.row(kv, index, loaded.model.config))
+                    self._entries.put(("logits", ids, e), logits[index].clone())
+
+    def _forward(self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None):
+        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given): the last logits
+        of each row (float32, CPU), and the KV."""
+        with torch.no_grad(), applied(loaded.model, edits, row):
+            out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
+        self.stats.forward_calls += 1
+        self.stats.tokens_run += new.numel()
+        return out.logits[:, -1].float().cpu(), out.past_key_values
 
     def _start_model(self, loaded: LoadedModel) -> weakref.ref:
         """The first request for a model: the previous model's entries go, the new model owns the cache."""
@@ -105,18 +150,20 @@ class PrefixCache:
         self._model_key = loaded.key
         return weakref.ref(self)  # weak: the memo must not keep a discarded cache alive
 
-    def copy_prefix(self, model_key: int, ids: Sequence[int]) -> tuple[DynamicCache | None, int]:
-        """A private copy of the KV of the longest cached prefix of `ids` (cropped to it), and its length.
+    def copy_prefix(
+        self, model_key: int, ids: Sequence[int], edits: Edits = NO_EDITS
+    ) -> tuple[DynamicCache | None, int]:
+        """A private copy of the KV of the longest prefix of `ids` under `edits` (cropped to it), and its length.
 
         For callers that extend a cache themselves (attention attribution): the shared entry stays as it is.
         """
         ids = tuple(int(i) for i in ids)
         with self._entries.atomic():
-            if self._model_key != model_key:
+            if self._model_key != model_key or whole_context(edits):  # under a mean no prefix is reused
                 return None, 0
             best_key, best_len = None, 0
             for key in self._entries:
-                if key[0] == "kv" and (common := common_prefix(key[1], ids)) > best_len:
+                if key[0] == "kv" and key[2] == edits and (common := common_prefix(key[1], ids)) > best_len:
                     best_key, best_len = key, common
             if best_key is None:
                 return None, 0
@@ -128,12 +175,17 @@ class PrefixCache:
         """Whether the entries are this model's (False once another model was loaded): background work checks."""
         return self._model_key == loaded.key
 
-    def cached(self, ids: Sequence[int]) -> bool:
-        """Whether the next-token logits after `ids` are cached (a call for them needs no forward pass)."""
-        return ("logits", tuple(int(i) for i in ids)) in self._entries
+    def cached(self, ids: Sequence[int], edits: Edits = NO_EDITS) -> bool:
+        """Whether the next-token logits after `ids` under `edits` are cached (a call for them runs no model)."""
+        return ("logits", tuple(int(i) for i in ids), edits) in self._entries
 
     def batch_logits(
-        self, loaded: LoadedModel, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
+        self,
+        loaded: LoadedModel,
+        base: Sequence[int],
+        rows: Sequence[Sequence[int]],
+        keep: bool = False,
+        edits: Edits = NO_EDITS,
     ) -> torch.Tensor:
         """Float32 logits [len(rows), vocab]: row i predicts the token after base + rows[i]; ONE batched forward.
 
@@ -146,54 +198,52 @@ class PrefixCache:
             raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
         with LANE.hold():
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
-            kv, start = self.copy_prefix(loaded.key, base)
-            if base and start < len(base):  # run and cache base once, so later batches start from it
-                self._run(loaded, base, 1)
-                kv, start = self.copy_prefix(loaded.key, base)
-            if kv is None:
-                kv = DynamicCache(config=loaded.model.config)
-            kv.batch_repeat_interleave(len(rows))
+            if whole_context(edits):  # every row runs whole: no prefix is shared under a mean over positions
+                kv, start = None, 0
+            else:
+                kv, start = self.copy_prefix(loaded.key, base, edits)
+                if base and start < len(base):  # run and cache base once, so later batches start from it
+                    self._run(loaded, base, 1, edits)
+                    kv, start = self.copy_prefix(loaded.key, base, edits)
+                if kv is None:
+                    kv = DynamicCache(config=loaded.model.config)
+                kv.batch_repeat_interleave(len(rows))
             new = torch.tensor([[*base[start:], *row] for row in rows], dtype=torch.long, device=loaded.device)
-            with torch.no_grad():
-                out = loaded.model(input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=1)
-            self.stats.forward_calls += 1
-            self.stats.tokens_run += new.numel()
-            logits = out.logits[:, -1].float().cpu()
+            logits, kv = self._forward(loaded, new, kv, edits)
             if keep:
-                self._keep_rows(loaded, base, rows, out.past_key_values, logits)
+                self._keep_rows(loaded, base, rows, kv, logits, edits)
         return logits
 
-    def _keep_rows(self, loaded: LoadedModel, base: tuple[int, ...], rows, kv: DynamicCache, logits) -> None:
+    def _keep_rows(self, loaded: LoadedModel, base: tuple[int, ...], rows, kv, logits, edits: Edits) -> None:
         """Each row of a batched forward as its own KV and logits entries; base's entry stays the most recent."""
         with self._entries.atomic():
             if self._model_key != loaded.key:
                 return
             for i, row in enumerate(rows):
-                single = DynamicCache(config=loaded.model.config)
-                for index, layer in enumerate(kv.layers):  # a slice of the batch, copied: the batch is freed
-                    single.update(layer.keys[i : i + 1], layer.values[i : i + 1], index)
-                self._entries.put(("kv", (*base, *row)), single)
-                self._entries.put(("logits", (*base, *row)), logits[i].clone())
+                self._entries.put(("logits", (*base, *row), edits), logits[i].clone())
+                if kv is None:  # a whole-context pass keeps no keys and values
+                    continue
+                self._entries.put(("kv", (*base, *row), edits), kv_rows.row(kv, i, loaded.model.config))
             # A step off the candidates extends base: put again, it is evicted last (and searched last, as the
             # entries are searched in the order they were put)
-            if (base_kv := self._entries.peek(("kv", base))) is not None:
-                self._entries.put(("kv", base), base_kv)
+            if (base_kv := self._entries.peek(("kv", base, edits))) is not None:
+                self._entries.put(("kv", base, edits), base_kv)
 
-    def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int) -> torch.Tensor:
+    def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int, edits: Edits) -> torch.Tensor:
         with self._entries.atomic():
-            start, kv = self._take_longest_prefix(loaded, ids, limit=len(ids) - last_n)
-        out = self._prefill(loaded, kv, ids, start, last_n)
+            start, kv = self._take_longest_prefix(loaded, ids, len(ids) - last_n, edits)
+        out = self._prefill(loaded, kv, ids, start, last_n, edits)
         self.stats.tokens_run += len(ids) - start
         logits = out.logits[0, -last_n:].float().cpu()
         with self._entries.atomic():
             if self._model_key != loaded.key:  # the model changed while the prefill let others go first
                 return logits
-            self._entries.put(("kv", ids), out.past_key_values)
+            self._entries.put(("kv", ids, edits), out.past_key_values)
             for j in range(last_n):
-                self._entries.put(("logits", ids[: len(ids) - last_n + 1 + j]), logits[j])
+                self._entries.put(("logits", ids[: len(ids) - last_n + 1 + j], edits), logits[j])
         return logits
 
-    def _prefill(self, loaded: LoadedModel, kv: DynamicCache, ids: tuple[int, ...], start: int, last_n: int):
+    def _prefill(self, loaded: LoadedModel, kv: DynamicCache, ids: tuple[int, ...], start: int, last_n: int, edits):
         """Run ids[start:] into `kv` in chunks of PREFILL_CHUNK tokens, pausing the lane between chunks.
 
         The last chunk keeps the last `last_n` logits, so it is at least that long. The chunks' logits
@@ -207,7 +257,7 @@ class PrefixCache:
                 LANE.pause()  # our KV is private until stored: others may use the model meanwhile
             end = bounds[i + 1] if i + 1 < len(bounds) else len(ids)
             new = torch.tensor([ids[begin:end]], dtype=torch.long, device=loaded.device)
-            with torch.no_grad():
+            with torch.no_grad(), applied(loaded.model, edits):  # removed before the lane pauses again
                 out = loaded.model(
                     input_ids=new, past_key_values=kv, use_cache=True, logits_to_keep=last_n if end == len(ids) else 1
                 )
@@ -215,15 +265,15 @@ class PrefixCache:
             kv = out.past_key_values
         return out
 
-    def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int):
-        """The cached KV of the longest prefix of ids no longer than `limit`, owned by the caller now.
+    def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int, edits: Edits):
+        """The cached KV of the longest prefix of ids (under `edits`) no longer than `limit`, owned by the caller now.
 
         An entry that is exactly that prefix is taken out of the cache (stepping extends it in place);
         a longer entry is copied and cropped, so the branch it belongs to keeps its own.
         """
         best_key, best_len = None, 0
         for key in self._entries:
-            if key[0] == "kv":
+            if key[0] == "kv" and key[2] == edits:
                 common = min(common_prefix(key[1], ids), limit)
                 # on a tie, prefer the entry that is exactly the shared prefix: it is extended without a copy
                 if common > best_len or (common == best_len and common and len(key[1]) == common):

@@ -34,7 +34,7 @@ def constraint_start(engine: Engine, req: Request, shown: int = SHOWN) -> Constr
         return ConstraintStart(0, ())
     prompt, _ = engine.prompt_ids(req)
     valid = tracker_for(engine.loaded).mask(req.constraint, ()).valid
-    logits = engine.cache.logits(engine.loaded, prompt)[0]
+    logits = engine.cache.logits(engine.loaded, prompt, edits=req.interventions)[0]
     allowed = int(valid.sum())
     scores = logits.masked_fill(~valid, float("-inf"))  # the mask spans the model's vocabulary, as the logits do
     top = torch.topk(scores, min(shown, allowed)).indices.tolist()

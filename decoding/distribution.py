@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from decoding.edit_effect import EditEffect
 from decoding.sampling.chain import Stages, compute, count_true, final_log_probs
 from decoding.tokens import TokenView
 
@@ -62,14 +63,16 @@ class Distribution:
     entropy_base: float
     entropy_final: float
     greedy: bool
+    edit: EditEffect | None = None  # the unedited model beside this one, under model edits
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
+        edit = out.pop("edit")
         out["tokens"] = [t.as_dict() for t in self.tokens]
         out["pushed_down"] = [t.as_dict() for t in self.pushed_down]
         out["stages"] = list(self.stages)
         out["stage_counts"] = dict(zip(self.stages, self.stage_counts, strict=True))  # tokens in play after each
-        return out
+        return out if edit is None else edit.annotate(out)
 
 
 def entropy_bits(probs: torch.Tensor) -> float:

@@ -7,6 +7,7 @@ through the engine interface (backends.base): the prefix cache, or vLLM when the
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Collection, Sequence
 from functools import lru_cache, partial
@@ -20,6 +21,7 @@ from backends.model import LoadedModel
 from backends.model.loaded import eos_ids
 from backends.model.memo import per_model
 from decoding import distribution as dist_mod
+from decoding.edit_effect import EditEffect
 from decoding.request import Message, Request
 from decoding.results import Choice, Result
 from decoding.sampling import llama_samplers as ls
@@ -51,8 +53,8 @@ class Engine:
         )
 
     def request(self, data: object, extra_keys: Collection[str] = ()) -> Request:
-        """The request parsed strictly (see decoding.request), its token ids checked against this vocabulary."""
-        return Request.from_dict(data, self.loaded.vocab_size, extra_keys)
+        """The request parsed strictly (see decoding.request) and held to this model (vocabulary, edits)."""
+        return Request.from_dict(data, None, extra_keys).resolved(self.loaded)
 
     def _encode_prompt(
         self, prompt: str, system_prompt: str, use_chat_template: bool, messages: tuple[Message, ...] = ()
@@ -96,7 +98,8 @@ class Engine:
 
     def stages(self, req: Request, prompt: Sequence[int], completion: Sequence[int]) -> dist_mod.Stages:
         """The full pipeline for the position after prompt + completion."""
-        return self.stages_from(req, self.cache.logits(self.loaded, (*prompt, *completion))[0], prompt, completion)
+        logits = self.cache.logits(self.loaded, (*prompt, *completion), edits=req.interventions)[0]
+        return self.stages_from(req, logits, prompt, completion)
 
     def stages_from(
         self, req: Request, logits: torch.Tensor, prompt: Sequence[int], completion: Sequence[int]
@@ -136,14 +139,25 @@ class Engine:
     ) -> tuple[dist_mod.Stages, dist_mod.Distribution]:
         """Stages and display summary of the position after prompt + completion, memoised per position."""
         xtc_branch = req.branch_id if "xtc" in req.params.active_samplers else None  # XTC's draw is per branch
-        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch)
+        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch, req.interventions)
         hit = self._analyses.get(key)
         if hit is not None:
             return hit
+        if req.interventions:  # both rows in one batched forward where the cache allows it
+            self.cache.with_unedited(self.loaded, (*prompt, *completion), req.interventions)
         stages = self.stages(req, prompt, completion)
-        found = (stages, dist_mod.summarize(stages, self.view, req.top_k))
+        summary = dist_mod.summarize(stages, self.view, req.top_k)
+        if req.interventions:
+            summary = dataclasses.replace(summary, edit=self._edit_effect(req, prompt, completion, stages))
+        found = (stages, summary)
         self._analyses.put(key, found)
         return found
+
+    def _edit_effect(self, req: Request, prompt, completion, edited: dist_mod.Stages) -> EditEffect:
+        """The unedited model at this position (its own memoised analysis) beside the edited one."""
+        unedited = self.analysis(dataclasses.replace(req, interventions=()), prompt, completion)[0]
+        names = tuple(edit.describe() for edit in req.interventions)
+        return EditEffect.of(edited.p_final, unedited.p_base, unedited.p_final, names)
 
     def _tracker(self):
         from decoding.constraints import tracker_for
@@ -234,8 +248,8 @@ class Engine:
     def _meta(self, analysis, token_id: int, how: str, draw=None) -> Choice:
         stages, summary = analysis[0], analysis[1].as_dict()
         if all(row["id"] != token_id for row in summary["tokens"]):
-            extra = dist_mod.summarize_ids(stages, self.view, [token_id])
-            summary["tokens"].append(extra[0].as_dict())
+            row, edit = dist_mod.summarize_ids(stages, self.view, [token_id])[0].as_dict(), analysis[1].edit
+            summary["tokens"].append(row if edit is None else edit.row(row))
         return Choice(self.view.pill(token_id).as_dict(), how, summary, draw)
 
     def _pick(self, req: Request, stages: dist_mod.Stages, position: int) -> tuple[int, str, float | None]:
@@ -276,7 +290,7 @@ class Engine:
         # One forward over the new tokens gives the distribution before each of them.
         ids = (*prompt, *completion, *new)
         if len(new) > 1:
-            self.cache.logits(self.loaded, ids[:-1], last_n=len(new) - 1)
+            self.cache.logits(self.loaded, ids[:-1], last_n=len(new) - 1, edits=req.interventions)
         meta = []
         for j, token in enumerate(new):
             meta.append(self._meta(self.analysis(req, prompt, (*completion, *new[:j])), token, "forced_text"))

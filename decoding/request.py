@@ -7,11 +7,17 @@ unless `use_chat_template` is false) or a whole conversation as `messages`. Pars
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from decoding import fields as parse
+from decoding import interventions as edits_mod
 from decoding.sampling.params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
+
+if TYPE_CHECKING:
+    from backends.model import LoadedModel
 
 # The keys every request kind accepts; each kind adds its own (see service.operations).
 BASE_KEYS = frozenset(
@@ -25,6 +31,7 @@ BASE_KEYS = frozenset(
         "top_k",
         "params",
         "constraint",
+        "interventions",
     }
 )
 ROLES = ("system", "user", "assistant")
@@ -78,6 +85,7 @@ class Request:
     constraint: ConstraintSpec = field(default_factory=ConstraintSpec)
     branch_id: str = "default"
     messages: tuple[Message, ...] = ()
+    interventions: edits_mod.Edits = ()  # model edits (decoding.interventions), resolved against the model later
 
     @classmethod
     def from_dict(cls, data: object, vocab_size: int | None = None, extra_keys: Collection[str] = ()) -> Request:
@@ -96,10 +104,19 @@ class Request:
             constraint=ConstraintSpec.from_dict(data.get("constraint")),
             branch_id=_branch_id(data.get("branch_id")),
             messages=messages,
+            interventions=edits_mod.parse(data.get("interventions")),
         )
         if vocab_size is not None:
             request.check_vocab(vocab_size)
         return request
+
+    def resolved(self, loaded: LoadedModel) -> Request:
+        """The request held to the loaded model: token ids in its vocabulary, model edits checked against it and
+        steering vector ids replaced by their floats (decoding.interventions.resolve)."""
+        self.check_vocab(loaded.vocab_size)
+        if not self.interventions:
+            return self
+        return dataclasses.replace(self, interventions=edits_mod.resolve(self.interventions, loaded))
 
     def check_vocab(self, vocab_size: int) -> None:
         """Token ids inside the vocabulary and at most one row per vocabulary entry."""

@@ -1,4 +1,5 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution and tree.
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, and
+steering_vector / steering_vectors.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
 names). Every failure is a one-line message: the service's own ValueError text, the full-queue notice,
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from server import errors
 from service import operations as service
+from service import steering
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
 CALL_PREFIX = "/gradio_api/call/"
@@ -68,33 +70,46 @@ def api_attribution(request: dict) -> dict:
     return _answer(service.attribution, request)
 
 
+def api_steering_vector(request: dict) -> dict:
+    """A steering vector from {"layer": L, "positive": [texts], "negative": [texts]}: its id, layer, norm, pairs."""
+    return _answer(steering.steering_vector, request)
+
+
+def api_steering_vectors() -> dict:
+    """The current model's steering vectors: {"vectors": [{id, layer, norm, pairs, positive, negative}]}."""
+    return _answer(steering.steering_vectors)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
     fn: Callable
     accepts: str  # what `data` must hold, for messages
-
-    @property
-    def arity(self) -> int:
-        return 0 if self.name == "model_status" else 1
+    arity: int = 1
 
 
 ENDPOINTS = (
-    Endpoint("model_status", api_model_status, "no values"),
+    Endpoint("model_status", api_model_status, "no values", 0),
     Endpoint("load_model", api_load_model, "exactly one value, the model id string"),
     Endpoint("preview", api_preview, "exactly one value, the request object"),
     Endpoint("step", api_step, "exactly one value, the request object"),
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
     Endpoint("tree", api_tree, "exactly one value, the request object"),
+    Endpoint("steering_vector", api_steering_vector, "exactly one value, the request object"),
+    Endpoint("steering_vectors", api_steering_vectors, "no values", 0),
 )
 _BY_NAME = {e.name: e for e in ENDPOINTS}
 
 
 def register(demo: gr.Blocks) -> None:
     """Declare the endpoints in `demo` (inside its `with` block) and make wrong-arity calls one-line errors."""
-    gr.api(api_model_status, api_name="model_status")
-    for endpoint in ENDPOINTS[1:]:
-        gr.api(endpoint.fn, api_name=endpoint.name, concurrency_id=CONCURRENCY_ID, concurrency_limit=EVENT_CONCURRENCY)
+    for endpoint in ENDPOINTS:
+        if endpoint.arity == 0:  # a read of shared state: no model work to queue
+            gr.api(endpoint.fn, api_name=endpoint.name)
+        else:
+            gr.api(
+                endpoint.fn, api_name=endpoint.name, concurrency_id=CONCURRENCY_ID, concurrency_limit=EVENT_CONCURRENCY
+            )
     _check_arity(demo)
 
 

@@ -13,7 +13,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
-from service.contract.answers import AttributionAnswer, ErrorAnswer, ModelStatus, StepAnswer, TreeAnswer
+from service.contract.answers import (
+    AttributionAnswer,
+    ErrorAnswer,
+    ModelStatus,
+    SteeringVector,
+    SteeringVectors,
+    StepAnswer,
+    TreeAnswer,
+)
+from service.contract.requests import SteeringVectorRequest
 
 REF = "#/components/schemas/{model}"
 ERRORS = {"400": "a bad request: the field, the value and what is accepted", "429": "the model queue is full"}
@@ -41,6 +50,10 @@ OPERATIONS = (
     Operation("/api/attribution", "post", "attribution", "Which context tokens a target token depends on",
               AttributionRequest, AttributionAnswer),
     Operation("/api/tree", "post", "tree", "The look-ahead tree of likely continuations", TreeRequest, TreeAnswer),
+    Operation("/api/steering/vector", "post", "steering_vector", "A steering vector from example texts",
+              SteeringVectorRequest, SteeringVector),
+    Operation("/api/steering/vectors", "get", "steering_vectors", "The current model's steering vectors", None,
+              SteeringVectors),
 )  # fmt: skip
 
 

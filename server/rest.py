@@ -6,6 +6,8 @@
     POST /api/step           the step request
     POST /api/attribution    the attribution request
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
+    POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
+    GET  /api/steering/vectors the current model's steering vectors
     GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
     GET  /api/docs           its documentation page
 
@@ -28,6 +30,7 @@ from starlette.routing import Route
 
 from server import docs, errors, gradio_api, openapi
 from service import operations as service
+from service import steering
 from service.public import Cancelled
 
 RETRY_AFTER_S = "1"
@@ -63,11 +66,23 @@ async def _answer(request: Request, fn: Callable[[dict], dict]) -> Response:
         return _error(exc)
 
 
-async def model_status(request: Request) -> Response:
+async def _answer_get(fn: Callable[[], dict]) -> Response:
     try:
-        return _json(service.model_status())
+        return _json(fn())
     except Exception as exc:
         return _error(exc)
+
+
+async def model_status(request: Request) -> Response:
+    return await _answer_get(service.model_status)
+
+
+async def steering_vector(request: Request) -> Response:
+    return await _answer(request, steering.steering_vector)
+
+
+async def steering_vectors(request: Request) -> Response:
+    return await _answer_get(steering.steering_vectors)
 
 
 async def load_model(request: Request) -> Response:
@@ -121,6 +136,8 @@ ROUTES = (
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
+    Route("/api/steering/vector", steering_vector, methods=["POST"]),
+    Route("/api/steering/vectors", steering_vectors, methods=["GET"]),
     Route("/api/openapi.json", openapi_json, methods=["GET"]),
     Route("/api/docs", docs_page, methods=["GET"]),
 )

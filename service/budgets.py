@@ -50,6 +50,7 @@ LIMITS = (
     Limit("max_history_chars", 16_000, 1_000_000, "characters", "all messages of a conversation together"),
     Limit("max_reply_tokens", 256, 1024, "tokens", "one chat reply"),
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
+    Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 
@@ -70,6 +71,7 @@ class Budgets:
     max_history_chars: int | None
     max_reply_tokens: int | None
     max_tree_tokens: int | None
+    max_interventions: int | None
 
     def __post_init__(self) -> None:
         for f in fields(self):

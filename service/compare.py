@@ -19,11 +19,10 @@ import torch
 
 from backends.prefix_cache import common_prefix
 from decoding import distribution as dist_mod
+from decoding.divergence import kl_bits
 from decoding.engine import Engine, Request
 from decoding.sampling.params import check_token_ids
 
-# A KL this far below 0 (in bits) is float64 rounding of (nearly) equal distributions, not a result.
-ROUNDING_BITS = 1e-12
 NAMED_TOKENS = 5  # an infinite KL's reason names this many of the tokens that make it infinite, likeliest first
 
 
@@ -67,16 +66,6 @@ class Comparison:
         return out
 
 
-def kl_bits(log_p: torch.Tensor, log_q: torch.Tensor) -> float:
-    """KL(p || q) in bits over the full vocabulary, in float64; inf when q is 0 where p is not."""
-    support = torch.isfinite(log_p)
-    lp, lq = log_p[support].double(), log_q[support].double()
-    if not torch.isfinite(lq).all():
-        return math.inf
-    total = float((lp.exp() * (lp - lq)).sum()) / math.log(2.0)
-    return 0.0 if -ROUNDING_BITS <= total < 0.0 else total
-
-
 def entropy_bits(log_p: torch.Tensor) -> float:
     """Shannon entropy in bits of a distribution given as log-probabilities; 0.0, not -0.0, when one-hot."""
     lp = log_p[torch.isfinite(log_p)].double()
@@ -103,7 +92,8 @@ def _positions(engine: Engine, req: Request, prompt, branch: Sequence[int], n_st
     last = min(len(branch), n_steps - 1)
     if last < start:
         return []
-    rows = engine.cache.logits(engine.loaded, (*prompt, *branch[:last]), last_n=last - start + 1)
+    ids = (*prompt, *branch[:last])
+    rows = engine.cache.logits(engine.loaded, ids, last_n=last - start + 1, edits=req.interventions)
     return [_position(engine, req, prompt, tuple(branch[:i]), rows[i - start]) for i in range(start, last + 1)]
 
 

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from backends.base import check_gradients
+from backends.interventions import Edits, applied
 from backends.lane import LANE, Progress
 from backends.model import STORE
 from decoding import fields
@@ -65,11 +66,11 @@ def load_body(body: object) -> dict:
     return load_model(parsing.model_id(body))
 
 
-def _engine(req: Request) -> Engine:
-    """The current model's engine, once the request's token ids are known to fit its vocabulary."""
+def _engine(req: Request) -> tuple[Engine, Request]:
+    """The current model's engine, once the request's token ids are known to fit its vocabulary, and the request
+    with its model edits held to the model (vector ids replaced by their floats)."""
     engine = engine_for(STORE.get())
-    req.check_vocab(engine.loaded.vocab_size)
-    return engine
+    return engine, req.resolved(engine.loaded)
 
 
 def _text_tokens(engine: Engine, text: str | None) -> int:
@@ -84,7 +85,7 @@ def _text_tokens(engine: Engine, text: str | None) -> int:
 @readable_errors
 def preview(request: dict) -> dict:
     req = parsing.parsed(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return _look_ahead(engine, req, engine.preview(req).as_dict())
 
@@ -106,7 +107,7 @@ def step(request: dict) -> dict:
     `send_prompt_tokens` false leaves the prompt's pills out (at 695 tokens an answer shrinks from 49 to 7 KiB).
     """
     req, force_id, force_text, send_prompt = parsing.step_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
     result = _look_ahead(engine, req, engine.step(req, force_token_id=force_id, force_text=force_text).as_dict())
     return result if send_prompt else result | {"prompt_tokens": []}
@@ -140,7 +141,7 @@ def _tree_levels(request: dict) -> Iterator[tree_mod.Tree | None]:
 
 def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
     req, (width, depth) = parsing.tree_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     engine.check_context(prompt, req.completion_ids)
@@ -154,7 +155,7 @@ def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
     req = parsing.parsed(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return engine.render(req).as_dict()
 
@@ -164,7 +165,7 @@ def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
     req = parsing.parsed(request)
     text = parsing.forced_text("text", text)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, text))
     return engine.append_text(req, text).as_dict()
 
@@ -197,10 +198,10 @@ def attribution(request: dict) -> dict:
 def _attribution_items(request: dict) -> Iterator[dict]:
     from attribution import attribute_slices
 
-    engine, prompt, context, target, spec = _attribution_setup(request)
+    engine, edits, prompt, context, target, spec = _attribution_setup(request)
     slices = attribute_slices(
         engine.loaded, context, target, spec.method, aggregation=spec.aggregation,
-        contrast_token_id=spec.contrast_token_id, **spec.parameters,
+        contrast_token_id=spec.contrast_token_id, edits=edits, **spec.parameters,
     )  # fmt: skip
     for item in LANE.sliced(slices):
         if isinstance(item, Progress):
@@ -232,15 +233,16 @@ def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, 
 
 
 @readable_errors
-def _attribution_setup(request: dict) -> tuple[Engine, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
-    """(engine, prompt ids, context ids, target id, spec) of a valid attribution request within the budgets."""
+def _attribution_setup(request: dict) -> tuple[Engine, Edits, tuple[int, ...], tuple[int, ...], int, AttributionSpec]:
+    """(engine, model edits, prompt ids, context ids, target id, spec) of a valid attribution request within the
+    budgets."""
     req, spec = parsing.attribution_request(request)
-    engine = _engine(req)
+    engine, req = _engine(req)
     check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
     POLICY.settings.budgets.check_attribution(len(context), spec.passes(len(context)))
-    return engine, prompt, context, target, spec
+    return engine, req.interventions, prompt, context, target, spec
 
 
 @LANE.held
@@ -253,11 +255,12 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     req = parsing.parsed(request)
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
-    engine = _engine(req)
+    engine, req = _engine(req)
     check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
-    rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
+    with applied(engine.loaded.model, req.interventions):  # a whole-context pass: every edit applies as it is
+        rows = lens(engine.loaded, (*prompt, *req.completion_ids), top_k=top_k)
     return {"layers": [row.as_dict() for row in rows]}
 
 
@@ -274,7 +277,7 @@ def compare(request: dict, other_completion_ids: list[int]) -> dict:
 
     req = parsing.parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
     return compare_branches(engine, req, other).as_dict()
 
@@ -290,6 +293,6 @@ def constraint_start(request: dict) -> dict:
     from decoding.constraint_start import constraint_start as start
 
     req = dataclasses.replace(parsing.parsed(request), completion_ids=())
-    engine = _engine(req)
+    engine, req = _engine(req)
     POLICY.check_context(engine, req)
     return start(engine, req).as_dict()

@@ -104,6 +104,7 @@ class Policy:
         for key, name, what in (
             ("completion_ids", "max_context_tokens", "completion"),
             ("messages", "max_history_turns", "messages"),
+            ("interventions", "max_interventions", "interventions"),
         ):
             value = request.get(key)
             if isinstance(value, list | tuple):

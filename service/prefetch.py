@@ -6,7 +6,9 @@ idle (nobody holds it, nobody waits: `Lane.hold_when_idle`), computes the top `c
 under the request's knobs: the likeliest alone, then the others in ONE batched forward
 (`batch_logits(keep=True)`: their KV and logits become prefix-cache entries, inside its byte bound), each
 followed by its analysis into the engine's memo, one idle turn each. A step (greedy, sampled or forced)
-that lands on a candidate then needs no forward pass. Prefetch never makes a request wait for its guesses:
+that lands on a candidate then needs no forward pass. Under model edits the candidates' rows are computed
+under the request's edits and without them (the unedited rows beside the edited ones), each kept under its
+own edits in the prefix cache. Prefetch never makes a request wait for its guesses:
 its forwards run `giving_way`, so one that a request queues behind is abandoned at the next decoder layer.
 A newer schedule cancels the older job (newest wins). `count` 0 turns it off (flag --prefetch, env
 NEXTTOKEN_PREFETCH).
@@ -20,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 
 from backends.giving_way import giving_way
+from backends.interventions import Edits
 from backends.lane import LANE, Cancelled, CancelToken
 from decoding.engine import Engine
 from decoding.request import Request
@@ -122,14 +125,15 @@ class Prefetcher:
         for group in (tokens[:1], tokens[1:]):  # the likeliest alone first: a greedy caller's next step
             if not group:  # greedy keeps one candidate: no second turn to wait for
                 return
-            self._forward(job, (*prompt, *completion), group)
+            for edits in dict.fromkeys((req.interventions, ())):  # under edits, the unedited rows are shown too
+                self._forward(job, (*prompt, *completion), group, edits)
             for token in group:  # the pipeline of each candidate, one idle turn each: never a long wait for users
                 with LANE.hold_when_idle(job.cancel):
                     if not engine.cache.serves(engine.loaded):
                         return
                     engine.analysis(req, prompt, (*completion, token))
 
-    def _forward(self, job: _Job, base: tuple[int, ...], tokens: list[int]) -> None:
+    def _forward(self, job: _Job, base: tuple[int, ...], tokens: list[int], edits: Edits) -> None:
         """One batched forward over the candidates not cached yet, abandoned at the next layer if anyone queues."""
         engine = job.engine
 
@@ -137,9 +141,9 @@ class Prefetcher:
             return LANE.waiting > 0 or job.cancel.cancelled
 
         with LANE.hold_when_idle(job.cancel), giving_way(engine.loaded.model, stop):
-            missing = [(t,) for t in tokens if not engine.cache.cached((*base, t))]
+            missing = [(t,) for t in tokens if not engine.cache.cached((*base, t), edits)]
             if missing and engine.cache.serves(engine.loaded):
-                engine.cache.batch_logits(engine.loaded, base, missing, keep=True)
+                engine.cache.batch_logits(engine.loaded, base, missing, keep=True, edits=edits)
                 self.stats.forwards += 1
 
 

@@ -110,7 +110,8 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
         if level == 0:  # the request's own position: preview's memoised analysis
             stages = [engine.analysis(req, prompt, completion)[0]]
         else:
-            rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), [n.path for n in frontier])
+            paths = [n.path for n in frontier]
+            rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), paths, edits=req.interventions)
             paths = [(*completion, *n.path) for n in frontier]
             stages = [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
         frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth)

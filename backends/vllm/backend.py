@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from backends.bounded import BoundedCache
+from backends.interventions import check_edits
 from backends.lane import LANE
 from backends.settings import VllmOptions
 from backends.vllm import cpu as vllm_cpu
@@ -54,8 +55,9 @@ class VllmBackend:
         self._answers: BoundedCache[tuple[int, ...], torch.Tensor] = BoundedCache(max_entries=LOGITS_ENTRIES)
         self._closed = False
 
-    def logits(self, loaded: object, ids: Sequence[int], last_n: int = 1) -> torch.Tensor:
+    def logits(self, loaded: object, ids: Sequence[int], last_n: int = 1, edits: tuple = ()) -> torch.Tensor:
         """Float32 logits [last_n, vocab]: row j predicts the token after ids[: len(ids) - last_n + 1 + j]."""
+        check_edits(loaded, edits)
         ids = tuple(int(i) for i in ids)
         if not 1 <= last_n <= len(ids):
             raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
@@ -63,17 +65,22 @@ class VllmBackend:
         return torch.stack(self._answer(prefixes, keep=True))
 
     def batch_logits(
-        self, loaded: object, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False
+        self, loaded: object, base: Sequence[int], rows: Sequence[Sequence[int]], keep: bool = False, edits: tuple = ()
     ) -> torch.Tensor:
         """Float32 logits [len(rows), vocab]: row i predicts the token after base + rows[i], in one vLLM call."""
+        check_edits(loaded, edits)
         base, rows = tuple(int(i) for i in base), [tuple(int(i) for i in row) for row in rows]
         if not rows or not rows[0] or len({len(row) for row in rows}) != 1:
             raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
         return torch.stack(self._answer([(*base, *row) for row in rows], keep))
 
-    def cached(self, ids: Sequence[int]) -> bool:
-        """Whether the logits after `ids` are kept (a call for them needs no vLLM request)."""
-        return tuple(int(i) for i in ids) in self._answers
+    def with_unedited(self, loaded: object, ids: Sequence[int], edits: tuple) -> None:
+        """Refuses: vLLM's forward pass cannot be edited here."""
+        check_edits(loaded, edits)
+
+    def cached(self, ids: Sequence[int], edits: tuple = ()) -> bool:
+        """Whether the logits after `ids` are kept (a call for them needs no vLLM request); never under edits."""
+        return not edits and tuple(int(i) for i in ids) in self._answers
 
     def serves(self, loaded: object) -> bool:
         """Whether this engine serves `loaded` (False once another model was loaded): background work checks."""

@@ -31,6 +31,8 @@ class Candidate(Pill):
     valid: bool
     removed_by: str | None
     stages: dict[str, float]
+    p_base_unedited: float | None = None  # under interventions: the unedited model's p_base of this token
+    p_final_unedited: float | None = None  # ... and its p_final (the same knobs on the unedited logits)
 
 
 class Distribution(Answer):
@@ -48,6 +50,9 @@ class Distribution(Answer):
     entropy_base: float
     entropy_final: float
     greedy: bool
+    kl_edit: float | None = None  # under interventions: KL(edited p_final || unedited p_final) in bits
+    kl_edit_reason: str | None = None  # why kl_edit is null (infinite)
+    edits: list[str] | None = None  # the interventions in words
 
 
 class Choice(Answer):
@@ -151,6 +156,23 @@ class AttributionAnswer(Answer):
     prompt_length: int
     granularity: str
     words: list[Word] | None
+
+
+class SteeringVector(Answer):
+    """A steering vector: its id (name it in a steer edit), layer, L2 norm, number of pairs and its examples."""
+
+    id: str
+    layer: int
+    norm: float
+    pairs: int
+    positive: list[str]
+    negative: list[str]
+
+
+class SteeringVectors(Answer):
+    """The current model's steering vectors, oldest first."""
+
+    vectors: list[SteeringVector]
 
 
 class ErrorAnswer(Answer):

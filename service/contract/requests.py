@@ -12,11 +12,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
+from backends.interventions import COMPONENTS, MODES
+from backends.steering import MAX_PAIRS
 from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
 from decoding.sampling.params import CONSTRAINT_TYPES
 from service import tree
 from service.contract.params import params_model
-from service.contract.values import STRICT, List, TokenId, integer
+from service.contract.values import STRICT, List, NonEmptyText, TokenId, integer, number
 from service.targets import GRANULARITIES
 
 Params = params_model()
@@ -64,6 +66,39 @@ class Constraint(BaseModel):
     )
 
 
+class HeadAblation(BaseModel):
+    """One attention head's output (its slice before the output projection) set to zero or its context mean."""
+
+    model_config = STRICT
+    type: Literal["ablate"]
+    layer: integer(ge=0) = Field(description="decoder layer, from 0")
+    head: integer(ge=0) = Field(description="attention head, from 0")
+    mode: Literal[MODES] | None = Field(None, description="default zero")
+
+
+class BlockAblation(BaseModel):
+    """A whole attention or MLP block's output of one layer set to zero or its mean over the context."""
+
+    model_config = STRICT
+    type: Literal["ablate"]
+    layer: integer(ge=0) = Field(description="decoder layer, from 0")
+    component: Literal[COMPONENTS]
+    mode: Literal[MODES] | None = Field(None, description="default zero")
+
+
+class Steering(BaseModel):
+    """alpha times a vector (a steering vector's id, or d_model floats) added to the residual stream after a layer."""
+
+    model_config = STRICT
+    type: Literal["steer"]
+    layer: integer(ge=0) = Field(description="decoder layer, from 0")
+    vector: NonEmptyText | Annotated[List[number()], Field(min_length=1)]
+    alpha: number()
+
+
+Intervention = HeadAblation | BlockAblation | Steering
+
+
 class PreviewRequest(BaseModel):
     """A position to look at: a raw prompt (or a conversation as `messages`), the completion so far, the knobs.
 
@@ -80,6 +115,9 @@ class PreviewRequest(BaseModel):
     top_k: integer(ge=1) | None = Field(None, description="rows of the distribution (default 10)")
     params: Params | None = None
     constraint: Constraint | None = None
+    interventions: List[Intervention] | None = Field(
+        None, description="model edits applied at every position of the context, in order (default none)"
+    )
 
 
 class StepRequest(PreviewRequest):
@@ -114,6 +152,15 @@ class AttributionRequest(PreviewRequest):
         None, description=PARAMETERS["ig_steps"].description
     )
     last_layer_only: bool | None = Field(None, description=PARAMETERS["last_layer_only"].description)
+
+
+class SteeringVectorRequest(BaseModel):
+    """Example texts for a steering vector: the i-th positive text pairs with the i-th negative one."""
+
+    model_config = STRICT
+    layer: integer(ge=0) = Field(description="the decoder layer whose residual stream is read, from 0")
+    positive: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
+    negative: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
 
 
 class LoadRequest(BaseModel):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
+from backends import kv_rows
 from backends import prefix_cache as cache_mod
 from backends.model import LoadedModel
 from backends.prefix_cache import PrefixCache
@@ -187,7 +188,7 @@ def test_memory_stays_within_bound(tiny):
             cache.logits(tiny, ids + [5] * extra)
             assert 0 < cache.nbytes <= cache.max_bytes
         assert_matches_full(cache, tiny, [*ids, 5, 5, 5])
-    assert cache.nbytes == sum(cache_mod._entry_bytes(cache._entries.peek(key)) for key in cache._entries)
+    assert cache.nbytes == sum(kv_rows.entry_bytes(cache._entries.peek(key)) for key in cache._entries)
 
 
 def test_bound_smaller_than_one_entry_still_gives_correct_logits(tiny):

@@ -108,3 +108,17 @@ def test_the_queue_does_not_rebuild_its_analytics_after_every_event():
     demo.queue()
     assert demo._queue.ANAYLTICS_CACHE_FREQUENCY >= 1_000_000
     assert demo._queue.ANALYTICS_MAX_EVENTS <= 1000
+
+
+def test_steering_vectors_and_interventions_over_gradio(url):
+    event, made = call(url, "steering_vector", {"data": [{"layer": 3, "positive": ["good"], "negative": ["bad"]}]})
+    assert event == "complete" and made[0]["pairs"] == 1 and made[0]["id"].startswith("sv-")
+    event, listed = call(url, "steering_vectors", {"data": []})
+    assert event == "complete" and made[0]["id"] in [v["id"] for v in listed[0]["vectors"]]
+    steer = {"type": "steer", "layer": 3, "vector": made[0]["id"], "alpha": 4.0}
+    event, data = call(url, "preview", {"data": [REQUEST | {"interventions": [steer]}]})
+    assert event == "complete"
+    assert data[0]["dist"]["edits"] == [f"layer 3 steered by {made[0]['id']} x 4"]
+    event, data = call(url, "steering_vector", {"data": [{"layer": 3, "positive": ["good"], "negative": []}]})
+    assert event == "error"
+    assert_one_line(data["error"], "negative")

@@ -254,3 +254,24 @@ def test_a_cancelled_idle_hold_never_takes_the_lane():
     with pytest.raises(Cancelled), lane.hold_when_idle(cancel):
         pass
     assert not lane.busy
+
+
+def test_prefetch_under_edits_keeps_each_row_under_its_own_edits(tiny, prefetcher, model_calls):
+    """Under model edits the candidates are computed edited and unedited, each kept under its own edits: the step
+    onto one runs no forward and equals a cold step; the unedited rows are never served the edited logits."""
+    edits = [{"type": "ablate", "layer": 1, "head": 2}]
+    engine, cold = Engine(tiny, PrefixCache()), Engine(tiny, PrefixCache())
+    data = {"prompt": PROMPT, "use_chat_template": False, "top_k": 20, "params": SAMPLED, "interventions": edits}
+    req = engine.request(data)
+    engine.preview(req)
+    prefetcher.schedule(engine, req)
+    assert prefetcher.wait_idle(WAIT_S)
+    assert prefetcher.stats.forwards == 4  # the likeliest alone and the others, each edited and unedited
+    model_calls.clear()
+    warm = engine.step(req).as_dict()
+    assert model_calls == []
+    expected = cold.step(cold.request(data)).as_dict()
+    assert_same_result(warm, expected)
+    for a, b in zip(warm["dist"]["tokens"], expected["dist"]["tokens"], strict=True):
+        assert abs(a["p_base_unedited"] - b["p_base_unedited"]) < TOL
+    assert warm["dist"]["kl_edit"] == pytest.approx(expected["dist"]["kl_edit"], abs=1e-4)

@@ -1,0 +1,40 @@
+"""Keys and values of a batch as rows: one cache per batch row, and several one-row caches as one batch.
+
+A batched forward (the look-ahead tree's levels, prefetch, an edited and an unedited row together) runs on one
+DynamicCache whose batch rows belong to different token-id prefixes; the prefix cache keeps each row as its own
+entry, and puts rows back together to extend them in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import DynamicCache
+
+
+def kv_bytes(kv: DynamicCache) -> int:
+    return sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values) if t is not None)
+
+
+def entry_bytes(value: DynamicCache | torch.Tensor) -> int:
+    """A prefix cache entry's size against its byte bound: a prefix's keys and values, or its logits row."""
+    return kv_bytes(value) if isinstance(value, DynamicCache) else value.numel() * value.element_size()
+
+
+def row(kv: DynamicCache, index: int, config: object) -> DynamicCache:
+    """Batch row `index` of `kv` as a cache of its own (copied: the batch can be freed)."""
+    single = DynamicCache(config=config)
+    for layer_index, layer in enumerate(kv.layers):
+        single.update(layer.keys[index : index + 1], layer.values[index : index + 1], layer_index)
+    return single
+
+
+def stacked(rows: Sequence[DynamicCache], config: object) -> DynamicCache:
+    """One-row caches of the same length as the rows of one batch (copied)."""
+    batch = DynamicCache(config=config)
+    for layer_index, layers in enumerate(zip(*(kv.layers for kv in rows), strict=True)):
+        keys = torch.cat([layer.keys for layer in layers])
+        values = torch.cat([layer.values for layer in layers])
+        batch.update(keys, values, layer_index)
+    return batch
