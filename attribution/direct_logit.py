@@ -110,8 +110,9 @@ def _readout(model: torch.nn.Module, target_id: int, foil_id: int | None) -> tup
     def row(weights: torch.Tensor | None) -> torch.Tensor:
         if weights is None:
             return torch.zeros((), dtype=torch.float64)
-        picked = weights[target_id] if foil_id is None else weights[target_id] - weights[foil_id].to(weights.dtype)
-        return picked.detach().to(device="cpu", dtype=torch.float64)
+        rows = weights.detach()[[target_id] if foil_id is None else [target_id, foil_id]]
+        rows = rows.to(device="cpu", dtype=torch.float64)  # before subtracting: half-precision rows lose digits
+        return rows[0] if foil_id is None else rows[0] - rows[1]
 
     return row(head.weight), float(row(getattr(head, "bias", None)))
 
