@@ -1,7 +1,8 @@
 """Attribution: which context tokens a next-token choice depends on, and what each layer would predict.
 
 `attribute` runs one of `METHODS` (attention, saliency, input x gradient, integrated gradients,
-ablation; `attribution.registry` holds one entry per method, `schema` gives it as JSON values),
+ablation, and direct logit attribution, which splits the logit over heads and MLPs instead of tokens;
+`attribution.registry` holds one entry per method, `schema` gives it as JSON values),
 optionally contrastive (target rather than a foil), and returns an `AttributionResult` with its
 faithfulness numbers (`attribute_slices`: the same in slices, with progress); `words` groups token
 scores into words; `rank_agreement` / `agreement` say whether two methods agree; `logit_lens` reads the

@@ -4,8 +4,9 @@
 (with a `contrast_token_id`: "... of `target_id` rather than the foil?") with one of the registry's
 methods (`attribution.registry`), whose entry names the runner that does the work in slices. Gradient
 methods return one vector per token, reduced over the embedding dimension as named by `aggregation`;
-attention is averaged over heads and layers; ablation measures each token's removal. Every result
-carries its faithfulness (see attribution.faithfulness). Results are cached per request in a small
+attention is averaged over heads and layers; ablation measures each token's removal; direct logit
+attribution scores no tokens and splits the logit over the model's parts (`components`). Every result
+with token scores carries its faithfulness (see attribution.faithfulness). Results are cached per request in a small
 LRU, so switching back to an earlier view costs nothing.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from attribution import attention, registry
+from attribution.direct_logit import LogitComponents
 from attribution.faithfulness import Faithfulness, faithfulness
 from attribution.runners import Job
 from attribution.validation import as_int, validate
@@ -49,13 +51,16 @@ class AttributionResult:
     completeness_error: float | None = None
     steps: int | None = None
     baseline: str | None = None
+    components: LogitComponents | None = None  # direct logit attribution's parts of the logit (its scores are empty)
 
     def as_dict(self) -> dict:
+        """As JSON values; `components` only where the method has them (the token-score methods' answers lack it)."""
         data = dict(self.__dict__)
         data["scores"] = list(self.scores)
         data["normalized"] = list(self.normalized)
         data["faithfulness"] = None if self.faithfulness is None else self.faithfulness.as_dict()
-        return data
+        components = data.pop("components")
+        return data if components is None else data | {"components": components.as_dict()}
 
 
 def _floats(values: torch.Tensor) -> tuple[float, ...]:
@@ -85,13 +90,18 @@ def compute_slices(
     if not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{method} produced non-finite scores for this context (numerical overflow)")
     shown = _floats(normalized)
+    measured = (  # deleting top-scored tokens: nothing to delete where a method scores no tokens
+        faithfulness(loaded, context_ids, shown, parts["target_logprob"], target_id, foil_id)
+        if entry.token_scores
+        else None
+    )
     yield AttributionResult(
         method=method,
         scores=_floats(scores),
         normalized=shown,
         target_id=int(target_id),
         contrast_token_id=foil_id,
-        faithfulness=faithfulness(loaded, context_ids, shown, parts["target_logprob"], target_id, foil_id),
+        faithfulness=measured,
         elapsed_s=time.perf_counter() - start,
         signed=entry.signed_for(aggregation),
         **parts,

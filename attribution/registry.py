@@ -62,6 +62,7 @@ class Method:
     no_foil_reason: str = ""  # why a foil (contrast_token_id) does not apply; "" where it does
     parameters: tuple[Parameter, ...] = ()
     hover: bool = False  # one pass whatever the context: quick enough to run while the pointer moves
+    token_scores: bool = True  # a score per context token (what the UI's heatmap shows); False: API only
 
     @property
     def accepts_foil(self) -> bool:
@@ -81,6 +82,7 @@ class Method:
             "aggregations": list(self.aggregations),
             "parameters": [p.name for p in self.parameters],
             "slices": self.slices,
+            "token_scores": self.token_scores,
         }
 
 
@@ -123,6 +125,13 @@ REGISTRY = (
         "the drop of the target's log-probability when each token is replaced by a baseline id",
         needs_gradients=False, run=runners.run_ablation, passes=runners.ablation_passes, signed=True,
         slices="one slice per batch of neighbouring positions that share a cached prefix, a forward each",
+    ),
+    Method(
+        "direct_logit", "Direct logit attribution (by head and MLP)",
+        "the logit (minus the foil's) split over the embedding, each attention head and each MLP, the final"
+        " norm's scale frozen from the forward pass; no per-token scores (API only)",
+        needs_gradients=False, run=runners.run_direct_logit, passes=runners.one_pass, signed=True,
+        slices="one slice: a forward pass with hooks", token_scores=False,
     ),
 )  # fmt: skip
 METHODS = {m.name: m for m in REGISTRY}  # iterating gives the names, in the UI's order

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attribution import ablation, attention, gradients
+from attribution import ablation, attention, direct_logit, gradients
 from attribution.aggregations import AGGREGATIONS, SUM, normalise, reduce_embedding
 from backends.lane import Progress
 from backends.model import LoadedModel
@@ -21,6 +21,9 @@ from backends.model import LoadedModel
 ABLATION_DESCRIPTION = (
     "drop of the target's log-probability when the token is replaced by the baseline id, positions kept;"
     " display divided by the largest |drop|"
+)
+DIRECT_LOGIT_DESCRIPTION = (
+    "no token scores: the logit (minus the foil's) split over the embedding, each head and each MLP, see components"
 )
 ATTENTION_SINK_NOTE = "position 0 (attention sink) excluded and the rest renormalised to sum to 1"
 
@@ -113,6 +116,19 @@ def run_ablation(job: Job) -> Iterator[Progress | dict]:
     yield from _finishing(
         ablation.ablation_slices(job.loaded, job.context_ids, job.target_id, job.foil_id), _ablation_parts
     )
+
+
+def run_direct_logit(job: Job) -> Iterator[Progress | dict]:
+    """One forward with hooks: the logit's parts; no per-token scores (empty)."""
+    out = direct_logit.direct_logit(job.loaded, job.context_ids, job.target_id, job.foil_id)
+    none = torch.zeros(0)
+    yield {
+        "scores": none,
+        "normalized": none,
+        "aggregation": DIRECT_LOGIT_DESCRIPTION,
+        "target_logprob": out.target_logprob,
+        "components": out.components,
+    }
 
 
 # --- cost, in forward-and-backward passes over the context (what the budgets count) ---------------

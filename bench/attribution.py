@@ -4,7 +4,8 @@ Run with `uv run python bench/attribution.py [--contexts 64 256] [--repeats 3]`.
 it prints the median time of every method (result cache bypassed) beside two references, one
 KV-cached incremental step and one full forward+backward, with the ratios the targets are stated in:
 attention <= 2 x one step; saliency and input x gradient <= 1.5 x one forward+backward;
-integrated gradients (16 steps) <= 8 x saliency; ablation <= 4 x integrated gradients. Methods are timed
+integrated gradients (16 steps) <= 8 x saliency; ablation <= 4 x integrated gradients; direct logit
+attribution <= 2 x one forward pass (a third reference: the whole context, no cache). Methods are timed
 without their faithfulness numbers, which every result also carries: their cost (one batched forward of
 6 contexts) is a row of its own. Attention is shown cold (context prefilled for the request) and warm
 (its prefix KV cache kept from an earlier request on the same text). Nothing is asserted.
@@ -57,6 +58,17 @@ def one_cached_step(loaded: LoadedModel, ids: list[int]) -> Callable[[], None]:
     return step
 
 
+def one_forward(loaded: LoadedModel, ids: list[int]) -> Callable[[], None]:
+    """The whole context through the model once, no cache, the last position's logits: what a hooked pass costs."""
+    tokens = torch.tensor([ids])
+
+    def run() -> None:
+        with torch.no_grad():
+            loaded.model(tokens, logits_to_keep=1, use_cache=False)
+
+    return run
+
+
 def forward_backward(loaded: LoadedModel, ids: list[int], target: int) -> Callable[[], None]:
     """The plain way: full forward (all logits) from embeddings, backward of log p(target) to them."""
     model = loaded.model
@@ -97,12 +109,14 @@ def timings(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, list
 ROWS = (
     ("one cached step", "", 0.0),
     ("forward+backward", "", 0.0),
+    ("one forward", "", 0.0),
     ("attention (cold)", "one cached step", 2.0),
     ("attention (warm prefix)", "one cached step", 2.0),
     ("saliency", "forward+backward", 1.5),
     ("input_x_gradient", "forward+backward", 1.5),
     ("integrated_gradients (16)", "saliency", 8.0),
     ("ablation", "integrated_gradients (16)", 4.0),
+    ("direct_logit", "one forward", 2.0),
     ("faithfulness numbers", "saliency", 0.0),
 )
 
@@ -131,12 +145,14 @@ def bench_context(loaded: LoadedModel, length: int, repeats: int) -> list[list[s
     runs = {
         "one cached step": one_cached_step(loaded, ids),
         "forward+backward": forward_backward(loaded, ids, target),
+        "one forward": one_forward(loaded, ids),
         "attention (cold)": method(loaded, ids, target, "attention", cold=True),
         "attention (warm prefix)": method(loaded, ids, target, "attention"),
         "saliency": method(loaded, ids, target, "saliency"),
         "input_x_gradient": method(loaded, ids, target, "input_x_gradient"),
         "integrated_gradients (16)": method(loaded, ids, target, "integrated_gradients"),
         "ablation": method(loaded, ids, target, "ablation", cold=True),
+        "direct_logit": method(loaded, ids, target, "direct_logit"),
         "faithfulness numbers": lambda: faithfulness(loaded, ids, [float(i % 7) for i in range(len(ids))], 0.0, target),
     }
     with without_faithfulness():

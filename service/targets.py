@@ -41,13 +41,17 @@ class AttributionSpec:
                 "give target_index (a completion position), target_token_id (a token after the whole text), or both"
                 " (that token at that position)"
             )
+        method = fields.choice("method", data.get("method"), tuple(METHODS), DEFAULT_METHOD)
+        granularity = fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token")
+        if granularity == "word" and not METHODS[method].token_scores:
+            raise ValueError(f"granularity 'word' does not apply to {method} (it scores no tokens): send 'token'")
         return cls(
             target_index=None if index is None else fields.integer("target_index", index, 0),
             target_token_id=None if token_id is None else fields.integer("target_token_id", token_id, 0),
             contrast_token_id=None if foil is None else fields.integer("contrast_token_id", foil, 0),
-            method=fields.choice("method", data.get("method"), tuple(METHODS), DEFAULT_METHOD),
+            method=method,
             aggregation=fields.choice("aggregation", data.get("aggregation"), tuple(AGGREGATIONS), DEFAULT_AGGREGATION),
-            granularity=fields.choice("granularity", data.get("granularity"), GRANULARITIES, "token"),
+            granularity=granularity,
             parameters=read_parameters(data),
         )
 

@@ -132,8 +132,23 @@ class Word(Answer):
     normalized: float
 
 
+class LogitComponents(Answer):
+    """Direct logit attribution: the logit (minus the foil's) as the sum of the embedding's, each head's (layers x
+    heads), each MLP's and the biases' shares, the final norm's scale frozen from the forward pass."""
+
+    embed: float
+    heads: list[list[float]]
+    mlps: list[float]
+    bias: float
+    logit: float
+    reconstruction_error: float
+    rms: float
+    norm_scale: str
+
+
 class AttributionAnswer(Answer):
-    """Each context token's score for the target (minus the foil's), with the context's pills and words."""
+    """Each context token's score for the target (minus the foil's), with the context's pills and words;
+    direct_logit scores no tokens (empty lists) and splits the logit over the model's parts in `components`."""
 
     method: str
     scores: list[float]
@@ -156,6 +171,7 @@ class AttributionAnswer(Answer):
     prompt_length: int
     granularity: str
     words: list[Word] | None
+    components: LogitComponents | None = None
 
 
 class SteeringVector(Answer):

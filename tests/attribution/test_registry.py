@@ -32,6 +32,10 @@ def results(tiny, ids) -> dict[tuple[str, str], object]:
 def test_every_method_runs_through_the_dispatch(results, ids, method, aggregation):
     result = results[method, aggregation]
     assert result.method == method
+    if not METHODS[method].token_scores:  # parts of the model, not tokens: no scores, nothing to delete
+        assert result.scores == result.normalized == ()
+        assert result.faithfulness is None and result.components is not None
+        return
     assert len(result.scores) == len(result.normalized) == len(ids)
     assert result.faithfulness is not None
 
@@ -46,7 +50,7 @@ def test_signedness_is_the_entry_s_and_unsigned_scores_are_never_negative(result
 
 
 def test_signed_results_do_show_both_directions(results):
-    signed = [r for r in results.values() if r.signed]
+    signed = [r for r in results.values() if r.signed and r.scores]
     assert signed
     assert any(min(r.scores) < 0 < max(r.scores) for r in signed)
 
@@ -81,9 +85,11 @@ def test_the_service_parses_exactly_the_registry_s_methods_and_parameters():
     assert defaults == {name: p.default for name, p in PARAMETERS.items()}
 
 
-def test_the_ui_menu_offers_exactly_the_registry_s_methods():
-    assert [name for _, name in heatmap.METHOD_CHOICES] == list(METHODS)
-    assert [label for label, _ in heatmap.METHOD_CHOICES] == [m.label for m in METHODS.values()]
+def test_the_ui_menu_offers_exactly_the_registry_s_token_scoring_methods():
+    shown = [m for m in METHODS.values() if m.token_scores]
+    assert [name for _, name in heatmap.METHOD_CHOICES] == [m.name for m in shown]
+    assert [label for label, _ in heatmap.METHOD_CHOICES] == [m.label for m in shown]
+    assert "direct_logit" in METHODS and "direct_logit" not in dict(map(reversed, heatmap.METHOD_CHOICES))
     assert set(heatmap.HOVER_METHODS) == {m.name for m in METHODS.values() if m.hover}
 
 
@@ -104,7 +110,7 @@ def test_the_recorded_foil_message_for_attention():
         registry.check_foil(METHODS["attention"])
     assert str(raised.value) == (
         "contrast_token_id does not apply to attention (attention does not depend on the target): choose saliency,"
-        " input_x_gradient, integrated_gradients or ablation, or send null"
+        " input_x_gradient, integrated_gradients, ablation or direct_logit, or send null"
     )
 
 

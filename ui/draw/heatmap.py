@@ -21,7 +21,8 @@ from ..assets import asset
 from ..wording import on_screen
 
 log = logging.getLogger(__name__)
-METHOD_CHOICES = [(m.label, m.name) for m in ATTRIBUTION_METHODS]  # the registry's, in its order
+# the registry's token-scoring methods, in its order (direct logit attribution scores model parts: API only)
+METHOD_CHOICES = [(m.label, m.name) for m in ATTRIBUTION_METHODS if m.token_scores]
 HOVER_METHODS = tuple(m.name for m in ATTRIBUTION_METHODS if m.hover)  # quick enough for every hover
 UNSIGNED_RGB = "124, 58, 237"  # violet: magnitude only, no direction
 FOR_RGB = "37, 99, 235"  # blue: raises the target's probability
