@@ -260,7 +260,8 @@ def _session(data: object) -> Session:
         lookahead = LookAhead(grown["request"], grown["tree"], str(grown.get("model_id") or ""))
     return Session(
         key=key, branches=restored, current=current, counter=max([len(restored), *numbered]), chat=chat,
-        chat_reply=tuple(r for r in reply if isinstance(r, dict) and isinstance(r.get("token"), dict)), lookahead=lookahead,
+        chat_reply=tuple(r for r in reply if isinstance(r, dict) and isinstance(r.get("token"), dict)),
+        lookahead=lookahead,
     )  # fmt: skip
 
 
