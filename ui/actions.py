@@ -10,7 +10,7 @@ import gradio as gr
 
 from service import operations as service
 
-from . import quickstep
+from . import speculation
 from .controls import Controls
 from .draw import render
 from .events import Outcome
@@ -44,7 +44,7 @@ def advance(session: Session, controls: Controls, **force) -> Outcome:
     session = current(session, controls).inspecting(None)
     request = request_for(session, controls)
     if controls.llm_on:
-        result = service.step(request | force) if force else quickstep.step(request)
+        result = service.step(request | force) if force else speculation.step(request)
     elif "force_text" in force:
         result = service.append_text(request, force["force_text"])
     else:
