@@ -32,6 +32,8 @@ def create_explorer() -> dict:
         c["play"] = gr.Button(PLAY, min_width=110)
         c["delete"] = gr.Button("Delete last", min_width=130)
         c["clear"] = gr.Button("Clear completion", min_width=180)
+        # runs the Step event once the page has drawn the quick answer (quickstep.APPLY_JS): never seen
+        c["step_event"] = gr.Button("Step event", visible="hidden", elem_id="step-event")
     with gr.Row(elem_id="force-row"):
         c["force_text"] = gr.Textbox(
             label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
@@ -76,8 +78,8 @@ def _distribution_row(panels: dict) -> dict:
 def wire_explorer(ex) -> None:
     c = ex.c
     shown = [c[name] for name in quickstep.PANELS]  # the quick path draws them first (quickstep.BARS_JS)
-    applied = c["step"].click(None, shown, shown, js=quickstep.APPLY_JS, **QUICK_EVENT)
-    stepped = ex.on(applied.then, actions.step)
+    c["step"].click(None, shown, shown, js=quickstep.APPLY_JS, **QUICK_EVENT)
+    stepped = ex.on(c["step_event"].click, actions.step)
     stepped.then(None, shown, shown, js=quickstep.SETTLE_JS, **QUICK_EVENT)
     ex.on(c["force"].click, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["force_text"].submit, actions.force_text, extra=("force_text",), also=("force_text",))
