@@ -10,7 +10,7 @@ import gradio as gr
 
 from service import operations as service
 
-from . import constraint_state, quickstep
+from . import constraint_state, speculation
 from .controls import Controls
 from .draw import render
 from .events import Outcome
@@ -88,7 +88,7 @@ def advance(session: Session, controls: Controls, **force) -> Outcome:
 
 def _stepped(request: dict, controls: Controls, force: dict) -> dict:
     if controls.llm_on:
-        return service.step(request | force) if force else quickstep.step(request)
+        return service.step(request | force) if force else speculation.step(request)
     return service.append_text(request, force["force_text"])
 
 

@@ -16,6 +16,7 @@ import gradio as gr
 
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
+from . import step_context
 from .controls import FIELDS, Controls
 from .state import Prefs, Session
 from .view import Frame, view
@@ -73,6 +74,7 @@ class Inputs:
     controls: Controls
     prefs: Prefs
     computed: dict
+    page: str | None = None  # the page's Gradio session, for Step's quick path (`step_context`)
 
 
 class Explorer:
@@ -84,9 +86,10 @@ class Explorer:
     def inputs(self, *extra: str) -> set:
         return {self.c[n] for n in (*STATES, *FIELDS, *extra)}
 
-    def read(self, data: dict) -> Inputs:
+    def read(self, data: dict, request: gr.Request | None = None) -> Inputs:
         controls = Controls.read(data, {n: self.c[n] for n in FIELDS})
-        return Inputs(data[self.c["session"]], controls, data[self.c["prefs"]], data[self.c["computed"]])
+        page = getattr(request, "session_hash", None)
+        return Inputs(data[self.c["session"]], controls, data[self.c["prefs"]], data[self.c["computed"]], page)
 
     def outputs(self, *also: str) -> list:
         return [self.c["session"], *(self.c[n] for n in dict.fromkeys((*PANELS, *also)))]
@@ -103,6 +106,7 @@ class Explorer:
         computed = outcome.also.get("computed", got.computed)
         frame = Frame(outcome.session, controls, got.prefs, outcome.result, outcome.notice, computed)
         session, panels = view(frame)
+        step_context.remember(got.page, session, controls)
         return {self.c["session"]: session} | {self.c[n]: v for n, v in (panels | outcome.also).items()}
 
     def on(self, trigger: Callable, action: Callable, extra: tuple = (), also: tuple = (), **event) -> object:
@@ -111,8 +115,8 @@ class Explorer:
         The action returns an Outcome, or only some components' new values by name (a dict), or None.
         """
 
-        def handler(data: dict) -> dict:
-            got = self.read(data)
+        def handler(data: dict, request: gr.Request) -> dict:
+            got = self.read(data, request)
             try:
                 return self.answer(action(got.session, got.controls, *(data[self.c[n]] for n in extra)), got)
             except Exception as exc:  # a refused action changes nothing on screen
@@ -124,8 +128,8 @@ class Explorer:
     def on_select(self, trigger: Callable, action: Callable, **event) -> object:
         """Like `on`, for a select event: the action also receives the selected index."""
 
-        def handler(data: dict, evt: gr.SelectData) -> dict:
-            got = self.read(data)
+        def handler(data: dict, evt: gr.SelectData, request: gr.Request) -> dict:
+            got = self.read(data, request)
             try:
                 return self.answer(action(got.session, got.controls, evt.index), got)
             except Exception as exc:

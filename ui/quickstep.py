@@ -1,91 +1,72 @@
-"""Step's quick path: the bars of the next position drawn before the Step event's full answer arrives.
+"""Step's quick path: everything a step changes on screen, drawn in one frame before the Step event's answer.
 
 A Gradio event that reads and writes the session carries every control in and every changed panel out, and
-waits in the session queue: about 100 ms before any work starts on a 2-core machine. The bars carry the step
-request they were drawn under (`data-step`). A click on Step is held by the page (`BARS_JS`), which first
-calls `quick_step`, a server function of the bars' component (one small HTTP call): it runs that step and
-answers the next position's bars, which the page draws at once, marked as provisional; once they are painted,
-the page gives the click to Gradio. The Step event then runs as always and takes the step already computed
-for the same request and model (a speculation, consumed once) instead of running it again: the same draw, so
-the full answer agrees with the bars shown. If the event's request differs (a control changed just before the
-click), the event computes its own step and redraws the bars; if it is refused or appends nothing, it sends
-no bars, and the page puts back the bars it showed before the click (`SETTLE_JS`).
+waits in the session queue: about 100 ms before any work starts on a 2-core machine, ~300 ms in all. The page
+(`BARS_JS`) holds a click on Step and first calls `quick_step`, a server function of the bars' component (one
+small HTTP call) with the step request the bars carry (`data-step`). It steps from the session and controls the
+page's last event left (`step_context`) and answers, as Gradio would send them, the panels a step changes
+(`PANELS`: the token view with its new pill, the bars, the candidate table, the status line), drawn by the one
+view. The page then gives the click to Gradio: the Step button's first event (`APPLY_JS`, no server work) sets
+all of them in one update, one frame; the Step event then runs as always and takes the step already computed
+for the same request and model (`speculation`), so its answer sends the same values and changes nothing on
+screen: it only brings the session up to date. If it is refused or appends nothing, it sends no panels, and the
+page puts back what it showed before the click (`SETTLE_JS`). Clicks made meanwhile wait in the page's queue,
+each run once the step before it has settled: each appends a token, in order, as slow clicks would.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+
+import gradio as gr
+from gradio.data_classes import GradioModel, GradioRootModel
 
 from service import operations as service
 from service import public
 
+from . import actions, step_context
 from .assets import asset
-from .request import fingerprint, model_id
-from .view import step_bars
+from .request import request_for
+from .speculation import SPECULATIONS
+from .state import Prefs
+from .view import Frame, view
 
 log = logging.getLogger(__name__)
 
-MARK = "<!--provisional-->"  # ends the quick path's bars; the Step event's bars never carry it
-KEEP = 64  # speculations kept (a speculation is taken by the event that follows its click within ~0.1 s)
-TTL_S = 60.0  # a speculation no event took by then is dropped
-WAIT_S = 120.0  # the most an event waits for the quick step of its own click to finish
-EVENT_WITHIN_S = 1.0  # the Step event follows its quick step within this, or background work stops waiting
 
-BARS_JS = asset("quickstep.js", MARK=json.dumps(MARK))
+MARK = "<!--provisional-->"  # ends the quick path's bars; the Step event's bars never carry it
+PANELS = ("tokens", "plot", "candidates", "summary")  # what a step changes on screen, in the events' order
+EVENT_WITHIN_S = 1.0  # the Step event follows its quick step within this, or background work stops waiting
+SETTLE_WITHIN_MS = 180_000  # a queued click waits this long at most for the step before it to settle
+EDIT_GRACE_MS = 2_000  # a click this soon after a control changed, while the bars are still those before it,
+# takes the slow path: that change's own event is ahead of it and would land after a quick answer
+
+TIMINGS = {"SETTLE_WITHIN_MS": SETTLE_WITHIN_MS, "EDIT_GRACE_MS": EDIT_GRACE_MS}
+BARS_JS = asset("quickstep.js", MARK=json.dumps(MARK), PANELS=json.dumps(PANELS), **TIMINGS)
+APPLY_JS = asset("quickstep_apply.js")
 SETTLE_JS = asset("quickstep_settle.js")
 
 
-@dataclass
-class _Speculation:
-    done: threading.Event = field(default_factory=threading.Event)
-    result: dict | None = None
-
-
-class Speculations:
-    """Step results computed ahead of their event, by request and model; each is taken at most once."""
-
-    def __init__(self, keep: int = KEEP, ttl_s: float = TTL_S) -> None:
-        self._entries: public.BoundedCache[str, _Speculation] = public.BoundedCache(max_entries=keep, ttl_s=ttl_s)
-
-    def start(self, request: dict) -> _Speculation:
-        entry = _Speculation()
-        self._entries.put(key(request), entry)  # the key reads the model's status: once
-        return entry
-
-    def take(self, request: dict) -> dict | None:
-        """The step computed for this request and model (waiting for it when it is still running), or None."""
-        entry = self._entries.pop(key(request))  # none once it is older than its time to live
-        public.event_arrived()
-        if entry is None or not entry.done.wait(WAIT_S):
-            return None
-        return entry.result
-
-
-SPECULATIONS = Speculations()
-
-
-def key(request: dict) -> str:
-    return fingerprint(model_id(), request)
-
-
-def step(request: dict) -> dict:
-    """The Step event's step: the one its click already computed for this request, else a fresh one."""
-    return SPECULATIONS.take(request) or service.step(request)
-
-
-def quick_step(args: list) -> dict:
-    """Server function behind Step's quick path: the page passes the bars' step request (JSON); answers
-    `{"html": the next position's bars}`, or `{}` when there is nothing to draw yet (refused, nothing appended).
-    """
+def carried_request(args: object) -> dict | None:
+    """The step request the page sent (the JSON the bars carry), or None when it is not one."""
     try:
         request = json.loads(args[0] if isinstance(args, list) else args)
-        if not isinstance(request, dict):
-            return {}
     except (TypeError, ValueError, IndexError):
+        return None
+    return request if isinstance(request, dict) else None
+
+
+def answer(page: str | None, request: dict | None) -> dict[str, object]:
+    """The panels a step changes, by name, as the view draws them, for the page `page` stepping `request`;
+    empty when there is nothing to draw yet (an unknown page or request, refused, nothing appended)."""
+    context = step_context.recall(page)
+    if context is None or request is None:
         return {}
+    session = actions.current(context.session, context.controls).inspecting(None)
+    if not context.controls.llm_on or request_for(session, context.controls) != request:
+        return {}  # the page's state moved on: the Step event steps from it
     entry = SPECULATIONS.start(request)
     try:
         entry.result = service.step(request)
@@ -97,7 +78,37 @@ def quick_step(args: list) -> dict:
         return {}
     finally:
         entry.done.set()
-    if not entry.result["appended"]:
+    result = entry.result
+    if not result["appended"]:
         return {}
-    after = request | {"completion_ids": list(entry.result["completion_ids"])}
-    return {"html": step_bars(entry.result, after) + MARK}
+    _, panels = view(Frame(session.with_result(result), context.controls, Prefs(), result))
+    return {name: panels[name] for name in PANELS if name in panels}
+
+
+def server_function(components: dict) -> Callable:
+    """`quick_step` for the bars' component; `components` (by name) holds the panels by the time it is called."""
+
+    def quick_step(args: object, request: gr.Request) -> dict:
+        """The page passes the bars' step request (JSON); answers the changed panels' values by name, as
+        Gradio sends them, the bars marked provisional; `{}` when there is nothing to draw yet."""
+        panels = answer(page_of(request), carried_request(args))
+        if "plot" not in panels:
+            return {}
+        panels["plot"] += MARK
+        return {name: _sent(components[name], value) for name, value in panels.items()}
+
+    return quick_step
+
+
+def page_of(request: object) -> str | None:
+    """The calling page's Gradio session. A server function is given the HTTP request, not a `gr.Request`:
+    the session is in the JSON body that Gradio read (Starlette keeps it parsed as `_json`)."""
+    body = getattr(request, "_json", None)
+    page = body.get("session_hash") if isinstance(body, dict) else None
+    return page if isinstance(page, str) else None
+
+
+def _sent(component: gr.components.Component, value: object) -> object:
+    """The value as a Gradio event sends it to the page (postprocessed, serialised)."""
+    value = component.postprocess(value)
+    return value.model_dump() if isinstance(value, GradioModel | GradioRootModel) else value

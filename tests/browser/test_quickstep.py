@@ -1,4 +1,4 @@
-"""Step's quick path in the browser: the next bars drawn first agree with the full answer, or are taken back."""
+"""Step's quick path in the browser: the next position drawn first agrees with the full answer, or is taken back."""
 
 from __future__ import annotations
 
@@ -48,12 +48,14 @@ def test_bars_shown_early_are_taken_back_when_the_step_is_refused(page):
     expect(ui.error_toast(page, "seed").first).to_contain_text("not accepted")
     ui.close_toasts(page)
     before, speculated = ui.bars(page), page.evaluate(SPECULATED_JS)
+    shown = (ui.token_texts(page), ui.summary(page).inner_text(), ui.candidate_cell(page, 0, 1).inner_text())
     click_step(page)  # the bars still carry the last valid request: the quick path steps, the event refuses
     expect(ui.error_toast(page, "seed").first).to_contain_text("not accepted")
     page.wait_for_function(f"() => !({PROVISIONAL_JS})()")
     assert page.evaluate(SPECULATED_JS) == speculated + 1
     ui.expect_completion_count(page, 1)
-    assert ui.bars(page) == before
+    assert ui.bars(page) == before  # and the token view, the status line and the table: all as before the click
+    assert (ui.token_texts(page), ui.summary(page).inner_text(), ui.candidate_cell(page, 0, 1).inner_text()) == shown
 
 
 def test_a_step_right_after_typing_a_seed_leaves_every_panel_at_the_same_token(page):

@@ -21,7 +21,7 @@ EVENT_TIMEOUT_MS = 45_000  # one event (step, preview, delete) on a loaded machi
 expect.set_options(timeout=EVENT_TIMEOUT_MS)  # every retrying expect, not only those given a timeout
 
 # The next-token bars as drawn: per row its data, what its visible p_final slot shows (the stage picked in the
-# menu) and the drawn widths as fractions of the bar area; the visible legend entries; the stage picked.
+# menu) and the drawn widths as fractions of the bar area; the visible legend entries; the stage and scale picked.
 BARS_JS = """() => {
   const chart = document.querySelector('#dist-plot .nt-bars');
   if (!chart) return null;
@@ -39,7 +39,8 @@ BARS_JS = """() => {
   });
   const legend = Array.from(chart.querySelectorAll('.nt-key')).filter(shown).map(key => key.textContent);
   const pick = chart.querySelector('.nt-pick:checked:enabled');
-  return {rows, legend, stage: pick ? pick.value : 'all', empty: chart.classList.contains('nt-empty')};
+  const scale = chart.querySelector('.nt-scale-pick:checked')?.value ?? null;
+  return {rows, legend, stage: pick ? pick.value : 'all', scale, empty: chart.classList.contains('nt-empty')};
 }"""
 BARS_CHANGED_JS = f"old => JSON.stringify(({BARS_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))

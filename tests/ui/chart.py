@@ -61,7 +61,7 @@ def parse(html: str) -> Node:
 
 def width(node: Node) -> float:
     """A bar's width as a probability (its CSS width is a percentage of the bar area)."""
-    match = re.fullmatch(r"width: ([\d.]+)%", node.attrs["style"])
+    match = re.match(r"width: ([\d.]+)%; --nt-log: [\d.]+%$", node.attrs["style"])
     assert match, node.attrs
     return float(match.group(1)) / 100
 
@@ -96,7 +96,8 @@ def seen(html: str, stage: str | None = None) -> Seen:
     rows = root.all("nt-row")
     picks = {pick.attrs["value"]: pick for pick in root.all("nt-pick") if "disabled" not in pick.attrs}
     view = None if stage is None else next(c for c in picks[stage].classes if c.startswith("k"))
-    chips = sorted((c for c in root.all("nt-chip") if "nt-absent" not in c.classes), key=_order)
+    stage_chips = [c for c in root.all("nt-chip") if not {"nt-absent", "nt-scale-chip"} & set(c.classes)]
+    chips = sorted(stage_chips, key=_order)
 
     def one(row: Node, cls: str) -> Node | None:
         shown = [n for n in row.all(cls) if all(_shown(a, view) for a in _ancestors(row, n))]

@@ -1,4 +1,4 @@
-"""Step's quick path: the bars it draws equal the Step event's, and the event takes its step instead of a new one."""
+"""Step's quick path: it answers the panels the Step event sends, and the event takes its step, not a new one."""
 
 from __future__ import annotations
 
@@ -6,19 +6,28 @@ import html
 import json
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 
+import gradio as gr
 import pytest
 
 from backends.model import STORE
 from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
-from ui import actions, quickstep
-from ui.quickstep import MARK, Speculations, quick_step
+from ui import actions, step_context
+from ui.quickstep import MARK, PANELS, answer, server_function
 from ui.request import request_for
 from ui.state import Prefs, Session
 from ui.view import Frame, view
 
 UNSEEDED = replace(CONTROLS, seed="", temperature=1.5, top_p=1.0, top_k=20)  # a fresh draw each time
+PAGE = "page-1"
+COMPONENTS = {
+    "tokens": gr.HighlightedText(render=False),
+    "plot": gr.HTML(render=False),
+    "candidates": gr.Dataframe(headers=["token", "id", "p_base", "p_final", "status"], render=False),
+    "summary": gr.Markdown(render=False),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +52,9 @@ def steps(monkeypatch):
 def shown(session: Session, controls=CONTROLS) -> tuple[Session, dict]:
     """The session and panels as the page has them after the last event (the bars carry the step request)."""
     outcome = actions.refresh(session, controls)
-    return view(Frame(outcome.session, controls, Prefs(), outcome.result))
+    after, panels = view(Frame(outcome.session, controls, Prefs(), outcome.result))
+    step_context.remember(PAGE, after, controls)
+    return after, panels
 
 
 def carried(bars: str) -> dict | None:
@@ -51,13 +62,25 @@ def carried(bars: str) -> dict | None:
     return json.loads(html.unescape(found.group(1))) if found else None
 
 
+def quick(panels: dict) -> dict:
+    """The server function as the page calls it: the bars' request as JSON, from this page."""
+    return server_function(COMPONENTS)(
+        [json.dumps(carried(panels["plot"]))], SimpleNamespace(_json={"session_hash": PAGE})
+    )
+
+
 def click_step(session: Session, controls=CONTROLS) -> tuple[dict, Session, dict]:
     """What a click on Step does: the quick path on the bars' request, then the Step event through the view."""
     session, panels = shown(session, controls)
-    quick = quick_step([json.dumps(carried(panels["plot"]))])
+    first = quick(panels)
     outcome = actions.step(session, controls)
     after, panels = view(Frame(outcome.session, controls, Prefs(), outcome.result))
-    return quick, after, panels
+    return first, after, panels
+
+
+def sent(name: str, value: object) -> object:
+    value = COMPONENTS[name].postprocess(value)
+    return value.model_dump() if hasattr(value, "model_dump") else value
 
 
 def test_the_bars_carry_the_request_a_step_sends():
@@ -73,19 +96,33 @@ def test_no_request_while_the_model_is_off_or_an_earlier_token_is_inspected():
     assert carried(panels["plot"]) is None
 
 
-def test_quick_bars_are_the_step_events_bars_and_the_event_takes_that_step(steps):
+def test_the_quick_answer_is_every_panel_the_step_event_sends_and_the_event_takes_that_step(steps):
     session = stepped(1, UNSEEDED)
     steps.clear()
-    quick, after, panels = click_step(session, UNSEEDED)
-    assert quick["html"] == panels["plot"] + MARK
+    first, after, panels = click_step(session, UNSEEDED)
+    assert set(first) == set(PANELS)
+    assert first["plot"] == panels["plot"] + MARK
+    for name in ("tokens", "candidates", "summary"):
+        assert first[name] == sent(name, panels[name]), name
+    assert len(first["tokens"]) == len(panels["tokens"]) and len(after.branch.ids) == 2  # the new pill
     assert len(steps) == 1  # the event took the quick path's step: the same (unseeded) draw, run once
     assert carried(panels["plot"])["completion_ids"] == list(after.branch.ids)
+
+
+def test_a_page_whose_state_moved_on_or_an_unknown_page_gets_no_quick_answer(steps):
+    session, panels = shown(stepped(1))
+    request = carried(panels["plot"])
+    steps.clear()
+    assert answer("another page", request) == {}
+    step_context.remember(PAGE, session, replace(CONTROLS, temperature=1.3))  # a later event changed a knob
+    assert answer(PAGE, request) == {}
+    assert steps == []  # the Step event steps from the page's state, alone
 
 
 def test_an_event_with_another_request_computes_its_own_step(steps):
     session, panels = shown(stepped(1))
     steps.clear()
-    quick_step(json.dumps(carried(panels["plot"])))
+    quick(panels)
     hotter = replace(CONTROLS, temperature=1.3)  # changed just before the click: the event's request differs
     outcome = actions.step(session, hotter)
     assert len(steps) == 2 and steps[1]["params"]["temperature"] == 1.3
@@ -95,23 +132,26 @@ def test_an_event_with_another_request_computes_its_own_step(steps):
 def test_a_speculation_is_taken_once(steps):
     session, panels = shown(stepped(1))
     steps.clear()
-    quick_step(json.dumps(carried(panels["plot"])))
+    quick(panels)
     actions.step(session, CONTROLS)
     actions.step(session, CONTROLS)  # the same request again (a second window on the same state): a new step
     assert len(steps) == 2
 
 
 @pytest.mark.parametrize("bad", [[], ["not json"], ["[1, 2]"], [json.dumps({"prompt": 3})], None, 5])
-def test_a_malformed_or_refused_quick_step_draws_nothing(bad, steps):
-    assert quick_step(bad) == {}
+def test_a_malformed_request_draws_nothing(bad, steps):
+    shown(stepped(1))
+    steps.clear()
+    assert server_function(COMPONENTS)(bad, SimpleNamespace(_json={"session_hash": PAGE})) == {}
+    assert steps == []
 
 
-def test_a_refused_quick_step_leaves_the_event_to_say_why():
-    session, _ = shown(stepped(1))
-    bad = replace(CONTROLS, temperature=-1.0)
-    assert quick_step(json.dumps(request_for(session, bad))) == {}
+def test_a_refused_quick_step_leaves_the_event_to_say_why(monkeypatch):
+    session, panels = shown(stepped(1))
+    monkeypatch.setattr(service, "step", lambda request: (_ for _ in ()).throw(ValueError("temperature is bad")))
+    assert quick(panels) == {}
     with pytest.raises(ValueError, match="temperature"):
-        actions.step(session, bad)
+        actions.step(session, CONTROLS)
 
 
 def test_nothing_appended_draws_nothing_and_the_event_takes_that_answer(monkeypatch, steps):
@@ -119,33 +159,6 @@ def test_nothing_appended_draws_nothing_and_the_event_takes_that_answer(monkeypa
     steps.clear()
     finished = service.preview(request_for(session, CONTROLS)) | {"appended": [], "finish_reason": "eos"}
     monkeypatch.setattr(service, "step", lambda request: steps.append(request) or finished)
-    assert quick_step(json.dumps(carried(panels["plot"]))) == {}
+    assert quick(panels) == {}
     outcome = actions.step(session, CONTROLS)
     assert len(steps) == 1 and outcome.result is finished and "eos" in outcome.notice
-
-
-def test_a_speculation_for_another_model_is_not_taken(monkeypatch, steps):
-    speculations = Speculations()
-    request = {"prompt": "x"}
-    entry = speculations.start(request)
-    entry.result = {"appended": [1]}
-    entry.done.set()
-    monkeypatch.setattr(quickstep, "model_id", lambda: "another model")
-    assert speculations.take(request) is None
-
-
-def test_old_speculations_expire_and_the_store_is_bounded():
-    def started(speculations: Speculations, i: int) -> None:
-        entry = speculations.start({"i": i})
-        entry.result = {"i": i}
-        entry.done.set()
-
-    expired = Speculations(keep=2, ttl_s=0.0)
-    started(expired, 2)
-    assert expired.take({"i": 2}) is None  # older than its time to live
-    bounded = Speculations(keep=2)
-    for i in range(3):
-        started(bounded, i)
-    assert bounded.take({"i": 0}) is None  # the oldest went when the third came
-    assert bounded.take({"i": 1}) == {"i": 1} and bounded.take({"i": 2}) == {"i": 2}
-    assert bounded.take({"i": 2}) is None  # taken once

@@ -1,1 +1,1 @@
-() => { window.ntBars?.settle(); }
+(...shown) => window.ntBars ? window.ntBars.settle(shown) : []

@@ -3,7 +3,9 @@
 One row per shown candidate (`plots.shown_rows`, the rows the candidate table shows too), most likely first:
 its label with the marks of `plots`, a grey p_base bar, a blue p_final bar with its value beside it, a pale
 ghost bar (the previous p_final) after a knob change, and a red bar at the probability before the cut for a
-candidate a truncation stage removed. Widths are percentages of the bar area, so a probability of 1 fills it.
+candidate a truncation stage removed. Widths are percentages of the bar area, so a probability of 1 fills it; each
+bar also carries its width on a log scale (0.01% to 100%), and a scale menu (log first, so low probabilities stay
+readable) picks which one is drawn, the axis naming the scale, by CSS alone as the stage menu does.
 
 The stage menu shows the blue bars after any stage of the chain. It is plain HTML and CSS: every row carries
 its bar for each stage, radio inputs pick one, and `:has(:checked)` rules hide the others, so switching is
@@ -19,6 +21,7 @@ also carry `nt-end`, shown when no enabled radio is checked. Everything drawn fr
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from html import escape
 
@@ -35,6 +38,10 @@ FINISHED = "No distribution: the completion is finished."
 STAGE_SLOTS = ("base", *SAMPLER_REGISTRY.fixed, "constraint", *SAMPLER_STAGES, "greedy")
 END = len(STAGE_SLOTS)  # the slot of the view after all stages
 LABEL_CH = (4, 22)  # the label column's width in characters: the longest label, within these bounds
+LOG_DECADES = 4  # the log scale spans 0.01% to 100%, a decade per quarter of the bar area (as the grid lines)
+SCALES = ("log", "linear")  # the scale menu's options; the first is picked at first: low probabilities readable
+AXIS_TITLES = {"log": "probability (log scale)", "linear": "probability (linear scale)"}
+TICKS = {"log": ("0.01%", "0.1%", "1%", "10%", "100%"), "linear": ("0%", "25%", "50%", "75%", "100%")}
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def bars_html(
     carried = f' data-step="{escape(json.dumps(step, ensure_ascii=False))}"' if step is not None else ""
     parts = [f'<div class="nt-bars"{carried} style="--nt-label: {width}ch">']
     parts += [_menu(shown)] if len(shown) > 1 else []
-    parts += ['<div class="nt-rows">', *(_row(row, shown, ghost) for row in rows), _axis(), "</div>"]
+    parts += ['<div class="nt-rows">', *(_row(row, shown, ghost) for row in rows), _axis(), "</div>", _scale_menu()]
     parts += [_legend(rows, shown, ghost is not None), "</div>"]
     return "".join(parts)
 
@@ -171,12 +178,36 @@ def _slot(row: ShownRow, view: View) -> str:
 
 
 def _bar(kind: str, p: float, title: str) -> str:
-    return f'<span class="{kind}" style="width: {100 * min(max(p, 0.0), 1.0):.2f}%" title="{escape(title)}"></span>'
+    """A bar as wide as `p` on the linear scale (`width`), and on the log scale (`--nt-log`, used while picked)."""
+    linear, log = 100 * min(max(p, 0.0), 1.0), 100 * log_position(p)
+    return f'<span class="{kind}" style="width: {linear:.2f}%; --nt-log: {log:.2f}%" title="{escape(title)}"></span>'
+
+
+def log_position(p: float) -> float:
+    """Where `p` lies on the log scale, as a fraction of the bar area: 0 at 0.01% and below, 1 at 100%."""
+    return 0.0 if p <= 0 else min(max(1 + math.log10(p) / LOG_DECADES, 0.0), 1.0)
 
 
 def _axis() -> str:
-    ticks = "".join(f'<i style="left: {q}%">{q}%</i>' for q in (0, 25, 50, 75, 100))
-    return f'<div class="nt-axis"><span></span><span class="nt-ticks">{ticks}</span></div>'
+    """Tick labels and the axis title of each scale; the scale picked shows its own (`bars.css`)."""
+    ticks = "".join(
+        f'<i class="nt-sc-{scale}" style="left: {25 * k}%">{label}</i>'
+        for scale in SCALES
+        for k, label in enumerate(TICKS[scale])
+    )
+    titles = "".join(f'<span class="nt-sc-{scale}">{AXIS_TITLES[scale]}</span>' for scale in SCALES)
+    axis = f'<div class="nt-axis"><span></span><span class="nt-ticks">{ticks}</span></div>'
+    return f'{axis}<div class="nt-axis nt-axis-title"><span></span><span>{titles}</span></div>'
+
+
+def _scale_menu() -> str:
+    """A radio chip per scale, the first checked; switching is CSS alone, like the stage menu."""
+    chips = "".join(
+        f'<label class="nt-chip nt-scale-chip"><input type="radio" name="nt-scale" class="nt-scale-pick"'
+        f' value="{scale}"{" checked" if k == 0 else ""}><span>{scale}</span></label>'
+        for k, scale in enumerate(SCALES)
+    )
+    return f'<div class="nt-menu nt-scale" role="radiogroup" aria-label="Scale"><span>Scale:</span>{chips}</div>'
 
 
 def _legend(rows: tuple[ShownRow, ...], shown: tuple[View, ...], ghost: bool) -> str:

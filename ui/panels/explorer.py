@@ -37,6 +37,8 @@ def create_explorer() -> dict:
         c["play"] = gr.Button(PLAY, min_width=110)
         c["delete"] = gr.Button("Delete last", min_width=130)
         c["clear"] = gr.Button("Clear completion", min_width=180)
+        # runs the Step event once the page has drawn the quick answer (quickstep.APPLY_JS): never seen
+        c["step_event"] = gr.Button("Step event", visible="hidden", elem_id="step-event")
     with gr.Row(elem_id="force-row"):
         c["force_text"] = gr.Textbox(
             label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
@@ -51,7 +53,7 @@ def create_explorer() -> dict:
     c["summary"] = gr.Markdown(elem_id="summary")
     c["keep_note"] = gr.Markdown(visible=False, elem_id="keep-note")  # why the session is not kept across a reload
     c["back"] = gr.Button("Back to the end of the completion", visible=False, size="sm")
-    c |= _distribution_row()
+    c |= _distribution_row(c)
     with gr.Accordion("Stage by stage: probability after each stage", open=False, elem_id="stages-panel") as acc:
         c["stages_panel"] = acc
         c["stages"] = gr.Dataframe(headers=["token", *DEFAULT_STAGES], interactive=False, elem_id="stages")
@@ -61,15 +63,16 @@ def create_explorer() -> dict:
     return c
 
 
-def _distribution_row() -> dict:
-    """The next-token bars (HTML drawn by `bars`) beside the candidate table."""
+def _distribution_row(panels: dict) -> dict:
+    """The next-token bars (HTML drawn by `bars`) beside the candidate table; `panels`: the explorer's components
+    (Step's quick path answers their values)."""
     c = {}
     with gr.Row(equal_height=False, elem_id="dist-row"):
         with gr.Column(scale=1, min_width=340):  # the column keeps the width: gr.HTML ignores min_width
             c["plot"] = gr.HTML(
                 label="Next-token distribution", show_label=True, container=True, padding=True,
                 elem_id="dist-plot", css_template=bars.CSS, js_on_load=quickstep.BARS_JS,
-                server_functions=[quickstep.quick_step],
+                server_functions=[quickstep.server_function(panels)],
             )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,
@@ -80,8 +83,10 @@ def _distribution_row() -> dict:
 
 def wire_explorer(ex) -> None:
     c = ex.c
-    stepped = ex.on(c["step"].click, actions.step)  # after the quick path (quickstep.BARS_JS)
-    stepped.then(None, js=quickstep.SETTLE_JS, **QUICK_EVENT)
+    shown = [c[name] for name in quickstep.PANELS]  # the quick path draws them first (quickstep.BARS_JS)
+    c["step"].click(None, shown, shown, js=quickstep.APPLY_JS, **QUICK_EVENT)
+    stepped = ex.on(c["step_event"].click, actions.step)
+    stepped.then(None, shown, shown, js=quickstep.SETTLE_JS, **QUICK_EVENT)
     ex.on(c["force"].click, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["force_text"].submit, actions.force_text, extra=("force_text",), also=("force_text",))
     ex.on(c["delete"].click, actions.delete_last)

@@ -19,12 +19,15 @@ def test_every_placeholder_is_filled_with_its_value():
     assert f"const MARK = {json.dumps(quickstep.MARK)};" in quickstep.BARS_JS
     assert f".nt-pick.k{bars.END} + span" in bars.CSS
     for text in (app.CSS, bars.CSS, heatmap.PANEL_CSS, heatmap.PANEL_JS, quickstep.BARS_JS, quickstep.SETTLE_JS,
-                 session_file.DOWNLOAD_JS):  # fmt: skip
+                 quickstep.APPLY_JS,                 session_file.DOWNLOAD_JS):  # fmt: skip
         assert text.strip() and "{{" not in text  # gr.HTML reads a CSS template's {{ }} as Handlebars
 
 
 def test_a_missing_or_unknown_value_is_refused_naming_the_asset():
-    with pytest.raises(ValueError, match=r"asset 'quickstep.js' has placeholders \['MARK'\], not \[\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"asset 'quickstep.js' has placeholders \['EDIT_GRACE_MS', 'MARK', 'PANELS', 'SETTLE_WITHIN_MS'\], not \[\]",
+    ):
         assets.asset("quickstep.js")
     with pytest.raises(ValueError, match=r"asset 'page.css' has placeholders \[\], not \['COLOR'\]"):
         assets.asset("page.css", COLOR="red")

@@ -237,3 +237,16 @@ def test_real_rows_pushed_down_by_a_penalty_are_shown(summarized):
     assert dist["pushed_down"]
     seen = chart.seen(bars.bars_html(dist))
     assert _marked(seen, "↓") == [f"↓ {r['display']}" for r in dist["pushed_down"]]
+
+
+def test_the_log_scale_is_picked_first_and_puts_each_decade_a_quarter_further():
+    dist = _dist([_row(1, 0.5, 1.0), _row(2, 0.01, 0.001), _row(3, 0.00005, 0.0)])
+    tree = chart.parse(bars.bars_html(dist))
+    picks = [(node.attrs["value"], "checked" in node.attrs) for node in tree.all("nt-scale-pick")]
+    assert picks == [("log", True), ("linear", False)]
+    titles = [node.content() for node in tree.all("nt-sc-log") + tree.all("nt-sc-linear") if node.tag == "span"]
+    assert titles == ["probability (log scale)", "probability (linear scale)"]
+    logs = [float(node.attrs["style"].split("--nt-log: ")[1].rstrip("%")) / 100 for node in tree.all("nt-base")]
+    expected = [1 + math.log10(p) / bars.LOG_DECADES for p in (0.5, 0.01)] + [0.0]  # below 0.01%: at the axis start
+    assert logs == pytest.approx(expected, abs=5e-5)
+    assert bars.log_position(1.0) == 1.0 and bars.log_position(0.0) == 0.0 and bars.log_position(1e-3) == 0.25
