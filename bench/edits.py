@@ -18,19 +18,18 @@ rounds), so a burst of load hits all of them; the table gives medians and the ra
 from __future__ import annotations
 
 import os
-import time
 
 import harness
 import torch
 
 from backends.model import EMBEDDED_ID, load_model
 from backends.prefix_cache import PrefixCache
+from bench.step import STEPS_PER_ROUND, step_round
 from decoding.engine import Engine
 from service.prefetch import PREFETCH
 
 CONTEXT = 128
 ROUNDS = 3
-STEPS_PER_ROUND = 4
 PROMPT = "The river wound through the valley, past old mills and quiet farms,"
 STEER = [0.05] * 576  # SmolLM2-135M's residual width
 MODES = {
@@ -52,15 +51,6 @@ def start(engine, edits: list) -> dict:
     return data
 
 
-def steps(engine, data: dict, times: list[float]) -> dict:
-    for _ in range(STEPS_PER_ROUND):
-        began = time.perf_counter()
-        result = engine.step(engine.request(data))
-        times.append(time.perf_counter() - began)
-        data = {**data, "completion_ids": result.completion_ids}
-    return data
-
-
 def main() -> None:
     threads = harness.parser(__doc__, threads=True).parse_args().threads
     if threads:
@@ -72,7 +62,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in MODES}
     for _ in range(ROUNDS):
         for name in MODES:
-            requests[name] = steps(engines[name], requests[name], times[name])
+            requests[name] = step_round(engines[name], requests[name], times[name])
     med = {name: harness.median(values) * 1e3 for name, values in times.items()}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nSmolLM2-135M-Instruct, float32, CPU, torch threads {torch.get_num_threads()}, context {CONTEXT} tokens,")
