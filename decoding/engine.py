@@ -128,11 +128,8 @@ class Engine:
     @staticmethod
     def xtc_draw(req: Request, position: int) -> float:
         """XTC's draw: its own stream beside the sampling draw's, so turning XTC on does not move the samples."""
-        return (
-            draw_uniform(req.params.seed, f"{req.branch_id}|xtc", position)
-            if "xtc" in req.params.active_samplers
-            else 0.0
-        )
+        active = "xtc" in req.params.active_samplers
+        return draw_uniform(req.params.seed, f"{req.branch_id}|xtc", position) if active else 0.0
 
     def analysis(
         self, req: Request, prompt: Sequence[int], completion: Sequence[int]

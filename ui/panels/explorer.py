@@ -31,21 +31,7 @@ def create_explorer() -> dict:
         with gr.Column(scale=2, min_width=200):
             c["system_prompt"] = gr.Textbox(D.system_prompt, label="System prompt", max_lines=3)
             c["use_chat_template"] = gr.Checkbox(D.use_chat_template, label="Wrap in the chat template")
-    with gr.Row(elem_id="step-row"):
-        # wide enough for their labels on one line: on a narrow screen the row wraps instead of clipping
-        c["step"] = gr.Button("Step", variant="primary", min_width=110, elem_id="step-button")
-        c["play"] = gr.Button(PLAY, min_width=110)
-        c["delete"] = gr.Button("Delete last", min_width=130)
-        c["clear"] = gr.Button("Clear completion", min_width=180)
-        # runs the Step event once the page has drawn the quick answer (quickstep.APPLY_JS): never seen
-        c["step_event"] = gr.Button("Step event", visible="hidden", elem_id="step-event")
-    with gr.Row(elem_id="force-row"):
-        c["force_text"] = gr.Textbox(
-            label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
-            max_lines=1, scale=4, min_width=160, container=False,
-        )  # fmt: skip
-        c["force"] = gr.Button("Force", min_width=70, scale=1)
-        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=110, scale=1, elem_id="llm-on")
+    _action_rows(c)
     c["tokens"] = gr.HighlightedText(
         label="Tokens (click the last one to delete it, an earlier one to see how it was chosen)",
         color_map=COLOR_MAP, show_legend=True, combine_adjacent=False, elem_classes="token-view", elem_id="tokens",
@@ -61,6 +47,25 @@ def create_explorer() -> dict:
         c["timeline_panel"] = acc
         c["timeline"] = gr.Plot(label="Timeline", elem_id="timeline")
     return c
+
+
+def _action_rows(c: dict) -> None:
+    """Step, Play, Delete, Clear; the Force row."""
+    with gr.Row(elem_id="step-row"):
+        # wide enough for their labels on one line: on a narrow screen the row wraps instead of clipping
+        c["step"] = gr.Button("Step", variant="primary", min_width=110, elem_id="step-button")
+        c["play"] = gr.Button(PLAY, min_width=110)
+        c["delete"] = gr.Button("Delete last", min_width=130)
+        c["clear"] = gr.Button("Clear completion", min_width=180)
+        # runs the Step event once the page has drawn the quick answer (quickstep.APPLY_JS): never seen
+        c["step_event"] = gr.Button("Step event", visible="hidden", elem_id="step-event")
+    with gr.Row(elem_id="force-row"):
+        c["force_text"] = gr.Textbox(
+            label="Force text", show_label=False, placeholder="Force text: type text to append as is, then Force",
+            max_lines=1, scale=4, min_width=160, container=False,
+        )  # fmt: skip
+        c["force"] = gr.Button("Force", min_width=70, scale=1)
+        c["llm_on"] = gr.Checkbox(D.llm_on, label="Model on", min_width=110, scale=1, elem_id="llm-on")
 
 
 def _distribution_row(panels: dict) -> dict:
