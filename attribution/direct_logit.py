@@ -18,6 +18,7 @@ import torch
 from attribution.guard import borrowed
 from attribution.lens import final_norm
 from attribution.objective import target_score
+from backends.giving_way import decoder_layers
 from backends.model import LoadedModel
 
 NORM_SCALE = "frozen from the forward pass: the final RMSNorm's 1/rms of the actual residual, held fixed"
@@ -66,7 +67,7 @@ def _llama_shaped(layer: torch.nn.Module) -> bool:
 
 def _layers(model: torch.nn.Module) -> Sequence[torch.nn.Module]:
     """The decoder layers, each with `self_attn.o_proj` and `mlp`; ValueError for another architecture."""
-    layers, kind = getattr(model.get_decoder(), "layers", None), type(model).__name__
+    layers, kind = decoder_layers(model), type(model).__name__
     if layers is None or not all(map(_llama_shaped, layers)):
         raise ValueError(
             f"method direct_logit needs a Llama-style model (decoder layers with self_attn.o_proj and mlp):"
