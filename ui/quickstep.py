@@ -64,7 +64,7 @@ def answer(page: str | None, request: dict | None) -> dict[str, object]:
     context = step_context.recall(page)
     if context is None or request is None:
         return {}
-    session = actions.current(context.session, context.controls).inspecting(None)
+    session = actions.prompt_edited(context.session, context.controls)[0].inspecting(None)  # no toast here
     if not context.controls.llm_on or request_for(session, context.controls) != request:
         return {}  # the page's state moved on: the Step event steps from it
     entry = SPECULATIONS.start(request)
