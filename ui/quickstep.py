@@ -3,7 +3,7 @@
 A Gradio event that reads and writes the session carries every control in and every changed panel out, and
 waits in the session queue: about 100 ms before any work starts on a 2-core machine, ~300 ms in all. The page
 (`BARS_JS`) holds a click on Step and first calls `quick_step`, a server function of the bars' component (one
-small HTTP call) with the step request the bars carry (`data-step`). It steps from the session and controls the
+small HTTP call) with the step request the bars carry (their value's `step`). It steps from the session and controls the
 page's last event left (`step_context`) and answers, as Gradio would send them, the panels a step changes
 (`PANELS`: the token view with its new pill, the bars, the candidate table, the status line), drawn by the one
 view. The page then gives the click to Gradio: the Step button's first event (`APPLY_JS`, no server work) sets
@@ -36,15 +36,16 @@ from .view import Frame, view
 log = logging.getLogger(__name__)
 
 
-MARK = "<!--provisional-->"  # ends the quick path's bars; the Step event's bars never carry it
+PROVISIONAL = "provisional"  # marks the quick path's bars (a key of their value); the Step event's never carry it
 PANELS = ("tokens", "plot", "candidates", "summary")  # what a step changes on screen, in the events' order
 EVENT_WITHIN_S = 1.0  # the Step event follows its quick step within this, or background work stops waiting
 SETTLE_WITHIN_MS = 180_000  # a queued click waits this long at most for the step before it to settle
 EDIT_GRACE_MS = 2_000  # a click this soon after a control changed, while the bars are still those before it,
 # takes the slow path: that change's own event is ahead of it and would land after a quick answer
 
+PAGE_VALUES = {"PROVISIONAL": json.dumps(PROVISIONAL), "PANELS": json.dumps(PANELS)}
 TIMINGS = {"SETTLE_WITHIN_MS": SETTLE_WITHIN_MS, "EDIT_GRACE_MS": EDIT_GRACE_MS}
-BARS_JS = asset("quickstep.js", MARK=json.dumps(MARK), PANELS=json.dumps(PANELS), **TIMINGS)
+BARS_JS = asset("bars.js") + asset("quickstep.js", **PAGE_VALUES, **TIMINGS)  # the bars drawn, then Step's queue
 APPLY_JS = asset("quickstep_apply.js")
 SETTLE_JS = asset("quickstep_settle.js")
 
@@ -94,7 +95,7 @@ def server_function(components: dict) -> Callable:
         panels = answer(page_of(request), carried_request(args))
         if "plot" not in panels:
             return {}
-        panels["plot"] += MARK
+        panels["plot"] = panels["plot"] | {PROVISIONAL: True}
         return {name: _sent(components[name], value) for name, value in panels.items()}
 
     return quick_step

@@ -126,21 +126,21 @@ def _with_ghost(frame: Frame) -> Session:
     return replace(frame.session, ghost=Ghost(frame.session.current, position, p, rows))
 
 
-def _bars(frame: Frame) -> str:
+def _bars(frame: Frame) -> dict:
     session, previous = frame.session, frame.session.ghost
     dist = shown_dist(frame)
     if session.inspect is not None:
-        return bars.bars_html(dist, None, chosen=_chosen(frame))
+        return bars.bars_value(dist, None, chosen=_chosen(frame))
     position = len(frame.result["completion_ids"])
     same_place = previous.position == position and previous.branch == session.current
     ghost = dict(previous.p) if same_place and previous.p else None
     return step_bars(frame.result, request_for(session, frame.controls) if frame.controls.llm_on else None, ghost)
 
 
-def step_bars(result: dict, request: dict | None, ghost: dict[int, float] | None = None) -> str:
+def step_bars(result: dict, request: dict | None, ghost: dict[int, float] | None = None) -> dict:
     """The bars of the branch's next token; they carry the request a Step would send (see `quickstep`)."""
     step = None if result["finished"] or request is None else request
-    return bars.bars_html(result.get("dist"), ghost, empty=_empty_note(result), step=step)
+    return bars.bars_value(result.get("dist"), ghost, empty=_empty_note(result), step=step)
 
 
 def _chosen(frame: Frame) -> int | None:

@@ -59,13 +59,13 @@ def test_the_llama_cpp_preset_table_has_its_stages_in_llama_cpp_order_with_token
 
 def test_the_stage_menu_shows_the_blue_bars_after_each_stage_and_only_the_cuts_so_far():
     dist = _dist(replace(LLAMA, min_p=0.2))
-    html = bars.bars_html(dist)
-    final = chart.seen(html)
+    value = bars.bars_value(dist)
+    final = chart.seen(value)
     assert [chip.split(" (")[0] for chip in final.chips] == [plots.stage_title(s) for s in dist["stages"][:-1]] + [
         "all stages"
     ]
     assert final.checked == ["all"]
-    after_top_k = chart.seen(html, "top_k")
+    after_top_k = chart.seen(value, "top_k")
     assert "p after top-k" in after_top_k.legend and bars.FINAL_NAME in final.legend
     rows = plots.shown_rows(dist)
     assert after_top_k.blue == pytest.approx([r.token["stages"]["top_k"] for r in rows], abs=5e-5)

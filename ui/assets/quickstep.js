@@ -1,4 +1,4 @@
-const MARK = {{MARK}};  // ends the quick answer's bars: still there after the Step event, it sent no panels
+const PROVISIONAL = {{PROVISIONAL}};  // marks the quick answer's bars: still there after the Step event, it sent no panels
 const PANELS = {{PANELS}};  // the panels a step changes, in the order of the apply and settle events' values
 const SETTLE_WITHIN_MS = {{SETTLE_WITHIN_MS}};
 const EDIT_GRACE_MS = {{EDIT_GRACE_MS}};
@@ -40,7 +40,7 @@ window.ntBars = {
   settle(shown) {
     // after the Step event: when it sent no panels (refused, nothing appended), put back what it left
     const plot = shown[PANELS.indexOf('plot')];
-    const out = before !== null && typeof plot === 'string' && plot.includes(MARK) ? before : [];
+    const out = before !== null && plot?.[PROVISIONAL] ? before : [];
     before = null;
     if (settled) settled();
     return out;

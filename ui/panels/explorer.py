@@ -9,8 +9,8 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import actions, quickstep
+from ..assets import asset, plotly_head
 from ..controls import Controls
-from ..draw import bars
 from ..draw.render import CANDIDATE_HEADERS, COLOR_MAP, CONVERSATION_LABEL, DEFAULT_STAGES
 from ..events import QUICK_EVENT
 from .sidebar import refresh_constraint
@@ -69,15 +69,15 @@ def _action_rows(c: dict) -> None:
 
 
 def _distribution_row(panels: dict) -> dict:
-    """The next-token bars (HTML drawn by `bars`) beside the candidate table; `panels`: the explorer's components
-    (Step's quick path answers their values)."""
+    """The next-token bars (a Plotly figure from `draw.bars`, drawn in the page) beside the candidate table; `panels`:
+    the explorer's components (Step's quick path answers their values)."""
     c = {}
     with gr.Row(equal_height=False, elem_id="dist-row"):
         with gr.Column(scale=1, min_width=340):  # the column keeps the width: gr.HTML ignores min_width
             c["plot"] = gr.HTML(
                 label="Next-token distribution", show_label=True, container=True, padding=True,
-                elem_id="dist-plot", css_template=bars.CSS, js_on_load=quickstep.BARS_JS,
-                server_functions=[quickstep.server_function(panels)],
+                elem_id="dist-plot", html_template='<div class="nt-plot"></div>', css_template=asset("bars.css"),
+                js_on_load=quickstep.BARS_JS, head=plotly_head(), server_functions=[quickstep.server_function(panels)],
             )  # fmt: skip
         c["candidates"] = gr.Dataframe(
             headers=CANDIDATE_HEADERS, label="Candidates (click one to force it)", interactive=False, scale=1,

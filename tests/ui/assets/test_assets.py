@@ -9,16 +9,15 @@ import pytest
 
 import app
 from ui import assets, quickstep
-from ui.draw import bars, heatmap
+from ui.draw import heatmap
 from ui.panels import session_file
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_placeholder_is_filled_with_its_value():
-    assert f"const MARK = {json.dumps(quickstep.MARK)};" in quickstep.BARS_JS
-    assert f".nt-pick.k{bars.END} + span" in bars.CSS
-    for text in (app.CSS, bars.CSS, heatmap.PANEL_CSS, heatmap.PANEL_JS, quickstep.BARS_JS, quickstep.SETTLE_JS,
+    assert f"const PROVISIONAL = {json.dumps(quickstep.PROVISIONAL)};" in quickstep.BARS_JS
+    for text in (app.CSS, heatmap.PANEL_CSS, heatmap.PANEL_JS, quickstep.BARS_JS, quickstep.SETTLE_JS,
                  quickstep.APPLY_JS,                 session_file.DOWNLOAD_JS):  # fmt: skip
         assert text.strip() and "{{" not in text  # gr.HTML reads a CSS template's {{ }} as Handlebars
 
@@ -26,7 +25,7 @@ def test_every_placeholder_is_filled_with_its_value():
 def test_a_missing_or_unknown_value_is_refused_naming_the_asset():
     with pytest.raises(
         ValueError,
-        match=r"asset 'quickstep.js' has placeholders \['EDIT_GRACE_MS', 'MARK', 'PANELS', 'SETTLE_WITHIN_MS'\], not \[\]",
+        match=r"asset 'quickstep.js' has placeholders \['EDIT_GRACE_MS', 'PANELS', 'PROVISIONAL', 'SETTLE_WITHIN_MS'\], not \[\]",
     ):
         assets.asset("quickstep.js")
     with pytest.raises(ValueError, match=r"asset 'page.css' has placeholders \[\], not \['COLOR'\]"):
@@ -43,3 +42,9 @@ def test_every_asset_file_is_used():
     code = "".join(path.read_text() for path in [ROOT / "app.py", *(ROOT / "ui").rglob("*.py")])
     files = [path.name for path in assets.FOLDER.iterdir() if path.suffix in (".css", ".js")]
     assert files and all(f'asset("{name}"' in code for name in files)
+
+
+def test_plotly_js_comes_from_the_installed_package_never_a_cdn():
+    head = assets.plotly_head()
+    assert assets.PLOTLY_JS.is_file() and assets.PLOTLY_JS.parent.parent.name == "plotly"
+    assert head == f'<script src="gradio_api/file={assets.PLOTLY_JS.resolve()}"></script>'  # relative: this server
