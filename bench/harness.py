@@ -189,8 +189,11 @@ def wait_for_completion(page, n: int) -> None:
     page.wait_for_function(COUNTS_JS, arg=[SUMMARY, n], timeout=PAGE_TIMEOUT_MS)
 
 
-ROWS_JS = """() => JSON.stringify(Array.from(document.querySelectorAll('#dist-plot .nt-row'),
-  row => [row.dataset.tokenId, row.dataset.pBase, row.dataset.pFinal]))"""
+ROWS_JS = """() => {
+  const plot = document.querySelector('#dist-plot .nt-plot');
+  const ids = plot?.layout?.meta?.token_ids ?? [];
+  return ids.length ? JSON.stringify([ids, plot.data.map(trace => trace.x)]) : '[]';
+}"""
 
 
 def open_app(page, url: str) -> None:

@@ -53,7 +53,7 @@ STEP_JS = """async () => {
     const carried = document.querySelector('#dist-plot [data-step]');
     const summary = document.querySelector('#summary [data-testid=markdown]')?.innerText || '';
     const match = summary.match(/(\\d+) completion tokens? after a (\\d+)-token prompt/);
-    const first = document.querySelector('#dist-plot [data-token-id]')?.dataset.tokenId;
+    const first = document.querySelector('#dist-plot .nt-plot')?.layout?.meta?.token_ids?.[0]?.toString();
     const cell = document.querySelector('#candidates [data-testid=cell-0-1]')?.textContent.trim();
     return {
       bars: carried ? JSON.parse(carried.dataset.step).completion_ids.length : null,

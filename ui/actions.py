@@ -72,13 +72,7 @@ def advance(session: Session, controls: Controls, **force) -> Outcome:
     if not controls.llm_on and "force_text" not in force:
         raise ValueError("the model is switched off: switch it on to step, or force text")
     request = request_for(session, controls)
-    try:
-        result = _stepped(request, controls, force)
-    except ValueError as exc:  # say so when the constraint is what stops the step
-        problem = constraint_state.diagnose(_show(controls), request)
-        if problem is None:
-            raise
-        raise ValueError(problem.step_line) from exc
+    result = constraint_state.needing("Step", lambda: _stepped(request, controls, force), _show(controls), request)
     notice = ""
     if not result["appended"]:  # the engine's notice says why (the finish reason)
         notice = result.get("notice") or f"nothing was appended ({result['finish_reason']})"

@@ -3,8 +3,10 @@
 A constraint the engine refuses (a regex it cannot compile, or a completion it does not allow) must not
 block the actions that do not need it: editing the prompt, clearing, deleting, rewinding and switching
 branches draw the distribution without the constraint and say so, and the constraint panel keeps a line
-saying what is wrong until it is fixed or turned off. Step, which does need it, is refused with the same
-explanation. The problem travels with the result the view draws (`PROBLEM`), so every redraw updates it.
+saying what is wrong until it is fixed or turned off; Compare compares the branches without it and says so
+too. Step and the look-ahead tree, which show what the constraint lets through, are refused with the same
+explanation (`needing`). The problem travels with the result the view draws (`PROBLEM`), so every redraw
+updates it.
 """
 
 from __future__ import annotations
@@ -54,13 +56,12 @@ class Problem:
             return f"This {self._what()} is not valid: {self._detail()}. Fix it or turn the constraint off."
         return f"{MISMATCH} ({self._detail()})."
 
-    @property
-    def step_line(self) -> str:
-        """Why Step (auto-step, force) is refused."""
+    def refusal(self, action: str) -> str:
+        """Why an action that needs the constraint (Step, auto-step, force, Look ahead) is refused."""
         if not self.invalid:
             return self.panel_line
         what = f"the {self._what()} is not valid ({self._detail()})"
-        return f"Step needs a valid constraint: {what}. Fix it or turn the constraint off."
+        return f"{action} needs a valid constraint: {what}. Fix it in the Constraint panel or turn the constraint off."
 
     @property
     def note(self) -> str:
@@ -88,6 +89,18 @@ def despite(show: Callable[[dict], dict], request: dict) -> tuple[dict, Problem 
         return result, _classified(request, str(exc))
 
 
+def needing(action: str, run: Callable[[], dict], show: Callable[[dict], dict], request: dict) -> dict:
+    """`run()`, an action that needs the constraint of `request`; when the constraint is what refuses it (as `show`
+    finds at the request's position), it is refused in the words of the screen, naming the Constraint panel."""
+    try:
+        return run()
+    except ValueError as exc:
+        problem = diagnose(show, request)
+        if problem is None:
+            raise
+        raise ValueError(problem.refusal(action)) from exc
+
+
 def diagnose(show: Callable[[dict], dict], request: dict) -> Problem | None:
     """The constraint's problem at the request's position, or None when it is off or `show` accepts the request."""
     if not request["constraint"].get("enabled"):
@@ -104,6 +117,11 @@ def _classified(request: dict, reason: str) -> Problem:
     except ValueError as own:
         return Problem(True, kind, str(own))
     return Problem(False, kind, reason)
+
+
+def note_html(problem: Problem | None) -> str:
+    """A panel's note that it shows the model without the constraint (HTML); empty when the constraint is fine."""
+    return f'<p class="nt-constraint-note">⚠ {escape(problem.note)}.</p>' if problem else ""
 
 
 def panel_line(result: dict) -> str:

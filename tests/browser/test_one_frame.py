@@ -14,13 +14,13 @@ PROBE_JS = """() => {
     const carried = document.querySelector('#dist-plot [data-step]');
     const summary = document.querySelector('#summary [data-testid=markdown]')?.innerText || '';
     const match = summary.match(/(\\d+) completion tokens? after a (\\d+)-token prompt/);
-    const firstRow = document.querySelector('#dist-plot [data-token-id]');
+    const firstRow = document.querySelector('#dist-plot .nt-plot')?.layout?.meta?.token_ids?.[0];
     const cell = document.querySelector('#candidates [data-testid=cell-0-1]');
     return {
       bars: carried ? JSON.parse(carried.dataset.step).completion_ids.length : null,
       status: match ? Number(match[1]) : null,
       pills: match ? document.querySelectorAll('#tokens .token').length - Number(match[2]) : null,
-      barsFirst: firstRow ? firstRow.dataset.tokenId : null,
+      barsFirst: firstRow !== undefined ? String(firstRow) : null,
       tableFirst: cell ? cell.textContent.trim() : null,
     };
   };

@@ -7,10 +7,10 @@ from playwright.sync_api import expect
 from tests.browser import ui
 
 PROMPT = "My favourite thing to do on a rainy day is"
-PROVISIONAL_JS = "() => document.querySelector('#dist-plot').innerHTML.includes('provisional')"
+PROVISIONAL_JS = "() => document.querySelector('#dist-plot .nt-plot')?.dataset.provisional === '1'"
 SPECULATED_JS = "() => window.ntBars.speculated"
 STEP_JS = """() => {
-  const carried = document.querySelector('#dist-plot .nt-bars[data-step]');
+  const carried = document.querySelector('#dist-plot .nt-plot[data-step]');
   return carried ? JSON.parse(carried.dataset.step).completion_ids.length : null;
 }"""
 

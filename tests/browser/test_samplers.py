@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ui
+from tests.browser.test_bar_scale import log_position
 from ui.draw import bars
 
 HEADERS_JS = (
@@ -44,7 +45,7 @@ def test_choosing_a_stage_redraws_the_blue_bars_after_it_in_the_browser_and_it_s
     assert final["stage"] == "all" and bars.FINAL_NAME in final["legend"]
     requests = []
     page.on("request", lambda request: requests.append(request.url))
-    page.locator("#dist-plot .nt-chip", has_text="top-k (").click()
+    ui.pick_stage(page, "after top-k (")
     ui.wait_for_values_change(page, "blue", ui.values(final, "blue"))
     assert not [url for url in requests if "/gradio_api/" in url]  # switching stages asks the server nothing
     chart = ui.bars(page)
@@ -52,7 +53,7 @@ def test_choosing_a_stage_redraws_the_blue_bars_after_it_in_the_browser_and_it_s
     ui.step(page)
     chart = ui.wait_for_bars_change(page, chart)
     _expect_after_top_k(page, chart)  # the stage picked stays picked at the next token
-    page.locator("#dist-plot .nt-chip", has_text="all stages").click()
+    ui.pick_stage(page, "after all stages")
     assert ui.wait_for_values_change(page, "blue", ui.values(chart, "blue")) == [
         0.0 if row["cut"] else row["p_final"] for row in chart["rows"]
     ]
@@ -64,13 +65,11 @@ def _expect_after_top_k(page: Page, chart: dict) -> None:
     assert chart["stage"] == "top_k" and "p after top-k" in chart["legend"]
     assert not any(e.startswith("✂ cut by min-p") for e in chart["legend"])
     assert not any(row["drawnRed"] for row in chart["rows"])
-    at = bars.log_position if chart["scale"] == "log" else float  # where the scale picked draws a probability
+    at = log_position if chart["scale"] == "log" else float  # where the scale picked draws a probability
     assert [row["drawnBlue"] for row in chart["rows"]] == pytest.approx(
         [at(p) for p in ui.values(chart, "blue")], abs=0.01
     )
-    expect(page.locator("#dist-plot .nt-chip", has_text="top-k (").locator("span")).to_have_css(
-        "background-color", "rgb(37, 99, 235)"
-    )
+    expect(page.locator("#dist-plot .updatemenu-header-group")).to_contain_text("after top-k (")
 
 
 def test_a_custom_order_is_applied_and_a_bad_one_refused(page):

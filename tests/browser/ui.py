@@ -20,27 +20,43 @@ READY_TIMEOUT_MS = 180_000  # first page: model load (or first-run conversion) a
 EVENT_TIMEOUT_MS = 45_000  # one event (step, preview, delete) on a loaded machine
 expect.set_options(timeout=EVENT_TIMEOUT_MS)  # every retrying expect, not only those given a timeout
 
-# The next-token bars as drawn: per row its data, what its visible p_final slot shows (the stage picked in the
-# menu) and the drawn widths as fractions of the bar area; the visible legend entries; the stage and scale picked.
+# The next-token bars as drawn by Plotly, read from the plot's own data (its div's `data`, `layout` and `_fullData`,
+# the traces' visibility after the menus) and its SVG: per row the token, the values, the note and the drawn right
+# end of its blue and red bars as a fraction of the plot area (the scale picked places them); the visible legend
+# entries; the stage and scale picked (the active buttons of the figure's menus).
 BARS_JS = """() => {
-  const chart = document.querySelector('#dist-plot .nt-bars');
-  if (!chart) return null;
-  const shown = el => !!el && getComputedStyle(el).display !== 'none' && el.getBoundingClientRect().height > 0;
-  const drawn = (bar, area) => bar ? bar.getBoundingClientRect().width / area.getBoundingClientRect().width : 0;
-  const rows = Array.from(chart.querySelectorAll('.nt-row')).map(row => {
-    const slot = Array.from(row.querySelectorAll('.nt-slot > .nt-v')).find(shown);
-    const cut = slot.dataset.cut === '1';
+  const gd = document.querySelector('#dist-plot .nt-plot');
+  if (!gd || !gd._fullLayout || !gd._fullData) return null;
+  const text = html => { const t = document.createElement('textarea'); t.innerHTML = html; return t.value; };
+  const picked = Object.fromEntries((gd.layout.updatemenus ?? []).map(m => [m.name, m.buttons[m.active ?? 0].name]));
+  const traces = gd.data.map((trace, i) => ({...trace, shown: gd._fullData[i].visible === true, index: i}));
+  const final = traces.filter(t => t.shown && t.offsetgroup === 'final');
+  const blue = final.find(t => t.marker.color === '#2563eb');
+  const end = traces.find(t => (t.meta?.views ?? []).length === 1 && t.meta.views[0] === 'all');
+  const base = traces.find(t => t.offsetgroup === 'base');
+  const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const drawn = {};  // trace index -> row -> right end of its bar, as a fraction of the plot area
+  for (const group of gd.querySelectorAll('.barlayer .trace')) {
+    const index = group.__data__[0].trace.index;
+    drawn[index] = {};
+    for (const point of group.querySelectorAll('.point')) {
+      const box = point.querySelector('path').getBoundingClientRect();
+      if (box.width > 0) drawn[index][point.__data__.i] = (Math.min(box.right, area.right) - area.left) / area.width;
+    }
+  }
+  const at = (trace, k) => (trace && drawn[trace.index]?.[k]) || 0;
+  const ticks = gd.layout.yaxis?.ticktext ?? [];
+  const rows = (gd.layout.meta?.token_ids ?? []).map((id, k) => {
+    const red = final.find(t => t.marker.color === '#ef4444' && t.x[k] != null);
+    const note = final.map(t => (t.text ?? [])[k]).find(Boolean) ?? '';
     return {
-      id: Number(row.dataset.tokenId), label: row.querySelector('.nt-label').textContent, mark: row.dataset.mark,
-      p_base: Number(row.dataset.pBase), p_final: Number(row.dataset.pFinal), cut,
-      blue: cut ? 0 : Number(slot.dataset.p), note: slot.querySelector('.nt-val').textContent,
-      drawnBlue: drawn(slot.querySelector('.nt-fin'), slot), drawnRed: drawn(slot.querySelector('.nt-cut'), slot),
+      id, label: text(ticks[k].replace(/^<b>|<\\/b>$/g, '')), p_base: base.x[k], p_final: end ? end.x[k] ?? 0 : 0,
+      cut: !!red, blue: red || !blue ? 0 : blue.x[k], note: text(note), drawnBlue: at(blue, k), drawnRed: at(red, k),
+      drawnBase: at(base, k),
     };
   });
-  const legend = Array.from(chart.querySelectorAll('.nt-key')).filter(shown).map(key => key.textContent);
-  const pick = chart.querySelector('.nt-pick:checked:enabled');
-  const scale = chart.querySelector('.nt-scale-pick:checked')?.value ?? null;
-  return {rows, legend, stage: pick ? pick.value : 'all', scale, empty: chart.classList.contains('nt-empty')};
+  const legend = traces.filter(t => t.shown && t.showlegend !== false).map(t => text(t.name));
+  return {rows, legend, stage: picked.stage ?? 'all', scale: picked.scale ?? null, empty: !gd.data.length};
 }"""
 BARS_CHANGED_JS = f"old => JSON.stringify(({BARS_JS})()) !== JSON.stringify(old)"
 PROMPT_SHOWN_JS = """expected => Array.from(document.querySelectorAll('#tokens .token .text'))
@@ -150,6 +166,17 @@ def step(page: Page, times: int = 1) -> None:
         n = completion_count(page)
         page.get_by_role("button", name="Step", exact=True).click()
         expect_completion_count(page, n + 1)
+
+
+def pick_scale(page: Page, scale: str) -> None:
+    """Press the bars' scale button ("log" or "linear")."""
+    page.locator("#dist-plot .updatemenu-button", has_text=scale).click()
+
+
+def pick_stage(page: Page, label: str) -> None:
+    """Open the bars' stage menu and pick the entry whose label starts with `label` (e.g. "after top-k (")."""
+    page.locator("#dist-plot .updatemenu-header-group").click()
+    page.locator("#dist-plot .updatemenu-dropdown-button", has_text=label).first.click()
 
 
 def candidate_cell(page: Page, row: int, col: int) -> Locator:

@@ -82,7 +82,7 @@ def test_step_explains_the_invalid_constraint_and_loses_nothing(call):
         call(session)
     message = str(refused.value)
     assert message.startswith(STEP_LINE) and "unclosed character class" in message
-    assert message.endswith("Fix it or turn the constraint off.")
+    assert message.endswith("Fix it in the Constraint panel or turn the constraint off.")
     assert len(session.branch.ids) == 2
 
 
@@ -133,7 +133,7 @@ def test_the_panel_line_is_escaped_and_worded_for_the_screen():
         False, "regex", "completion token 2 (' b', id 5) is not allowed by the regex constraint after 'ab'"
     )
     assert mismatch.panel_line == f"{MISMATCH} constraint off (its token 3, ' b', is not allowed after 'ab')."
-    assert mismatch.step_line == mismatch.panel_line
+    assert mismatch.refusal("Step") == mismatch.refusal("Look ahead") == mismatch.panel_line
 
 
 def test_without_turns_only_the_constraint_off():
@@ -143,3 +143,27 @@ def test_without_turns_only_the_constraint_off():
     assert {k: v for k, v in off.items() if k != "constraint"} == {
         k: v for k, v in request.items() if k != "constraint"
     }
+
+
+def test_the_look_ahead_tree_is_refused_in_the_words_of_the_screen_and_loses_nothing():
+    from ui.panels import lookahead
+
+    session = stepped(2)
+    with pytest.raises(ValueError) as refused:
+        lookahead.grow(session, INVALID, 2, 2)
+    message = str(refused.value)
+    assert message.startswith("Look ahead needs a valid constraint: the regex is not valid")
+    assert message.endswith("Fix it in the Constraint panel or turn the constraint off.") and "\n" not in message
+    assert len(session.branch.ids) == 2 and session.lookahead is None
+    with pytest.raises(ValueError, match="clear the completion, or keep it and turn the constraint off"):
+        lookahead.grow(session, DIGITS, 2, 2)
+
+
+def test_compare_of_existing_branches_works_without_the_constraint_and_says_so():
+    session = actions.current(stepped(2), CONTROLS).forked(1, "other")
+    outcome = branches.compare_branches(session, INVALID, MAIN, {})
+    table = outcome.also["comparison"]
+    assert "constraint invalid (see the Constraint panel): showing the model without it" in table
+    expected = service.compare(constraint_state.without(request_for(session, INVALID)), list(stepped(2).branch.ids))
+    assert expected["shared_prefix"] == 1 and f"<b>{expected['shared_prefix']}</b> token(s)" in table
+    assert "constraint invalid" not in branches.compare_branches(session, CONTROLS, MAIN, {}).also["comparison"]

@@ -13,7 +13,7 @@ import gradio as gr
 
 from service import operations as service
 
-from .. import actions
+from .. import actions, constraint_state
 from ..controls import Controls
 from ..draw import compare, render
 from ..events import Explorer, Outcome
@@ -74,7 +74,8 @@ def delete(session: Session, controls: Controls) -> Outcome:
 
 
 def compare_branches(session: Session, controls: Controls, other: str | None, computed: dict) -> Outcome:
-    """The two branches side by side, with the divergence of their next-token distributions."""
+    """The two branches side by side, with the divergence of their next-token distributions; without the
+    constraint, saying so, when the constraint cannot be used (as the other panels are drawn)."""
     if not other:
         raise ValueError("choose a branch to compare with")
     session = actions.current(session, controls)
@@ -85,8 +86,11 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
             f"{named[0]} continues another prompt than {named[1]}: Compare shows two completions of one prompt"
             " side by side, so pick a branch of the prompt on screen"
         )
-    comparison = service.compare(request_for(session, controls), list(other_branch.ids))
+    request = request_for(session, controls)
+    problem = constraint_state.diagnose(service.preview, request)  # Compare gives each step's refusal as its cells
+    comparison = service.compare(constraint_state.without(request) if problem else request, list(other_branch.ids))
     table = compare.comparison_html(comparison, session.branch.name, other_branch.name)
+    table = constraint_state.note_html(problem) + table
     outcome = actions.shown(session, controls)
     computed = computed | {"comparison": on_demand_key("comparison", session, controls)}
     return replace(outcome, also={"comparison": table, "computed": computed})

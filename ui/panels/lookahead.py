@@ -16,7 +16,7 @@ import gradio as gr
 from service import operations as service
 from service import tree as tree_mod
 
-from .. import actions, lookahead_view
+from .. import actions, constraint_state, lookahead_view
 from ..controls import Controls
 from ..draw import lookahead_tree
 from ..events import Explorer, Outcome
@@ -46,12 +46,14 @@ def create_lookahead() -> dict:
 
 
 def grow(session: Session, controls: Controls, width: object, depth: object) -> Outcome:
-    """The tree of the position on screen, kept in the session; refused (nothing changes) when invalid or too big."""
+    """The tree of the position on screen, kept in the session; refused (nothing changes) when invalid or too big,
+    or when the constraint cannot be used (the tree shows what Step would let through, and Step is refused)."""
     session = actions.current(session, controls)
     if not controls.llm_on:
         raise ValueError("the model is switched off: switch it on to look ahead")
     request = lookahead_view.tree_request(session, controls)
-    tree = service.tree(request | {"width": width, "depth": depth})
+    grow_tree = lambda: service.tree(request | {"width": width, "depth": depth})  # noqa: E731
+    tree = constraint_state.needing("Look ahead", grow_tree, service.preview, request)
     grown = LookAhead(request, tree, model_id())
     return actions.shown(replace(session, lookahead=grown), controls)
 
