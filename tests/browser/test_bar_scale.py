@@ -34,3 +34,18 @@ def test_the_bars_start_on_a_log_scale_named_on_the_axis_and_switch_to_linear_in
     page.wait_for_function(ui.TABLE_MATCHES_BARS_JS)
     assert ui.bars(page)["scale"] == "linear"  # the scale picked stays picked at the next token
     expect(axis).to_have_text("probability (linear scale)")
+
+
+def test_the_arrow_keys_move_through_the_stage_menu_and_the_stage_stays_while_stepping(page):
+    assert ui.bars(page)["stage"] == "all"
+    chart = page.locator("#dist-plot .nt-plot")
+    expect(chart).to_have_attribute("tabindex", "0")  # Tab reaches it
+    chart.press("ArrowLeft")  # the stage before the end: temperature under the default knobs
+    page.wait_for_function(f"() => ({ui.BARS_JS})().stage === 'temperature'")
+    assert "p after temperature" in ui.bars(page)["legend"]
+    expect(ui.stage_menu(page)).to_contain_text("after temperature (")
+    ui.step(page)
+    page.wait_for_function(ui.TABLE_MATCHES_BARS_JS)
+    assert ui.bars(page)["stage"] == "temperature"
+    chart.press("ArrowRight")
+    page.wait_for_function(f"() => ({ui.BARS_JS})().stage === 'all'")

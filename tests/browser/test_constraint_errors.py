@@ -64,3 +64,24 @@ def test_a_completion_the_pattern_does_not_allow_says_what_to_do(page):
     ui.expect_completion_count(page, 0)
     expect(problem(page)).to_have_text("")
     ui.step(page, 1)  # under the pattern now
+
+
+def test_under_an_invalid_regex_compare_runs_without_it_and_look_ahead_says_why_in_the_words_of_the_screen(page):
+    ui.set_prompt(page, PROMPT)
+    ui.step(page, 3)
+    ui.branch_at(page, 1)  # a second branch of the same prompt, to compare with
+    ui.open_accordion(page, "constraint-panel")
+    constrain(page, "[a-")
+    expect(problem(page)).to_contain_text("This regex is not valid")
+    ui.open_accordion(page, "branches")
+    ui.choose(page, "Compare the current branch with", "main (3 tokens)")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    compare = page.locator("#compare")
+    expect(compare).to_contain_text("constraint invalid (see the Constraint panel): showing the model without it")
+    expect(compare).to_contain_text("Shared prefix: 1 token(s)")
+    expect(compare).not_to_contain_text("is invalid")  # no engine words in its cells
+    ui.open_accordion(page, "lookahead-panel")
+    page.get_by_role("button", name="Grow the tree from the position on screen", exact=True).click()
+    refusal = "Look ahead needs a valid constraint: the regex is not valid"
+    expect(ui.error_toast(page, refusal).first).to_contain_text("Fix it in the Constraint panel")
+    ui.expect_completion_count(page, 2)  # nothing lost

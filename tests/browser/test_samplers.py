@@ -69,7 +69,7 @@ def _expect_after_top_k(page: Page, chart: dict) -> None:
     assert [row["drawnBlue"] for row in chart["rows"]] == pytest.approx(
         [at(p) for p in ui.values(chart, "blue")], abs=0.01
     )
-    expect(page.locator("#dist-plot .updatemenu-header-group")).to_contain_text("after top-k (")
+    expect(ui.stage_menu(page)).to_contain_text("after top-k (")
 
 
 def test_a_custom_order_is_applied_and_a_bad_one_refused(page):

@@ -173,9 +173,14 @@ def pick_scale(page: Page, scale: str) -> None:
     page.locator("#dist-plot .updatemenu-button", has_text=scale).click()
 
 
+def stage_menu(page: Page) -> Locator:
+    """The bars' stage menu (a dropdown that shows the stage picked)."""
+    return page.locator("#dist-plot .updatemenu-header-group", has_text="after ")
+
+
 def pick_stage(page: Page, label: str) -> None:
     """Open the bars' stage menu and pick the entry whose label starts with `label` (e.g. "after top-k (")."""
-    page.locator("#dist-plot .updatemenu-header-group").click()
+    stage_menu(page).click()
     page.locator("#dist-plot .updatemenu-dropdown-button", has_text=label).first.click()
 
 

@@ -40,5 +40,19 @@ const draw = () => {
     plot.on('plotly_buttonclicked', event => { picked[event.menu.name] = event.button.name; });
   }
 };
+// The keyboard: Tab reaches the chart, and the left and right arrow keys move through the stage menu.
+plot.tabIndex = 0;
+plot.setAttribute('aria-label', 'Next-token bars: the left and right arrow keys pick the stage shown');
+plot.addEventListener('keydown', event => {
+  const move = {ArrowLeft: -1, ArrowRight: 1}[event.key];
+  const menus = plot.layout?.updatemenus ?? [];
+  const index = menus.findIndex(menu => menu.name === 'stage');
+  if (!move || index < 0) return;
+  event.preventDefault();
+  const menu = menus[index];
+  const active = Math.min(Math.max((menu.active ?? 0) + move, 0), menu.buttons.length - 1);
+  picked.stage = menu.buttons[active].name;
+  Plotly.update(plot, menu.buttons[active].args[0], {[`updatemenus[${index}].active`]: active});
+});
 watch('value', draw);
 draw();
