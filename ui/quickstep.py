@@ -66,8 +66,10 @@ def answer(page: str | None, request: dict | None) -> dict[str, object]:
     if context is None or request is None:
         return {}
     session = actions.prompt_edited(context.session, context.controls)[0].inspecting(None)  # no toast here
-    if not context.controls.llm_on or request_for(session, context.controls) != request:
+    own = request_for(session, context.controls)
+    if not context.controls.llm_on or own != request:
         return {}  # the page's state moved on: the Step event steps from it
+    request = own  # as the Step event will build it: the page's JSON has lost the difference of 1.0 and 1
     entry = SPECULATIONS.start(request)
     try:
         entry.result = service.step(request)

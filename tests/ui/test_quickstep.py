@@ -59,10 +59,19 @@ def carried(bars: dict) -> dict | None:
     return bars["step"]
 
 
+def as_javascript(value: object) -> object:
+    """A value after a trip through the page's JSON: JavaScript has one number type, so 1.0 comes back as 1."""
+    if isinstance(value, dict):
+        return {key: as_javascript(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_javascript(item) for item in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def quick(panels: dict) -> dict:
-    """The server function as the page calls it: the bars' request as JSON, from this page."""
+    """The server function as the page calls it: the bars' request as JSON (as the page writes it), from this page."""
     return server_function(COMPONENTS)(
-        [json.dumps(carried(panels["plot"]))], SimpleNamespace(_json={"session_hash": PAGE})
+        [json.dumps(as_javascript(carried(panels["plot"])))], SimpleNamespace(_json={"session_hash": PAGE})
     )
 
 

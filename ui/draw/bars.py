@@ -47,7 +47,8 @@ AXES = {
 BAR_TEXT = {"textposition": "outside", "cliponaxis": False, "constraintext": "none", "textfont": {"size": 11}}
 CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
           "toImageButtonOptions": {"format": "png", "filename": "next-token-bars", "scale": 2}}  # fmt: skip
-ROW_PX, LEGEND_LINE_PX, MENU_PX, SCALE_MENU_PX = 34, 21, 44, 112
+ROW_PX, LEGEND_LINE_PX, SCALE_MENU_PX = 34, 21, 112
+MENU_PX = 76  # the menus above the plot, below the mode bar (which shows at the top of the chart on hover)
 
 
 @dataclass(frozen=True)
