@@ -16,6 +16,7 @@ from service import operations as service
 from .. import actions
 from ..controls import Controls
 from ..draw import compare, render
+from ..edits import interventions
 from ..events import Explorer, Outcome
 from ..request import request_for
 from ..state import MAIN, Session
@@ -85,7 +86,8 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
             f"{named[0]} continues another prompt than {named[1]}: Compare shows two completions of one prompt"
             " side by side, so pick a branch of the prompt on screen"
         )
-    comparison = service.compare(request_for(session, controls), list(other_branch.ids))
+    other_edits = interventions(other_branch.edits, session.vectors)  # each side under its own model edits
+    comparison = service.compare(request_for(session, controls), list(other_branch.ids), other_edits)
     table = compare.comparison_html(comparison, session.branch.name, other_branch.name)
     outcome = actions.shown(session, controls)
     computed = computed | {"comparison": on_demand_key("comparison", session, controls)}
