@@ -34,7 +34,8 @@ def request_for(session: Session, controls: Controls) -> dict:
             "use_chat_template": controls.use_chat_template,
         }
     out |= {"params": controls.params(), "constraint": controls.constraint()}
-    return out | {"interventions": interventions(branch.edits, session.vectors)} if branch.edits else out
+    edits = interventions(branch.edits, session.vectors)
+    return (out | {"interventions": edits}) if edits else out  # no edits on: the request of an unedited model
 
 
 def prompt_request(session: Session, controls: Controls) -> dict:
