@@ -8,25 +8,10 @@ import math
 import pytest
 import torch
 
-from backends.model import STORE
 from service import operations as service
+from tests.service.test_interventions import FULL, HEAD, PROMPT, body, tiny_store  # noqa: F401 (a fixture)
 
-PROMPT = "Once upon a time there was a"
-FULL = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "seed": 3}
-HEAD = {"type": "ablate", "layer": 1, "head": 2}
-
-
-@pytest.fixture
-def tiny_store(tiny, embedded):
-    """The tiny random Llama (2 layers, 4 heads) as the shared model, the embedded one afterwards."""
-    STORE.use(tiny)
-    yield tiny
-    STORE.use(embedded)
-
-
-def body(edits, **extra) -> dict:
-    data = {"prompt": PROMPT, "use_chat_template": False, "top_k": 8, "params": FULL, "interventions": edits}
-    return data | extra
+pytestmark = pytest.mark.usefixtures("tiny_store")  # the tiny random Llama is the shared model
 
 
 def p_base(model, ids, zero_head: tuple[int, int] | None = None) -> torch.Tensor:
@@ -51,15 +36,15 @@ def p_base(model, ids, zero_head: tuple[int, int] | None = None) -> torch.Tensor
     return torch.softmax(logits.double(), -1)
 
 
-def test_tree_nodes_under_edits_carry_the_unedited_probabilities_of_a_plain_forward(tiny_store):
-    prompt = list(tiny_store.tokenizer(PROMPT)["input_ids"])
+def test_tree_nodes_under_edits_carry_the_unedited_probabilities_of_a_plain_forward(tiny):
+    prompt = list(tiny.tokenizer(PROMPT)["input_ids"])
     tree = service.tree(body([HEAD], width=2, depth=2))
     seen = 0
     for node in tree["children"]:
         for child in [node, *node["children"]]:
             context = prompt + child["path_ids"][:-1]
             token = child["path_ids"][-1]
-            plain, edited = p_base(tiny_store.model, context), p_base(tiny_store.model, context, (1, 2))
+            plain, edited = p_base(tiny.model, context), p_base(tiny.model, context, (1, 2))
             assert child["p_base_unedited"] == pytest.approx(float(plain[token]), rel=1e-4)
             assert child["p_final_unedited"] == pytest.approx(float(plain[token]), rel=1e-4)  # no knob cuts here
             assert child["p_base"] == pytest.approx(float(edited[token]), rel=1e-4)
@@ -68,7 +53,7 @@ def test_tree_nodes_under_edits_carry_the_unedited_probabilities_of_a_plain_forw
     assert seen == 6
 
 
-def test_the_unedited_p_final_of_a_tree_node_follows_the_knobs(tiny_store):
+def test_the_unedited_p_final_of_a_tree_node_follows_the_knobs(tiny):
     knobs = FULL | {"temperature": 0.5, "top_k": 3}
     tree = service.tree(body([HEAD], width=2, depth=1, params=knobs))
     plain = service.preview(body([], params=knobs, top_k=50))["dist"]["tokens"]
@@ -77,7 +62,7 @@ def test_the_unedited_p_final_of_a_tree_node_follows_the_knobs(tiny_store):
         assert node["p_final_unedited"] == pytest.approx(row["p_final"] if row else 0.0, abs=1e-6)
 
 
-def test_a_tree_without_edits_has_no_unedited_fields(tiny_store):
+def test_a_tree_without_edits_has_no_unedited_fields(tiny):
     tree = service.tree(body([], width=2, depth=2))
     assert all("p_final_unedited" not in node for node in tree["children"])
 
@@ -90,21 +75,21 @@ def entropy(p: torch.Tensor) -> float:
     return float(-(p * p.log()).sum()) / math.log(2.0)
 
 
-def test_compare_runs_each_branch_under_its_own_edits(tiny_store):
-    prompt = list(tiny_store.tokenizer(PROMPT)["input_ids"])
+def test_compare_runs_each_branch_under_its_own_edits(tiny):
+    prompt = list(tiny.tokenizer(PROMPT)["input_ids"])
     ids = service.step(body([HEAD]))["completion_ids"] + [17]
     other = [*ids[:1], 99]  # shares the first token, then differs
     found = service.compare(body([HEAD], completion_ids=ids), other, [])
     for i, step in enumerate(found["steps"]):
-        mine = p_base(tiny_store.model, prompt + ids[:i], (1, 2))
-        theirs = p_base(tiny_store.model, prompt + other[:i])
+        mine = p_base(tiny.model, prompt + ids[:i], (1, 2))
+        theirs = p_base(tiny.model, prompt + other[:i])
         assert step["entropy_bits"] == pytest.approx(entropy(mine), abs=1e-4)
         assert step["other_entropy_bits"] == pytest.approx(entropy(theirs), abs=1e-4)
         assert step["kl_base_bits"] == pytest.approx(kl_bits(mine, theirs), abs=1e-4)
     assert found["steps"][0]["kl_base_bits"] > 1e-4  # the same context, another model: they differ from step 0
 
 
-def test_compare_without_the_other_edits_keeps_both_sides_under_the_request_edits(tiny_store):
+def test_compare_without_the_other_edits_keeps_both_sides_under_the_request_edits(tiny):
     ids = service.step(body([HEAD]))["completion_ids"]
     found = service.compare(body([HEAD], completion_ids=ids), ids)
     assert all(step["kl_base_bits"] == pytest.approx(0.0, abs=1e-9) for step in found["steps"])
