@@ -115,8 +115,8 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
     unedited = dataclasses.replace(req, interventions=()) if req.interventions else None
     for level in range(depth):
         stages = _level(engine, req, prompt, frontier, level)
-        plain = _level(engine, unedited, prompt, frontier, level) if unedited else [None] * len(stages)
-        frontier = _expand(engine, req, frontier, list(zip(stages, plain, strict=True)), width, level + 1 < depth)
+        plain = _level(engine, unedited, prompt, frontier, level) if unedited else None
+        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth, plain)
         yield None
         if not frontier:
             break
@@ -135,13 +135,15 @@ def _level(engine: Engine, req: Request, prompt: tuple[int, ...], frontier: list
     return [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
 
 
-def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool) -> list[_Open]:
+def _expand(
+    engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool, unedited: list | None = None
+) -> list[_Open]:
     """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`).
 
-    `stages`: per node, (its stages, the unedited model's stages or None without edits)."""
+    `unedited`: under edits, the unedited model's stages at each node (its children carry their probabilities)."""
     prompt, _ = engine.prompt_ids(req)
     frontier = []
-    for node, (found, plain) in zip(nodes, stages, strict=True):
+    for node, found, plain in zip(nodes, stages, unedited or [None] * len(nodes), strict=True):
         for token in top_tokens(found.p_final, width):
             p_final = float(found.p_final[token])
             path = (*node.path, token)

@@ -84,5 +84,23 @@ def test_a_reload_keeps_the_edits_of_each_branch(page, app_url):
     ui.expect_completion_count(page, 1)
     expect(ui.summary(page)).to_contain_text("edited: layer 9 steered by")
     assert [r["label"] for r in ui.bars(page)["rows"]] == [r["label"] for r in steered["rows"]]
-    ui.open_accordion(page, "edits-panel")
+    expect(page.locator("#edits-panel > [data-testid=accordion-content]")).to_be_visible()  # still open
     expect(edit_switch(page, STEERING)).to_be_checked()
+
+
+def test_a_vector_made_from_typed_examples_steers_and_remove_takes_it_away(page):
+    ui.open_accordion(page, "edits-panel")
+    page.get_by_role("button", name="Make the vector and steer", exact=True).click()
+    expect(ui.error_toast(page, "type at least one example to steer toward")).to_be_visible()
+    before = ui.bars(page)
+    page.get_by_label("Toward (one example per line)", exact=True).fill("I love this")
+    page.get_by_label("Away from (one per line)", exact=True).fill("I hate this")
+    page.get_by_role("button", name="Make the vector and steer", exact=True).click()
+    steered = ui.wait_for_bars_change(page, before)
+    expect(ui.summary(page)).to_contain_text("edited: layer 9 steered by")
+    expect(edit_switch(page, STEERING)).to_be_checked()
+    ui.choose(page, "Edit to remove", STEERING)
+    page.get_by_role("button", name="Remove", exact=True).click()
+    ui.wait_for_bars_change(page, steered)
+    expect(ui.summary(page)).not_to_contain_text("edited:")
+    expect(page.locator("#edits-list input")).to_have_count(0)

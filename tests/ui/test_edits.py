@@ -186,3 +186,9 @@ def test_compare_shows_the_edited_branch_against_the_original_each_under_its_own
     same = service.compare(request_for(edited, CONTROLS), list(work.branch.ids))
     assert plain["steps"][0]["kl_base_bits"] > 1e-6 and same["steps"][0]["kl_base_bits"] == pytest.approx(0, abs=1e-9)
     assert f"{plain['steps'][0]['kl_base_bits']:.3f}" in table
+
+
+def test_a_new_prompt_keeps_the_edits_on_the_branch_it_starts():
+    edited = Session(key=("p", "", False)).with_edits((Edit("ablate", 0),))
+    moved = edited.with_branch(replace(edited.branch, ids=(1,), meta=({},))).for_prompt(("q", "", False))
+    assert moved.current != MAIN and moved.branch.edits == (Edit("ablate", 0),) and moved.branch.ids == ()
