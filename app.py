@@ -25,6 +25,7 @@ from ui.panels import (
     autostep,
     branches,
     chat_tab,
+    edits,
     explorer,
     lens,
     lookahead,
@@ -50,6 +51,7 @@ def build() -> gr.Blocks:
             with gr.Tab("Explorer", id="explorer"), gr.Row(equal_height=False, elem_id="explorer-row"):
                 with gr.Column(scale=1, min_width=260, elem_id="explorer-side"):
                     c |= sidebar.create_sidebar()
+                    c |= edits.create_edits()
                 with gr.Column(scale=3, min_width=320, elem_id="explorer-main"):
                     c |= explorer.create_explorer()
                     for create in (lookahead.create_lookahead, attribution_panel.create_attribution_panel,
@@ -62,7 +64,7 @@ def build() -> gr.Blocks:
         settings.wire_settings(demo, ex)
         for wire in (sidebar.wire_sidebar, explorer.wire_explorer, attribution_panel.wire_attribution,
                      lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches, autostep.wire_autostep,
-                     session_file.wire_session_file, chat_tab.wire_chat):  # fmt: skip
+                     session_file.wire_session_file, chat_tab.wire_chat, edits.wire_edits):  # fmt: skip
             wire(ex)
     return demo
 

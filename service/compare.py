@@ -6,11 +6,13 @@ branch over its tokens (contexts the branches share are computed once), and KL(c
 summed over the full vocabulary in float64 from log-softmax: two different contexts never show 0 the
 way an estimate from a few displayed rows can. p_final, after every knob of the request, is compared
 too; where its KL is infinite (the other branch excludes a token the current one keeps) the value is
-null and a reason says why.
+null and a reason says why. Each branch runs under its own model edits, so an edited branch compared with
+the original shows, step by step, what the edit changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,19 +74,22 @@ def entropy_bits(log_p: torch.Tensor) -> float:
     return float(-(lp.exp() * lp).sum()) / math.log(2.0) + 0.0
 
 
-def compare_branches(engine: Engine, req: Request, other_completion_ids: object) -> Comparison:
-    """Compare the request's branch (current) with `other_completion_ids` (other), both after the request's prompt."""
+def compare_branches(engine: Engine, req: Request, other_completion_ids: object, other: Request | None = None):
+    """Compare the request's branch (current) with `other_completion_ids` (other), both after the request's prompt;
+    the other branch runs under `other`'s model edits (default: the request's own)."""
+    other_req = req if other is None else dataclasses.replace(req, interventions=other.interventions)
     prompt, _ = engine.prompt_ids(req)
     current = req.completion_ids
-    other = check_token_ids("other_completion_ids", other_completion_ids, engine.loaded.vocab_size)
+    ids = check_token_ids("other_completion_ids", other_completion_ids, engine.loaded.vocab_size)
     engine.check_context(prompt, current)
-    engine.check_context(prompt, other)
-    n_steps = max(len(current), len(other))
-    shared = common_prefix(current, other)
+    engine.check_context(prompt, ids)
+    n_steps = max(len(current), len(ids))
+    shared = common_prefix(current, ids)
     mine = _positions(engine, req, prompt, current, n_steps, start=0)
-    theirs = mine[: shared + 1] + _positions(engine, req, prompt, other, n_steps, start=shared + 1)
-    steps = tuple(_step(engine, i, (current, other), (mine, theirs)) for i in range(n_steps))
-    return Comparison(None if current == other else shared, shared, steps)
+    reused = shared + 1 if other_req.interventions == req.interventions else 0  # shared steps, under the same edits
+    theirs = mine[:reused] + _positions(engine, other_req, prompt, ids, n_steps, start=reused)
+    steps = tuple(_step(engine, i, (current, ids), (mine, theirs)) for i in range(n_steps))
+    return Comparison(None if current == ids else shared, shared, steps)
 
 
 def _positions(engine: Engine, req: Request, prompt, branch: Sequence[int], n_steps: int, start: int):

@@ -267,19 +267,23 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
 @LANE.held
 @gpu
 @readable_errors
-def compare(request: dict, other_completion_ids: list[int]) -> dict:
+def compare(request: dict, other_completion_ids: list[int], other_interventions: list | None = None) -> dict:
     """Two branches of the request's prompt, step by step: tokens, entropies, exact KL(current || other) in bits.
 
-    The request's completion_ids are the current branch; `other_completion_ids` the other. The work is one
-    forward pass per branch over its own tokens, within the context budget of the longer branch.
+    The request's completion_ids are the current branch; `other_completion_ids` the other, run under
+    `other_interventions` (None: the request's own). The work is one forward pass per branch over its own
+    tokens, within the context budget of the longer branch.
     """
     from service.compare import compare_branches
 
     req = parsing.parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)
+    other_req = None
+    if other_interventions is not None:
+        _, other_req = _engine(parsing.parsed(request | {"interventions": other_interventions}))
     engine, req = _engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
-    return compare_branches(engine, req, other).as_dict()
+    return compare_branches(engine, req, other, other_req).as_dict()
 
 
 @LANE.held

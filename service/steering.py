@@ -45,6 +45,16 @@ def steering_vector(body: object) -> dict:
 
 
 @readable_errors
+def steering_floats(vector_id: str) -> tuple[float, ...]:
+    """The floats of the current model's steering vector `vector_id` (a session file keeps them, so that its
+    steering edits work in a process that never made the vector)."""
+    found = steering.vector_of(STORE.get(), vector_id)
+    if found is None:
+        raise ValueError(f"vector {vector_id!r} is not a steering vector of this model: make one first")
+    return found.vector
+
+
+@readable_errors
 def steering_vectors() -> dict:
     """The current model's steering vectors, oldest first: `{"vectors": [...]}`."""
     return {"vectors": [found.summary() for found in steering.listed(STORE.get())]}

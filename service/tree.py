@@ -4,12 +4,15 @@ From the request's position, each node's `width` most likely next tokens by p_fi
 knobs and constraint) become its children, down to `depth` tokens. Each level is one batched forward pass
 over the whole frontier (`PrefixCache.batch_logits`: the request's cached prefix expanded to the batch),
 and each node's distribution is the engine's own pipeline on that path (penalties, DRY and the constraint
-see the path as part of the completion), so a node equals `preview` of its path. `levels` yields once per
-level: the caller runs each level as one slice of the model lane.
+see the path as part of the completion), so a node equals `preview` of its path. Under model edits each node
+also carries the unedited model's p_base and p_final of its token at its parent (one more batched forward per
+level, without the edits). `levels` yields once per level: the caller runs each level as one slice of the model
+lane.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -41,9 +44,12 @@ class TreeNode:
     path_probability: float
     finish_reason: str | None
     children: tuple[TreeNode, ...]
+    unedited: tuple[float, float] | None = None  # under edits: the unedited model's (p_base, p_final) of the token
 
     def as_dict(self) -> dict:
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "unedited"}
+        if self.unedited is not None:
+            out["p_base_unedited"], out["p_final_unedited"] = self.unedited
         out["path_ids"] = list(self.path_ids)
         out["children"] = [child.as_dict() for child in self.children]
         return out
@@ -92,6 +98,7 @@ class _Open:
     path_probability: float
     finish_reason: str | None = None
     children: list[_Open] = field(default_factory=list)
+    unedited: tuple[float, float] | None = None
 
 
 def top_tokens(p_final: torch.Tensor, count: int) -> list[int]:
@@ -103,18 +110,13 @@ def top_tokens(p_final: torch.Tensor, count: int) -> list[int]:
 def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tree | None]:
     """Grow the tree level by level: yields None after each level's forward pass, then the Tree."""
     prompt, _ = engine.prompt_ids(req)
-    completion = req.completion_ids
     root = _Open(-1, (), 1.0, 1.0, 1.0)
     frontier = [root]
+    unedited = dataclasses.replace(req, interventions=()) if req.interventions else None
     for level in range(depth):
-        if level == 0:  # the request's own position: preview's memoised analysis
-            stages = [engine.analysis(req, prompt, completion)[0]]
-        else:
-            paths = [n.path for n in frontier]
-            rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), paths, edits=req.interventions)
-            paths = [(*completion, *n.path) for n in frontier]
-            stages = [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
-        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth)
+        stages = _level(engine, req, prompt, frontier, level)
+        plain = _level(engine, unedited, prompt, frontier, level) if unedited else None
+        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth, plain)
         yield None
         if not frontier:
             break
@@ -122,15 +124,32 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
     yield Tree(width, depth, _count(children), children)
 
 
-def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool) -> list[_Open]:
-    """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`)."""
+def _level(engine: Engine, req: Request, prompt: tuple[int, ...], frontier: list[_Open], level: int) -> list:
+    """The stages at each frontier node's position (one batched forward over the frontier)."""
+    completion = req.completion_ids
+    if level == 0:  # the request's own position: preview's memoised analysis
+        return [engine.analysis(req, prompt, completion)[0]]
+    paths = [n.path for n in frontier]
+    rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), paths, edits=req.interventions)
+    paths = [(*completion, *n.path) for n in frontier]
+    return [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
+
+
+def _expand(
+    engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool, unedited: list | None = None
+) -> list[_Open]:
+    """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`).
+
+    `unedited`: under edits, the unedited model's stages at each node (its children carry their probabilities)."""
     prompt, _ = engine.prompt_ids(req)
     frontier = []
-    for node, found in zip(nodes, stages, strict=True):
+    for node, found, plain in zip(nodes, stages, unedited or [None] * len(nodes), strict=True):
         for token in top_tokens(found.p_final, width):
             p_final = float(found.p_final[token])
             path = (*node.path, token)
             child = _Open(token, path, float(found.p_base[token]), p_final, node.path_probability * p_final)
+            if plain is not None:
+                child.unedited = (float(plain.p_base[token]), float(plain.p_final[token]))
             child.finish_reason = engine.finish_reason(req, prompt, (*req.completion_ids, *path))
             node.children.append(child)
             if more and child.finish_reason is None:
@@ -147,6 +166,7 @@ def _frozen(node: _Open, view: TokenView) -> TreeNode:
         path_probability=node.path_probability,
         finish_reason=node.finish_reason,
         children=tuple(_frozen(child, view) for child in node.children),
+        unedited=node.unedited,
     )
 
 

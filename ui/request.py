@@ -1,8 +1,9 @@
 """The service request of the current branch under the current controls, and a fingerprint of it.
 
 A branch opened from the chat carries its conversation as `messages` (rendered with the chat
-template); every other branch uses the prompt box. The fingerprint is how the view tells whether
-a panel's content was computed from what the screen shows now.
+template); every other branch uses the prompt box. A branch's model edits that are on go with every
+request made for it (`interventions`), so every panel shows the edited model. The fingerprint is how the
+view tells whether a panel's content was computed from what the screen shows now.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import json
 from service import operations as service
 
 from .controls import Controls
+from .edits import interventions
 from .state import Session
 
-PROMPT_FIELDS = ("prompt", "system_prompt", "use_chat_template", "messages", "completion_ids", "branch_id")
+PROMPT_FIELDS = (
+    "prompt", "system_prompt", "use_chat_template", "messages", "completion_ids", "branch_id", "interventions",
+)  # fmt: skip
 
 
 def request_for(session: Session, controls: Controls) -> dict:
-    """The preview/step request (see the README's API section) for the current branch."""
+    """The preview/step request (see the README's API section) for the current branch, under its model edits."""
     branch = session.branch
     out = {"branch_id": session.current, "completion_ids": list(branch.ids), "top_k": int(controls.top_k)}
     if branch.messages is not None:
@@ -29,7 +33,9 @@ def request_for(session: Session, controls: Controls) -> dict:
             "system_prompt": controls.system_prompt,
             "use_chat_template": controls.use_chat_template,
         }
-    return out | {"params": controls.params(), "constraint": controls.constraint()}
+    out |= {"params": controls.params(), "constraint": controls.constraint()}
+    edits = interventions(branch.edits, session.vectors)
+    return (out | {"interventions": edits}) if edits else out  # no edits on: the request of an unedited model
 
 
 def prompt_request(session: Session, controls: Controls) -> dict:

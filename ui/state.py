@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from .controls import Controls
+from .edits import Edit, Vector, vectors_from_json
 
 MAIN = "main"
 PROMPT_SHOWN = 24  # characters of a branch's prompt in its label
@@ -31,6 +32,7 @@ class Branch:
     fork_at: int | None = None
     messages: tuple[dict, ...] | None = None  # a conversation prompt instead of the prompt box
     prompt: tuple | None = None  # the prompt-box key (prompt, system prompt, chat template) this branch continues
+    edits: tuple[Edit, ...] = ()  # the model edits its requests carry (those switched on)
 
     def cut(self, length: int) -> Branch:
         if not 0 <= length <= len(self.ids):
@@ -70,14 +72,15 @@ class Session:
     auto_run: tuple[float, int] = (0.0, 0)  # the auto-step run (its start time) and the steps it has taken
     shown: dict = field(default_factory=dict)  # panel -> inputs it shows
     lookahead: LookAhead | None = None  # the last tree grown (current while its request is the one on screen)
+    vectors: dict = field(default_factory=dict)  # steering vector id -> Vector, for the branches' steering edits
 
     def __hash__(self) -> int:
         """Gradio hashes state values to tell when they changed (which saves the session in the browser): equal
         sessions agree on these fields, and every change worth keeping moves one of them."""
-        branches = tuple((k, b.name, b.prompt, b.ids, b.messages is None) for k, b in self.branches.items())
+        branches = tuple((k, b.name, b.prompt, b.ids, b.messages is None, b.edits) for k, b in self.branches.items())
         chat = (len(self.chat), self.chat[-1].get("content") if self.chat else None, self.chat_reply_ids)
         grown = None if self.lookahead is None else json.dumps(self.lookahead.request, sort_keys=True)
-        return hash((self.key, self.current, self.inspect, branches, chat, grown))
+        return hash((self.key, self.current, self.inspect, branches, chat, grown, tuple(self.vectors)))
 
     @property
     def chat_reply_ids(self) -> tuple[int, ...]:
@@ -109,7 +112,7 @@ class Session:
         if not branch.ids or branch.prompt is None:
             return replace(moved, inspect=None).with_branch(replace(branch, prompt=key))
         counter = self.counter + 1
-        fresh = moved.with_branch(Branch(f"branch {counter}", prompt=key), f"b{counter}")
+        fresh = moved.with_branch(Branch(f"branch {counter}", prompt=key, edits=branch.edits), f"b{counter}")
         return replace(fresh, current=f"b{counter}", counter=counter, inspect=None)
 
     def with_result(self, result: dict) -> Session:
@@ -128,9 +131,16 @@ class Session:
         counter = self.counter + 1
         label = name.strip() or f"branch {counter}"
         conversation = messages if messages is not None else base.messages
-        new = Branch(label, base.ids, base.meta, self.current, at, conversation, base.prompt or self.key)
+        new = Branch(label, base.ids, base.meta, self.current, at, conversation, base.prompt or self.key, base.edits)
         out = replace(self, counter=counter, inspect=None).with_branch(new, f"b{counter}")
         return replace(out, current=f"b{counter}")
+
+    def with_edits(self, edits: tuple[Edit, ...], vector: Vector | None = None) -> Session:
+        """The current branch under `edits` (and `vector` kept for them). A branch with tokens keeps its edits:
+        the change starts a new branch from the end of its completion, made current."""
+        vectors = self.vectors | ({vector.id: vector} if vector is not None else {})
+        moved = self.forked(len(self.branch.ids)) if self.branch.ids else self
+        return replace(moved, vectors=vectors).with_branch(replace(moved.branch, edits=edits))
 
     def switched(self, branch_id: str) -> Session:
         """The branch made current; the prompt box then shows the prompt it continues (its `key`)."""
@@ -210,6 +220,7 @@ def to_json(controls: Controls, prefs: Prefs, session: Session | None = None, mo
             "chat": list(session.chat),
             "chat_reply": list(session.chat_reply),
             "model_id": model_id,
+            "vectors": [v.as_dict() for vid, v in session.vectors.items() if vid in _used_vectors(session.branches)],
         }
         if session.lookahead is not None:
             grown = session.lookahead
@@ -221,9 +232,13 @@ def _prefs_json(prefs: Prefs) -> dict:
     return {"open_panels": sorted(prefs.open_panels), "constraint_texts": dict(prefs.constraint_texts)}
 
 
+def _used_vectors(branches: dict) -> set[str]:
+    return {e.vector for b in branches.values() for e in b.edits if e.kind == "steer"}
+
+
 def _branch_json(branch: Branch) -> dict:
     out = {"name": branch.name, "ids": list(branch.ids), "meta": list(branch.meta)}
-    out |= {"parent": branch.parent, "fork_at": branch.fork_at}
+    out |= {"parent": branch.parent, "fork_at": branch.fork_at, "edits": [e.as_dict() for e in branch.edits]}
     out |= {"prompt": list(branch.prompt)} if branch.prompt is not None else {}
     return out | ({"messages": list(branch.messages)} if branch.messages is not None else {})
 
@@ -261,7 +276,7 @@ def _session(data: object) -> Session:
     return Session(
         key=key, branches=restored, current=current, counter=max([len(restored), *numbered]), chat=chat,
         chat_reply=tuple(r for r in reply if isinstance(r, dict) and isinstance(r.get("token"), dict)),
-        lookahead=lookahead,
+        lookahead=lookahead, vectors=vectors_from_json(data.get("vectors"), _used_vectors(restored)),
     )  # fmt: skip
 
 
@@ -273,6 +288,7 @@ def _branch(branch_id: str, data: object, key: tuple | None) -> Branch:
     meta = data.get("meta") if isinstance(data.get("meta"), list) else []
     messages = data.get("messages")
     prompt = data.get("prompt")  # absent from older files: the session's prompt
+    edits = data.get("edits") if isinstance(data.get("edits"), list) else []  # absent from older files: none
     return Branch(
         str(data.get("name") or branch_id),
         tuple(data["ids"]),
@@ -281,4 +297,5 @@ def _branch(branch_id: str, data: object, key: tuple | None) -> Branch:
         data.get("fork_at"),
         tuple(messages) if isinstance(messages, list) else None,
         tuple(prompt) if isinstance(prompt, list) and len(prompt) == 3 else None if isinstance(messages, list) else key,
+        tuple(map(Edit.from_dict, edits)),
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import constraint_state, explain_target, lookahead_view
+from . import constraint_state, edits_view, explain_target, lookahead_view
 from .controls import PARAM_FIELDS, Controls
 from .draw import bars, heatmap, render, timeline
 from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
@@ -97,7 +97,7 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(model, prompt_request(session, controls), extra)
-    branches = {bid: (b.ids, b.messages, b.prompt) for bid, b in session.branches.items()}
+    branches = {bid: (b.ids, b.messages, b.prompt, b.edits) for bid, b in session.branches.items()}
     return fingerprint(model, session.key, branches, _p_final_settings(controls))
 
 
@@ -158,7 +158,8 @@ def _status(frame: Frame) -> str:
     session, notice = frame.session, frame.notice
     if session.inspect is not None and not notice:
         notice = render.choice_note(session.branch.meta[session.inspect], session.inspect)
-    return render.status_line(frame.result, session, notice)
+    line = render.status_line(frame.result, session, notice)
+    return " · ".join(filter(None, (line, edits_view.status_part(shown_dist(frame)))))
 
 
 def _tokens_key(frame: Frame) -> str:
@@ -228,6 +229,9 @@ _PANELS = {
     ),
     "compare_with": (_branch_key, lambda f: gr.Dropdown(choices=f.session.branch_choices())),
     **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
+    **{
+        n: (lambda f: edits_view.panel_key(f.session), lambda f, d=d: d(f.session)) for n, d in edits_view.DRAWS.items()
+    },
     # drawn even while the attribution panel is closed: a pick must never outlive its position
     "explain_token": (_pickers_key, lambda f: explain_target.target_picker(_explained(f), f.controls)),
     "contrast_token": (_pickers_key, lambda f: explain_target.foil_picker(_explained(f), f.controls)),

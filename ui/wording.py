@@ -33,6 +33,8 @@ _PHRASES = (
     (r"\bsystem_prompt\b", "the system prompt"),
     (r"\bcompletion_ids\b", "the completion"),
     (r"\buse_chat_template\b", "“Wrap in the chat template”"),
+    (r"\binterventions\[\d+\]\.alpha\b", "the strength"),  # a model edit's field as the Edit panel labels it
+    (r"\binterventions\[\d+\]\.(layer|head)\b", r"\1"),
     # a knob by its slider's label (a bare stage name stays: the custom order is typed with those names)
     *((rf"\bparams\.{p.name}\b", _label(p.slider.label)) for p in SAMPLER_REGISTRY.params),
     (r"\bparams\.", ""),

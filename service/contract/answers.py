@@ -107,6 +107,8 @@ class TreeNode(Answer):
     path_probability: float
     finish_reason: str | None
     children: list[TreeNode]
+    p_base_unedited: float | None = None  # under interventions: the unedited model's p_base of this token
+    p_final_unedited: float | None = None  # ... and its p_final (the same knobs on the unedited logits)
 
 
 class TreeAnswer(Answer):

@@ -1,7 +1,7 @@
 """The look-ahead tree drawn: the API's `tree` answer -> its nodes depth first, a table of paths, an icicle figure.
 
 The table lists the nodes depth first, so a row index names one node and its path (what a click on the row
-appends).
+appends). Under model edits a node's p_final is shown with the unedited model's beside it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Node:
     p_final: float
     path_probability: float
     finish_reason: str | None
+    p_final_unedited: float | None = None  # under model edits: the unedited model's p_final of the token
 
 
 def nodes(tree: dict) -> list[Node]:
@@ -46,7 +47,8 @@ def nodes(tree: dict) -> list[Node]:
             path_text = text + child["token"]["display"]
             probabilities = (child["p_base"], child["p_final"], child["path_probability"])
             path = tuple(child["path_ids"])
-            out.append(Node(depth, path, path_text, child["token"]["display"], *probabilities, child["finish_reason"]))
+            shown = (path_text, child["token"]["display"], *probabilities, child["finish_reason"])
+            out.append(Node(depth, path, *shown, child.get("p_final_unedited")))
             walk(child["children"], depth + 1, path_text)
 
     walk(tree["children"], 1, "")
@@ -59,7 +61,10 @@ def path_rows(tree: dict) -> list[list[str]]:
     for node in nodes(tree):
         ending = f" ({node.finish_reason.replace('_', ' ')})" if node.finish_reason else ""
         text = "· " * (node.depth - 1) + node.path_text + ending
-        rows.append([text, *(f"{p:.2%}" for p in (node.p_final, node.p_base, node.path_probability))])
+        p_final = f"{node.p_final:.2%}"
+        if node.p_final_unedited is not None:  # the edited model's beside the unedited one's
+            p_final += f" (unedited {node.p_final_unedited:.2%})"
+        rows.append([text, p_final, *(f"{p:.2%}" for p in (node.p_base, node.path_probability))])
     return rows
 
 

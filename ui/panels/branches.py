@@ -16,6 +16,7 @@ from service import operations as service
 from .. import actions, constraint_state
 from ..controls import Controls
 from ..draw import compare, render
+from ..edits import interventions
 from ..events import Explorer, Outcome
 from ..request import request_for
 from ..state import MAIN, Session
@@ -88,7 +89,9 @@ def compare_branches(session: Session, controls: Controls, other: str | None, co
         )
     request = request_for(session, controls)
     problem = constraint_state.diagnose(service.preview, request)  # Compare gives each step's refusal as its cells
-    comparison = service.compare(constraint_state.without(request) if problem else request, list(other_branch.ids))
+    request = constraint_state.without(request) if problem else request
+    other_edits = interventions(other_branch.edits, session.vectors)  # each side under its own model edits
+    comparison = service.compare(request, list(other_branch.ids), other_edits)
     table = compare.comparison_html(comparison, session.branch.name, other_branch.name)
     table = constraint_state.note_html(problem) + table
     outcome = actions.shown(session, controls)

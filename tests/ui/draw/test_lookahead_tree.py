@@ -48,3 +48,9 @@ def test_the_icicle_nests_each_path_under_its_parent_with_room_for_its_children(
         children = [values[j] for j, p in enumerate(parents) if p == parent]
         assert sum(children) <= values[i]  # Plotly drops a "total" branch whose children outgrow it
     assert values[1] == pytest.approx(0.6) and values[2] == pytest.approx(0.3)
+
+
+def test_under_edits_a_row_shows_the_unedited_p_final_beside_the_edited_one():
+    edited = _node(1, "␣a", (1,), 0.6, 0.6) | {"p_base_unedited": 0.2, "p_final_unedited": 0.25}
+    rows = lookahead_tree.path_rows({"width": 1, "depth": 1, "node_count": 1, "children": [edited]})
+    assert rows == [["␣a", "60.00% (unedited 25.00%)", "30.00%", "60.00%"]]
