@@ -1,4 +1,4 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, and
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, sweep, and
 steering_vector / steering_vectors.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from server import errors
 from service import operations as service
 from service import steering
+from service import sweep as sweeps
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
 CALL_PREFIX = "/gradio_api/call/"
@@ -70,6 +71,11 @@ def api_attribution(request: dict) -> dict:
     return _answer(service.attribution, request)
 
 
+def api_sweep(request: dict) -> dict:
+    """Each head, MLP or layer ablated alone: the change of the target's score and rank (see docs/API.md)."""
+    return _answer(sweeps.sweep, request)
+
+
 def api_steering_vector(request: dict) -> dict:
     """A steering vector from {"layer": L, "positive": [texts], "negative": [texts]}: its id, layer, norm, pairs."""
     return _answer(steering.steering_vector, request)
@@ -95,6 +101,7 @@ ENDPOINTS = (
     Endpoint("step", api_step, "exactly one value, the request object"),
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
     Endpoint("tree", api_tree, "exactly one value, the request object"),
+    Endpoint("sweep", api_sweep, "exactly one value, the request object"),
     Endpoint("steering_vector", api_steering_vector, "exactly one value, the request object"),
     Endpoint("steering_vectors", api_steering_vectors, "no values", 0),
 )

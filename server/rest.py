@@ -5,6 +5,7 @@
     POST /api/preview        the preview request (see README)
     POST /api/step           the step request
     POST /api/attribution    the attribution request
+    POST /api/sweep          an ablation sweep (a target as for attribution, components, mode)
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
     GET  /api/steering/vectors the current model's steering vectors
@@ -14,13 +15,13 @@
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
 with Retry-After. Validation and the model lane are the UI's own, so REST callers queue fairly with
-everyone else. Attribution runs slice by slice and stops at the next slice when the client disconnects.
+everyone else. Attribution and sweeps run slice by slice and stop at the next slice when the client disconnects.
 The routes go on Gradio's FastAPI app at launch (`app_kwargs()`), so one port serves both APIs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio.to_thread
 import orjson
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from server import docs, errors, gradio_api, openapi
 from service import operations as service
 from service import steering
+from service import sweep as sweeps
 from service.public import Cancelled
 
 RETRY_AFTER_S = "1"
@@ -102,15 +104,15 @@ async def tree(request: Request) -> Response:
     return await _answer(request, service.tree)
 
 
-async def attribution(request: Request) -> Response:
+async def _sliced(request: Request, open_stream: Callable[[dict], Iterator[dict]], what: str) -> Response:
     """Slice by slice in a worker thread; between slices, stop if the client has gone away."""
     try:
-        stream = service.attribution_stream(await _body(request))
+        stream = open_stream(await _body(request))
         try:
             while True:
                 item = await anyio.to_thread.run_sync(next, stream, None)
                 if item is None:
-                    raise RuntimeError("the attribution ended without a result")
+                    raise RuntimeError(f"the {what} ended without a result")
                 if "result" in item:
                     return _json(item["result"])
                 if await request.is_disconnected():
@@ -119,6 +121,14 @@ async def attribution(request: Request) -> Response:
             stream.close()  # stops the work and frees the lane (the thread has returned: no slice is running)
     except Exception as exc:
         return _error(exc)
+
+
+async def attribution(request: Request) -> Response:
+    return await _sliced(request, service.attribution_stream, "attribution")
+
+
+async def sweep(request: Request) -> Response:
+    return await _sliced(request, sweeps.sweep_stream, "sweep")
 
 
 async def openapi_json(request: Request) -> Response:
@@ -135,6 +145,7 @@ ROUTES = (
     Route("/api/preview", preview, methods=["POST"]),
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
+    Route("/api/sweep", sweep, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),
     Route("/api/steering/vectors", steering_vectors, methods=["GET"]),

@@ -11,8 +11,10 @@ from service.contract.requests import (
     LoadRequest,
     PreviewRequest,
     StepRequest,
+    SweepRequest,
     TreeRequest,
     own_keys,
 )
 
-__all__ = ["AttributionRequest", "LoadRequest", "PreviewRequest", "StepRequest", "TreeRequest", "own_keys", "parse"]
+__all__ = ["AttributionRequest", "LoadRequest", "PreviewRequest", "StepRequest",
+           "SweepRequest", "TreeRequest", "own_keys", "parse"]  # fmt: skip

@@ -74,7 +74,7 @@ def test_wrong_number_of_values_names_what_is_accepted(url, name, values):
     assert_one_line(data["error"], f"got {len(values)} values", name, "exactly one value")
 
 
-@pytest.mark.parametrize("name", ["preview", "step", "attribution"])
+@pytest.mark.parametrize("name", ["preview", "step", "attribution", "sweep"])
 @pytest.mark.parametrize("request_value", ["x", 5, None, [REQUEST], True])
 def test_a_request_that_is_not_an_object_is_refused_in_one_line(url, name, request_value):
     event, data = call(url, name, {"data": [request_value]})

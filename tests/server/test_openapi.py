@@ -69,6 +69,8 @@ REFUSED = [
     ("/api/tree", "TreeRequest", BASE | {"width": 99}, "width"),
     ("/api/attribution", "AttributionRequest", TARGET | {"method": "nope"}, "method"),
     ("/api/attribution", "AttributionRequest", TARGET | {"ig_steps": 0}, "ig_steps"),
+    ("/api/sweep", "SweepRequest", TARGET | {"components": "neurons"}, "components"),
+    ("/api/sweep", "SweepRequest", TARGET | {"mode": 0}, "mode"),
     ("/api/model/load", "LoadRequest", {"model_id": "embedded", "extra": 1}, "model_id"),
 ]
 
@@ -87,6 +89,7 @@ ACCEPTED = [
     ("/api/step", "StepRequest", BASE | {"force_text": " Paris"}),
     ("/api/tree", "TreeRequest", BASE | {"width": 2, "depth": 1}),
     ("/api/attribution", "AttributionRequest", TARGET),
+    ("/api/sweep", "SweepRequest", TARGET | {"components": "mlps"}),
 ]
 
 
