@@ -51,6 +51,7 @@ LIMITS = (
     Limit("max_reply_tokens", 256, 1024, "tokens", "one chat reply"),
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
     Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
+    Limit("max_reference_mb", 1024, None, "MiB", "memory of a reference model's weights (local: no limit)"),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 
@@ -72,6 +73,7 @@ class Budgets:
     max_reply_tokens: int | None
     max_tree_tokens: int | None
     max_interventions: int | None
+    max_reference_mb: int | None
 
     def __post_init__(self) -> None:
         for f in fields(self):

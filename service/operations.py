@@ -26,6 +26,7 @@ from service import tree as tree_mod
 from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from service.prefetch import PREFETCH
 from service.readable import readable_errors
+from service.reference import reference_for
 from service.targets import AttributionSpec, target_ids
 
 
@@ -68,9 +69,11 @@ def load_body(body: object) -> dict:
 
 def _engine(req: Request) -> tuple[Engine, Request]:
     """The current model's engine, once the request's token ids are known to fit its vocabulary, and the request
-    with its model edits held to the model (vector ids replaced by their floats)."""
+    with its model edits held to the model (vector ids replaced by their floats); its reference is loaded."""
     engine = engine_for(STORE.get())
-    return engine, req.resolved(engine.loaded)
+    req = req.resolved(engine.loaded)
+    reference_for(engine.loaded, req)  # loaded (or replaced) before the model work that reads it
+    return engine, req
 
 
 def _text_tokens(engine: Engine, text: str | None) -> int:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
 from backends.interventions import COMPONENTS, MODES
+from backends.reference import DTYPES, ENGINES, QUANTIZATIONS
 from backends.steering import MAX_PAIRS
 from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
 from decoding.sampling.params import CONSTRAINT_TYPES
@@ -99,6 +100,18 @@ class Steering(BaseModel):
 Intervention = HeadAblation | BlockAblation | Steering
 
 
+class Reference(BaseModel):
+    """A model beside the main one, under the same knobs: another model or the main one in another form."""
+
+    model_config = STRICT
+    model: NonEmptyText | None = Field(
+        None, description="a Hugging Face id, a local folder or 'embedded' (default: the main model)"
+    )
+    dtype: Literal[DTYPES] | None = Field(None, description="default: the model's own")
+    quantization: Literal[QUANTIZATIONS] | None = Field(None, description="weight-only int8 (torchao); default none")
+    engine: Literal[ENGINES] | None = Field(None, description="default transformers")
+
+
 class PreviewRequest(BaseModel):
     """A position to look at: a raw prompt (or a conversation as `messages`), the completion so far, the knobs.
 
@@ -117,6 +130,9 @@ class PreviewRequest(BaseModel):
     constraint: Constraint | None = None
     interventions: List[Intervention] | None = Field(
         None, description="model edits applied at every position of the context, in order (default none)"
+    )
+    reference: Reference | None = Field(
+        None, description="a reference model: each row and the distribution carry its probabilities and distances"
     )
 
 
