@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
+from service.contract import AttributionRequest, DiffRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
 from service.contract.answers import (
     AttributionAnswer,
+    DiffAnswer,
     ErrorAnswer,
     ModelStatus,
+    ReferenceStatus,
     SteeringVector,
     SteeringVectors,
     StepAnswer,
     TreeAnswer,
 )
-from service.contract.requests import SteeringVectorRequest
+from service.contract.requests import EmptyRequest, SteeringVectorRequest
 
 REF = "#/components/schemas/{model}"
 ERRORS = {"400": "a bad request: the field, the value and what is accepted", "429": "the model queue is full"}
@@ -50,6 +52,12 @@ OPERATIONS = (
     Operation("/api/attribution", "post", "attribution", "Which context tokens a target token depends on",
               AttributionRequest, AttributionAnswer),
     Operation("/api/tree", "post", "tree", "The look-ahead tree of likely continuations", TreeRequest, TreeAnswer),
+    Operation("/api/diff", "post", "diff", "A completion through the main model and a reference, teacher-forced",
+              DiffRequest, DiffAnswer),
+    Operation("/api/reference/status", "get", "reference_status", "The reference model's status", None,
+              ReferenceStatus),
+    Operation("/api/reference/remove", "post", "remove_reference", "Free the reference model", EmptyRequest,
+              ReferenceStatus),
     Operation("/api/steering/vector", "post", "steering_vector", "A steering vector from example texts",
               SteeringVectorRequest, SteeringVector),
     Operation("/api/steering/vectors", "get", "steering_vectors", "The current model's steering vectors", None,

@@ -6,6 +6,9 @@
     POST /api/step           the step request
     POST /api/attribution    the attribution request
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
+    POST /api/diff           a preview request with its completion and a reference: both models teacher-forced
+    GET  /api/reference/status the reference model's status
+    POST /api/reference/remove {}: free the reference model
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
     GET  /api/steering/vectors the current model's steering vectors
     GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
@@ -29,8 +32,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from server import docs, errors, gradio_api, openapi
+from service import diff as diff_mod
 from service import operations as service
-from service import steering
+from service import reference, steering
 from service.public import Cancelled
 
 RETRY_AFTER_S = "1"
@@ -121,6 +125,18 @@ async def attribution(request: Request) -> Response:
         return _error(exc)
 
 
+async def diff(request: Request) -> Response:
+    return await _answer(request, diff_mod.diff)
+
+
+async def reference_status(request: Request) -> Response:
+    return await _answer_get(reference.reference_status)
+
+
+async def remove_reference(request: Request) -> Response:
+    return await _answer(request, reference.remove_reference)
+
+
 async def openapi_json(request: Request) -> Response:
     return _json(openapi.document())
 
@@ -136,6 +152,9 @@ ROUTES = (
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
+    Route("/api/diff", diff, methods=["POST"]),
+    Route("/api/reference/status", reference_status, methods=["GET"]),
+    Route("/api/reference/remove", remove_reference, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),
     Route("/api/steering/vectors", steering_vectors, methods=["GET"]),
     Route("/api/openapi.json", openapi_json, methods=["GET"]),

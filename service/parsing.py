@@ -12,7 +12,7 @@ from decoding import fields
 from decoding.request import Request
 from service import contract
 from service import tree as tree_mod
-from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
+from service.contract import AttributionRequest, DiffRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
 from service.policy import POLICY
 from service.targets import AttributionSpec
 
@@ -81,3 +81,17 @@ def attribution_request(request: object) -> tuple[Request, AttributionSpec]:
         request,
         lambda r: (_hand_parsed(r, contract.own_keys(AttributionRequest)), AttributionSpec.from_dict(r)),
     )
+
+
+def diff_request(request: object) -> Request:
+    """A diff's request: a completion to compare, and the reference to compare it with."""
+    return contract.parse(DiffRequest, request, _diff_parsed)
+
+
+def _diff_parsed(request: object) -> Request:
+    req = _hand_parsed(request, ())
+    if req.reference is None:
+        raise ValueError('reference is missing: name the model to compare with, e.g. {"dtype": "bfloat16"}')
+    if not req.completion_ids:
+        raise ValueError("completion_ids is empty: a diff compares the completion's tokens, give at least one")
+    return req

@@ -8,6 +8,7 @@ gate every service operation puts its request through before anything else.
 from service.contract.check import parse
 from service.contract.requests import (
     AttributionRequest,
+    DiffRequest,
     LoadRequest,
     PreviewRequest,
     StepRequest,
@@ -15,4 +16,13 @@ from service.contract.requests import (
     own_keys,
 )
 
-__all__ = ["AttributionRequest", "LoadRequest", "PreviewRequest", "StepRequest", "TreeRequest", "own_keys", "parse"]
+__all__ = [
+    "AttributionRequest",
+    "DiffRequest",
+    "LoadRequest",
+    "PreviewRequest",
+    "StepRequest",
+    "TreeRequest",
+    "own_keys",
+    "parse",
+]

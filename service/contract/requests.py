@@ -170,6 +170,13 @@ class AttributionRequest(PreviewRequest):
     last_layer_only: bool | None = Field(None, description=PARAMETERS["last_layer_only"].description)
 
 
+class DiffRequest(PreviewRequest):
+    """A preview request whose completion is compared, teacher-forced, with the required `reference`."""
+
+    reference: Reference = Field(description="the model the main one is compared with")
+    completion_ids: Annotated[List[TokenId], Field(min_length=1)] = Field(description="the text compared, as ids")
+
+
 class SteeringVectorRequest(BaseModel):
     """Example texts for a steering vector: the i-th positive text pairs with the i-th negative one."""
 
@@ -177,6 +184,12 @@ class SteeringVectorRequest(BaseModel):
     layer: integer(ge=0) = Field(description="the decoder layer whose residual stream is read, from 0")
     positive: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
     negative: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
+
+
+class EmptyRequest(BaseModel):
+    """An empty object: the operation takes no parameters."""
+
+    model_config = STRICT
 
 
 class LoadRequest(BaseModel):
