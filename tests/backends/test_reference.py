@@ -107,7 +107,7 @@ def test_a_model_with_another_vocabulary_size_is_refused(tiny):
 
 def test_the_vllm_engine_is_refused_in_one_line(tiny):
     store = ReferenceStore()
-    with pytest.raises(ValueError, match="^reference engine 'vllm' is not available: .* use engine transformers$"):
+    with pytest.raises(ValueError, match=r"^reference engine 'vllm' is not available: .* use engine transformers$"):
         store.get(ReferenceSpec(engine="vllm"), tiny, no_budget)
     assert store.status().state == "failed" and "vllm" in store.status().error
 
