@@ -18,18 +18,6 @@ PROMPT = "Once upon a time there was a"
 FULL = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "seed": 3}
 
 
-@pytest.fixture(scope="module")
-def other_folder(tiny, tmp_path_factory):
-    """A tiny random Llama like `tiny` with other weights (the same tokenizer), as a model folder."""
-    from transformers import LlamaForCausalLM
-
-    torch.manual_seed(5)
-    folder = tmp_path_factory.mktemp("tiny-other")
-    LlamaForCausalLM(tiny.model.config).save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture
 def tiny_store(tiny, embedded):
     STORE.use(tiny)
