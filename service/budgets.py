@@ -51,7 +51,13 @@ LIMITS = (
     Limit("max_reply_tokens", 256, 1024, "tokens", "one chat reply"),
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
     Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
-    Limit("max_reference_mb", 1024, None, "MiB", "memory of a reference model's weights (local: no limit)"),
+    Limit(
+        "max_reference_mb",
+        1024,
+        65_536,
+        "MiB",
+        "memory of a reference model's weights (estimated before a copy is made)",
+    ),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 

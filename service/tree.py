@@ -4,17 +4,20 @@ From the request's position, each node's `width` most likely next tokens by p_fi
 knobs and constraint) become its children, down to `depth` tokens. Each level is one batched forward pass
 over the whole frontier (`PrefixCache.batch_logits`: the request's cached prefix expanded to the batch),
 and each node's distribution is the engine's own pipeline on that path (penalties, DRY and the constraint
-see the path as part of the completion), so a node equals `preview` of its path. `levels` yields once per
-level: the caller runs each level as one slice of the model lane.
+see the path as part of the completion), so a node equals `preview` of its path. With a reference, each node
+also carries the reference's p_base and p_final of its token (its own batched forward a level, the same knobs).
+`levels` yields once per level: the caller runs each level as one slice of the model lane.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
+from backends.reference import REFERENCES
 from decoding import fields
 from decoding.engine import Engine
 from decoding.request import Request
@@ -41,11 +44,15 @@ class TreeNode:
     path_probability: float
     finish_reason: str | None
     children: tuple[TreeNode, ...]
+    p_base_reference: float | None = None  # with a reference: its probabilities of the token at the parent
+    p_final_reference: float | None = None
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
         out["path_ids"] = list(self.path_ids)
         out["children"] = [child.as_dict() for child in self.children]
+        if self.p_base_reference is None:  # no reference: no reference keys
+            del out["p_base_reference"], out["p_final_reference"]
         return out
 
 
@@ -92,6 +99,7 @@ class _Open:
     path_probability: float
     finish_reason: str | None = None
     children: list[_Open] = field(default_factory=list)
+    reference: tuple[float, float] | None = None  # the reference's p_base and p_final of the token
 
 
 def top_tokens(p_final: torch.Tensor, count: int) -> list[int]:
@@ -114,7 +122,8 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
             rows = engine.cache.batch_logits(engine.loaded, (*prompt, *completion), paths, edits=req.interventions)
             paths = [(*completion, *n.path) for n in frontier]
             stages = [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
-        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth)
+        beside = _reference_stages(engine, req, prompt, frontier, level)
+        frontier = _expand(engine, req, frontier, (stages, beside), width, level + 1 < depth)
         yield None
         if not frontier:
             break
@@ -122,15 +131,34 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
     yield Tree(width, depth, _count(children), children)
 
 
-def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool) -> list[_Open]:
-    """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`)."""
+def _reference_stages(engine: Engine, req: Request, prompt, frontier: list[_Open], level: int) -> list:
+    """The reference's stages at each frontier node (Nones without a reference): one batched forward a level."""
+    if req.reference is None:
+        return [None] * len(frontier)
+    reference = REFERENCES.ready(req.reference, engine.loaded)
+    base = (*prompt, *req.completion_ids)
+    if level == 0:
+        rows = reference.logits(base)
+    else:
+        rows = reference.backend.batch_logits(reference.loaded, base, [n.path for n in frontier])
+    plain = dataclasses.replace(req, interventions=(), reference=None)
+    paths = [(*req.completion_ids, *n.path) for n in frontier]
+    return [engine.stages_from(plain, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
+
+
+def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: tuple, width: int, more: bool) -> list[_Open]:
+    """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`).
+
+    `stages`: the main model's stages at each node, and the reference's (Nones without one)."""
     prompt, _ = engine.prompt_ids(req)
     frontier = []
-    for node, found in zip(nodes, stages, strict=True):
+    for node, found, ref in zip(nodes, *stages, strict=True):
         for token in top_tokens(found.p_final, width):
             p_final = float(found.p_final[token])
             path = (*node.path, token)
             child = _Open(token, path, float(found.p_base[token]), p_final, node.path_probability * p_final)
+            if ref is not None:
+                child.reference = (float(ref.p_base[token]), float(ref.p_final[token]))
             child.finish_reason = engine.finish_reason(req, prompt, (*req.completion_ids, *path))
             node.children.append(child)
             if more and child.finish_reason is None:
@@ -147,6 +175,8 @@ def _frozen(node: _Open, view: TokenView) -> TreeNode:
         path_probability=node.path_probability,
         finish_reason=node.finish_reason,
         children=tuple(_frozen(child, view) for child in node.children),
+        p_base_reference=None if node.reference is None else node.reference[0],
+        p_final_reference=None if node.reference is None else node.reference[1],
     )
 
 

@@ -116,6 +116,8 @@ class TreeNode(Answer):
     path_probability: float
     finish_reason: str | None
     children: list[TreeNode]
+    p_base_reference: float | None = None  # with a reference: its p_base of the token at the parent
+    p_final_reference: float | None = None  # ... and its p_final
 
 
 class TreeAnswer(Answer):

@@ -163,3 +163,16 @@ def test_the_reference_counts_against_the_memory_budget(tiny_store):
         service.preview(body({"dtype": "bfloat16"}))
     assert reference_status()["state"] == "failed"
     service.preview(body({}))  # the main model itself takes no memory of its own
+
+
+def test_each_tree_node_carries_the_references_probabilities_of_its_token(tiny_store, other_folder):
+    ids = tiny_store.tokenizer(PROMPT)["input_ids"]
+    tree = service.tree(body({"model": other_folder}, width=2, depth=2))
+    nodes = [(node, ()) for node in tree["children"]]
+    nodes += [(child, tuple(node["path_ids"])) for node in tree["children"] for child in node["children"]]
+    assert len(nodes) == 6
+    for node, parent in nodes:
+        q = torch.softmax(last_logits(other_folder, [*ids, *parent]), -1)
+        assert node["p_base_reference"] == pytest.approx(float(q[node["token"]["id"]]), abs=1e-6)
+        assert node["p_final_reference"] == pytest.approx(float(q[node["token"]["id"]]), abs=1e-6)
+    assert "p_base_reference" not in service.tree(body(None, width=2, depth=1))["children"][0]
