@@ -123,7 +123,7 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
             paths = [(*completion, *n.path) for n in frontier]
             stages = [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
         beside = _reference_stages(engine, req, prompt, frontier, level)
-        frontier = _expand(engine, req, frontier, (stages, beside), width, level + 1 < depth)
+        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth, beside)
         yield None
         if not frontier:
             break
@@ -131,10 +131,10 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
     yield Tree(width, depth, _count(children), children)
 
 
-def _reference_stages(engine: Engine, req: Request, prompt, frontier: list[_Open], level: int) -> list:
-    """The reference's stages at each frontier node (Nones without a reference): one batched forward a level."""
+def _reference_stages(engine: Engine, req: Request, prompt, frontier: list[_Open], level: int) -> list | None:
+    """The reference's stages at each frontier node (None without a reference): one batched forward a level."""
     if req.reference is None:
-        return [None] * len(frontier)
+        return None
     reference = REFERENCES.ready(req.reference, engine.loaded)
     base = (*prompt, *req.completion_ids)
     if level == 0:
@@ -146,13 +146,15 @@ def _reference_stages(engine: Engine, req: Request, prompt, frontier: list[_Open
     return [engine.stages_from(plain, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
 
 
-def _expand(engine: Engine, req: Request, nodes: list[_Open], stages: tuple, width: int, more: bool) -> list[_Open]:
+def _expand(
+    engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool, beside: list | None = None
+) -> list[_Open]:
     """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`).
 
-    `stages`: the main model's stages at each node, and the reference's (Nones without one)."""
+    `beside`: the reference's stages at each node (None: no reference)."""
     prompt, _ = engine.prompt_ids(req)
     frontier = []
-    for node, found, ref in zip(nodes, *stages, strict=True):
+    for node, found, ref in zip(nodes, stages, beside or [None] * len(nodes), strict=True):
         for token in top_tokens(found.p_final, width):
             p_final = float(found.p_final[token])
             path = (*node.path, token)

@@ -12,6 +12,7 @@ from backends.model import STORE
 from backends.reference import REFERENCES
 from service import operations as service
 from service.budgets import LOCAL_BUDGETS
+from service.contract.answers import StepAnswer, TreeAnswer
 from service.reference import reference_status
 
 PROMPT = "Once upon a time there was a"
@@ -115,6 +116,7 @@ def test_a_step_carries_the_reference_in_its_choice_and_at_the_new_position(tiny
     p = torch.softmax(last_logits(tiny_store.model, ids), -1)
     q = torch.softmax(last_logits(other_folder, ids), -1)
     out = service.step(body({"model": other_folder}, FULL | {"greedy": True}))
+    StepAnswer.model_validate(out)  # the published answer model names every reference key
     chosen = out["appended_meta"][0]["dist"]
     assert chosen["kl_reference_base"] == pytest.approx(expected(p, q)["kl"], rel=1e-6)
     token = out["appended"][0]["id"]
@@ -168,6 +170,7 @@ def test_the_reference_counts_against_the_memory_budget(tiny_store):
 def test_each_tree_node_carries_the_references_probabilities_of_its_token(tiny_store, other_folder):
     ids = tiny_store.tokenizer(PROMPT)["input_ids"]
     tree = service.tree(body({"model": other_folder}, width=2, depth=2))
+    TreeAnswer.model_validate(tree)
     nodes = [(node, ()) for node in tree["children"]]
     nodes += [(child, tuple(node["path_ids"])) for node in tree["children"] for child in node["children"]]
     assert len(nodes) == 6
