@@ -62,7 +62,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class PrefixCache:
     """LRU of (token-id prefix -> DynamicCache) and (prefix -> next-token logits), bounded in bytes."""
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, shared: bool = True) -> None:
         if max_bytes is None:
             max_bytes = int(float(os.environ.get("NEXTTOKEN_KV_CACHE_MB", DEFAULT_MAX_MB)) * 2**20)
         self.max_bytes = max_bytes
@@ -72,6 +72,9 @@ class PrefixCache:
         )
         self._model_key: int | None = None  # whose keys and values the entries are
         self._memo_name = next(_cache_names)
+        # False: the cache of a model outside the store (a reference, backends.reference), which must not take
+        # the per-model memo from the current model; it follows its one model by key instead
+        self._shared = shared
         self.stats = CacheStats()
 
     @property
@@ -87,8 +90,7 @@ class PrefixCache:
         if not 1 <= last_n <= len(ids):
             raise ValueError(f"last_n {last_n} must be between 1 and the number of ids ({len(ids)})")
         with LANE.hold():
-            # The memo tells when the model changed (and empties this cache as soon as the store switches).
-            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            self._own(loaded)
             if last_n == 1 and (hit := self._entries.get(("logits", ids, edits))) is not None:
                 self.stats.logits_hits += 1
                 return hit.unsqueeze(0)
@@ -115,7 +117,7 @@ class PrefixCache:
         ids = tuple(int(i) for i in ids)
         keys = [("logits", ids, edits), ("logits", ids, NO_EDITS)]
         with LANE.hold():
-            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            self._own(loaded)
             if whole_context(edits) or any(key in self._entries for key in keys):
                 return
             with self._entries.atomic():
@@ -143,6 +145,14 @@ class PrefixCache:
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
         return out.logits[:, -1].float().cpu(), out.past_key_values
+
+    def _own(self, loaded: LoadedModel) -> None:
+        """Make the entries `loaded`'s: the memo tells when the store's model changed (and empties this cache as
+        soon as the store switches); a cache of its own model only compares keys."""
+        if self._shared:
+            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+        elif self._model_key != loaded.key:
+            self._start_model(loaded)
 
     def _start_model(self, loaded: LoadedModel) -> weakref.ref:
         """The first request for a model: the previous model's entries go, the new model owns the cache."""
@@ -197,7 +207,7 @@ class PrefixCache:
         if not rows or not rows[0] or len({len(row) for row in rows}) != 1:
             raise ValueError(f"rows {rows!r} must be one or more token-id lists of the same length >= 1")
         with LANE.hold():
-            per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
+            self._own(loaded)
             if whole_context(edits):  # every row runs whole: no prefix is shared under a mean over positions
                 kv, start = None, 0
             else:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from decoding.edit_effect import EditEffect
+from decoding.reference import ReferenceEffect
 from decoding.sampling.chain import Stages, compute, count_true, final_log_probs
 from decoding.tokens import TokenView
 
@@ -64,15 +65,24 @@ class Distribution:
     entropy_final: float
     greedy: bool
     edit: EditEffect | None = None  # the unedited model beside this one, under model edits
+    reference: ReferenceEffect | None = None  # the request's reference model beside this one
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
-        edit = out.pop("edit")
+        beside = [effect for effect in (out.pop("edit"), out.pop("reference")) if effect is not None]
         out["tokens"] = [t.as_dict() for t in self.tokens]
         out["pushed_down"] = [t.as_dict() for t in self.pushed_down]
         out["stages"] = list(self.stages)
         out["stage_counts"] = dict(zip(self.stages, self.stage_counts, strict=True))  # tokens in play after each
-        return out if edit is None else edit.annotate(out)
+        for effect in beside:
+            out = effect.annotate(out)
+        return out
+
+    def row(self, row: dict) -> dict:
+        """A row of a token outside the display rows, with the unedited model's and the reference's probabilities."""
+        for effect in (self.edit, self.reference):
+            row = row if effect is None else effect.row(row)
+        return row
 
 
 def entropy_bits(probs: torch.Tensor) -> float:

@@ -9,12 +9,11 @@ knobs give p_final 0 to a token the edited model keeps), and `edits`: the edits 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from decoding.divergence import kl_bits
+from decoding.divergence import kl_or_reason
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,8 @@ class EditEffect:
     @classmethod
     def of(cls, edited_final: torch.Tensor, p_base: torch.Tensor, p_final: torch.Tensor, edits: tuple[str, ...]):
         """The effect of `edits` on a position whose edited p_final is `edited_final`."""
-        kl = kl_bits(edited_final.double().log(), p_final.double().log())
-        if math.isinf(kl):
-            lost = int(((edited_final > 0) & (p_final == 0)).sum())
-            reason = f"infinite: the unedited p_final is 0 on {lost} token(s) the edited model keeps"
-            return cls(p_base, p_final, None, reason, edits)
-        return cls(p_base, p_final, kl, None, edits)
+        kl, reason = kl_or_reason(edited_final, p_final, "the edited model", "the unedited p_final")
+        return cls(p_base, p_final, kl, reason, edits)
 
     def row(self, row: dict) -> dict:
         """A display row with the unedited model's probabilities of its token."""

@@ -21,6 +21,7 @@ from backends.model import LoadedModel
 from backends.model.loaded import eos_ids
 from backends.model.memo import per_model
 from decoding import distribution as dist_mod
+from decoding import reference
 from decoding.edit_effect import EditEffect
 from decoding.request import Message, Request
 from decoding.results import Choice, Result
@@ -136,7 +137,8 @@ class Engine:
     ) -> tuple[dist_mod.Stages, dist_mod.Distribution]:
         """Stages and display summary of the position after prompt + completion, memoised per position."""
         xtc_branch = req.branch_id if "xtc" in req.params.active_samplers else None  # XTC's draw is per branch
-        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch, req.interventions)
+        key = (tuple(prompt), tuple(completion), req.params, req.constraint, req.top_k, xtc_branch, req.interventions,
+               req.reference)  # fmt: skip
         hit = self._analyses.get(key)
         if hit is not None:
             return hit
@@ -146,13 +148,15 @@ class Engine:
         summary = dist_mod.summarize(stages, self.view, req.top_k)
         if req.interventions:
             summary = dataclasses.replace(summary, edit=self._edit_effect(req, prompt, completion, stages))
+        if req.reference is not None:
+            summary = dataclasses.replace(summary, reference=reference.effect(self, req, prompt, completion, stages))
         found = (stages, summary)
         self._analyses.put(key, found)
         return found
 
     def _edit_effect(self, req: Request, prompt, completion, edited: dist_mod.Stages) -> EditEffect:
         """The unedited model at this position (its own memoised analysis) beside the edited one."""
-        unedited = self.analysis(dataclasses.replace(req, interventions=()), prompt, completion)[0]
+        unedited = self.analysis(dataclasses.replace(req, interventions=(), reference=None), prompt, completion)[0]
         names = tuple(edit.describe() for edit in req.interventions)
         return EditEffect.of(edited.p_final, unedited.p_base, unedited.p_final, names)
 
@@ -245,8 +249,8 @@ class Engine:
     def _meta(self, analysis, token_id: int, how: str, draw=None) -> Choice:
         stages, summary = analysis[0], analysis[1].as_dict()
         if all(row["id"] != token_id for row in summary["tokens"]):
-            row, edit = dist_mod.summarize_ids(stages, self.view, [token_id])[0].as_dict(), analysis[1].edit
-            summary["tokens"].append(row if edit is None else edit.row(row))
+            row = dist_mod.summarize_ids(stages, self.view, [token_id])[0].as_dict()
+            summary["tokens"].append(analysis[1].row(row))
         return Choice(self.view.pill(token_id).as_dict(), how, summary, draw)
 
     def _pick(self, req: Request, stages: dist_mod.Stages, position: int) -> tuple[int, str, float | None]:

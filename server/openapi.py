@@ -12,18 +12,28 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, SweepRequest, TreeRequest
+from service.contract import (
+    AttributionRequest,
+    DiffRequest,
+    LoadRequest,
+    PreviewRequest,
+    StepRequest,
+    SweepRequest,
+    TreeRequest,
+)
 from service.contract.answers import (
     AttributionAnswer,
+    DiffAnswer,
     ErrorAnswer,
     ModelStatus,
+    ReferenceStatus,
     SteeringVector,
     SteeringVectors,
     StepAnswer,
     SweepAnswer,
     TreeAnswer,
 )
-from service.contract.requests import SteeringVectorRequest
+from service.contract.requests import EmptyRequest, SteeringVectorRequest
 
 REF = "#/components/schemas/{model}"
 ERRORS = {"400": "a bad request: the field, the value and what is accepted", "429": "the model queue is full"}
@@ -53,6 +63,12 @@ OPERATIONS = (
     Operation("/api/sweep", "post", "sweep", "Each head, MLP or layer ablated alone: the target's score and rank",
               SweepRequest, SweepAnswer),
     Operation("/api/tree", "post", "tree", "The look-ahead tree of likely continuations", TreeRequest, TreeAnswer),
+    Operation("/api/diff", "post", "diff", "A completion through the main model and a reference, teacher-forced",
+              DiffRequest, DiffAnswer),
+    Operation("/api/reference/status", "get", "reference_status", "The reference model's status", None,
+              ReferenceStatus),
+    Operation("/api/reference/remove", "post", "remove_reference", "Free the reference model", EmptyRequest,
+              ReferenceStatus),
     Operation("/api/steering/vector", "post", "steering_vector", "A steering vector from example texts",
               SteeringVectorRequest, SteeringVector),
     Operation("/api/steering/vectors", "get", "steering_vectors", "The current model's steering vectors", None,

@@ -7,6 +7,9 @@
     POST /api/attribution    the attribution request
     POST /api/sweep          an ablation sweep (a target as for attribution, components, mode)
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
+    POST /api/diff           a preview request with its completion and a reference: both models teacher-forced
+    GET  /api/reference/status the reference model's status
+    POST /api/reference/remove {}: free the reference model
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
     GET  /api/steering/vectors the current model's steering vectors
     GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
@@ -30,8 +33,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from server import docs, errors, gradio_api, openapi
+from service import diff as diff_mod
 from service import operations as service
-from service import steering
+from service import reference, steering
 from service import sweep as sweeps
 from service.public import Cancelled
 
@@ -131,6 +135,18 @@ async def sweep(request: Request) -> Response:
     return await _sliced(request, sweeps.sweep_stream, "sweep")
 
 
+async def diff(request: Request) -> Response:
+    return await _answer(request, diff_mod.diff)
+
+
+async def reference_status(request: Request) -> Response:
+    return await _answer_get(reference.reference_status)
+
+
+async def remove_reference(request: Request) -> Response:
+    return await _answer(request, reference.remove_reference)
+
+
 async def openapi_json(request: Request) -> Response:
     return _json(openapi.document())
 
@@ -147,6 +163,9 @@ ROUTES = (
     Route("/api/attribution", attribution, methods=["POST"]),
     Route("/api/sweep", sweep, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
+    Route("/api/diff", diff, methods=["POST"]),
+    Route("/api/reference/status", reference_status, methods=["GET"]),
+    Route("/api/reference/remove", remove_reference, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),
     Route("/api/steering/vectors", steering_vectors, methods=["GET"]),
     Route("/api/openapi.json", openapi_json, methods=["GET"]),

@@ -52,6 +52,13 @@ LIMITS = (
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
     Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
     Limit("max_sweep_work", 512 * 270, 8192 * 1024, "token-components", "context tokens x components of a sweep"),
+    Limit(
+        "max_reference_mb",
+        1024,
+        65_536,
+        "MiB",
+        "memory of a reference model's weights (estimated before a copy is made)",
+    ),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 
@@ -74,6 +81,7 @@ class Budgets:
     max_tree_tokens: int | None
     max_interventions: int | None
     max_sweep_work: int | None
+    max_reference_mb: int | None
 
     def __post_init__(self) -> None:
         for f in fields(self):

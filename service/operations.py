@@ -26,6 +26,7 @@ from service import tree as tree_mod
 from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from service.prefetch import PREFETCH
 from service.readable import readable_errors
+from service.reference import reference_for
 from service.targets import AttributionSpec, target_ids
 
 
@@ -66,11 +67,13 @@ def load_body(body: object) -> dict:
     return load_model(parsing.model_id(body))
 
 
-def _engine(req: Request) -> tuple[Engine, Request]:
+def current_engine(req: Request) -> tuple[Engine, Request]:
     """The current model's engine, once the request's token ids are known to fit its vocabulary, and the request
-    with its model edits held to the model (vector ids replaced by their floats)."""
+    with its model edits held to the model (vector ids replaced by their floats); its reference is loaded."""
     engine = engine_for(STORE.get())
-    return engine, req.resolved(engine.loaded)
+    req = req.resolved(engine.loaded)
+    reference_for(engine.loaded, req)  # loaded (or replaced) before the model work that reads it
+    return engine, req
 
 
 def _text_tokens(engine: Engine, text: str | None) -> int:
@@ -85,7 +88,7 @@ def _text_tokens(engine: Engine, text: str | None) -> int:
 @readable_errors
 def preview(request: dict) -> dict:
     req = parsing.parsed(request)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req)
     return _look_ahead(engine, req, engine.preview(req).as_dict())
 
@@ -107,7 +110,7 @@ def step(request: dict) -> dict:
     `send_prompt_tokens` false leaves the prompt's pills out (at 695 tokens an answer shrinks from 49 to 7 KiB).
     """
     req, force_id, force_text, send_prompt = parsing.step_request(request)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, force_text) or 1)
     result = _look_ahead(engine, req, engine.step(req, force_token_id=force_id, force_text=force_text).as_dict())
     return result if send_prompt else result | {"prompt_tokens": []}
@@ -141,7 +144,7 @@ def _tree_levels(request: dict) -> Iterator[tree_mod.Tree | None]:
 
 def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
     req, (width, depth) = parsing.tree_request(request)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
     engine.check_context(prompt, req.completion_ids)
@@ -155,7 +158,7 @@ def _tree_setup(request: dict) -> tuple[Engine, Request, int, int]:
 def render(request: dict) -> dict:
     """The tokens of a request without running the model."""
     req = parsing.parsed(request)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req)
     return engine.render(req).as_dict()
 
@@ -165,7 +168,7 @@ def append_text(request: dict, text: str) -> dict:
     """Append the tokens of `text` without running the model."""
     req = parsing.parsed(request)
     text = parsing.forced_text("text", text)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req, _text_tokens(engine, text))
     return engine.append_text(req, text).as_dict()
 
@@ -237,7 +240,7 @@ def _attribution_setup(request: dict) -> tuple[Engine, Edits, tuple[int, ...], t
     """(engine, model edits, prompt ids, context ids, target id, spec) of a valid attribution request within the
     budgets."""
     req, spec = parsing.attribution_request(request)
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     check_gradients(engine.loaded, "attribution")
     prompt, _ = engine.prompt_ids(req)
     context, target = target_ids(spec, prompt, req.completion_ids, engine.loaded.vocab_size)
@@ -255,7 +258,7 @@ def logit_lens(request: dict, top_k: int = 5) -> dict:
     req = parsing.parsed(request)
     top_k = fields.integer("top_k", top_k, 1)
     POLICY.settings.budgets.check("max_rows", top_k, "top_k")
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     check_gradients(engine.loaded, "the logit lens")
     POLICY.check_context(engine, req)
     prompt, _ = engine.prompt_ids(req)
@@ -280,8 +283,8 @@ def compare(request: dict, other_completion_ids: list[int], other_interventions:
     other = check_token_ids("other_completion_ids", other_completion_ids)
     other_req = None
     if other_interventions is not None:
-        _, other_req = _engine(parsing.parsed(request | {"interventions": other_interventions}))
-    engine, req = _engine(req)
+        _, other_req = current_engine(parsing.parsed(request | {"interventions": other_interventions}))
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req, max(0, len(other) - len(req.completion_ids)))
     return compare_branches(engine, req, other, other_req).as_dict()
 
@@ -297,6 +300,6 @@ def constraint_start(request: dict) -> dict:
     from decoding.constraint_start import constraint_start as start
 
     req = dataclasses.replace(parsing.parsed(request), completion_ids=())
-    engine, req = _engine(req)
+    engine, req = current_engine(req)
     POLICY.check_context(engine, req)
     return start(engine, req).as_dict()

@@ -16,6 +16,7 @@ from service import contract
 from service import tree as tree_mod
 from service.contract import (
     AttributionRequest,
+    DiffRequest,
     LoadRequest,
     PreviewRequest,
     StepRequest,
@@ -102,3 +103,17 @@ def _sweep_parsed(request: dict) -> tuple[Request, Target, str, str]:
     kind = fields.choice("components", request.get("components"), SWEEP_KINDS, "heads")
     mode = fields.choice("mode", request.get("mode"), MODES, "zero")
     return req, Target.from_dict(request), kind, mode
+
+
+def diff_request(request: object) -> Request:
+    """A diff's request: a completion to compare, and the reference to compare it with."""
+    return contract.parse(DiffRequest, request, _diff_parsed)
+
+
+def _diff_parsed(request: object) -> Request:
+    req = _hand_parsed(request, ())
+    if req.reference is None:
+        raise ValueError('reference is missing: name the model to compare with, e.g. {"dtype": "bfloat16"}')
+    if not req.completion_ids:
+        raise ValueError("completion_ids is empty: a diff compares the completion's tokens, give at least one")
+    return req

@@ -95,6 +95,8 @@ class Policy:
         budgets.check_stops(req.params.stop_sequences)
         if req.constraint.active:
             budgets.check("max_grammar_chars", len(req.constraint.schema), f"the {req.constraint.type} constraint")
+        if req.reference is not None and req.reference.model is not None:
+            self.check_model(req.reference.model)  # public mode: an allowlisted model only
 
     def check_lengths(self, request: object) -> None:
         """Before parsing: the request's long lists, whose length alone can be over a budget (parsing them costs)."""

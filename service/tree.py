@@ -4,20 +4,23 @@ From the request's position, each node's `width` most likely next tokens by p_fi
 knobs and constraint) become its children, down to `depth` tokens. Each level is one batched forward pass
 over the whole frontier (`PrefixCache.batch_logits`: the request's cached prefix expanded to the batch),
 and each node's distribution is the engine's own pipeline on that path (penalties, DRY and the constraint
-see the path as part of the completion), so a node equals `preview` of its path. Under model edits each node
-also carries the unedited model's p_base and p_final of its token at its parent (one more batched forward per
-level, without the edits). `levels` yields once per level: the caller runs each level as one slice of the model
-lane.
+see the path as part of the completion), so a node equals `preview` of its path. Beside the model's own
+numbers each node may carry other models' p_base and p_final of its token at its parent, one more batched
+forward a level each (the same knobs): the unedited model under model edits (`p_base_unedited`, ...) and the
+reference model when the request names one (`p_base_reference`, ...). `levels` yields once per level: the
+caller runs each level as one slice of the model lane.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
+from backends.reference import REFERENCES
 from decoding import fields
 from decoding.engine import Engine
 from decoding.request import Request
@@ -44,12 +47,12 @@ class TreeNode:
     path_probability: float
     finish_reason: str | None
     children: tuple[TreeNode, ...]
-    unedited: tuple[float, float] | None = None  # under edits: the unedited model's (p_base, p_final) of the token
+    beside: tuple[tuple[str, float, float], ...] = ()  # (name, p_base, p_final) of the token under other models
 
     def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k != "unedited"}
-        if self.unedited is not None:
-            out["p_base_unedited"], out["p_final_unedited"] = self.unedited
+        out = {k: v for k, v in self.__dict__.items() if k != "beside"}
+        for name, p_base, p_final in self.beside:
+            out[f"p_base_{name}"], out[f"p_final_{name}"] = p_base, p_final
         out["path_ids"] = list(self.path_ids)
         out["children"] = [child.as_dict() for child in self.children]
         return out
@@ -98,7 +101,7 @@ class _Open:
     path_probability: float
     finish_reason: str | None = None
     children: list[_Open] = field(default_factory=list)
-    unedited: tuple[float, float] | None = None
+    beside: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (p_base, p_final) elsewhere
 
 
 def top_tokens(p_final: torch.Tensor, count: int) -> list[int]:
@@ -112,16 +115,30 @@ def levels(engine: Engine, req: Request, width: int, depth: int) -> Iterator[Tre
     prompt, _ = engine.prompt_ids(req)
     root = _Open(-1, (), 1.0, 1.0, 1.0)
     frontier = [root]
-    unedited = dataclasses.replace(req, interventions=()) if req.interventions else None
+    sides = _sides(engine, req)
     for level in range(depth):
         stages = _level(engine, req, prompt, frontier, level)
-        plain = _level(engine, unedited, prompt, frontier, level) if unedited else None
-        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth, plain)
+        beside = {name: side(frontier, level) for name, side in sides.items()}
+        frontier = _expand(engine, req, frontier, stages, width, level + 1 < depth, beside)
         yield None
         if not frontier:
             break
     children = tuple(_frozen(child, engine.view) for child in root.children)
     yield Tree(width, depth, _count(children), children)
+
+
+def _sides(engine: Engine, req: Request) -> dict[str, Callable[[list[_Open], int], list]]:
+    """The other models each node is shown under, by name: the unedited one under edits, the reference when named.
+
+    Each gives its stages at every frontier node of a level: one batched forward, the request's knobs."""
+    plain = dataclasses.replace(req, interventions=(), reference=None)
+    prompt, _ = engine.prompt_ids(req)
+    sides = {}
+    if req.interventions:
+        sides["unedited"] = functools.partial(_level, engine, plain, prompt)
+    if req.reference is not None:
+        sides["reference"] = functools.partial(_reference, engine, req, plain, prompt)
+    return sides
 
 
 def _level(engine: Engine, req: Request, prompt: tuple[int, ...], frontier: list[_Open], level: int) -> list:
@@ -135,21 +152,33 @@ def _level(engine: Engine, req: Request, prompt: tuple[int, ...], frontier: list
     return [engine.stages_from(req, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
 
 
+def _reference(engine: Engine, req: Request, plain: Request, prompt, frontier: list[_Open], level: int) -> list:
+    """The reference's stages at each frontier node: its own logits through the plain request's knobs."""
+    reference = REFERENCES.ready(req.reference, engine.loaded)
+    base = (*prompt, *req.completion_ids)
+    if level == 0:
+        rows = reference.logits(base)
+    else:
+        rows = reference.backend.batch_logits(reference.loaded, base, [n.path for n in frontier])
+    paths = [(*req.completion_ids, *n.path) for n in frontier]
+    return [engine.stages_from(plain, row, prompt, path) for path, row in zip(paths, rows, strict=True)]
+
+
 def _expand(
-    engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool, unedited: list | None = None
+    engine: Engine, req: Request, nodes: list[_Open], stages: list, width: int, more: bool, beside: dict
 ) -> list[_Open]:
     """Give each node its `width` children; the next frontier is the children whose paths go on (if `more`).
 
-    `unedited`: under edits, the unedited model's stages at each node (its children carry their probabilities)."""
+    `beside`: name -> the other model's stages at each node (its children carry their probabilities)."""
     prompt, _ = engine.prompt_ids(req)
     frontier = []
-    for node, found, plain in zip(nodes, stages, unedited or [None] * len(nodes), strict=True):
+    for i, (node, found) in enumerate(zip(nodes, stages, strict=True)):
         for token in top_tokens(found.p_final, width):
             p_final = float(found.p_final[token])
             path = (*node.path, token)
             child = _Open(token, path, float(found.p_base[token]), p_final, node.path_probability * p_final)
-            if plain is not None:
-                child.unedited = (float(plain.p_base[token]), float(plain.p_final[token]))
+            for name, side in beside.items():
+                child.beside[name] = (float(side[i].p_base[token]), float(side[i].p_final[token]))
             child.finish_reason = engine.finish_reason(req, prompt, (*req.completion_ids, *path))
             node.children.append(child)
             if more and child.finish_reason is None:
@@ -166,7 +195,7 @@ def _frozen(node: _Open, view: TokenView) -> TreeNode:
         path_probability=node.path_probability,
         finish_reason=node.finish_reason,
         children=tuple(_frozen(child, view) for child in node.children),
-        unedited=node.unedited,
+        beside=tuple((name, *probs) for name, probs in node.beside.items()),
     )
 
 

@@ -20,6 +20,11 @@ from backends.settings import BackendSettings
 _generation = itertools.count(1)
 
 
+def new_key() -> int:
+    """A key no other loaded model has (a model made from another one, e.g. a reference, needs its own)."""
+    return next(_generation)
+
+
 def load_model(
     model_id: str,
     device: str | None = None,
@@ -56,7 +61,7 @@ def load_model(
         dev = _place(model, dev, bool(strategy))
     model.requires_grad_(False)
     name = EMBEDDED_ID if source == "embedded" else model_id.strip()
-    return LoadedModel(model, tokenizer, name, source, dev, next(_generation), backend)
+    return LoadedModel(model, tokenizer, name, source, dev, new_key(), backend)
 
 
 def _place(model, dev, spread: bool):

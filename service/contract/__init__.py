@@ -8,6 +8,7 @@ gate every service operation puts its request through before anything else.
 from service.contract.check import parse
 from service.contract.requests import (
     AttributionRequest,
+    DiffRequest,
     LoadRequest,
     PreviewRequest,
     StepRequest,
@@ -16,5 +17,14 @@ from service.contract.requests import (
     own_keys,
 )
 
-__all__ = ["AttributionRequest", "LoadRequest", "PreviewRequest", "StepRequest",
-           "SweepRequest", "TreeRequest", "own_keys", "parse"]  # fmt: skip
+__all__ = [
+    "AttributionRequest",
+    "DiffRequest",
+    "LoadRequest",
+    "PreviewRequest",
+    "StepRequest",
+    "SweepRequest",
+    "TreeRequest",
+    "own_keys",
+    "parse",
+]

@@ -33,6 +33,8 @@ class Candidate(Pill):
     stages: dict[str, float]
     p_base_unedited: float | None = None  # under interventions: the unedited model's p_base of this token
     p_final_unedited: float | None = None  # ... and its p_final (the same knobs on the unedited logits)
+    p_base_reference: float | None = None  # with a reference: the reference's p_base of this token
+    p_final_reference: float | None = None  # ... and its p_final (the same knobs on the reference's logits)
 
 
 class Distribution(Answer):
@@ -53,6 +55,13 @@ class Distribution(Answer):
     kl_edit: float | None = None  # under interventions: KL(edited p_final || unedited p_final) in bits
     kl_edit_reason: str | None = None  # why kl_edit is null (infinite)
     edits: list[str] | None = None  # the interventions in words
+    reference: str | None = None  # with a reference: the reference in words
+    kl_reference_final: float | None = None  # KL(main p_final || reference p_final) in bits
+    kl_reference_final_reason: str | None = None  # why kl_reference_final is null (infinite)
+    kl_reference_base: float | None = None  # KL(main p_base || reference p_base) in bits
+    tv_reference: float | None = None  # total variation of p_final
+    top_agrees: bool | None = None  # both p_final have the same top token
+    rank_under_reference: int | None = None  # the main model's top token's rank by the reference's p_base
 
 
 class Choice(Answer):
@@ -109,6 +118,8 @@ class TreeNode(Answer):
     children: list[TreeNode]
     p_base_unedited: float | None = None  # under interventions: the unedited model's p_base of this token
     p_final_unedited: float | None = None  # ... and its p_final (the same knobs on the unedited logits)
+    p_base_reference: float | None = None  # with a reference: its p_base of the token at the parent
+    p_final_reference: float | None = None  # ... and its p_final
 
 
 class TreeAnswer(Answer):
@@ -220,6 +231,67 @@ class SteeringVectors(Answer):
     """The current model's steering vectors, oldest first."""
 
     vectors: list[SteeringVector]
+
+
+class ReferenceStatus(Answer):
+    """The reference model: none, loading, ready or failed (with the reason), what it is, its weights' memory."""
+
+    state: str
+    model_id: str
+    dtype: str
+    quantization: str | None
+    engine: str
+    memory_mb: float
+    error: str
+
+
+class DiffPosition(Answer):
+    """One completion token: KL(main || reference) before it, top-token agreement, both models' p of the token."""
+
+    index: int
+    token: Pill
+    kl_final: float | None
+    kl_final_reason: str | None
+    kl_base: float
+    top_agrees: bool
+    top_main: int
+    top_reference: int
+    p_final_main: float
+    p_final_reference: float
+    p_base_main: float
+    p_base_reference: float
+
+
+class Spread(Answer):
+    """A KL's mean, 90 / 99 / 99.9 percentiles and maximum over the positions (null: no position)."""
+
+    mean: float | None
+    p90: float | None
+    p99: float | None
+    p99_9: float | None
+    max: float | None
+
+
+class DiffSummary(Answer):
+    """llama.cpp's --kl-divergence summary: KL spreads, same top share, RMS of delta p, first divergence."""
+
+    positions: int
+    kl_final: Spread
+    kl_final_infinite: int
+    kl_base: Spread
+    same_top: float
+    rms_delta_p_final: float
+    rms_delta_p_base: float
+    first_divergence: int | None
+
+
+class DiffAnswer(Answer):
+    """A completion through the main model and the reference, teacher-forced: each position and the summary."""
+
+    reference: str
+    prompt_length: int
+    positions: list[DiffPosition]
+    summary: DiffSummary
 
 
 class ErrorAnswer(Answer):

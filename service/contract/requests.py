@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
 from attribution.sweep import KINDS as SWEEP_KINDS
 from backends.interventions import COMPONENTS, MODES
+from backends.reference import DTYPES, ENGINES, QUANTIZATIONS
 from backends.steering import MAX_PAIRS
 from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
 from decoding.sampling.params import CONSTRAINT_TYPES
@@ -100,6 +101,18 @@ class Steering(BaseModel):
 Intervention = HeadAblation | BlockAblation | Steering
 
 
+class Reference(BaseModel):
+    """A model beside the main one, under the same knobs: another model or the main one in another form."""
+
+    model_config = STRICT
+    model: NonEmptyText | None = Field(
+        None, description="a Hugging Face id, a local folder or 'embedded' (default: the main model)"
+    )
+    dtype: Literal[DTYPES] | None = Field(None, description="default: the model's own")
+    quantization: Literal[QUANTIZATIONS] | None = Field(None, description="weight-only int8 (torchao); default none")
+    engine: Literal[ENGINES] | None = Field(None, description="default transformers")
+
+
 class PreviewRequest(BaseModel):
     """A position to look at: a raw prompt (or a conversation as `messages`), the completion so far, the knobs.
 
@@ -118,6 +131,9 @@ class PreviewRequest(BaseModel):
     constraint: Constraint | None = None
     interventions: List[Intervention] | None = Field(
         None, description="model edits applied at every position of the context, in order (default none)"
+    )
+    reference: Reference | None = Field(
+        None, description="a reference model: each row and the distribution carry its probabilities and distances"
     )
 
 
@@ -169,6 +185,13 @@ class SweepRequest(TargetRequest):
     mode: Literal[MODES] | None = Field(None, description="zero, or the mean over the context's positions")
 
 
+class DiffRequest(PreviewRequest):
+    """A preview request whose completion is compared, teacher-forced, with the required `reference`."""
+
+    reference: Reference = Field(description="the model the main one is compared with")
+    completion_ids: Annotated[List[TokenId], Field(min_length=1)] = Field(description="the text compared, as ids")
+
+
 class SteeringVectorRequest(BaseModel):
     """Example texts for a steering vector: the i-th positive text pairs with the i-th negative one."""
 
@@ -176,6 +199,12 @@ class SteeringVectorRequest(BaseModel):
     layer: integer(ge=0) = Field(description="the decoder layer whose residual stream is read, from 0")
     positive: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
     negative: Annotated[List[NonEmptyText], Field(min_length=1, max_length=MAX_PAIRS)]
+
+
+class EmptyRequest(BaseModel):
+    """An empty object: the operation takes no parameters."""
+
+    model_config = STRICT
 
 
 class LoadRequest(BaseModel):

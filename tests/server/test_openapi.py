@@ -4,6 +4,7 @@ on what they refuse (a body the schema refuses is a 400 naming the field; a body
 from __future__ import annotations
 
 import json
+import math
 
 import jsonschema
 import pytest
@@ -15,6 +16,7 @@ DOCUMENT = openapi.document()
 SELF = {"/api/openapi.json", "/api/docs"}  # the document and its page describe the others, not themselves
 BASE = {"prompt": "The capital of France is", "use_chat_template": False, "top_k": 3, "params": {"greedy": True}}
 TARGET = BASE | {"completion_ids": [7042], "target_index": 0}
+DIFF = BASE | {"completion_ids": [7042, 28], "reference": {}}  # the main model itself: no memory of its own
 
 
 def refused(model: str, body: object) -> bool:
@@ -72,6 +74,11 @@ REFUSED = [
     ("/api/sweep", "SweepRequest", TARGET | {"components": "neurons"}, "components"),
     ("/api/sweep", "SweepRequest", TARGET | {"mode": 0}, "mode"),
     ("/api/model/load", "LoadRequest", {"model_id": "embedded", "extra": 1}, "model_id"),
+    ("/api/preview", "PreviewRequest", BASE | {"reference": {"dtype": "f8"}}, "reference.dtype"),
+    ("/api/step", "StepRequest", BASE | {"reference": {"quantization": "int4"}}, "reference.quantization"),
+    ("/api/diff", "DiffRequest", DIFF | {"reference": None}, "reference"),
+    ("/api/diff", "DiffRequest", DIFF | {"completion_ids": []}, "completion_ids"),
+    ("/api/reference/remove", "EmptyRequest", {"model": "x"}, "model"),
 ]
 
 
@@ -90,6 +97,9 @@ ACCEPTED = [
     ("/api/tree", "TreeRequest", BASE | {"width": 2, "depth": 1}),
     ("/api/attribution", "AttributionRequest", TARGET),
     ("/api/sweep", "SweepRequest", TARGET | {"components": "mlps"}),
+    ("/api/preview", "PreviewRequest", BASE | {"reference": {"dtype": "float32"}}),
+    ("/api/diff", "DiffRequest", DIFF),
+    ("/api/reference/remove", "EmptyRequest", {}),
 ]
 
 
@@ -115,3 +125,20 @@ def test_malformed_bodies_are_a_400_with_one_line(client, raw, words):
     assert answer.status_code == 400, answer.text
     detail = answer.json()["detail"]
     assert words in detail and "\n" not in detail, detail
+
+
+def test_the_reference_status_follows_a_request_and_its_removal(client):
+    assert client.post("/api/preview", json=BASE | {"reference": {}}).status_code == 200
+    status = client.get("/api/reference/status").json()
+    assert status["state"] == "ready" and status["model_id"] == "SmolLM2-135M-Instruct"
+    assert client.post("/api/reference/remove", json={}).json()["state"] == "none"
+    assert client.get("/api/reference/status").json()["state"] == "none"
+
+
+def test_a_reference_over_the_memory_budget_is_a_400_naming_the_limit(client, embedded):
+    weights = sum(p.numel() for p in {id(p): p for p in embedded.model.parameters()}.values())  # tied: once
+    mib = math.ceil(weights * 2 / 2**20)  # two bytes each in bfloat16
+    answer = client.post("/api/preview", json=BASE | {"reference": {"dtype": "bfloat16"}})
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"the reference's weights is {mib} MiB; this server allows 1 (--max-reference-mb"), detail

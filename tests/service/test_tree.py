@@ -98,7 +98,7 @@ def test_finished_paths_are_not_expanded(engine, tiny):
     stages = engine.analysis(req, *_prompt_and_completion(engine))[0]
     p = torch.zeros_like(stages.p_final)
     p[eos], p[1000] = 0.6, 0.4
-    nodes = tree_mod._expand(engine, req, [tree_mod._Open(-1, (), 1.0, 1.0, 1.0)], [_Fake(p)], 2, more=True)
+    nodes = tree_mod._expand(engine, req, [tree_mod._Open(-1, (), 1.0, 1.0, 1.0)], [_Fake(p)], 2, more=True, beside={})
     assert [n.token for n in nodes] == [1000]  # the eos child ends the path: it is no frontier node
 
 
