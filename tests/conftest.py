@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded tokenizer, a tiny random Llama built from a config, the real embedded model."""
+"""Shared fixtures: the embedded tokenizer, a tiny random Llama built from a config (and one with other weights),
+the real embedded model."""
 
 from __future__ import annotations
 
@@ -56,3 +57,15 @@ def tiny_folder(tmp_path_factory, tiny):
     tiny.model.save_pretrained(folder)
     tiny.tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def other_folder(tiny, tmp_path_factory):
+    """A tiny random Llama like `tiny` with other weights (the same tokenizer), as a model folder: a reference."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(5)
+    folder = tmp_path_factory.mktemp("tiny-other")
+    LlamaForCausalLM(tiny.model.config).save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+    return str(folder)

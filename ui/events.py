@@ -42,7 +42,8 @@ PANELS = (
     "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
     "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
     "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token", "constraint_problem",
-    "prompt", "conversation", "edits_list", "edit_pick",
+    "prompt", "conversation", "edits_list", "edit_pick", "reference_status", "diff_note", "diff_plot", "diff_tokens",
+    "diff_summary",
 )  # fmt: skip
 
 

@@ -2,8 +2,9 @@
 
 A branch opened from the chat carries its conversation as `messages` (rendered with the chat
 template); every other branch uses the prompt box. A branch's model edits that are on go with every
-request made for it (`interventions`), so every panel shows the edited model. The fingerprint is how the
-view tells whether a panel's content was computed from what the screen shows now.
+request made for it (`interventions`), so every panel shows the edited model. The session's reference model
+goes with every request too (`reference`), so every answer carries its probabilities and distances. The
+fingerprint is how the view tells whether a panel's content was computed from what the screen shows now.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def request_for(session: Session, controls: Controls) -> dict:
             "use_chat_template": controls.use_chat_template,
         }
     out |= {"params": controls.params(), "constraint": controls.constraint()}
+    if session.reference is not None:
+        out["reference"] = session.reference.request()
     edits = interventions(branch.edits, session.vectors)
     return (out | {"interventions": edits}) if edits else out  # no edits on: the request of an unedited model
 

@@ -20,7 +20,7 @@ from .state import Prefs, from_json, to_json
 
 ACCORDIONS = (
     "model", "samplers", "constraint", "stages", "timeline", "auto", "attribution", "lens", "branches", "session_file",
-    "lookahead", "edits",
+    "lookahead", "edits", "reference",
 )  # fmt: skip
 STORAGE_KEY = "nexttoken-settings"
 STORAGE_SECRET = "nexttoken-settings-v2"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from .controls import Controls
 from .edits import Edit, Vector, vectors_from_json
+from .reference import RefChoice
 
 MAIN = "main"
 PROMPT_SHOWN = 24  # characters of a branch's prompt in its label
@@ -73,6 +74,7 @@ class Session:
     shown: dict = field(default_factory=dict)  # panel -> inputs it shows
     lookahead: LookAhead | None = None  # the last tree grown (current while its request is the one on screen)
     vectors: dict = field(default_factory=dict)  # steering vector id -> Vector, for the branches' steering edits
+    reference: RefChoice | None = None  # the reference model every request carries while it is set
 
     def __hash__(self) -> int:
         """Gradio hashes state values to tell when they changed (which saves the session in the browser): equal
@@ -80,7 +82,7 @@ class Session:
         branches = tuple((k, b.name, b.prompt, b.ids, b.messages is None, b.edits) for k, b in self.branches.items())
         chat = (len(self.chat), self.chat[-1].get("content") if self.chat else None, self.chat_reply_ids)
         grown = None if self.lookahead is None else json.dumps(self.lookahead.request, sort_keys=True)
-        return hash((self.key, self.current, self.inspect, branches, chat, grown, tuple(self.vectors)))
+        return hash((self.key, self.current, self.inspect, branches, chat, grown, tuple(self.vectors), self.reference))
 
     @property
     def chat_reply_ids(self) -> tuple[int, ...]:
@@ -221,6 +223,7 @@ def to_json(controls: Controls, prefs: Prefs, session: Session | None = None, mo
             "chat_reply": list(session.chat_reply),
             "model_id": model_id,
             "vectors": [v.as_dict() for vid, v in session.vectors.items() if vid in _used_vectors(session.branches)],
+            "reference": session.reference.as_dict() if session.reference is not None else None,
         }
         if session.lookahead is not None:
             grown = session.lookahead
@@ -277,6 +280,7 @@ def _session(data: object) -> Session:
         key=key, branches=restored, current=current, counter=max([len(restored), *numbered]), chat=chat,
         chat_reply=tuple(r for r in reply if isinstance(r, dict) and isinstance(r.get("token"), dict)),
         lookahead=lookahead, vectors=vectors_from_json(data.get("vectors"), _used_vectors(restored)),
+        reference=RefChoice.from_dict(data.get("reference")),  # absent from older files: none
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from . import constraint_state, edits_view, explain_target, lookahead_view
+from . import constraint_state, edits_view, explain_target, lookahead_view, reference_view
 from .controls import PARAM_FIELDS, Controls
 from .draw import bars, heatmap, render, timeline
 from .request import attribution_request, fingerprint, model_id, prompt_request, request_for
@@ -27,8 +27,9 @@ ACCORDION = {
     "compare_with": "branches",
     "attribution_hover": "attribution",
     **{panel: "lookahead" for panel in lookahead_view.DRAWS},
+    **{panel: "reference" for panel in reference_view.DRAWS},
 }
-ON_DEMAND = ("lens", "comparison", "attribution")  # computed by a button; marked out of date instead
+ON_DEMAND = ("lens", "comparison", "attribution", "diff")  # computed by a button; marked out of date instead
 STALE = "out of date"
 STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a plain note, no old numbers
     "lens": {
@@ -45,6 +46,15 @@ STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a pl
             "*Out of date: the tokens, the target, the method or the model changed. Press Explain again.*"
         ),
         "attribution": "",
+    },
+    "diff": {
+        "diff_note": (
+            "*Out of date: the branch, a knob, the constraint, the reference or the model changed."
+            " Press “Diff with the reference” again.*"
+        ),
+        "diff_plot": None,
+        "diff_tokens": "",
+        "diff_summary": [],
     },
 }
 
@@ -97,6 +107,10 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(model, prompt_request(session, controls), extra)
+    if panel == "diff":
+        branch = session.branch
+        shown = (session.key, branch.ids, branch.messages, branch.prompt, branch.edits, session.reference)
+        return fingerprint(model, shown, _p_final_settings(controls))
     branches = {bid: (b.ids, b.messages, b.prompt, b.edits) for bid, b in session.branches.items()}
     return fingerprint(model, session.key, branches, _p_final_settings(controls))
 
@@ -159,7 +173,8 @@ def _status(frame: Frame) -> str:
     if session.inspect is not None and not notice:
         notice = render.choice_note(session.branch.meta[session.inspect], session.inspect)
     line = render.status_line(frame.result, session, notice)
-    return " · ".join(filter(None, (line, edits_view.status_part(shown_dist(frame)))))
+    dist = shown_dist(frame)
+    return " · ".join(filter(None, (line, edits_view.status_part(dist), reference_view.status_part(dist, model_id()))))
 
 
 def _tokens_key(frame: Frame) -> str:
@@ -231,6 +246,10 @@ _PANELS = {
     **{n: (_lookahead_key, lambda f, d=d: d(f.session, f.controls)) for n, d in lookahead_view.DRAWS.items()},
     **{
         n: (lambda f: edits_view.panel_key(f.session), lambda f, d=d: d(f.session)) for n, d in edits_view.DRAWS.items()
+    },
+    **{
+        n: (lambda f: reference_view.panel_key(f.session), lambda f, d=d: d(f.session))
+        for n, d in reference_view.DRAWS.items()
     },
     # drawn even while the attribution panel is closed: a pick must never outlive its position
     "explain_token": (_pickers_key, lambda f: explain_target.target_picker(_explained(f), f.controls)),

@@ -3,8 +3,9 @@
 One row per shown candidate (`plots.shown_rows`, the rows the candidate table shows too), most likely first: its
 label with the marks of `plots`, a grey p_base bar, a blue p_final bar with its value beside it, a pale ghost bar
 (the previous p_final) after a knob change, a ghost bar per extra series the rows carry (`EXTRA_SERIES`: the
-unedited model's p_final under model edits), and a red bar at the probability before the cut for a candidate a
-truncation stage removed. Hovering a bar gives its exact value; Plotly's mode bar downloads the chart as a PNG.
+unedited model's p_final under model edits, the reference model's p_final), and a red bar at the probability
+before the cut for a candidate a truncation stage removed. Hovering a bar gives its exact value; Plotly's mode
+bar downloads the chart as a PNG.
 
 The stage menu shows the blue bars after any stage of the chain. Every stage's blue and red bars are traces of
 the one figure, each tagged (`meta.views`) with the views it shows in, and the menu's buttons (one per stage, named
@@ -61,7 +62,10 @@ class Series:
     line: str
 
 
-EXTRA_SERIES = (Series("p_final_unedited", "p_final, unedited model", "rgba(217, 119, 6, 0.3)", "#d97706"),)
+EXTRA_SERIES = (
+    Series("p_final_unedited", "p_final, unedited model", "rgba(217, 119, 6, 0.3)", "#d97706"),
+    Series("p_final_reference", "p_final, reference", "rgba(5, 150, 105, 0.3)", "#059669"),
+)
 
 
 @dataclass(frozen=True)

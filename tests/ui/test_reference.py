@@ -1,0 +1,152 @@
+"""The Reference model panel: the request it makes, the session setting, the status line, the second series of the
+bars and the diff's drawing, each number checked against both models' logits computed here (the tiny random model
+as the main one, a tiny model with other weights as the reference, knobs that leave p_final = p_base)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from backends.model import STORE
+from backends.reference import REFERENCES
+from service import reference as service_reference
+from tests.ui.helpers import stepped
+from ui.controls import Controls
+from ui.draw import reference_diff
+from ui.panels import reference as panel
+from ui.reference import ANOTHER, RefChoice, picked
+from ui.request import request_for
+from ui.state import Prefs, Session, from_json, to_json
+from ui.view import Frame, view
+
+PROMPT = "Once upon a time there was a"
+PLAIN = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "min_p": 0.0, "sample_top_k": 0}
+CONTROLS = replace(Controls(), prompt=PROMPT, seed="3", top_k=5, **PLAIN)
+
+
+@pytest.fixture
+def tiny_store(tiny, embedded):
+    STORE.use(tiny)
+    yield tiny
+    REFERENCES.remove()
+    STORE.use(embedded)
+
+
+def log_probs(model, ids) -> torch.Tensor:
+    """Log-softmax of every position's logits in float64, from one plain forward call."""
+    with torch.no_grad():
+        return torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+
+
+def both(tiny, folder: str, ids) -> tuple[torch.Tensor, torch.Tensor]:
+    """(main, reference) log-probabilities at every position of `ids`."""
+    from transformers import AutoModelForCausalLM
+
+    reference = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return log_probs(tiny.model, ids), log_probs(reference, ids)
+
+
+def kl_bits(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    return (log_p.exp() * (log_p - log_q)).sum(-1) / math.log(2)
+
+
+def test_the_panel_s_picks_are_the_request_s_reference_and_bad_picks_are_refused_in_its_words():
+    assert picked("bfloat16", "", "").request() == {"dtype": "bfloat16"}
+    assert picked("int8", "ignored", "float16").request() == {"quantization": "int8"}
+    assert picked(ANOTHER, " embedded ", "float16").request() == {"model": "embedded", "dtype": "float16"}
+    assert picked(ANOTHER, "embedded", "").label() == "embedded"
+    with pytest.raises(ValueError, match="type the reference's model"):
+        picked(ANOTHER, "  ", "")
+    with pytest.raises(ValueError, match="pick what the reference is"):
+        picked(None, "", "")
+    with pytest.raises(ValueError, match="the dtype 'float8' is not one of float32, bfloat16, float16"):
+        picked(ANOTHER, "embedded", "float8")
+
+
+def test_the_session_keeps_the_reference_in_its_json_and_every_request_carries_it():
+    session = replace(Session(), reference=RefChoice(None, "bfloat16"))
+    assert request_for(session, CONTROLS)["reference"] == {"dtype": "bfloat16"}
+    assert "reference" not in request_for(Session(), CONTROLS)
+    _, _, back = from_json(to_json(CONTROLS, Prefs(), session, "m"))
+    assert back.reference == session.reference and hash(back) == hash(session) != hash(Session())
+    _, _, none = from_json(to_json(CONTROLS, Prefs(), Session(), "m"))
+    assert none.reference is None
+    with pytest.raises(ValueError, match="the reference in the session file is not one the panel makes"):
+        RefChoice.from_dict({"dtype": "float8"})
+
+
+def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_store, other_folder):
+    outcome = panel.apply(Session(), CONTROLS, ANOTHER, other_folder, "")
+    assert outcome.session.reference == RefChoice(other_folder)
+    prompt = tiny_store.tokenizer(PROMPT)["input_ids"]
+    log_p, log_q = (lp[-1] for lp in both(tiny_store, other_folder, prompt))
+    kl = float(kl_bits(log_p, log_q))
+    frame = Frame(outcome.session, CONTROLS, Prefs(frozenset({"reference"})), outcome.result)
+    _, panels = view(frame)
+    agrees = int(log_p.argmax()) == int(log_q.argmax())
+    rank = int((log_q > log_q[int(log_p.argmax())]).sum()) + 1
+    top = "top token agrees" if agrees else f"top token differs (rank {rank} under the reference)"
+    assert f"reference ({other_folder}): KL {kl:.4f} bits · {top}" in panels["summary"]
+    traces = {t["name"]: t for t in panels["plot"]["figure"]["data"]}
+    ids = panels["plot"]["figure"]["layout"]["meta"]["token_ids"]
+    expected = [float(log_q[i].exp()) for i in ids]
+    assert traces["p_final, reference"]["x"] == pytest.approx(expected, abs=1e-6)
+    assert f"**Reference:** {other_folder} · ready · its weights take" in panels["reference_status"]
+
+
+def test_remove_frees_the_reference_and_the_answers_carry_none(tiny_store):
+    applied = panel.apply(Session(), CONTROLS, "float16", "", "").session
+    assert service_reference.reference_status()["state"] == "ready"
+    outcome = panel.remove(applied, CONTROLS)
+    assert outcome.session.reference is None and "reference" not in request_for(outcome.session, CONTROLS)
+    assert service_reference.reference_status()["state"] == "none"
+    assert outcome.result["dist"].get("kl_reference_final") is None
+    with pytest.raises(ValueError, match="there is no reference to remove"):
+        panel.remove(outcome.session, CONTROLS)
+
+
+def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_store, other_folder):
+    completion = tiny_store.tokenizer(" little cat who lived in a big house", add_special_tokens=False)["input_ids"]
+    session = replace(Session(), reference=RefChoice(other_folder))
+    session = session.for_prompt(CONTROLS.prompt_key).with_branch(replace(Session().branch, ids=tuple(completion)))
+    prompt = tiny_store.tokenizer(PROMPT)["input_ids"]
+    ids = [*prompt, *completion]
+    log_p, log_q = (lp[len(prompt) - 1 : -1] for lp in both(tiny_store, other_folder, ids))
+    kls = kl_bits(log_p, log_q).tolist()
+    same = (log_p.argmax(-1) == log_q.argmax(-1)).tolist()
+    outcome = panel.run_diff(session, CONTROLS, {})
+    figure = outcome.also["diff_plot"]
+    assert list(figure.data[0].y) == pytest.approx(kls, rel=1e-4)
+    assert list(figure.data[0].x) == list(range(1, len(completion) + 1))
+    rows = {row[0]: row[1:] for row in outcome.also["diff_summary"]}
+    assert rows["mean KL"][0] == reference_diff.bits(sum(kls) / len(kls))
+    assert rows["max KL"][0] == reference_diff.bits(max(kls))
+    assert rows["same top token"][0] == f"{sum(same) / len(same):.1%}"
+    split = next((j for j, s in enumerate(same) if not s), None)
+    assert rows["first divergence"][0] == ("none" if split is None else f"token {split + 1}")
+    assert outcome.also["diff_tokens"].count('class="diff-token"') == len(completion)
+    assert outcome.also["computed"]["diff"]
+
+
+def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_store):
+    session = stepped(2, CONTROLS, panel.apply(Session(), CONTROLS, "bfloat16", "", "").session)
+    outcome = panel.run_diff(session, CONTROLS, {})
+    computed = outcome.also["computed"]
+    frame = Frame(outcome.session, CONTROLS, Prefs(), outcome.result, computed=computed)
+    assert "diff_note" not in view(frame)[1]  # what it was drawn from is on screen
+    for changed, controls in (
+        (outcome.session, replace(CONTROLS, temperature=0.5)),
+        (replace(outcome.session, reference=RefChoice(None, "float16")), CONTROLS),
+    ):
+        panels = view(Frame(changed, controls, Prefs(), outcome.result, computed=computed))[1]
+        assert panels["diff_note"].startswith("*Out of date") and panels["diff_summary"] == []
+
+
+def test_a_diff_needs_a_reference_and_a_completion():
+    with pytest.raises(ValueError, match="there is no reference to diff with"):
+        panel.run_diff(Session(), CONTROLS, {})
+    with pytest.raises(ValueError, match="the branch has no completion yet"):
+        panel.run_diff(replace(Session(), reference=RefChoice(None, "bfloat16")), CONTROLS, {})

@@ -1,0 +1,96 @@
+"""The "Reference model" accordion: pick a reference, apply or remove it, and diff the branch with it.
+
+The reference is a setting of the session (`Session.reference`): Apply redraws the current branch with it, so
+the service loads it first and any refusal (another vocabulary, the memory budget, public mode) is a toast and
+changes nothing; Remove frees it. "Diff with the reference" sends the current branch's completion through both
+models, teacher-forced (service diff): a timeline of KL per token, the tokens coloured by it and llama.cpp's
+summary. Like the other on-demand panels, the diff says it is out of date once the branch, a knob, the
+constraint, the reference or the model changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gradio as gr
+
+from service import diff as service_diff
+from service import reference as service_reference
+
+from .. import actions
+from ..controls import Controls
+from ..draw import reference_diff
+from ..events import Explorer, Outcome
+from ..reference import ANOTHER, DTYPES, MAIN_FORMS, picked
+from ..request import request_for
+from ..state import Session
+from ..view import on_demand_key
+
+FORM_CHOICES = [*((f"the main model in {form}", form) for form in MAIN_FORMS), (ANOTHER, ANOTHER)]
+DTYPE_CHOICES = [("its own", ""), *((dtype, dtype) for dtype in DTYPES)]
+
+
+def create_reference() -> dict:
+    c = {}
+    with gr.Accordion("Reference model", open=False, elem_id="reference-panel") as c["reference_panel"]:
+        c["reference_form"] = gr.Radio(FORM_CHOICES, value="bfloat16", label="Reference", elem_id="reference-form")
+        with gr.Row():
+            c["reference_model"] = gr.Textbox(
+                label="Another model (a Hugging Face id, a local folder or “embedded”)", scale=3,
+                elem_id="reference-model",
+            )  # fmt: skip
+            c["reference_dtype"] = gr.Dropdown(DTYPE_CHOICES, value="", label="Its dtype", scale=1)
+        with gr.Row():
+            c["apply_reference"] = gr.Button("Apply", size="sm", variant="primary", elem_id="apply-reference")
+            c["remove_reference"] = gr.Button("Remove", size="sm", elem_id="remove-reference")
+        c["reference_status"] = gr.Markdown(elem_id="reference-status")
+        c["diff_button"] = gr.Button("Diff with the reference", size="sm", elem_id="diff-reference")
+        c["diff_note"] = gr.Markdown(elem_id="diff-note")
+        c["diff_plot"] = gr.Plot(label="KL per token", elem_id="diff-timeline")
+        c["diff_tokens"] = gr.HTML(elem_id="diff-tokens")
+        c["diff_summary"] = gr.Dataframe(
+            headers=reference_diff.SUMMARY_HEADERS, interactive=False, elem_id="diff-summary"
+        )
+    return c
+
+
+def apply(session: Session, controls: Controls, form: str | None, model: str | None, dtype: str | None) -> Outcome:
+    """The current branch with the picked reference (refused, nothing changed, when the service refuses it)."""
+    session = actions.current(session, controls).inspecting(None)
+    return actions.shown(replace(session, reference=picked(form, model, dtype)), controls)
+
+
+def remove(session: Session, controls: Controls) -> Outcome:
+    """No reference: the service frees the one it holds."""
+    session = actions.current(session, controls).inspecting(None)
+    if session.reference is None:
+        raise ValueError("there is no reference to remove: pick one and press Apply")
+    service_reference.remove_reference({})
+    return actions.shown(replace(session, reference=None), controls)
+
+
+def run_diff(session: Session, controls: Controls, computed: dict) -> Outcome:
+    """The current branch's completion through both models, drawn; the panel remembers what it was drawn from."""
+    session = actions.current(session, controls).inspecting(None)
+    if session.reference is None:
+        raise ValueError("there is no reference to diff with: pick one and press Apply")
+    if not session.branch.ids:
+        raise ValueError("the branch has no completion yet: step a few tokens, then diff")
+    answer = service_diff.diff(request_for(session, controls))
+    note = f"**{answer['reference']}** against the main model over {len(answer['positions'])} tokens, teacher-forced."
+    computed = computed | {"diff": on_demand_key("diff", session, controls)}
+    also = {
+        "diff_note": note,
+        "diff_plot": reference_diff.timeline(answer),
+        "diff_tokens": reference_diff.tokens_html(answer),
+        "diff_summary": reference_diff.summary_rows(answer),
+        "computed": computed,
+    }
+    return replace(actions.shown(session, controls), also=also)
+
+
+def wire_reference(ex: Explorer) -> None:
+    c = ex.c
+    ex.on(c["apply_reference"].click, apply, extra=("reference_form", "reference_model", "reference_dtype"))
+    ex.on(c["remove_reference"].click, remove)
+    ex.on(c["diff_button"].click, run_diff, extra=("computed",), also=("computed",))

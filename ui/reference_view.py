@@ -1,0 +1,54 @@
+"""What the explorer shows of the reference model: the panel's status line, and the status line's words.
+
+The panel says what the session's reference is and what the service reports of the reference it holds
+(loading, ready with the memory its weights take, failed with the reason). The explorer's status line says, from
+the answer's own fields, how far the reference's p_final is from the main model's (`kl_reference_final`, bits)
+and whether their top tokens agree, with the main model's top token's rank under the reference when not.
+"""
+
+from __future__ import annotations
+
+from service import reference as service_reference
+
+from .request import fingerprint
+from .state import Session
+
+STATES = {"loading": "loading…", "ready": "ready", "failed": "failed"}
+
+
+def status_markdown(session: Session, status: dict) -> str:
+    """The panel's line: the session's reference (or none) and the service's state of the one it holds."""
+    if session.reference is None:
+        return "*No reference: the bars and the status line show the main model alone.*"
+    line = f"**Reference:** {session.reference.label()}"
+    state = status.get("state", "none")
+    if state == "ready":
+        return f"{line} · ready · its weights take {status['memory_mb']:,.1f} MiB (0: it is the main model itself)"
+    if state == "failed":
+        return f"{line} · failed: {status.get('error', '')}"
+    return f"{line} · {STATES.get(state, 'loaded with the next request')}"
+
+
+def panel_key(session: Session) -> str:
+    return fingerprint(session.reference, service_reference.reference_status())
+
+
+def _status(session: Session) -> str:
+    return status_markdown(session, service_reference.reference_status())
+
+
+DRAWS = {"reference_status": _status}  # component -> its content
+
+
+def status_part(dist: dict | None, main_model: str = "") -> str:
+    """ "reference (bfloat16): KL x bits · top token agrees / differs (rank n)", or "" without a reference."""
+    if not dist or not dist.get("reference"):
+        return ""
+    words = dist["reference"]
+    words = words.removeprefix(f"{main_model}, ") if main_model and words != main_model else words
+    kl = dist.get("kl_reference_final")
+    reason = (dist.get("kl_reference_final_reason") or "").removeprefix("infinite: ")
+    distance = f"KL {kl:.4f} bits" if kl is not None else f"KL infinite ({reason})"
+    rank = dist.get("rank_under_reference")
+    top = "top token agrees" if dist.get("top_agrees") else f"top token differs (rank {rank} under the reference)"
+    return f"reference ({words}): {distance} · {top}"
