@@ -1,0 +1,59 @@
+"""The Reference model panel in the browser: bfloat16 applied gives the bars a second series and the status line its
+KL; the diff draws a KL timeline, the tokens coloured by it and the summary, and says when it is out of date."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser import ui
+
+SERIES = "p_final, reference"
+REFERENCE_X_JS = f"""() => {{
+  const gd = document.querySelector('#dist-plot .nt-plot');
+  const trace = gd && (gd.data ?? []).find(t => t.name === {SERIES!r});
+  return trace ? trace.x : null;
+}}"""
+STATUS = re.compile(r"reference \(bfloat16\): KL \d+\.\d{4} bits · top token (agrees|differs \(rank \d+)")
+
+
+def apply_bfloat16(page) -> dict:
+    ui.open_accordion(page, "reference-panel")
+    before = ui.bars(page)
+    page.get_by_label("the main model in bfloat16", exact=True).check()
+    page.get_by_role("button", name="Apply", exact=True).click()
+    return ui.wait_for_bars_change(page, before)
+
+
+def test_bfloat16_as_the_reference_draws_its_series_and_its_kl_in_the_status_line(page):
+    after = apply_bfloat16(page)
+    assert SERIES in after["legend"]
+    reference = page.evaluate(REFERENCE_X_JS)
+    # a bfloat16 copy is close to the float32 model: each of its bars near the blue one
+    assert all(abs(q - row["p_final"]) < 0.05 for q, row in zip(reference, after["rows"], strict=True))
+    expect(ui.summary(page)).to_contain_text(STATUS)
+    expect(page.locator("#reference-status")).to_contain_text("Reference: bfloat16 · ready")
+    page.locator("#remove-reference").click()
+    expect(ui.summary(page)).not_to_contain_text("reference (")
+    assert SERIES not in ui.bars(page)["legend"]
+
+
+def test_the_diff_draws_a_kl_timeline_coloured_tokens_and_the_summary(page):
+    ui.step(page, 3)
+    apply_bfloat16(page)
+    page.get_by_role("button", name="Diff with the reference", exact=True).click()
+    expect(page.locator("#diff-timeline .barlayer .point")).to_have_count(3)
+    expect(page.locator("#diff-tokens .diff-token")).to_have_count(3)
+    expect(page.locator("#diff-summary")).to_contain_text("mean KL")
+    expect(page.locator("#diff-summary")).to_contain_text("same top token")
+    expect(page.locator("#diff-note")).to_contain_text("over 3 tokens, teacher-forced")
+    ui.step(page, 1)
+    expect(page.locator("#diff-note")).to_contain_text("Out of date")
+    expect(page.locator("#diff-tokens .diff-token")).to_have_count(0)
+
+
+def test_a_diff_without_a_reference_is_refused_in_screen_words(page):
+    ui.open_accordion(page, "reference-panel")
+    page.get_by_role("button", name="Diff with the reference", exact=True).click()
+    expect(ui.error_toast(page, "there is no reference to diff with: pick one and press Apply")).to_be_visible()
