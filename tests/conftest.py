@@ -69,3 +69,15 @@ def other_folder(tiny, tmp_path_factory):
     LlamaForCausalLM(tiny.model.config).save_pretrained(folder)
     tiny.tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture
+def tiny_reference_store(tiny, embedded):
+    """The tiny random Llama as the shared model; afterwards its reference freed and the embedded model back."""
+    from backends.model import STORE
+    from backends.reference import REFERENCES
+
+    STORE.use(tiny)
+    yield tiny
+    REFERENCES.remove()
+    STORE.use(embedded)

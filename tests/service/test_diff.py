@@ -8,21 +8,11 @@ import math
 import pytest
 import torch
 
-from backends.model import STORE
-from backends.reference import REFERENCES
 from service.diff import diff
 
 PROMPT = "Once upon a time there was a"
 FULL = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "seed": 3}
 TEXT = " little cat who lived in a big house near the river and liked to sleep"
-
-
-@pytest.fixture
-def tiny_store(tiny, embedded):
-    STORE.use(tiny)
-    yield tiny
-    REFERENCES.remove()
-    STORE.use(embedded)
 
 
 def body(tiny, reference) -> dict:
@@ -46,16 +36,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def test_positions_and_summary_equal_a_computation_from_both_models_logits(tiny_store, other_folder):
+def test_positions_and_summary_equal_a_computation_from_both_models_logits(tiny_reference_store, other_folder):
     from transformers import AutoModelForCausalLM
 
-    request = body(tiny_store, {"model": other_folder})
-    prompt = tiny_store.tokenizer(PROMPT)["input_ids"]
+    request = body(tiny_reference_store, {"model": other_folder})
+    prompt = tiny_reference_store.tokenizer(PROMPT)["input_ids"]
     completion = request["completion_ids"]
     ids = [*prompt, *completion]
     reference = AutoModelForCausalLM.from_pretrained(other_folder, dtype=torch.float32)
     rows = slice(len(prompt) - 1, len(ids) - 1)  # the row before each completion token
-    log_p = torch.log_softmax(all_logits(tiny_store.model, ids)[rows], -1)
+    log_p = torch.log_softmax(all_logits(tiny_reference_store.model, ids)[rows], -1)
     log_q = torch.log_softmax(all_logits(reference, ids)[rows], -1)
     kls = ((log_p.exp() * (log_p - log_q)).sum(-1) / math.log(2)).tolist()
     agrees = (log_p.argmax(-1) == log_q.argmax(-1)).tolist()
@@ -85,8 +75,8 @@ def test_positions_and_summary_equal_a_computation_from_both_models_logits(tiny_
     assert summary["kl_final_infinite"] == 0
 
 
-def test_the_main_model_against_itself_is_kl_zero_everywhere(tiny_store):
-    found = diff(body(tiny_store, {}))
+def test_the_main_model_against_itself_is_kl_zero_everywhere(tiny_reference_store):
+    found = diff(body(tiny_reference_store, {}))
     summary = found["summary"]
     assert summary["kl_final"]["max"] == 0.0 and summary["kl_base"]["max"] == 0.0
     assert summary["same_top"] == 1.0 and summary["first_divergence"] is None
@@ -102,7 +92,7 @@ def test_the_main_model_against_itself_is_kl_zero_everywhere(tiny_store):
         ({"completion_ids": [10**9]}, "completion_ids"),
     ],
 )
-def test_a_bad_diff_is_refused_in_one_line(tiny_store, change, words):
+def test_a_bad_diff_is_refused_in_one_line(tiny_reference_store, change, words):
     with pytest.raises(ValueError) as caught:
-        diff(body(tiny_store, {}) | change)
+        diff(body(tiny_reference_store, {}) | change)
     assert words in str(caught.value) and "\n" not in str(caught.value)

@@ -10,8 +10,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from backends.model import STORE
-from backends.reference import REFERENCES
 from service import reference as service_reference
 from tests.ui.helpers import stepped
 from ui.controls import Controls
@@ -25,14 +23,6 @@ from ui.view import Frame, view
 PROMPT = "Once upon a time there was a"
 PLAIN = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "min_p": 0.0, "sample_top_k": 0}
 CONTROLS = replace(Controls(), prompt=PROMPT, seed="3", top_k=5, **PLAIN)
-
-
-@pytest.fixture
-def tiny_store(tiny, embedded):
-    STORE.use(tiny)
-    yield tiny
-    REFERENCES.remove()
-    STORE.use(embedded)
 
 
 def log_probs(model, ids) -> torch.Tensor:
@@ -78,11 +68,11 @@ def test_the_session_keeps_the_reference_in_its_json_and_every_request_carries_i
         RefChoice.from_dict({"dtype": "float8"})
 
 
-def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_store, other_folder):
+def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_reference_store, other_folder):
     outcome = panel.apply(Session(), CONTROLS, ANOTHER, other_folder, "")
     assert outcome.session.reference == RefChoice(other_folder)
-    prompt = tiny_store.tokenizer(PROMPT)["input_ids"]
-    log_p, log_q = (lp[-1] for lp in both(tiny_store, other_folder, prompt))
+    prompt = tiny_reference_store.tokenizer(PROMPT)["input_ids"]
+    log_p, log_q = (lp[-1] for lp in both(tiny_reference_store, other_folder, prompt))
     kl = float(kl_bits(log_p, log_q))
     frame = Frame(outcome.session, CONTROLS, Prefs(frozenset({"reference"})), outcome.result)
     _, panels = view(frame)
@@ -97,7 +87,7 @@ def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_s
     assert f"**Reference:** {other_folder} · ready · its weights take" in panels["reference_status"]
 
 
-def test_remove_frees_the_reference_and_the_answers_carry_none(tiny_store):
+def test_remove_frees_the_reference_and_the_answers_carry_none(tiny_reference_store):
     applied = panel.apply(Session(), CONTROLS, "float16", "", "").session
     assert service_reference.reference_status()["state"] == "ready"
     outcome = panel.remove(applied, CONTROLS)
@@ -108,13 +98,15 @@ def test_remove_frees_the_reference_and_the_answers_carry_none(tiny_store):
         panel.remove(outcome.session, CONTROLS)
 
 
-def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_store, other_folder):
-    completion = tiny_store.tokenizer(" little cat who lived in a big house", add_special_tokens=False)["input_ids"]
+def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_reference_store, other_folder):
+    completion = tiny_reference_store.tokenizer(" little cat who lived in a big house", add_special_tokens=False)[
+        "input_ids"
+    ]
     session = replace(Session(), reference=RefChoice(other_folder))
     session = session.for_prompt(CONTROLS.prompt_key).with_branch(replace(Session().branch, ids=tuple(completion)))
-    prompt = tiny_store.tokenizer(PROMPT)["input_ids"]
+    prompt = tiny_reference_store.tokenizer(PROMPT)["input_ids"]
     ids = [*prompt, *completion]
-    log_p, log_q = (lp[len(prompt) - 1 : -1] for lp in both(tiny_store, other_folder, ids))
+    log_p, log_q = (lp[len(prompt) - 1 : -1] for lp in both(tiny_reference_store, other_folder, ids))
     kls = kl_bits(log_p, log_q).tolist()
     same = (log_p.argmax(-1) == log_q.argmax(-1)).tolist()
     outcome = panel.run_diff(session, CONTROLS, {})
@@ -131,7 +123,7 @@ def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_st
     assert outcome.also["computed"]["diff"]
 
 
-def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_store):
+def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_reference_store):
     session = stepped(2, CONTROLS, panel.apply(Session(), CONTROLS, "bfloat16", "", "").session)
     outcome = panel.run_diff(session, CONTROLS, {})
     computed = outcome.also["computed"]
