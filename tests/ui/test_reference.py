@@ -31,12 +31,10 @@ def log_probs(model, ids) -> torch.Tensor:
         return torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
 
 
-def both(tiny, folder: str, ids) -> tuple[torch.Tensor, torch.Tensor]:
-    """(main, reference) log-probabilities at every position of `ids`."""
+def from_folder(folder: str):
     from transformers import AutoModelForCausalLM
 
-    reference = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return log_probs(tiny.model, ids), log_probs(reference, ids)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 
 
 def kl_bits(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
@@ -72,7 +70,7 @@ def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_r
     outcome = panel.apply(Session(), CONTROLS, ANOTHER, other_folder, "")
     assert outcome.session.reference == RefChoice(other_folder)
     prompt = tiny_reference_store.tokenizer(PROMPT)["input_ids"]
-    log_p, log_q = (lp[-1] for lp in both(tiny_reference_store, other_folder, prompt))
+    log_p, log_q = (log_probs(model, prompt)[-1] for model in (tiny_reference_store.model, from_folder(other_folder)))
     kl = float(kl_bits(log_p, log_q))
     frame = Frame(outcome.session, CONTROLS, Prefs(frozenset({"reference"})), outcome.result)
     _, panels = view(frame)
@@ -98,15 +96,23 @@ def test_remove_frees_the_reference_and_the_answers_carry_none(tiny_reference_st
         panel.remove(outcome.session, CONTROLS)
 
 
-def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_reference_store, other_folder):
-    completion = tiny_reference_store.tokenizer(" little cat who lived in a big house", add_special_tokens=False)[
-        "input_ids"
-    ]
-    session = replace(Session(), reference=RefChoice(other_folder))
+TEXT = " little cat who lived in a big house"
+
+
+def diffed_branch(tiny, name: str, reference) -> tuple[Session, list[int], torch.Tensor, torch.Tensor]:
+    """(a session whose branch holds TEXT under the reference model `name`, its ids, the log-probabilities of the
+    main model and of `reference`, that model, before each of its tokens)."""
+    completion = tiny.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    session = replace(Session(), reference=RefChoice(name))
     session = session.for_prompt(CONTROLS.prompt_key).with_branch(replace(Session().branch, ids=tuple(completion)))
-    prompt = tiny_reference_store.tokenizer(PROMPT)["input_ids"]
+    prompt = tiny.tokenizer(PROMPT)["input_ids"]
     ids = [*prompt, *completion]
-    log_p, log_q = (lp[len(prompt) - 1 : -1] for lp in both(tiny_reference_store, other_folder, ids))
+    log_p, log_q = (log_probs(model, ids)[len(prompt) - 1 : -1] for model in (tiny.model, reference))
+    return session, completion, log_p, log_q
+
+
+def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_reference_store, other_folder):
+    session, completion, log_p, log_q = diffed_branch(tiny_reference_store, other_folder, from_folder(other_folder))
     kls = kl_bits(log_p, log_q).tolist()
     same = (log_p.argmax(-1) == log_q.argmax(-1)).tolist()
     outcome = panel.run_diff(session, CONTROLS, {})
@@ -123,6 +129,20 @@ def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_re
     assert outcome.also["computed"]["diff"]
 
 
+def test_continue_with_the_reference_branches_at_the_first_divergence_with_its_top_token(
+    tiny_reference_store, embedded
+):
+    session, completion, log_p, log_q = diffed_branch(tiny_reference_store, "embedded", embedded.model)
+    split = next(j for j in range(len(completion)) if int(log_p[j].argmax()) != int(log_q[j].argmax()))
+    outcome = panel.continue_with_reference(session, CONTROLS)
+    branch = outcome.session.branch
+    assert branch.ids == (*completion[:split], int(log_q[split].argmax()))
+    assert outcome.session.current != session.current and outcome.session.branches[session.current].ids == tuple(
+        completion
+    )
+    assert f"from token {split + 1}, the first divergence" in outcome.notice
+
+
 def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_reference_store):
     session = stepped(2, CONTROLS, panel.apply(Session(), CONTROLS, "bfloat16", "", "").session)
     outcome = panel.run_diff(session, CONTROLS, {})
@@ -135,6 +155,12 @@ def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_refer
     ):
         panels = view(Frame(changed, controls, Prefs(), outcome.result, computed=computed))[1]
         assert panels["diff_note"].startswith("*Out of date") and panels["diff_summary"] == []
+
+
+def test_continue_is_refused_where_the_top_tokens_never_differ(tiny_reference_store):
+    session = stepped(2, CONTROLS, replace(Session(), reference=RefChoice(None, "float32")))  # the main model itself
+    with pytest.raises(ValueError, match="the reference's top token is the main model's at every token"):
+        panel.continue_with_reference(session, CONTROLS)
 
 
 def test_a_diff_needs_a_reference_and_a_completion():

@@ -4,8 +4,9 @@ The reference is a setting of the session (`Session.reference`): Apply redraws t
 the service loads it first and any refusal (another vocabulary, the memory budget, public mode) is a toast and
 changes nothing; Remove frees it. "Diff with the reference" sends the current branch's completion through both
 models, teacher-forced (service diff): a timeline of KL per token, the tokens coloured by it and llama.cpp's
-summary. Like the other on-demand panels, the diff says it is out of date once the branch, a knob, the
-constraint, the reference or the model changed.
+summary. "Continue with the reference" starts a new branch at the first token where greedy decoding would
+part, taking the reference's top token there, announced. Like the other on-demand panels, the diff says it is
+out of date once the branch, a knob, the constraint, the reference or the model changed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from service import reference as service_reference
 
 from .. import actions
 from ..controls import Controls
-from ..draw import reference_diff
+from ..draw import reference_diff, render
 from ..events import Explorer, Outcome
 from ..reference import ANOTHER, DTYPES, MAIN_FORMS, picked
 from ..request import request_for
@@ -44,7 +45,11 @@ def create_reference() -> dict:
             c["apply_reference"] = gr.Button("Apply", size="sm", variant="primary", elem_id="apply-reference")
             c["remove_reference"] = gr.Button("Remove", size="sm", elem_id="remove-reference")
         c["reference_status"] = gr.Markdown(elem_id="reference-status")
-        c["diff_button"] = gr.Button("Diff with the reference", size="sm", elem_id="diff-reference")
+        with gr.Row():
+            c["diff_button"] = gr.Button("Diff with the reference", size="sm", elem_id="diff-reference")
+            c["continue_reference"] = gr.Button(
+                "Continue with the reference from the first divergence", size="sm", elem_id="continue-reference"
+            )
         c["diff_note"] = gr.Markdown(elem_id="diff-note")
         c["diff_plot"] = gr.Plot(label="KL per token", elem_id="diff-timeline")
         c["diff_tokens"] = gr.HTML(elem_id="diff-tokens")
@@ -69,14 +74,19 @@ def remove(session: Session, controls: Controls) -> Outcome:
     return actions.shown(replace(session, reference=None), controls)
 
 
-def run_diff(session: Session, controls: Controls, computed: dict) -> Outcome:
-    """The current branch's completion through both models, drawn; the panel remembers what it was drawn from."""
-    session = actions.current(session, controls).inspecting(None)
+def _diffed(session: Session, controls: Controls) -> dict:
+    """The service's diff of the current branch with the session's reference; ValueError says what is missing."""
     if session.reference is None:
         raise ValueError("there is no reference to diff with: pick one and press Apply")
     if not session.branch.ids:
         raise ValueError("the branch has no completion yet: step a few tokens, then diff")
-    answer = service_diff.diff(request_for(session, controls))
+    return service_diff.diff(request_for(session, controls))
+
+
+def run_diff(session: Session, controls: Controls, computed: dict) -> Outcome:
+    """The current branch's completion through both models, drawn; the panel remembers what it was drawn from."""
+    session = actions.current(session, controls).inspecting(None)
+    answer = _diffed(session, controls)
     note = f"**{answer['reference']}** against the main model over {len(answer['positions'])} tokens, teacher-forced."
     computed = computed | {"diff": on_demand_key("diff", session, controls)}
     also = {
@@ -89,8 +99,26 @@ def run_diff(session: Session, controls: Controls, computed: dict) -> Outcome:
     return replace(actions.shown(session, controls), also=also)
 
 
+def continue_with_reference(session: Session, controls: Controls) -> Outcome:
+    """A new branch from the first token where the top tokens differ, taking the reference's top token there."""
+    session = actions.current(session, controls).inspecting(None)
+    answer = _diffed(session, controls)
+    at = answer["summary"]["first_divergence"]
+    if at is None:
+        raise ValueError("the reference's top token is the main model's at every token: there is no divergence")
+    token = answer["positions"][at]["top_reference"]
+    outcome = actions.force_tokens(session.forked(at), controls, (token,))
+    taken = outcome.session.branch.meta[at]["token"]["display"]
+    notice = actions.announce(
+        f"New {render.branch_named(outcome.session.branch.name)} from token {at + 1}, the first divergence: it"
+        f" takes the reference's top token “{taken}” there; the original stays as it was."
+    )
+    return replace(outcome, notice=notice)
+
+
 def wire_reference(ex: Explorer) -> None:
     c = ex.c
     ex.on(c["apply_reference"].click, apply, extra=("reference_form", "reference_model", "reference_dtype"))
     ex.on(c["remove_reference"].click, remove)
     ex.on(c["diff_button"].click, run_diff, extra=("computed",), also=("computed",))
+    ex.on(c["continue_reference"].click, continue_with_reference)
