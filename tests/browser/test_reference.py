@@ -1,5 +1,6 @@
 """The Reference model panel in the browser: bfloat16 applied gives the bars a second series and the status line its
-KL; the diff draws a KL timeline, the tokens coloured by it and the summary, and says when it is out of date."""
+KL; the diff draws a KL timeline, the tokens coloured by it and the summary, and says when it is out of date;
+continuing with the main model itself as the reference finds no divergence and changes nothing."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def test_a_diff_without_a_reference_is_refused_in_screen_words(page):
     ui.open_accordion(page, "reference-panel")
     page.get_by_role("button", name="Diff with the reference", exact=True).click()
     expect(ui.error_toast(page, "there is no reference to diff with: pick one and press Apply")).to_be_visible()
+
+
+def test_continue_with_the_main_model_itself_as_the_reference_finds_no_divergence_and_changes_nothing(page):
+    ui.step(page, 2)
+    ui.open_accordion(page, "reference-panel")
+    before = ui.bars(page)
+    page.get_by_label("the main model in float32", exact=True).check()  # the embedded model's own dtype: itself
+    page.get_by_role("button", name="Apply", exact=True).click()
+    expect(ui.summary(page)).to_contain_text("KL 0.0000 bits · top token agrees")
+    page.get_by_role("button", name="Continue with the reference from the first divergence", exact=True).click()
+    expect(ui.error_toast(page, "the reference's top token is the main model's at every token")).to_be_visible()
+    ui.expect_completion_count(page, 2)
+    assert [r["label"] for r in ui.bars(page)["rows"]] == [r["label"] for r in before["rows"]]
