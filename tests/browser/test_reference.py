@@ -16,6 +16,7 @@ REFERENCE_X_JS = f"""() => {{
   const trace = gd && (gd.data ?? []).find(t => t.name === {SERIES!r});
   return trace ? trace.x : null;
 }}"""
+SAVED_MS = 3_000  # the session is saved in the browser by its own event, just after the one that changed it
 STATUS = re.compile(r"reference \(bfloat16\): KL \d+\.\d{4} bits · top token (agrees|differs \(rank \d+)")
 
 
@@ -71,3 +72,12 @@ def test_continue_with_the_main_model_itself_as_the_reference_finds_no_divergenc
     expect(ui.error_toast(page, "the reference's top token is the main model's at every token")).to_be_visible()
     ui.expect_completion_count(page, 2)
     assert [r["label"] for r in ui.bars(page)["rows"]] == [r["label"] for r in before["rows"]]
+
+
+def test_a_reload_keeps_the_reference(page, app_url):
+    apply_bfloat16(page)
+    page.wait_for_timeout(SAVED_MS)
+    page.reload()
+    ui.open_app(page, app_url)
+    expect(ui.summary(page)).to_contain_text(STATUS)
+    assert SERIES in ui.bars(page)["legend"]

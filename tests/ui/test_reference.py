@@ -168,3 +168,10 @@ def test_a_diff_needs_a_reference_and_a_completion():
         panel.run_diff(Session(), CONTROLS, {})
     with pytest.raises(ValueError, match="the branch has no completion yet"):
         panel.run_diff(replace(Session(), reference=RefChoice(None, "bfloat16")), CONTROLS, {})
+
+
+def test_a_reference_that_does_not_load_is_refused_in_one_line_and_the_status_says_why(tiny_reference_store):
+    with pytest.raises(ValueError, match=r"^model path '/no/such/folder' does not exist$"):
+        panel.apply(Session(), CONTROLS, ANOTHER, "/no/such/folder", "")
+    status = service_reference.reference_status()
+    assert status["state"] == "failed" and status["error"] == "model path '/no/such/folder' does not exist"
