@@ -12,6 +12,7 @@ import torch
 
 from service import reference as service_reference
 from tests.ui.helpers import stepped
+from ui import reference_view
 from ui.controls import Controls
 from ui.draw import reference_diff
 from ui.panels import reference as panel
@@ -175,3 +176,23 @@ def test_a_reference_that_does_not_load_is_refused_in_one_line_and_the_status_sa
         panel.apply(Session(), CONTROLS, ANOTHER, "/no/such/folder", "")
     status = service_reference.reference_status()
     assert status["state"] == "failed" and status["error"] == "model path '/no/such/folder' does not exist"
+
+
+def test_the_status_line_names_an_infinite_kl_and_a_differing_top_token_in_the_answer_s_words():
+    dist = {
+        "reference": "m, int8", "kl_reference_final": None, "top_agrees": False, "rank_under_reference": 3,
+        "kl_reference_final_reason": "infinite: the reference's p_final is 0 for “ cat”, which the main model keeps",
+    }  # fmt: skip
+    assert reference_view.status_part(dist, "m") == (
+        "reference (int8): KL infinite (the reference's p_final is 0 for “ cat”, which the main model keeps)"
+        " · top token differs (rank 3 under the reference)"
+    )
+    assert reference_view.status_part({"tokens": []}, "m") == ""
+
+
+def test_the_panel_line_says_loading_and_failed_in_the_service_s_words():
+    session = replace(Session(), reference=RefChoice(None, None, True))
+    assert reference_view.status_markdown(session, {"state": "loading"}) == "**Reference:** int8 · loading…"
+    failed = {"state": "failed", "error": "over the budget"}
+    assert reference_view.status_markdown(session, failed) == "**Reference:** int8 · failed: over the budget"
+    assert reference_view.status_markdown(Session(), failed).startswith("*No reference")
