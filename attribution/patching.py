@@ -122,6 +122,7 @@ def capture(model: torch.nn.Module, site: str, ids: Sequence[int]) -> tuple[torc
 def patched(run: Run, rows: Sequence[Patch], tokens: Sequence[int], start: int, past: DynamicCache | None):
     """The logit difference [B] of each row: `tokens` from position `start` on (after `past`, the corrupted run's
     keys and values of [0, start)), row b patched as `rows[b]` says; and the run's cache."""
+
     def patch(layer: int):
         def hook(_module, _args, output):
             hidden = _hidden(output).clone()
