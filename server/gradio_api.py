@@ -1,4 +1,4 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, and
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, patching and
 steering_vector / steering_vectors.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from server import errors
 from service import operations as service
-from service import steering
+from service import patching, steering
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
 CALL_PREFIX = "/gradio_api/call/"
@@ -70,6 +70,11 @@ def api_attribution(request: dict) -> dict:
     return _answer(service.attribution, request)
 
 
+def api_patching(request: dict) -> dict:
+    """Activation patching: a preview request plus corrupted, target, contrast_token_id and site; see docs/API.md."""
+    return _answer(patching.patching, request)
+
+
 def api_steering_vector(request: dict) -> dict:
     """A steering vector from {"layer": L, "positive": [texts], "negative": [texts]}: its id, layer, norm, pairs."""
     return _answer(steering.steering_vector, request)
@@ -95,6 +100,7 @@ ENDPOINTS = (
     Endpoint("step", api_step, "exactly one value, the request object"),
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
     Endpoint("tree", api_tree, "exactly one value, the request object"),
+    Endpoint("patching", api_patching, "exactly one value, the request object"),
     Endpoint("steering_vector", api_steering_vector, "exactly one value, the request object"),
     Endpoint("steering_vectors", api_steering_vectors, "no values", 0),
 )

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
+from service.contract import AttributionRequest, LoadRequest, PatchingRequest, PreviewRequest, StepRequest, TreeRequest
 from service.contract.answers import (
     AttributionAnswer,
     ErrorAnswer,
     ModelStatus,
+    PatchingAnswer,
     SteeringVector,
     SteeringVectors,
     StepAnswer,
@@ -50,6 +51,8 @@ OPERATIONS = (
     Operation("/api/attribution", "post", "attribution", "Which context tokens a target token depends on",
               AttributionRequest, AttributionAnswer),
     Operation("/api/tree", "post", "tree", "The look-ahead tree of likely continuations", TreeRequest, TreeAnswer),
+    Operation("/api/patching", "post", "patching", "Activation patching: where a changed word matters",
+              PatchingRequest, PatchingAnswer),
     Operation("/api/steering/vector", "post", "steering_vector", "A steering vector from example texts",
               SteeringVectorRequest, SteeringVector),
     Operation("/api/steering/vectors", "get", "steering_vectors", "The current model's steering vectors", None,

@@ -6,6 +6,7 @@
     POST /api/step           the step request
     POST /api/attribution    the attribution request
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
+    POST /api/patching       activation patching: a preview request plus corrupted, target, foil and site
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
     GET  /api/steering/vectors the current model's steering vectors
     GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
@@ -14,13 +15,14 @@
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
 with Retry-After. Validation and the model lane are the UI's own, so REST callers queue fairly with
-everyone else. Attribution runs slice by slice and stops at the next slice when the client disconnects.
+everyone else. Attribution and patching run slice by slice and stop at the next slice when the client
+disconnects.
 The routes go on Gradio's FastAPI app at launch (`app_kwargs()`), so one port serves both APIs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio.to_thread
 import orjson
@@ -30,6 +32,7 @@ from starlette.routing import Route
 
 from server import docs, errors, gradio_api, openapi
 from service import operations as service
+from service import patching as patching_service
 from service import steering
 from service.public import Cancelled
 
@@ -102,15 +105,15 @@ async def tree(request: Request) -> Response:
     return await _answer(request, service.tree)
 
 
-async def attribution(request: Request) -> Response:
+async def _streamed(request: Request, stream_fn: Callable[[dict], Iterator[dict]]) -> Response:
     """Slice by slice in a worker thread; between slices, stop if the client has gone away."""
     try:
-        stream = service.attribution_stream(await _body(request))
+        stream = stream_fn(await _body(request))
         try:
             while True:
                 item = await anyio.to_thread.run_sync(next, stream, None)
                 if item is None:
-                    raise RuntimeError("the attribution ended without a result")
+                    raise RuntimeError("the work ended without a result")
                 if "result" in item:
                     return _json(item["result"])
                 if await request.is_disconnected():
@@ -119,6 +122,14 @@ async def attribution(request: Request) -> Response:
             stream.close()  # stops the work and frees the lane (the thread has returned: no slice is running)
     except Exception as exc:
         return _error(exc)
+
+
+async def attribution(request: Request) -> Response:
+    return await _streamed(request, service.attribution_stream)
+
+
+async def patching(request: Request) -> Response:
+    return await _streamed(request, patching_service.patching_stream)
 
 
 async def openapi_json(request: Request) -> Response:
@@ -136,6 +147,7 @@ ROUTES = (
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
+    Route("/api/patching", patching, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),
     Route("/api/steering/vectors", steering_vectors, methods=["GET"]),
     Route("/api/openapi.json", openapi_json, methods=["GET"]),

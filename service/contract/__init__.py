@@ -9,10 +9,20 @@ from service.contract.check import parse
 from service.contract.requests import (
     AttributionRequest,
     LoadRequest,
+    PatchingRequest,
     PreviewRequest,
     StepRequest,
     TreeRequest,
     own_keys,
 )
 
-__all__ = ["AttributionRequest", "LoadRequest", "PreviewRequest", "StepRequest", "TreeRequest", "own_keys", "parse"]
+__all__ = [
+    "AttributionRequest",
+    "LoadRequest",
+    "PatchingRequest",
+    "PreviewRequest",
+    "StepRequest",
+    "TreeRequest",
+    "own_keys",
+    "parse",
+]
