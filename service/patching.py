@@ -10,6 +10,7 @@ lane (attribution.patching), with progress, and stops at the next column when ca
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from service.contract import PatchingRequest
 from service.policy import POLICY
 from service.readable import readable_errors
 from service.targets import AttributionSpec, target_ids
+
+# Stand-ins for a changed word, tried in order: common one-token words of several kinds (names, places, things)
+STAND_INS = ("John", "Mary", "Paris", "Rome", "cat", "dog", "red", "blue", "house", "tree", "water", "music", "king")
+WORD = re.compile(r"[^\W\d_]{3,}")  # a word of three letters or more
 
 
 @dataclass(frozen=True)
@@ -119,3 +124,22 @@ def patching(request: object) -> dict:
     """The patching grid of a request (see the module); other requests use the model between its columns."""
     *_, last = _items(request)
     return last["result"]
+
+
+@readable_errors
+def suggest_corrupted(request: object) -> dict:
+    """A corrupted prompt for a preview request: its last word (of three letters or more) that some stand-in
+    replaces at the same token length, replaced; `{"corrupted": text, "note": what changed}`."""
+    req = parsing.parsed(request)
+    engine = engine_for(STORE.get())
+    length = len(engine.prompt_ids(req)[0])
+    for found in reversed(list(WORD.finditer(req.prompt))):
+        word = found.group()
+        for stand_in in STAND_INS:
+            stand_in = stand_in.capitalize() if word[0].isupper() else stand_in.lower()
+            text = req.prompt[: found.start()] + stand_in + req.prompt[found.end() :]
+            if stand_in != word and len(engine.prompt_ids(dataclasses.replace(req, prompt=text))[0]) == length:
+                return {"corrupted": text, "note": f"the word {word!r} replaced by {stand_in!r} (same token count)"}
+    raise ValueError(
+        "no word of the prompt can be swapped for another of the same token length: type a corrupted prompt"
+    )
