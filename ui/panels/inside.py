@@ -103,10 +103,10 @@ def patching_request(session: Session, controls: Controls) -> dict:
     target = _target(session, controls)
     if "contrast_token_id" not in target:
         chosen = target.get("target_token_id", at.token["id"] if at.token else None)
-        rows = [r["id"] for r in at.candidates] or list(session.ghost.rows)  # the next token: the rows shown
+        rows = list(session.ghost.rows) if at.upcoming else [r["id"] for r in at.candidates]  # next: rows shown
         others = [token for token in rows if token != chosen]
         if not others:
-            raise ValueError("no other candidate to compare with here: pick a foil")
+            raise ValueError("no other candidate is recorded at this token (forced text has none): pick another token")
         target["contrast_token_id"] = others[0]
     corrupted = controls.corrupted.strip() and controls.corrupted
     if not corrupted:
@@ -147,8 +147,8 @@ def wire_inside(ex: Explorer) -> None:
     outputs = [c["patching"], c["patching_note"], c["computed"]]
     running = c["patch"].click(patch, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
     c["cancel_patch"].click(None, None, None, cancels=[running], api_visibility="private")
-    for name in ("inside_foil", "corrupted", "patch_site"):
-        ex.on(c[name].input, setting_changed)  # the view marks the maps out of date
+    for trigger in (c["inside_foil"].input, c["patch_site"].input, c["corrupted"].blur, c["corrupted"].submit):
+        ex.on(trigger, setting_changed)  # the view marks the maps out of date
 
 
 def _patched(c: dict, got, session: Session, result: dict) -> dict:
