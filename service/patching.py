@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 from attribution.patching import SITES, PatchingGrid, patching_slices
 from backends.base import check_gradients
-from backends.lane import LANE, Progress
+from backends.lane import LANE
 from backends.model import STORE
 from decoding import fields
 from decoding.engine import Engine, engine_for
 from decoding.request import Request
 from decoding.sampling.params import check_token_ids
-from runtime import gpu, spaces
-from service import parsing
+from runtime import gpu
+from service import parsing, progress
 from service.contract import PatchingRequest
 from service.policy import POLICY
 from service.readable import readable_errors
@@ -100,11 +100,9 @@ def _answer(job: PatchingJob, grid: PatchingGrid, elapsed: float) -> dict:
 def _items(request: object) -> Iterator[dict]:
     job, started = _setup(request), time.perf_counter()
     slices = patching_slices(job.engine.loaded, job.clean, job.corrupted, job.target_id, job.foil_id, job.site)
-    for item in LANE.sliced(slices):
-        if isinstance(item, Progress):
-            yield {"progress": item.fraction, "desc": f"{item.desc}: {item.done} of {item.total} positions"}
-        else:
-            yield {"result": _answer(job, item, time.perf_counter() - started)}
+    yield from progress.progress_items(
+        slices, "positions", lambda grid: _answer(job, grid, time.perf_counter() - started)
+    )
 
 
 def patching_stream(request: object) -> Iterator[dict]:
@@ -112,10 +110,7 @@ def patching_stream(request: object) -> Iterator[dict]:
 
     Validation happens on the first `next()` (ValueError); closing the generator stops at the next column.
     """
-    if spaces is not None:  # ZeroGPU runs each GPU call in a process of its own: no slices across calls
-        yield {"result": patching(request)}
-        return
-    yield from _items(request)
+    yield from progress.stream(request, _items, patching)
 
 
 @LANE.held

@@ -14,6 +14,8 @@ changes. Clicking a head to ablate it on the branch belongs to the edit UI: `abl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import gradio as gr
 
 from service import operations as service
@@ -22,14 +24,13 @@ from service import patching
 from .. import explain_target
 from ..controls import Controls
 from ..draw.inside_maps import direct_logit_figure, patching_figure
-from ..events import MODEL_EVENT, Explorer, refuse
+from ..events import Explorer
 from ..request import prompt_request
 from ..state import Session
 from ..view import on_demand_key
 from .attribution_panel import explain_request, setting_changed
 
 D = Controls()
-PROGRESS = gr.Progress()
 SITES = [("residual stream (a layer's output)", "residual"), ("attention block output", "attention"),
          ("MLP output", "mlp")]  # fmt: skip
 SUGGESTION_NOTE = (
@@ -130,29 +131,21 @@ def wire_inside(ex: Explorer) -> None:
     ex.on(c["suggest_corrupted"].click, suggest, also=("corrupted", "corrupted_note"))
     ex.on(c["inside_panel"].expand, suggest_if_empty, also=("corrupted", "corrupted_note"))
 
-    def patch(data: dict, progress=PROGRESS):
-        got = ex.read(data)
-        try:
-            session = got.session.for_prompt(got.controls.prompt_key)
-            for event in patching.patching_stream(patching_request(session, got.controls)):
-                if "result" in event:
-                    yield _patched(c, got, session, event["result"])
-                    return
-                progress(event["progress"], desc=event.get("desc"))
-                yield {c["computed"]: gr.skip()}  # between columns: where Cancel takes effect
-        except Exception as exc:
-            refuse(exc)
-            yield {c["computed"]: gr.skip()}
+    def patch(got) -> Iterator[dict]:
+        return patching.patching_stream(patching_request(_session(got), got.controls))
 
-    outputs = [c["patching"], c["patching_note"], c["computed"]]
-    running = c["patch"].click(patch, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
-    c["cancel_patch"].click(None, None, None, cancels=[running], api_visibility="private")
+    ex.on_stream("patch", "cancel_patch", patch, lambda got, result: _patched(c, got, result),
+                 ("patching", "patching_note"))  # fmt: skip
     for trigger in (c["inside_foil"].input, c["patch_site"].input, c["corrupted"].blur, c["corrupted"].submit):
         ex.on(trigger, setting_changed)  # the view marks the maps out of date
 
 
-def _patched(c: dict, got, session: Session, result: dict) -> dict:
-    key = on_demand_key("patching", session, got.controls)
+def _session(got) -> Session:
+    return got.session.for_prompt(got.controls.prompt_key)
+
+
+def _patched(c: dict, got, result: dict) -> dict:
+    key = on_demand_key("patching", _session(got), got.controls)
     if result["scores"] is None:
         return {c["patching"]: None, c["patching_note"]: f"*No map: {result['reason']}.*",
                 c["computed"]: got.computed | {"patching": key}}  # fmt: skip
