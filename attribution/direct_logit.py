@@ -65,17 +65,17 @@ def _llama_shaped(layer: torch.nn.Module) -> bool:
     return isinstance(getattr(attention, "o_proj", None), torch.nn.Linear) and hasattr(layer, "mlp")
 
 
-def _layers(model: torch.nn.Module) -> Sequence[torch.nn.Module]:
-    """The decoder layers, each with `self_attn.o_proj` and `mlp`; ValueError for another architecture."""
+def llama_layers(model: torch.nn.Module, what: str = "method direct_logit") -> Sequence[torch.nn.Module]:
+    """The decoder layers, each with `self_attn.o_proj` and `mlp`, before a final RMSNorm; ValueError naming
+    `what` needs them for another architecture."""
     layers, kind = decoder_layers(model), type(model).__name__
     if layers is None or not all(map(_llama_shaped, layers)):
         raise ValueError(
-            f"method direct_logit needs a Llama-style model (decoder layers with self_attn.o_proj and mlp):"
-            f" {kind} is not"
+            f"{what} needs a Llama-style model (decoder layers with self_attn.o_proj and mlp): {kind} is not"
         )
     norm = type(final_norm(model)).__name__
     if not norm.endswith("RMSNorm"):
-        raise ValueError(f"method direct_logit needs a final RMSNorm: {kind} has {norm}")
+        raise ValueError(f"{what} needs a final RMSNorm: {kind} has {norm}")
     return layers
 
 
@@ -135,7 +135,7 @@ def _split(model, layers, seen: _Captured, direction: torch.Tensor, head_bias: f
 def direct_logit(loaded: LoadedModel, ids: Sequence[int], target_id: int, foil_id: int | None = None) -> DirectLogit:
     """Split the logit of `target_id` (minus `foil_id`'s) after `ids` over embedding, heads, MLPs (validated input)."""
     with borrowed(loaded.model) as model, torch.no_grad():
-        layers = _layers(model)
+        layers = llama_layers(model)
         logits, seen = _capture(model, layers, ids)
         norm = final_norm(model)
         eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))

@@ -26,14 +26,15 @@ def as_int(value: object) -> int | None:
         return None
 
 
-def _check_foil(foil_id: object, target_id: int, method: registry.Method, vocab: int) -> None:
+def check_target(loaded: LoadedModel, context_ids: Sequence[int], target_id: int, foil_id: object) -> None:
+    """The context, target and foil ids of any method (or ablation sweep); ValueError naming the bad value."""
+    _check_ids(loaded, context_ids, target_id)
     if foil_id is None:
         return
-    if as_int(foil_id) is None or not 0 <= foil_id < vocab:
-        raise ValueError(f"contrast_token_id {foil_id!r} {_outside(vocab)}")
+    if as_int(foil_id) is None or not 0 <= foil_id < loaded.vocab_size:
+        raise ValueError(f"contrast_token_id {foil_id!r} {_outside(loaded.vocab_size)}")
     if foil_id == target_id:
         raise ValueError(f"contrast_token_id {foil_id} is the target token itself: give another token as the foil")
-    registry.check_foil(method)
 
 
 def validate(
@@ -47,12 +48,13 @@ def validate(
 ) -> dict[str, int | bool]:
     """The method parameters checked (defaults for those not given); ValueError naming the bad value and what is
     accepted. Touches nothing on the model."""
-    _check_ids(loaded, context_ids, target_id)
+    check_target(loaded, context_ids, target_id, foil_id)
     entry = registry.method(method)
     fields.one_of("aggregation", aggregation, tuple(AGGREGATIONS))
     fields.obj("the attribution parameters", parameters, registry.PARAMETERS)
     checked = registry.read_parameters({k: v if (i := as_int(v)) is None else i for k, v in parameters.items()})
-    _check_foil(foil_id, target_id, entry, loaded.vocab_size)
+    if foil_id is not None:
+        registry.check_foil(entry)
     return checked
 
 

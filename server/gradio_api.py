@@ -1,5 +1,5 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, patching and
-steering_vector / steering_vectors.
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, sweep,
+patching, and steering_vector / steering_vectors.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
 names). Every failure is a one-line message: the service's own ValueError text, the full-queue notice,
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from server import errors
 from service import operations as service
 from service import patching, steering
+from service import sweep as sweeps
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
 CALL_PREFIX = "/gradio_api/call/"
@@ -75,6 +76,11 @@ def api_patching(request: dict) -> dict:
     return _answer(patching.patching, request)
 
 
+def api_sweep(request: dict) -> dict:
+    """Each head, MLP or layer ablated alone: the change of the target's score and rank (see docs/API.md)."""
+    return _answer(sweeps.sweep, request)
+
+
 def api_steering_vector(request: dict) -> dict:
     """A steering vector from {"layer": L, "positive": [texts], "negative": [texts]}: its id, layer, norm, pairs."""
     return _answer(steering.steering_vector, request)
@@ -101,6 +107,7 @@ ENDPOINTS = (
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
     Endpoint("tree", api_tree, "exactly one value, the request object"),
     Endpoint("patching", api_patching, "exactly one value, the request object"),
+    Endpoint("sweep", api_sweep, "exactly one value, the request object"),
     Endpoint("steering_vector", api_steering_vector, "exactly one value, the request object"),
     Endpoint("steering_vectors", api_steering_vectors, "no values", 0),
 )

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.contract import AttributionRequest, LoadRequest, PatchingRequest, PreviewRequest, StepRequest, TreeRequest
+from service.contract import (
+    AttributionRequest,
+    LoadRequest,
+    PatchingRequest,
+    PreviewRequest,
+    StepRequest,
+    SweepRequest,
+    TreeRequest,
+)
 from service.contract.answers import (
     AttributionAnswer,
     ErrorAnswer,
@@ -21,6 +29,7 @@ from service.contract.answers import (
     SteeringVector,
     SteeringVectors,
     StepAnswer,
+    SweepAnswer,
     TreeAnswer,
 )
 from service.contract.requests import SteeringVectorRequest
@@ -50,6 +59,8 @@ OPERATIONS = (
     Operation("/api/step", "post", "step", "Append one token (chosen or forced)", StepRequest, StepAnswer),
     Operation("/api/attribution", "post", "attribution", "Which context tokens a target token depends on",
               AttributionRequest, AttributionAnswer),
+    Operation("/api/sweep", "post", "sweep", "Each head, MLP or layer ablated alone: the target's score and rank",
+              SweepRequest, SweepAnswer),
     Operation("/api/tree", "post", "tree", "The look-ahead tree of likely continuations", TreeRequest, TreeAnswer),
     Operation("/api/patching", "post", "patching", "Activation patching: where a changed word matters",
               PatchingRequest, PatchingAnswer),

@@ -5,6 +5,7 @@
     POST /api/preview        the preview request (see README)
     POST /api/step           the step request
     POST /api/attribution    the attribution request
+    POST /api/sweep          an ablation sweep (a target as for attribution, components, mode)
     POST /api/tree           the look-ahead tree request (a preview request plus width and depth)
     POST /api/patching       activation patching: a preview request plus corrupted, target, foil and site
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
@@ -15,7 +16,7 @@
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
 with Retry-After. Validation and the model lane are the UI's own, so REST callers queue fairly with
-everyone else. Attribution and patching run slice by slice and stop at the next slice when the client
+everyone else. Attribution, sweeps and patching run slice by slice and stop at the next slice when the client
 disconnects.
 The routes go on Gradio's FastAPI app at launch (`app_kwargs()`), so one port serves both APIs.
 """
@@ -34,6 +35,7 @@ from server import docs, errors, gradio_api, openapi
 from service import operations as service
 from service import patching as patching_service
 from service import steering
+from service import sweep as sweeps
 from service.public import Cancelled
 
 RETRY_AFTER_S = "1"
@@ -105,15 +107,15 @@ async def tree(request: Request) -> Response:
     return await _answer(request, service.tree)
 
 
-async def _streamed(request: Request, stream_fn: Callable[[dict], Iterator[dict]]) -> Response:
+async def _sliced(request: Request, open_stream: Callable[[dict], Iterator[dict]], what: str) -> Response:
     """Slice by slice in a worker thread; between slices, stop if the client has gone away."""
     try:
-        stream = stream_fn(await _body(request))
+        stream = open_stream(await _body(request))
         try:
             while True:
                 item = await anyio.to_thread.run_sync(next, stream, None)
                 if item is None:
-                    raise RuntimeError("the work ended without a result")
+                    raise RuntimeError(f"the {what} ended without a result")
                 if "result" in item:
                     return _json(item["result"])
                 if await request.is_disconnected():
@@ -125,11 +127,15 @@ async def _streamed(request: Request, stream_fn: Callable[[dict], Iterator[dict]
 
 
 async def attribution(request: Request) -> Response:
-    return await _streamed(request, service.attribution_stream)
+    return await _sliced(request, service.attribution_stream, "attribution")
+
+
+async def sweep(request: Request) -> Response:
+    return await _sliced(request, sweeps.sweep_stream, "sweep")
 
 
 async def patching(request: Request) -> Response:
-    return await _streamed(request, patching_service.patching_stream)
+    return await _sliced(request, patching_service.patching_stream, "patching")
 
 
 async def openapi_json(request: Request) -> Response:
@@ -146,6 +152,7 @@ ROUTES = (
     Route("/api/preview", preview, methods=["POST"]),
     Route("/api/step", step, methods=["POST"]),
     Route("/api/attribution", attribution, methods=["POST"]),
+    Route("/api/sweep", sweep, methods=["POST"]),
     Route("/api/tree", tree, methods=["POST"]),
     Route("/api/patching", patching, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),

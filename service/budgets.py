@@ -52,6 +52,7 @@ LIMITS = (
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
     Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
     Limit("max_patching_cells", 1024, 1_000_000, "cells", "activation patching grid, layers x context positions"),
+    Limit("max_sweep_work", 512 * 270, 8192 * 1024, "token-components", "context tokens x components of a sweep"),
 )
 LIMIT_BY_NAME = {limit.name: limit for limit in LIMITS}
 
@@ -74,6 +75,7 @@ class Budgets:
     max_tree_tokens: int | None
     max_interventions: int | None
     max_patching_cells: int | None
+    max_sweep_work: int | None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -116,6 +118,12 @@ class Budgets:
         self.check("max_context_tokens", context_tokens, "attribution context")
         work = f"attribution work ({context_tokens:,} context tokens x {passes} passes)"
         self.check("max_attribution_work", context_tokens * passes, work)
+
+    def check_sweep(self, context_tokens: int, components: int, kind: str) -> None:
+        """An ablation sweep: its context, and context tokens times the components ablated one at a time."""
+        self.check("max_context_tokens", context_tokens, "sweep context")
+        what = f"the sweep ({context_tokens:,} context tokens x {components:,} {kind})"
+        self.check("max_sweep_work", context_tokens * components, what)
 
     def check_tree(self, context_tokens: int, width: int, depth: int, nodes: int, tokens: int) -> None:
         """A look-ahead tree: its most `nodes` (root included), each with its context, `tokens` in all."""

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from attribution.sweep import KINDS as SWEEP_KINDS
+from backends.interventions import MODES
 from decoding import fields
 from decoding.request import Request
 from service import contract
 from service import tree as tree_mod
-from service.contract import AttributionRequest, LoadRequest, PreviewRequest, StepRequest, TreeRequest
+from service.contract import (
+    AttributionRequest,
+    LoadRequest,
+    PreviewRequest,
+    StepRequest,
+    SweepRequest,
+    TreeRequest,
+)
 from service.policy import POLICY
-from service.targets import AttributionSpec
+from service.targets import AttributionSpec, Target
 
 
 def model_id(body: object) -> str:
@@ -81,3 +90,15 @@ def attribution_request(request: object) -> tuple[Request, AttributionSpec]:
         request,
         lambda r: (_hand_parsed(r, contract.own_keys(AttributionRequest)), AttributionSpec.from_dict(r)),
     )
+
+
+def sweep_request(request: object) -> tuple[Request, Target, str, str]:
+    """(request, target, components, mode) of an ablation sweep."""
+    return contract.parse(SweepRequest, request, _sweep_parsed)
+
+
+def _sweep_parsed(request: dict) -> tuple[Request, Target, str, str]:
+    req = _hand_parsed(request, contract.own_keys(SweepRequest))
+    kind = fields.choice("components", request.get("components"), SWEEP_KINDS, "heads")
+    mode = fields.choice("mode", request.get("mode"), MODES, "zero")
+    return req, Target.from_dict(request), kind, mode

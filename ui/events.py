@@ -43,7 +43,8 @@ PANELS = (
     "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
     "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
     "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token", "constraint_problem",
-    "prompt", "conversation", "inside_foil", "inside_dla", "inside_dla_note", "patching", "patching_note",
+    "prompt", "conversation", "inside_foil", "inside_dla", "inside_dla_note", "sweep", "sweep_note",
+    "patching", "patching_note",
 )  # fmt: skip
 
 

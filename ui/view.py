@@ -56,6 +56,10 @@ STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a pl
         "inside_dla_note": "*Out of date: the tokens, the target, the foil or the model changed. Press Split again.*",
         "inside_dla": None,
     },
+    "sweep": {
+        "sweep_note": "*Out of date: the tokens, the target, the foil or the model changed. Press Sweep again.*",
+        "sweep": None,
+    },
     "patching": {
         "patching_note": (
             "*Out of date: the tokens, the target, the foil, the corrupted prompt, the site or the model changed."
@@ -114,7 +118,7 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         extra = (session.inspect, controls.attribution_method, controls.aggregation, controls.ig_steps)
         extra += (controls.granularity, controls.explain_token, controls.contrast_token)
         return fingerprint(model, prompt_request(session, controls), extra)
-    if panel in ("inside_dla", "patching"):
+    if panel in ("inside_dla", "sweep", "patching"):
         extra = (session.inspect, controls.explain_token, controls.inside_foil)
         if panel == "patching":
             extra += (controls.corrupted, controls.patch_site)

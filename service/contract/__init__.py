@@ -12,6 +12,7 @@ from service.contract.requests import (
     PatchingRequest,
     PreviewRequest,
     StepRequest,
+    SweepRequest,
     TreeRequest,
     own_keys,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "PatchingRequest",
     "PreviewRequest",
     "StepRequest",
+    "SweepRequest",
     "TreeRequest",
     "own_keys",
     "parse",

@@ -192,6 +192,35 @@ class PatchingAnswer(Answer):
     elapsed_s: float
 
 
+class SweepCell(Answer):
+    """One component ablated alone: the score's change, the target's rank then (1 = likeliest) and its change."""
+
+    delta: float
+    rank: int
+    rank_delta: int
+
+
+class SweepBaseline(Answer):
+    """The score (log p(target), minus log p(foil) with a foil) and rank with nothing more ablated."""
+
+    score: float
+    rank: int
+
+
+class SweepAnswer(Answer):
+    """An ablation sweep: the baseline, and per layer one cell per head (heads) or one cell (mlps, layers)."""
+
+    components: str
+    mode: str
+    baseline: SweepBaseline
+    grid: list[list[SweepCell]] | list[SweepCell]
+    score: str
+    target: Pill
+    contrast: Pill | None
+    target_index: int
+    context_length: int
+
+
 class SteeringVector(Answer):
     """A steering vector: its id (name it in a steer edit), layer, L2 norm, number of pairs and its examples."""
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
 from attribution.patching import SITES
+from attribution.sweep import KINDS as SWEEP_KINDS
 from backends.interventions import COMPONENTS, MODES
 from backends.steering import MAX_PAIRS
 from decoding.request import MAX_BRANCH_ID_CHARS, ROLES
@@ -139,13 +140,18 @@ class TreeRequest(PreviewRequest):
     depth: integer(ge=1, le=tree.MAX_DEPTH) | None = Field(None, description="levels")
 
 
-class AttributionRequest(PreviewRequest):
-    """A preview request naming a target token (`target_index`, `target_token_id` or both) and the method."""
+class TargetRequest(PreviewRequest):
+    """A preview request naming a target token (`target_index`, `target_token_id` or both) and maybe a foil."""
 
     model_config = ConfigDict(json_schema_extra={"allOf": [TEXT_RULE, TARGET_RULE]})
     target_index: integer(ge=0) | None = Field(None, description="a completion position")
     target_token_id: TokenId | None = None
     contrast_token_id: TokenId | None = Field(None, description="a foil: explain log p(target) - log p(foil)")
+
+
+class AttributionRequest(TargetRequest):
+    """A preview request naming a target token (`target_index`, `target_token_id` or both) and the method."""
+
     method: Literal[tuple(METHODS)] | None = None
     aggregation: Literal[tuple(AGGREGATIONS)] | None = None
     granularity: Literal[GRANULARITIES] | None = None
@@ -168,6 +174,15 @@ class PatchingRequest(PreviewRequest):
     contrast_token_id: TokenId = Field(description="the foil: the logit difference target - foil is scored")
     site: Literal[SITES] | None = Field(None, description="the activation patched: a layer's residual output (default),"
                                         " its attention block's output or its MLP's output")  # fmt: skip
+
+
+class SweepRequest(TargetRequest):
+    """A preview request naming a target token, the kind of component to ablate one at a time, and how."""
+
+    components: Literal[SWEEP_KINDS] | None = Field(
+        None, description="heads (each head of each layer), mlps, or layers (attention and MLP); default heads"
+    )
+    mode: Literal[MODES] | None = Field(None, description="zero, or the mean over the context's positions")
 
 
 class SteeringVectorRequest(BaseModel):

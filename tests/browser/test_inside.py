@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from backends.model import STORE
 from service import operations as service
 from service import patching
+from service import sweep as sweeps
 from tests.browser import ui
 
 PROMPT = "The capital of France is"
@@ -65,3 +66,15 @@ def test_the_patching_map_holds_the_api_s_numbers(page: Page, model):
     corrupted.fill(text.replace("is", "was"))  # another corrupted prompt: the map is out of date
     corrupted.blur()
     expect(page.locator("#patching-note")).to_contain_text("Out of date")
+
+
+def test_the_sweep_map_holds_the_api_s_numbers(page: Page, model):
+    ui.set_prompt(page, PROMPT)
+    ui.open_accordion(page, "inside-panel")
+    page.get_by_role("button", name="Sweep: ablate each head alone").click()
+    shown = figure(page, "inside-sweep")
+    answer = sweeps.sweep(REQUEST | {"target_token_id": PARIS, "components": "heads", "mode": "zero"})
+    assert len(shown["z"]) == len(answer["grid"])
+    for row, cells in zip(shown["z"], answer["grid"], strict=True):
+        assert row == pytest.approx([cell["delta"] for cell in cells], abs=1e-4)
+    expect(page.locator("#sweep-note")).to_contain_text("with that head zeroed alone")

@@ -4,6 +4,7 @@ Two on-demand maps of the explained position (the inspected token, else the last
 attribution panel's Explain pick of a candidate counts here too), with this panel's own foil picker:
 
 - Split: direct logit attribution, layers x heads with an MLP column and the embedding (one forward pass);
+- Sweep: each head zeroed alone, layers x heads of the change in log p(token) (minus the foil's), in slices;
 - Patch: activation patching of the prompt against a corrupted copy (a suggestion fills the box: the last word
   that a stand-in of the same token length replaces), target the position's token, foil the pick or else the
   most likely other candidate, layers x positions; it runs in slices with progress and Cancel like Explain.
@@ -20,10 +21,11 @@ import gradio as gr
 
 from service import operations as service
 from service import patching
+from service import sweep as sweeps
 
 from .. import explain_target
 from ..controls import Controls
-from ..draw.inside_maps import direct_logit_figure, patching_figure
+from ..draw.inside_maps import direct_logit_figure, patching_figure, sweep_figure
 from ..events import Explorer
 from ..request import prompt_request
 from ..state import Session
@@ -52,6 +54,11 @@ def create_inside() -> dict:
         c["inside_dla_button"] = gr.Button("Split the logit over heads and MLPs", size="sm")
         c["inside_dla_note"] = gr.Markdown(elem_id="inside-dla-note")
         c["inside_dla"] = gr.Plot(elem_id="inside-dla", show_label=False)
+        with gr.Row():
+            c["sweep_button"] = gr.Button("Sweep: ablate each head alone", size="sm")
+            c["cancel_sweep"] = gr.Button("Cancel", size="sm", variant="stop")
+        c["sweep_note"] = gr.Markdown(elem_id="sweep-note")
+        c["sweep"] = gr.Plot(elem_id="inside-sweep", show_label=False)
         with gr.Row():
             c["corrupted"] = gr.Textbox(D.corrupted, label="Corrupted prompt", elem_id="corrupted", scale=4)
             c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation", scale=2)
@@ -98,6 +105,20 @@ def split(session: Session, controls: Controls, computed: dict) -> dict:
             "computed": computed | {"inside_dla": on_demand_key("inside_dla", session, controls)}}  # fmt: skip
 
 
+def sweep_request(session: Session, controls: Controls) -> dict:
+    """The sweep of the explained position: each head zeroed alone, the score log p(token) (minus the foil's)."""
+    return prompt_request(session, controls) | _target(session, controls) | {"components": "heads", "mode": "zero"}
+
+
+def _swept(c: dict, got, result: dict) -> dict:
+    note = (
+        f"Each cell: {result['score']} with that head zeroed alone minus {result['baseline']['score']:.4f} with"
+        " none: blue where the token needs the head, red where removing it helps the token."
+    )
+    key = on_demand_key("sweep", _session(got), got.controls)
+    return {c["sweep"]: sweep_figure(result), c["sweep_note"]: note, c["computed"]: got.computed | {"sweep": key}}
+
+
 def patching_request(session: Session, controls: Controls) -> dict:
     """The patching request of the explained position: the foil picked, else the most likely other candidate."""
     at = explain_target.position(session, controls, None)
@@ -130,6 +151,12 @@ def wire_inside(ex: Explorer) -> None:
     ex.on(c["inside_dla_button"].click, split, extra=("computed",), also=("computed",))
     ex.on(c["suggest_corrupted"].click, suggest, also=("corrupted", "corrupted_note"))
     ex.on(c["inside_panel"].expand, suggest_if_empty, also=("corrupted", "corrupted_note"))
+
+    def sweep(got) -> Iterator[dict]:
+        return sweeps.sweep_stream(sweep_request(_session(got), got.controls))
+
+    ex.on_stream("sweep_button", "cancel_sweep", sweep, lambda got, result: _swept(c, got, result),
+                 ("sweep", "sweep_note"))  # fmt: skip
 
     def patch(got) -> Iterator[dict]:
         return patching.patching_stream(patching_request(_session(got), got.controls))

@@ -11,8 +11,10 @@ import pytest
 from backends.model import STORE
 from service import operations as service
 from service import patching
+from service import sweep as sweeps
 from tests.ui.helpers import CONTROLS, stepped
 from ui import explain_target
+from ui.draw import inside_maps as draw
 from ui.panels import inside
 from ui.state import Prefs, Session
 from ui.view import Frame, view
@@ -88,3 +90,18 @@ def test_the_click_to_ablate_hook_gives_the_edit_the_api_takes():
     assert inside.ablation_for(2, "mlp") == {"type": "ablate", "layer": 2, "component": "mlp", "mode": "zero"}
     edited = {"prompt": "Hello", "use_chat_template": False, "interventions": [inside.ablation_for(1, 2)]}
     assert service.preview(edited)["dist"]["edits"] == ["head 2 of layer 1 ablated (zero)"]
+
+
+def test_the_sweep_map_holds_the_service_s_deltas_and_goes_out_of_date():
+    session = stepped(1)
+    request = inside.sweep_request(session, CONTROLS)
+    assert request["target_index"] == 0 and request["components"] == "heads" and request["mode"] == "zero"
+    answer = sweeps.sweep(request)
+    trace = draw.sweep_figure(answer).data[0]
+    assert [list(row) for row in trace.z] == [[cell["delta"] for cell in row] for row in answer["grid"]]
+    assert trace.zmid == 0 and list(trace.y) == ["L0", "L1"] and "layer 1, head 3 ablated" in trace.text[1][3]
+    computed = {"sweep": inside.on_demand_key("sweep", session, CONTROLS)}
+    result = service.preview({"prompt": CONTROLS.prompt, "use_chat_template": False,
+                              "completion_ids": list(session.branch.ids)})  # fmt: skip
+    _, moved = view(Frame(session, replace(CONTROLS, explain_token="x:5"), Prefs(), result, computed=computed))
+    assert "Out of date" in moved["sweep_note"]
