@@ -71,3 +71,19 @@ def patching_figure(answer: dict) -> go.Figure:
     )
     axis = {"tickangle": -45, "automargin": True}
     return light_figure([_heatmap(scores, labels, y, hover, "restored")], _layout(title, len(y), "position", axis))
+
+
+def sweep_figure(answer: dict) -> go.Figure:
+    """Layers x heads of an ablation sweep: the change of the score when that head alone is ablated."""
+    grid = answer["grid"]
+    z = [[cell["delta"] for cell in row] for row in grid]
+    hover = [
+        [
+            f"layer {layer}, head {h} ablated: {cell['delta']:+.6g} (rank {cell['rank']}, {cell['rank_delta']:+d})"
+            for h, cell in enumerate(row)
+        ]
+        for layer, row in enumerate(grid)
+    ]
+    x, y = [f"H{h}" for h in range(len(z[0]) if z else 0)], [f"L{layer}" for layer in range(len(z))]
+    title = f"Ablating one head ({answer['mode']}): change of {answer['score']} from {answer['baseline']['score']:.4g}"
+    return light_figure([_heatmap(z, x, y, hover, "change")], _layout(title, len(y), "attention head"))
