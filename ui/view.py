@@ -33,6 +33,7 @@ ON_DEMAND = (
     "comparison",
     "attribution",
     "inside_dla",
+    "sweep",
     "patching",
 )  # computed by a button; marked out of date instead
 STALE = "out of date"
