@@ -15,6 +15,9 @@ DOCUMENT = openapi.document()
 SELF = {"/api/openapi.json", "/api/docs"}  # the document and its page describe the others, not themselves
 BASE = {"prompt": "The capital of France is", "use_chat_template": False, "top_k": 3, "params": {"greedy": True}}
 TARGET = BASE | {"completion_ids": [7042], "target_index": 0}
+# two tokens each, so the grid (30 layers x 2 positions) fits the small budgets
+PATCH = {"prompt": " France is", "corrupted": " Italy is", "use_chat_template": False, "target_token_id": 7042,
+         "contrast_token_id": 7268}  # fmt: skip
 
 
 def refused(model: str, body: object) -> bool:
@@ -69,6 +72,8 @@ REFUSED = [
     ("/api/tree", "TreeRequest", BASE | {"width": 99}, "width"),
     ("/api/attribution", "AttributionRequest", TARGET | {"method": "nope"}, "method"),
     ("/api/attribution", "AttributionRequest", TARGET | {"ig_steps": 0}, "ig_steps"),
+    ("/api/patching", "PatchingRequest", PATCH | {"site": "head"}, "site"),
+    ("/api/patching", "PatchingRequest", {k: v for k, v in PATCH.items() if k != "corrupted"}, "corrupted"),
     ("/api/model/load", "LoadRequest", {"model_id": "embedded", "extra": 1}, "model_id"),
 ]
 
@@ -87,6 +92,7 @@ ACCEPTED = [
     ("/api/step", "StepRequest", BASE | {"force_text": " Paris"}),
     ("/api/tree", "TreeRequest", BASE | {"width": 2, "depth": 1}),
     ("/api/attribution", "AttributionRequest", TARGET),
+    ("/api/patching", "PatchingRequest", PATCH),
 ]
 
 
