@@ -27,6 +27,7 @@ from ui.panels import (
     chat_tab,
     edits,
     explorer,
+    inside,
     lens,
     lookahead,
     session_file,
@@ -55,16 +56,17 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=3, min_width=320, elem_id="explorer-main"):
                     c |= explorer.create_explorer()
                     for create in (lookahead.create_lookahead, attribution_panel.create_attribution_panel,
-                                   lens.create_lens, branches.create_branches, autostep.create_autostep,
-                                   session_file.create_session_file):  # fmt: skip
+                                   inside.create_inside, lens.create_lens, branches.create_branches,
+                                   autostep.create_autostep, session_file.create_session_file):  # fmt: skip
                         c |= create()
             with gr.Tab("Chat", id="chat"):
                 c |= chat_tab.create_chat_tab()
         ex = Explorer(c)
         settings.wire_settings(demo, ex)
         for wire in (sidebar.wire_sidebar, explorer.wire_explorer, attribution_panel.wire_attribution,
-                     lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches, autostep.wire_autostep,
-                     session_file.wire_session_file, chat_tab.wire_chat, edits.wire_edits):  # fmt: skip
+                     inside.wire_inside, lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches,
+                     autostep.wire_autostep, session_file.wire_session_file, chat_tab.wire_chat,
+                     edits.wire_edits):  # fmt: skip
             wire(ex)
     return demo
 
