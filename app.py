@@ -40,7 +40,8 @@ INTRO = (
     "final ones (**p_final**, blue) after every sampling stage."
 )
 CSS = asset("page.css") + render.pill_css()  # the pills' marks follow their colours
-JS = asset("token_scroll.js")  # run once when the page loads
+# run once when the page loads: the token view follows its newest tokens; map clicks ablate on the branch
+JS = f"() => {{ ({asset('token_scroll.js')})(); ({asset('inside_click.js')})(); }}"
 
 
 def build() -> gr.Blocks:

@@ -78,3 +78,28 @@ def test_the_sweep_map_holds_the_api_s_numbers(page: Page, model):
     for row, cells in zip(shown["z"], answer["grid"], strict=True):
         assert row == pytest.approx([cell["delta"] for cell in cells], abs=1e-4)
     expect(page.locator("#sweep-note")).to_contain_text("with that head zeroed alone")
+
+
+CELL_JS = """([id, x, y]) => {
+  const plot = document.querySelector(`#${id} .js-plotly-plot`);
+  const size = plot._fullLayout._size, box = plot.getBoundingClientRect();
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  return {x: box.left + size.l + xa.d2p(x), y: box.top + size.t + ya.d2p(y)};
+}"""
+
+
+def test_clicking_a_head_of_the_split_map_ablates_it_on_the_branch(page: Page, model):
+    ui.set_prompt(page, PROMPT)
+    ui.open_accordion(page, "inside-panel")
+    page.get_by_role("button", name="Split the logit over heads and MLPs").click()
+    figure(page, "inside-dla")
+    before = ui.bars(page)
+    page.locator("#inside-dla").scroll_into_view_if_needed()
+    cell = page.evaluate(CELL_JS, ["inside-dla", "H3", "L5"])
+    page.mouse.click(cell["x"], cell["y"])  # a real click on the heatmap's cell: Plotly's own click event
+    expect(ui.summary(page)).to_contain_text("edited: head 3 of layer 5 ablated (zero)")
+    after = ui.wait_for_bars_change(page, before)
+    answer = service.preview(REQUEST | {"interventions": [{"type": "ablate", "layer": 5, "head": 3}]})["dist"]
+    assert ui.values(after, "p_base")[0] == pytest.approx(answer["tokens"][0]["p_base"], abs=1e-4)
+    ui.open_accordion(page, "edits-panel")
+    expect(page.locator("#edits-list").get_by_label("ablate head 3 of layer 5 (zero)", exact=True)).to_be_checked()

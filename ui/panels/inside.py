@@ -10,7 +10,8 @@ attribution panel's Explain pick of a candidate counts here too), with this pane
   most likely other candidate, layers x positions; it runs in slices with progress and Cancel like Explain.
 
 Both record what they were computed from in the `computed` state; the view marks them out of date when it
-changes. Clicking a head to ablate it on the branch belongs to the edit UI: `ablation_for` is the hook it calls.
+changes. Clicking a head or an MLP cell of the split or sweep map ablates it on the branch (the edit panel's
+`ablate_clicked`, through a hidden pick the page fills: `ui/assets/inside_click.js`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ SUGGESTION_NOTE = (
     " a stand-in of the same token length can replace; edit it freely."
 )
 
+CLICK_NOTE = "Click a head or an MLP cell of the split or sweep map to ablate it (zero) on this branch."
+
 
 def create_inside() -> dict:
     c = {}
@@ -54,6 +57,9 @@ def create_inside() -> dict:
         c["inside_dla_button"] = gr.Button("Split the logit over heads and MLPs", size="sm")
         c["inside_dla_note"] = gr.Markdown(elem_id="inside-dla-note")
         c["inside_dla"] = gr.Plot(elem_id="inside-dla", show_label=False)
+        c["inside_ablate_note"] = gr.Markdown(CLICK_NOTE, elem_id="inside-ablate-note")
+        c["inside_ablate_pick"] = gr.Textbox(visible="hidden", elem_id="inside-ablate-pick")
+        c["inside_ablate_event"] = gr.Button("Ablate the clicked part", visible="hidden", elem_id="inside-ablate-event")
         with gr.Row():
             c["sweep_button"] = gr.Button("Sweep: ablate each head alone", size="sm")
             c["cancel_sweep"] = gr.Button("Cancel", size="sm", variant="stop")
@@ -70,14 +76,6 @@ def create_inside() -> dict:
         c["patching_note"] = gr.Markdown(elem_id="patching-note")
         c["patching"] = gr.Plot(elem_id="inside-patching", show_label=False)
     return c
-
-
-def ablation_for(layer: int, part: int | str) -> dict:
-    """The intervention that removes a part a map shows: head `part` (an int) or the "attention" / "mlp" block of
-    `layer`, zeroed. The hook for click-to-ablate: the edit UI adds this entry to the branch's interventions."""
-    if isinstance(part, int):
-        return {"type": "ablate", "layer": layer, "head": part, "mode": "zero"}
-    return {"type": "ablate", "layer": layer, "component": part, "mode": "zero"}
 
 
 def _target(session: Session, controls: Controls) -> dict:

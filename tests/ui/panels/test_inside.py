@@ -85,13 +85,6 @@ def test_the_maps_go_out_of_date_when_their_inputs_change():
     assert "Out of date" in foil["patching_note"] and "Out of date" in foil["inside_dla_note"]
 
 
-def test_the_click_to_ablate_hook_gives_the_edit_the_api_takes():
-    assert inside.ablation_for(3, 5) == {"type": "ablate", "layer": 3, "head": 5, "mode": "zero"}
-    assert inside.ablation_for(2, "mlp") == {"type": "ablate", "layer": 2, "component": "mlp", "mode": "zero"}
-    edited = {"prompt": "Hello", "use_chat_template": False, "interventions": [inside.ablation_for(1, 2)]}
-    assert service.preview(edited)["dist"]["edits"] == ["head 2 of layer 1 ablated (zero)"]
-
-
 def test_the_sweep_map_holds_the_service_s_deltas_and_goes_out_of_date():
     session = stepped(1)
     request = inside.sweep_request(session, CONTROLS)
