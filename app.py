@@ -27,6 +27,7 @@ from ui.panels import (
     chat_tab,
     edits,
     explorer,
+    inside,
     lens,
     lookahead,
     reference,
@@ -40,7 +41,8 @@ INTRO = (
     "final ones (**p_final**, blue) after every sampling stage."
 )
 CSS = asset("page.css") + render.pill_css()  # the pills' marks follow their colours
-JS = asset("token_scroll.js")  # run once when the page loads
+# run once when the page loads: the token view follows its newest tokens; map clicks ablate on the branch
+JS = f"() => {{ ({asset('token_scroll.js')})(); ({asset('inside_click.js')})(); }}"
 
 
 def build() -> gr.Blocks:
@@ -56,7 +58,8 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=3, min_width=320, elem_id="explorer-main"):
                     c |= explorer.create_explorer()
                     for create in (lookahead.create_lookahead, attribution_panel.create_attribution_panel,
-                                   lens.create_lens, reference.create_reference, branches.create_branches,
+                                   inside.create_inside, lens.create_lens, reference.create_reference,
+                                   branches.create_branches,
                                    autostep.create_autostep, session_file.create_session_file):  # fmt: skip
                         c |= create()
             with gr.Tab("Chat", id="chat"):
@@ -64,9 +67,9 @@ def build() -> gr.Blocks:
         ex = Explorer(c)
         settings.wire_settings(demo, ex)
         for wire in (sidebar.wire_sidebar, explorer.wire_explorer, attribution_panel.wire_attribution,
-                     lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches, autostep.wire_autostep,
-                     session_file.wire_session_file, chat_tab.wire_chat, edits.wire_edits,
-                     reference.wire_reference):  # fmt: skip
+                     inside.wire_inside, lens.wire_lens, lookahead.wire_lookahead, branches.wire_branches,
+                     autostep.wire_autostep, session_file.wire_session_file, chat_tab.wire_chat,
+                     edits.wire_edits, reference.wire_reference):  # fmt: skip
             wire(ex)
     return demo
 

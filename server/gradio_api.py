@@ -1,5 +1,5 @@
-"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, sweep, and
-steering_vector / steering_vectors.
+"""Gradio's API endpoints for the model: model_status, load_model, preview, step, attribution, tree, sweep,
+patching, and steering_vector / steering_vectors.
 
 `register(demo)` declares them inside `with gr.Blocks() as demo:` (call it first, so they own their
 names). Every failure is a one-line message: the service's own ValueError text, the full-queue notice,
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from server import errors
 from service import operations as service
-from service import steering
+from service import patching, steering
 from service import sweep as sweeps
 from service.public import CONCURRENCY_ID, EVENT_CONCURRENCY
 
@@ -71,6 +71,11 @@ def api_attribution(request: dict) -> dict:
     return _answer(service.attribution, request)
 
 
+def api_patching(request: dict) -> dict:
+    """Activation patching: a preview request plus corrupted, target, contrast_token_id and site; see docs/API.md."""
+    return _answer(patching.patching, request)
+
+
 def api_sweep(request: dict) -> dict:
     """Each head, MLP or layer ablated alone: the change of the target's score and rank (see docs/API.md)."""
     return _answer(sweeps.sweep, request)
@@ -101,6 +106,7 @@ ENDPOINTS = (
     Endpoint("step", api_step, "exactly one value, the request object"),
     Endpoint("attribution", api_attribution, "exactly one value, the request object"),
     Endpoint("tree", api_tree, "exactly one value, the request object"),
+    Endpoint("patching", api_patching, "exactly one value, the request object"),
     Endpoint("sweep", api_sweep, "exactly one value, the request object"),
     Endpoint("steering_vector", api_steering_vector, "exactly one value, the request object"),
     Endpoint("steering_vectors", api_steering_vectors, "no values", 0),

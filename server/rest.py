@@ -10,6 +10,7 @@
     POST /api/diff           a preview request with its completion and a reference: both models teacher-forced
     GET  /api/reference/status the reference model's status
     POST /api/reference/remove {}: free the reference model
+    POST /api/patching       activation patching: a preview request plus corrupted, target, foil and site
     POST /api/steering/vector  {"layer": L, "positive": [...], "negative": [...]}: a steering vector
     GET  /api/steering/vectors the current model's steering vectors
     GET  /api/openapi.json   the OpenAPI 3.1 document of these paths (server.openapi)
@@ -18,7 +19,8 @@
 The answers are the service functions' dicts, serialised once (orjson). A bad request (any ValueError,
 a body that is not JSON or not an object) is 400 `{"detail": "<one line>"}`; a full model queue is 429
 with Retry-After. Validation and the model lane are the UI's own, so REST callers queue fairly with
-everyone else. Attribution and sweeps run slice by slice and stop at the next slice when the client disconnects.
+everyone else. Attribution, sweeps and patching run slice by slice and stop at the next slice when the client
+disconnects.
 The routes go on Gradio's FastAPI app at launch (`app_kwargs()`), so one port serves both APIs.
 """
 
@@ -35,6 +37,7 @@ from starlette.routing import Route
 from server import docs, errors, gradio_api, openapi
 from service import diff as diff_mod
 from service import operations as service
+from service import patching as patching_service
 from service import reference, steering
 from service import sweep as sweeps
 from service.public import Cancelled
@@ -147,6 +150,10 @@ async def remove_reference(request: Request) -> Response:
     return await _answer(request, reference.remove_reference)
 
 
+async def patching(request: Request) -> Response:
+    return await _sliced(request, patching_service.patching_stream, "patching")
+
+
 async def openapi_json(request: Request) -> Response:
     return _json(openapi.document())
 
@@ -166,6 +173,7 @@ ROUTES = (
     Route("/api/diff", diff, methods=["POST"]),
     Route("/api/reference/status", reference_status, methods=["GET"]),
     Route("/api/reference/remove", remove_reference, methods=["POST"]),
+    Route("/api/patching", patching, methods=["POST"]),
     Route("/api/steering/vector", steering_vector, methods=["POST"]),
     Route("/api/steering/vectors", steering_vectors, methods=["GET"]),
     Route("/api/openapi.json", openapi_json, methods=["GET"]),

@@ -51,6 +51,7 @@ LIMITS = (
     Limit("max_reply_tokens", 256, 1024, "tokens", "one chat reply"),
     Limit("max_tree_tokens", 65_536, 1_048_576, "tokens", "context tokens of a look-ahead tree, summed over its nodes"),
     Limit("max_interventions", 16, 64, "interventions", "model edits (ablations, steering) in one request"),
+    Limit("max_patching_cells", 1024, 1_000_000, "cells", "activation patching grid, layers x context positions"),
     Limit("max_sweep_work", 512 * 270, 8192 * 1024, "token-components", "context tokens x components of a sweep"),
     Limit(
         "max_reference_mb",
@@ -80,6 +81,7 @@ class Budgets:
     max_reply_tokens: int | None
     max_tree_tokens: int | None
     max_interventions: int | None
+    max_patching_cells: int | None
     max_sweep_work: int | None
     max_reference_mb: int | None
 
@@ -135,6 +137,12 @@ class Budgets:
         """A look-ahead tree: its most `nodes` (root included), each with its context, `tokens` in all."""
         what = f"the tree (width {width}, depth {depth}: {nodes:,} nodes over a context of {context_tokens:,} tokens)"
         self.check("max_tree_tokens", tokens, what)
+
+    def check_patching(self, context_tokens: int, layers: int) -> None:
+        """Activation patching: its context, and its grid (each cell runs the context from its position on)."""
+        self.check("max_context_tokens", context_tokens, "patching context")
+        what = f"the patching grid ({layers} layers x {context_tokens:,} positions)"
+        self.check("max_patching_cells", layers * context_tokens, what)
 
 
 LOCAL_BUDGETS = Budgets.defaults(public=False)

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 
 from backends.base import check_gradients
 from backends.interventions import Edits, applied
-from backends.lane import LANE, Progress
+from backends.lane import LANE
 from backends.model import STORE
 from decoding import fields
 from decoding.engine import Engine, engine_for
 from decoding.request import Request
 from decoding.sampling.params import check_token_ids
 from runtime import gpu, spaces
-from service import parsing
+from service import parsing, progress
 from service import tree as tree_mod
 from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from service.prefetch import PREFETCH
@@ -180,10 +180,7 @@ def attribution_stream(request: dict) -> Iterator[dict]:
     and then gives it back, so requests that arrived meanwhile go first; closing the generator stops the
     work at the next slice boundary.
     """
-    if spaces is not None:  # ZeroGPU runs each GPU call in a process of its own: no slices across calls
-        yield {"result": attribution(request)}
-        return
-    yield from _attribution_items(request)
+    yield from progress.stream(request, _attribution_items, attribution)
 
 
 @LANE.held
@@ -206,11 +203,9 @@ def _attribution_items(request: dict) -> Iterator[dict]:
         engine.loaded, context, target, spec.method, aggregation=spec.aggregation,
         contrast_token_id=spec.contrast_token_id, edits=edits, **spec.parameters,
     )  # fmt: skip
-    for item in LANE.sliced(slices):
-        if isinstance(item, Progress):
-            yield {"progress": item.fraction, "desc": f"{item.desc}: {item.done} of {item.total} passes"}
-            continue
-        yield {"result": _attribution_answer(engine, prompt, context, spec, item)}
+    yield from progress.progress_items(
+        slices, "passes", lambda item: _attribution_answer(engine, prompt, context, spec, item)
+    )
 
 
 def _attribution_answer(engine: Engine, prompt, context, spec: AttributionSpec, result) -> dict:

@@ -51,6 +51,9 @@ class Settings:
     explain_token: str = ""  # a candidate's token id to explain at the position, blank for the token there
     contrast_token: str = ""  # the foil's token id ("why the target rather than this?"), blank for none
     ig_steps: int = 16
+    inside_foil: str = ""  # the foil of the "Inside the model" maps (a pick at the position), blank for none
+    corrupted: str = ""  # activation patching's corrupted prompt, blank until suggested or typed
+    patch_site: str = "residual"  # the activation patching copies: "residual", "attention" or "mlp" output
 
     @classmethod
     def from_values(cls, values: dict) -> Self:

@@ -9,7 +9,7 @@ no output at all, so every panel keeps what it showed and no error badge covers 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -23,6 +23,7 @@ from .view import Frame, view
 from .wording import on_screen
 
 log = logging.getLogger(__name__)
+PROGRESS = gr.Progress()
 
 # Long model work that never writes the session (Explain, a chat reply, a model load) shares the API's group in
 # front of the model lane, which serialises the model itself: a long attribution never holds other users' steps.
@@ -42,8 +43,9 @@ PANELS = (
     "tokens", "plot", "candidates", "summary", "back", "stages", "timeline", "branch", "compare_with",
     "attribution_hover", "lens", "lens_note", "comparison", "attribution", "attribution_legend",
     "lookahead_plot", "lookahead_paths", "lookahead_note", "explain_token", "contrast_token", "constraint_problem",
-    "prompt", "conversation", "edits_list", "edit_pick", "reference_status", "diff_note", "diff_plot", "diff_tokens",
-    "diff_summary",
+    "prompt", "conversation", "edits_list", "edit_pick", "inside_foil", "inside_dla", "inside_dla_note", "sweep",
+    "sweep_note", "patching", "patching_note", "reference_status", "diff_note", "diff_plot",
+    "diff_tokens", "diff_summary",
 )  # fmt: skip
 
 
@@ -138,3 +140,29 @@ class Explorer:
                 return self.unchanged()
 
         return trigger(handler, self.inputs(), self.outputs(), **(SESSION_EVENT | event))
+
+    def on_stream(self, start: str, cancel: str, work: Callable, answer: Callable, outputs: tuple[str, ...]) -> None:
+        """Long model work with real progress and Cancel: `work(inputs)` gives the service's stream of progress
+        items and one result, and `answer(inputs, result)` the new values (component -> value) of `outputs`.
+
+        It never writes the session (steps may run between its slices): what it computed goes to `computed`.
+        Each slice yields, which is where the Cancel button (`cancel`) takes effect.
+        """
+        skip = {self.c["computed"]: gr.skip()}
+
+        def run(data: dict, progress=PROGRESS) -> Iterator[dict]:
+            got = self.read(data)
+            try:
+                for event in work(got):
+                    if "result" in event:
+                        yield answer(got, event["result"])
+                        return
+                    progress(event["progress"], desc=event.get("desc"))
+                    yield skip
+            except Exception as exc:
+                refuse(exc)
+                yield skip
+
+        shown = [self.c[name] for name in (*outputs, "computed")]
+        running = self.c[start].click(run, self.inputs(), shown, **(MODEL_EVENT | {"show_progress": "full"}))
+        self.c[cancel].click(None, None, None, cancels=[running], api_visibility="private")

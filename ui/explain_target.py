@@ -103,5 +103,12 @@ def foil_picker(at: Position, controls: Controls) -> gr.Dropdown:
     )
 
 
+def inside_foil_picker(at: Position, controls: Controls) -> gr.Dropdown:
+    """The "Inside the model" foil picker for this position: none, or a candidate there (a pick kept while it
+    belongs here)."""
+    choices = [("(none: the most likely other candidate when patching)", ""), *_candidates(at)]
+    return gr.Dropdown(choices=choices, value=_kept(controls.inside_foil, choices))
+
+
 def _kept(value: str, choices: list[tuple[str, str]]) -> str:
     return value if value and value in {v for _, v in choices} else ""

@@ -29,7 +29,15 @@ ACCORDION = {
     **{panel: "lookahead" for panel in lookahead_view.DRAWS},
     **{panel: "reference" for panel in reference_view.DRAWS},
 }
-ON_DEMAND = ("lens", "comparison", "attribution", "diff")  # computed by a button; marked out of date instead
+ON_DEMAND = (
+    "lens",
+    "comparison",
+    "attribution",
+    "inside_dla",
+    "sweep",
+    "patching",
+    "diff",
+)  # computed by a button; marked out of date instead
 STALE = "out of date"
 STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a plain note, no old numbers
     "lens": {
@@ -46,6 +54,21 @@ STALE_OUTPUTS = {  # what an on-demand panel shows once its inputs changed: a pl
             "*Out of date: the tokens, the target, the method or the model changed. Press Explain again.*"
         ),
         "attribution": "",
+    },
+    "inside_dla": {
+        "inside_dla_note": "*Out of date: the tokens, the target, the foil or the model changed. Press Split again.*",
+        "inside_dla": None,
+    },
+    "sweep": {
+        "sweep_note": "*Out of date: the tokens, the target, the foil or the model changed. Press Sweep again.*",
+        "sweep": None,
+    },
+    "patching": {
+        "patching_note": (
+            "*Out of date: the tokens, the target, the foil, the corrupted prompt, the site or the model changed."
+            " Press Patch again.*"
+        ),
+        "patching": None,
     },
     "diff": {
         "diff_note": (
@@ -111,6 +134,11 @@ def on_demand_key(panel: str, session: Session, controls: Controls) -> str:
         branch = session.branch
         shown = (session.key, branch.ids, branch.messages, branch.prompt, branch.edits, session.reference)
         return fingerprint(model, shown, _p_final_settings(controls))
+    if panel in ("inside_dla", "sweep", "patching"):
+        extra = (session.inspect, controls.explain_token, controls.inside_foil)
+        if panel == "patching":
+            extra += (controls.corrupted, controls.patch_site)
+        return fingerprint(model, prompt_request(session, controls), extra)
     branches = {bid: (b.ids, b.messages, b.prompt, b.edits) for bid, b in session.branches.items()}
     return fingerprint(model, session.key, branches, _p_final_settings(controls))
 
@@ -206,6 +234,11 @@ def _pickers_key(frame: Frame) -> str:
     return explain_target.pickers_key(_explained(frame), frame.controls)
 
 
+def _inside_foil_key(frame: Frame) -> str:
+    at = _explained(frame)
+    return fingerprint(at.key, at.token, [r["id"] for r in at.candidates])
+
+
 def _timeline(frame: Frame):
     return timeline.timeline_figure(list(frame.session.branch.meta))
 
@@ -254,6 +287,7 @@ _PANELS = {
     # drawn even while the attribution panel is closed: a pick must never outlive its position
     "explain_token": (_pickers_key, lambda f: explain_target.target_picker(_explained(f), f.controls)),
     "contrast_token": (_pickers_key, lambda f: explain_target.foil_picker(_explained(f), f.controls)),
+    "inside_foil": (_inside_foil_key, lambda f: explain_target.inside_foil_picker(_explained(f), f.controls)),
     "attribution_hover": (
         lambda f: fingerprint(
             _dist_key(f), f.controls.attribution_method, f.controls.aggregation, f.controls.granularity

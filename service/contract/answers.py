@@ -187,6 +187,24 @@ class AttributionAnswer(Answer):
     components: LogitComponents | None = None
 
 
+class PatchingAnswer(Answer):
+    """Activation patching: `scores` (layers x positions) of (patched - corrupted) / (clean - corrupted) logit
+    differences, null with a `reason` when the two runs give the same difference; both runs' tokens."""
+
+    scores: list[list[float]] | None
+    clean: float
+    corrupted: float
+    site: str
+    reason: str | None
+    target: Pill
+    contrast: Pill
+    target_index: int
+    prompt_length: int
+    clean_tokens: list[Pill]
+    corrupted_tokens: list[Pill]
+    elapsed_s: float
+
+
 class SweepCell(Answer):
     """One component ablated alone: the score's change, the target's rank then (1 = likeliest) and its change."""
 

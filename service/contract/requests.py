@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attribution import AGGREGATIONS, METHODS, PARAMETERS
+from attribution.patching import SITES
 from attribution.sweep import KINDS as SWEEP_KINDS
 from backends.interventions import COMPONENTS, MODES
 from backends.reference import DTYPES, ENGINES, QUANTIZATIONS
@@ -174,6 +175,21 @@ class AttributionRequest(TargetRequest):
         None, description=PARAMETERS["ig_steps"].description
     )
     last_layer_only: bool | None = Field(None, description=PARAMETERS["last_layer_only"].description)
+
+
+class PatchingRequest(PreviewRequest):
+    """A clean request (prompt and completion), a corrupted prompt of the same token length, a target, a foil and
+    the site patched: each (layer, position) of the clean run copied into the corrupted run alone."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [TEXT_RULE, TARGET_RULE]})
+    corrupted: NonEmptyText = Field(
+        description="the corrupted prompt: the prompt with a word changed, same token length"
+    )
+    target_index: integer(ge=0) | None = Field(None, description="a completion position")
+    target_token_id: TokenId | None = None
+    contrast_token_id: TokenId = Field(description="the foil: the logit difference target - foil is scored")
+    site: Literal[SITES] | None = Field(None, description="the activation patched: a layer's residual output (default),"
+                                        " its attention block's output or its MLP's output")  # fmt: skip
 
 
 class SweepRequest(TargetRequest):

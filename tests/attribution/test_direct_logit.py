@@ -92,7 +92,8 @@ def test_a_foil_gives_the_difference_of_the_two_splits(embedded, ids, reference)
 def test_the_result_is_the_log_probability_of_the_same_pass_and_scores_no_tokens(embedded, ids, reference):
     result = attribute(embedded, ids, PARIS, "direct_logit", use_cache=False)
     expected = float(reference["logits"].log_softmax(-1)[PARIS])
-    assert result.target_logprob == pytest.approx(expected, abs=1e-5)
+    # two float32 forward passes of another shape: 2e-5 apart on some CPUs
+    assert result.target_logprob == pytest.approx(expected, abs=1e-4)
     assert result.scores == result.normalized == () and result.faithfulness is None and result.signed
     assert set(result.as_dict()["components"]) == {
         "embed", "heads", "mlps", "bias", "logit", "reconstruction_error", "rms", "norm_scale",

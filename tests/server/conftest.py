@@ -17,7 +17,8 @@ APP = Starlette(routes=list(rest.ROUTES))
 SMALL_BUDGETS = Budgets(
     max_context_tokens=48, max_rows=20, max_attribution_work=96, max_grammar_chars=200, max_stop_sequences=4,
     max_stop_chars=20, max_prompt_chars=200, max_message_chars=200, max_history_turns=4, max_history_chars=400,
-    max_reply_tokens=8, max_tree_tokens=600, max_interventions=4, max_sweep_work=300, max_reference_mb=1,
+    max_reply_tokens=8, max_tree_tokens=600, max_interventions=4, max_patching_cells=60, max_sweep_work=600,
+    max_reference_mb=1,
 )  # fmt: skip
 
 

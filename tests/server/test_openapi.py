@@ -17,6 +17,9 @@ SELF = {"/api/openapi.json", "/api/docs"}  # the document and its page describe 
 BASE = {"prompt": "The capital of France is", "use_chat_template": False, "top_k": 3, "params": {"greedy": True}}
 TARGET = BASE | {"completion_ids": [7042], "target_index": 0}
 DIFF = BASE | {"completion_ids": [7042, 28], "reference": {}}  # the main model itself: no memory of its own
+# two tokens each, so the grid (30 layers x 2 positions) fits the small budgets
+PATCH = {"prompt": " France is", "corrupted": " Italy is", "use_chat_template": False, "target_token_id": 7042,
+         "contrast_token_id": 7268}  # fmt: skip
 
 
 def refused(model: str, body: object) -> bool:
@@ -73,6 +76,8 @@ REFUSED = [
     ("/api/attribution", "AttributionRequest", TARGET | {"ig_steps": 0}, "ig_steps"),
     ("/api/sweep", "SweepRequest", TARGET | {"components": "neurons"}, "components"),
     ("/api/sweep", "SweepRequest", TARGET | {"mode": 0}, "mode"),
+    ("/api/patching", "PatchingRequest", PATCH | {"site": "head"}, "site"),
+    ("/api/patching", "PatchingRequest", {k: v for k, v in PATCH.items() if k != "corrupted"}, "corrupted"),
     ("/api/model/load", "LoadRequest", {"model_id": "embedded", "extra": 1}, "model_id"),
     ("/api/preview", "PreviewRequest", BASE | {"reference": {"dtype": "f8"}}, "reference.dtype"),
     ("/api/step", "StepRequest", BASE | {"reference": {"quantization": "int4"}}, "reference.quantization"),
@@ -100,6 +105,7 @@ ACCEPTED = [
     ("/api/preview", "PreviewRequest", BASE | {"reference": {"dtype": "float32"}}),
     ("/api/diff", "DiffRequest", DIFF),
     ("/api/reference/remove", "EmptyRequest", {}),
+    ("/api/patching", "PatchingRequest", PATCH),
 ]
 
 

@@ -50,4 +50,6 @@ def test_the_record_covers_every_operation():
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_answer_as_recorded(answers, name):
-    assert cases.differences(RECORDED[name], answers[name], name, tol=1e-6) == []
+    # floats within 1e-4: float32 kernels differ in the last digits from one CPU to another (with AVX-512 or
+    # without: up to 5e-5 seen on a log-probability), and the record was made on one of them
+    assert cases.differences(RECORDED[name], answers[name], name, tol=1e-4) == []

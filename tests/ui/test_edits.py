@@ -192,3 +192,19 @@ def test_a_new_prompt_keeps_the_edits_on_the_branch_it_starts():
     edited = Session(key=("p", "", False)).with_edits((Edit("ablate", 0),))
     moved = edited.with_branch(replace(edited.branch, ids=(1,), meta=({},))).for_prompt(("q", "", False))
     assert moved.current != MAIN and moved.branch.edits == (Edit("ablate", 0),) and moved.branch.ids == ()
+
+
+def test_a_clicked_map_cell_ablates_that_head_or_mlp_on_the_branch():
+    head = edits.ablate_clicked(Session(), CONTROLS, "1:2").session
+    assert head.branch.edits == (Edit("ablate", 1, head=2),)
+    both = edits.ablate_clicked(head, CONTROLS, "0:mlp")
+    assert both.session.branch.edits == (Edit("ablate", 1, head=2), Edit("ablate", 0, target="mlp"))
+    assert both.result["dist"]["edits"] == ["head 2 of layer 1 ablated (zero)", "mlp block of layer 0 ablated (zero)"]
+
+
+@pytest.mark.parametrize("pick", ["", "embedding", "1:", "x:2", "1:attention2", "9:0"])
+def test_a_clicked_cell_that_is_no_part_is_refused_and_nothing_changes(pick):
+    work = stepped(1)
+    with pytest.raises(ValueError):
+        edits.ablate_clicked(work, CONTROLS, pick)
+    assert work.branch.edits == ()

@@ -36,7 +36,11 @@ def test_the_kept_value_is_the_session_file_and_comes_back_whole():
     work = actions.refresh(stepped(2), replace(CONTROLS, prompt="Paris is")).session
     work = branches.fork(work, CONTROLS, "alt").session
     work = replace(work, chat=({"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}))
-    work = replace(work, chat_reply=({"token": {"id": 3}}, {"token": {"id": 4}}), lookahead=LookAhead({"completion_ids": [1]}, {"width": 2}, "m"))
+    work = replace(
+        work,
+        chat_reply=({"token": {"id": 3}}, {"token": {"id": 4}}),
+        lookahead=LookAhead({"completion_ids": [1]}, {"width": 2}, "m"),
+    )
     value = kept(work)
     assert value == browser(to_json(CONTROLS, Prefs(), work, service.model_status()["model_id"]))
     back, note = session_store.restored(value, service.model_status())

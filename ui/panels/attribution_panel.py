@@ -9,6 +9,8 @@ method, so methods that explained the same target can be compared (Spearman's ra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import gradio as gr
 
 from service import operations as service
@@ -17,13 +19,12 @@ from service.public import ATTRIBUTION_AGGREGATIONS, IG_STEPS, agreement
 from .. import actions, explain_target
 from ..controls import Controls
 from ..draw import heatmap
-from ..events import MODEL_EVENT, Explorer, Outcome, refuse
+from ..events import Explorer, Outcome
 from ..request import attribution_request, fingerprint, prompt_request
 from ..state import Session
 from ..view import on_demand_key
 
 D = Controls()
-PROGRESS = gr.Progress()
 RUNS = "attribution_runs"  # computed-state key: method -> the last result of that method (what agreement needs)
 COMPARED = ("method", "normalized", "target_id", "contrast_token_id", "target_index")
 IG_SLIDER_MAX = 64  # the API takes up to IG_STEPS.high; in the UI more steps cost more than they show
@@ -115,23 +116,11 @@ def setting_changed(session: Session, controls: Controls) -> Outcome:
 def wire_attribution(ex: Explorer) -> None:
     c = ex.c
 
-    def explain(data: dict, progress=PROGRESS):
-        got = ex.read(data)
-        try:
-            request = explain_request(got.session, got.controls)
-            for event in service.attribution_stream(request):
-                if "result" in event:
-                    yield _answer(c, got, event["result"])
-                    return
-                progress(event["progress"], desc=event.get("desc"))
-                yield {c["computed"]: gr.skip()}  # between slices: where Cancel takes effect
-        except Exception as exc:
-            refuse(exc)
-            yield {c["computed"]: gr.skip()}
+    def explain(got) -> Iterator[dict]:
+        return service.attribution_stream(explain_request(got.session, got.controls))
 
-    outputs = [c["attribution"], c["attribution_legend"], c["computed"]]
-    running = c["explain"].click(explain, ex.inputs(), outputs, **(MODEL_EVENT | {"show_progress": "full"}))
-    c["cancel_explain"].click(None, None, None, cancels=[running], api_visibility="private")
+    ex.on_stream("explain", "cancel_explain", explain, lambda got, result: _answer(c, got, result),
+                 ("attribution", "attribution_legend"))  # fmt: skip
     for name in ("attribution_method", "aggregation", "granularity", "explain_token", "contrast_token"):
         ex.on(c[name].input, setting_changed)
 

@@ -96,6 +96,15 @@ def add_ablation(session: Session, controls: Controls, layer: object, target: st
     return edited(session, controls, (*session.branch.edits, edit))
 
 
+def ablate_clicked(session: Session, controls: Controls, pick: object) -> Outcome:
+    """A cell clicked in an Inside-the-model map, "layer:head" or "layer:mlp": that part zeroed on the branch."""
+    layer, _, part = str(pick).partition(":")
+    if not layer.isdigit() or not (part.isdigit() or part == "mlp"):
+        raise ValueError(f"the clicked cell {pick!r} is not a head or an MLP of a layer: click a cell of the map")
+    edit = Edit("ablate", int(layer), head=int(part)) if part.isdigit() else Edit("ablate", int(layer), target="mlp")
+    return edited(session, controls, (*session.branch.edits, edit))
+
+
 def add_steering(session: Session, controls: Controls, positive: str, negative: str, layer: object, strength: object):
     """Make the steering vector of the examples (the service keeps it) and add it with the slider's strength."""
     texts = [tuple(line.strip() for line in (text or "").splitlines() if line.strip()) for text in (positive, negative)]
@@ -154,3 +163,4 @@ def wire_edits(ex: Explorer) -> None:
     ex.on(c["edit_preset_ablate"].click, add_preset("ablate"))
     ex.on(c["edits_list"].input, switch_edits, extra=("edits_list",))
     ex.on(c["remove_edit"].click, remove_edit, extra=("edit_pick",))
+    ex.on(c["inside_ablate_event"].click, ablate_clicked, extra=("inside_ablate_pick",))

@@ -1,0 +1,89 @@
+"""The "Inside the model" heatmaps as Plotly figures: direct logit attribution and activation patching.
+
+Both colour scales are signed and centred on zero (red: toward the target, blue: away from it), with a colour
+bar as the legend; hovering a cell shows its exact value. Each cell's hover text is built here from the API
+answer's own number, so what a person reads is what the API answered.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .plots import light_figure
+
+SIGNED_SCALE = "RdBu_r"  # blue below zero, white at zero, red above
+EMBED_ROW = "embedding"
+MLP_COLUMN = "MLP"
+CELL_PX, MIN_HEIGHT = 14, 260
+
+
+def _heatmap(z: list[list[float | None]], x: list[str], y: list[str], hover: list[list[str]], title: str) -> dict:
+    return {
+        "type": "heatmap", "z": z, "x": x, "y": y, "text": hover, "hovertemplate": "%{text}<extra></extra>",
+        "colorscale": SIGNED_SCALE, "zmid": 0, "xgap": 1, "ygap": 1,
+        "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12},
+    }  # fmt: skip
+
+
+def _layout(title: str, rows: int, x_title: str, extra: dict | None = None) -> dict:
+    return {
+        "title": {"text": title, "font": {"size": 13}}, "height": max(MIN_HEIGHT, 90 + CELL_PX * rows),
+        "margin": {"l": 70, "r": 10, "t": 40, "b": 60}, "plot_bgcolor": "white",
+        "xaxis": {"title": {"text": x_title}, "type": "category", **(extra or {})},
+        "yaxis": {"title": {"text": "layer"}, "type": "category", "autorange": "reversed"},
+    }  # fmt: skip
+
+
+def direct_logit_figure(components: dict, target: str, foil: str | None) -> go.Figure:
+    """Layers x heads with an MLP column; the embedding as a row of its own (one cell, under the heads' first)."""
+    heads, mlps = components["heads"], components["mlps"]
+    x = [f"H{h}" for h in range(len(heads[0]) if heads else 0)] + [MLP_COLUMN]
+    y = [EMBED_ROW, *(f"L{layer}" for layer in range(len(heads)))]
+    z = [[components["embed"], *([None] * (len(x) - 1))]]
+    hover = [[f"the token's embedding: {components['embed']:+.6g}", *([""] * (len(x) - 1))]]
+    for layer, (row, mlp) in enumerate(zip(heads, mlps, strict=True)):
+        z.append([*row, mlp])
+        hover.append(
+            [f"layer {layer}, head {h}: {v:+.6g}" for h, v in enumerate(row)] + [f"layer {layer}, MLP: {mlp:+.6g}"]
+        )
+    what = f"logit({target})" + (f" − logit({foil})" if foil else "")
+    title = f"Direct logit attribution of {what} = {components['logit']:.4g}"
+    return light_figure([_heatmap(z, x, y, hover, "logit share")], _layout(title, len(y), "attention head, then MLP"))
+
+
+def patching_figure(answer: dict) -> go.Figure:
+    """Layers x positions of the patching scores, the positions labelled by their clean (and corrupted) tokens."""
+    clean, corrupted = answer["clean_tokens"], answer["corrupted_tokens"]
+    labels = [
+        f"{i}: {a['display']}" if a["id"] == b["id"] else f"{i}: {a['display']} / {b['display']}"
+        for i, (a, b) in enumerate(zip(clean, corrupted, strict=True))
+    ]
+    scores = answer["scores"]
+    y = [f"L{layer}" for layer in range(len(scores))]
+    hover = [
+        [f"layer {layer}, position {labels[p]}: {v:+.6g}" for p, v in enumerate(row)]
+        for layer, row in enumerate(scores)
+    ]
+    title = (
+        f"Patching the {answer['site']} output: share of logit({answer['target']['display']}) −"
+        f" logit({answer['contrast']['display']}) restored (clean {answer['clean']:.3g}, corrupted"
+        f" {answer['corrupted']:.3g})"
+    )
+    axis = {"tickangle": -45, "automargin": True}
+    return light_figure([_heatmap(scores, labels, y, hover, "restored")], _layout(title, len(y), "position", axis))
+
+
+def sweep_figure(answer: dict) -> go.Figure:
+    """Layers x heads of an ablation sweep: the change of the score when that head alone is ablated."""
+    grid = answer["grid"]
+    z = [[cell["delta"] for cell in row] for row in grid]
+    hover = [
+        [
+            f"layer {layer}, head {h} ablated: {cell['delta']:+.6g} (rank {cell['rank']}, {cell['rank_delta']:+d})"
+            for h, cell in enumerate(row)
+        ]
+        for layer, row in enumerate(grid)
+    ]
+    x, y = [f"H{h}" for h in range(len(z[0]) if z else 0)], [f"L{layer}" for layer in range(len(z))]
+    title = f"Ablating one head ({answer['mode']}): change of {answer['score']} from {answer['baseline']['score']:.4g}"
+    return light_figure([_heatmap(z, x, y, hover, "change")], _layout(title, len(y), "attention head"))
