@@ -2,11 +2,13 @@
 
 A batched forward (the look-ahead tree's levels, prefetch, an edited and an unedited row together) runs on one
 DynamicCache whose batch rows belong to different token-id prefixes; the prefix cache keeps each row as its own
-entry, and puts rows back together to extend them in one pass.
+entry (or an edited and an unedited row as one entry, read row by row through views), and puts rows back
+together to extend them in one pass.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -30,6 +32,19 @@ def row(kv: DynamicCache, index: int, config: object) -> DynamicCache:
     return single
 
 
+def view(kv: DynamicCache, rows: slice, length: int) -> DynamicCache:
+    """Batch rows `rows` of `kv` and their first `length` positions as a cache of their own, sharing kv's memory.
+
+    Safe to extend: a DynamicCache never writes a tensor in place (a forward concatenates into new tensors), so
+    extending the view leaves `kv` as it was. Not to be kept as an entry: it holds all of kv's memory.
+    """
+    out = copy.copy(kv)
+    out.layers = [copy.copy(layer) for layer in kv.layers]
+    out.batch_select_indices(rows)  # a slice selects a view, where an index tensor would copy
+    out.crop(length - out.get_seq_length())
+    return out
+
+
 def stacked(rows: Sequence[DynamicCache], config: object) -> DynamicCache:
     """One-row caches of the same length as the rows of one batch (copied)."""
     batch = DynamicCache(config=config)
@@ -38,3 +53,11 @@ def stacked(rows: Sequence[DynamicCache], config: object) -> DynamicCache:
         values = torch.cat([layer.values for layer in layers])
         batch.update(keys, values, layer_index)
     return batch
+
+
+def owned(kv: DynamicCache) -> DynamicCache:
+    """`kv` with tensors of its own (a view's rows copied out of the cache it shares memory with)."""
+    for layer in kv.layers:
+        if layer.is_initialized:
+            layer.keys, layer.values = layer.keys.clone(), layer.values.clone()
+    return kv
