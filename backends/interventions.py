@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TypeVar
 
 import torch
@@ -117,6 +118,31 @@ def applied(model: nn.Module, edits: Edits, row: int | None = None) -> Iterator[
                 _active[key] = before
 
 
+def first_layer(edits: Edits) -> int:
+    """The first decoder layer the edits change: below it the edited and the unedited model compute the same."""
+    return min(edit.layer for edit in edits)
+
+
+@contextmanager
+def forked(model: nn.Module, layer: int) -> Iterator[None]:
+    """Within the block, this thread's passes of `model` run one batch row below decoder layer `layer` and that row
+    twice from it on: an edited row and an unedited one share the layers below the first edit (their keys and
+    values there are the same), so only the layers from it on cost two rows."""
+    me = threading.get_ident()
+
+    def fork(module: nn.Module, args: tuple) -> tuple | None:
+        if threading.get_ident() != me:
+            return None
+        hidden = args[0]
+        return (hidden.repeat(2, *[1] * (hidden.dim() - 1)), *args[1:])
+
+    handle = decoder_layers(model)[layer].register_forward_pre_hook(fork)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _scoped(hook, row: int | None):
     """`hook` for the registering thread's passes only (None, no change, for any other thread's), and with `row`
     for that batch row only (the other rows keep what they had)."""
@@ -184,8 +210,14 @@ def _block_hook(mode: str):
     return hook
 
 
+@lru_cache(maxsize=16)
+def _scaled(vector: tuple[float, ...], alpha: float) -> torch.Tensor:
+    """alpha * vector as a tensor, made once per edit, not at every step (d_model floats from a tuple: ~1 ms)."""
+    return torch.tensor(vector, dtype=torch.float32) * alpha
+
+
 def _steer_hook(edit: Steer):
-    vector = torch.tensor(edit.vector, dtype=torch.float32) * edit.alpha
+    vector = _scaled(edit.vector, edit.alpha)
 
     def hook(module: nn.Module, args: tuple, output):
         hidden = output[0] if isinstance(output, tuple) else output

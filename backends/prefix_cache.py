@@ -17,6 +17,7 @@ is extended: each context runs whole in one pass and only its logits are kept.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -29,7 +30,7 @@ from transformers import DynamicCache
 
 from backends import kv_rows
 from backends.bounded import BoundedCache
-from backends.interventions import NO_EDITS, Edits, applied, whole_context
+from backends.interventions import NO_EDITS, Edits, applied, first_layer, forked, whole_context
 from backends.lane import LANE
 from backends.model import LoadedModel
 from backends.model.memo import per_model
@@ -115,8 +116,8 @@ class PrefixCache:
                 start, pair = self._take_pair(loaded, ids, edits)
             if pair is None:
                 return
-            new = torch.tensor([ids[start:]] * 2, dtype=torch.long, device=loaded.device)
-            logits, kv = self._forward(loaded, new, pair, edits, row=0)
+            new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)
+            logits, kv = self._forward(loaded, new, pair, edits, row=0, fork=first_layer(edits))
             with self._entries.atomic():
                 if self._model_key != loaded.key:
                     return
@@ -140,12 +141,15 @@ class PrefixCache:
             return 0, None
         parts = ((edited, e_row), (unedited, u_row))
         views = [kv_rows.view(self._entries.peek(key), slice(row, row + 1), start) for key, row in parts]
-        return start, kv_rows.stacked(views, loaded.model.config)
+        return start, kv_rows.stacked(views, loaded.model.config, shared=first_layer(edits))
 
-    def _forward(self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None):
-        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given): the last logits
-        of each row (float32, CPU), and the KV."""
-        with torch.no_grad(), applied(loaded.model, edits, row):
+    def _forward(
+        self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None, fork=None
+    ):
+        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given; with `fork`, its one
+        row runs twice from that decoder layer on): the last logits of each row (float32, CPU), and the KV."""
+        forking = forked(loaded.model, fork) if fork is not None else contextlib.nullcontext()
+        with torch.no_grad(), forking, applied(loaded.model, edits, row):
             out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
