@@ -123,26 +123,6 @@ def first_layer(edits: Edits) -> int:
     return min(edit.layer for edit in edits)
 
 
-@contextmanager
-def forked(model: nn.Module, layer: int) -> Iterator[None]:
-    """Within the block, this thread's passes of `model` run one batch row below decoder layer `layer` and that row
-    twice from it on: an edited row and an unedited one share the layers below the first edit (their keys and
-    values there are the same), so only the layers from it on cost two rows."""
-    me = threading.get_ident()
-
-    def fork(module: nn.Module, args: tuple) -> tuple | None:
-        if threading.get_ident() != me:
-            return None
-        hidden = args[0]
-        return (hidden.repeat(2, *[1] * (hidden.dim() - 1)), *args[1:])
-
-    handle = decoder_layers(model)[layer].register_forward_pre_hook(fork)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def _scoped(hook, row: int | None):
     """`hook` for the registering thread's passes only (None, no change, for any other thread's), and with `row`
     for that batch row only (the other rows keep what they had)."""

@@ -11,8 +11,9 @@ model changes. Model work runs under the model lane (backends.lane); a long pref
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
 
 Model edits (backends.interventions) are part of every key, and each forward runs with its request's edits
-applied (removed before the lane pauses). Under a mean ablation, which depends on every position, no prefix
-is extended: each context runs whole in one pass and only its logits are kept.
+applied (removed before the lane pauses). An edited step's edited and unedited rows are one 2-row entry that
+the next step extends (backends.two_rows); a one-row reader takes its row as a view. Under a mean ablation,
+which depends on every position, no prefix is extended: each context runs whole and only its logits are kept.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from transformers import DynamicCache
 
 from backends import kv_rows
 from backends.bounded import BoundedCache
-from backends.interventions import NO_EDITS, Edits, applied, first_layer, forked, whole_context
+from backends.interventions import NO_EDITS, Edits, applied, first_layer, whole_context
 from backends.lane import LANE
 from backends.model import LoadedModel
 from backends.model.memo import per_model
 from backends.prefix_search import longest, pair_under, row_under
+from backends.two_rows import two_row_pass
 
 DEFAULT_MAX_MB = 512
 # Tokens per forward pass of a prefill: ~0.5-1 s on a 2-core CPU for SmolLM2-135M, so a step waits at most that
@@ -148,8 +150,8 @@ class PrefixCache:
     ):
         """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given; with `fork`, its one
         row runs twice from that decoder layer on): the last logits of each row (float32, CPU), and the KV."""
-        forking = forked(loaded.model, fork) if fork is not None else contextlib.nullcontext()
-        with torch.no_grad(), forking, applied(loaded.model, edits, row):
+        two_rows = two_row_pass(loaded.model, fork) if fork is not None else contextlib.nullcontext()
+        with torch.no_grad(), two_rows, applied(loaded.model, edits, row):
             out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
