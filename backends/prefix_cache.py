@@ -104,11 +104,9 @@ class PrefixCache:
         return row
 
     def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
-        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE batched forward,
-        cached, when both extend cached prefixes of one length; else left to `logits`.
-
-        The two rows' keys and values stay one 2-row entry ("pair", ids, edits) that the next step extends in place
-        (no stacking or splitting per step); a one-row reader takes its row as a view (`_take_longest_prefix`)."""
+        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE forward, cached,
+        when both extend cached prefixes of one length (else left to `logits`); their keys and values stay one 2-row
+        entry ("pair", ids, edits) that the next step extends, with no stacking or splitting per step."""
         ids = tuple(int(i) for i in ids)
         with LANE.hold():
             per_model(loaded, self._memo_name, self._start_model, release=_forget_model)
