@@ -1,10 +1,9 @@
 """Cost of an edited step vs an unedited one on the embedded model, at a context of 128 tokens.
 
 Run with `python bench/edits.py` on an idle machine (`--threads 1` on a loaded one: steadier ratios). Prints one
-markdown table; asserts nothing. Each mode
-steps greedily from the same 128-token context (a short prompt plus completion ids) with a prefix cache of
-its own (nothing computed for one mode serves another), warmed by a preview of that position first,
-prefetch off:
+markdown table; asserts nothing. Each mode steps greedily from the same 128-token context (a short prompt plus
+completion ids) with a prefix cache of its own (nothing computed for one mode serves another), warmed by a
+preview of that position first, prefetch off:
 
 - unedited: no interventions;
 - head zero / block zero / steer: one edit, position-wise, so the edited prefix's keys and values are
