@@ -21,7 +21,8 @@ from backends.bounded import BoundedCache
 from backends.interventions import edits_on
 from backends.model import LoadedModel
 from backends.model.memo import drop, per_model
-from backends.prefix_cache import PREFIX_CACHE, common_prefix
+from backends.prefix_cache import PREFIX_CACHE
+from backends.prefix_search import common_prefix
 
 CONTEXT_KV_ENTRIES = 2
 

@@ -11,12 +11,14 @@ model changes. Model work runs under the model lane (backends.lane); a long pref
 tree's levels, prefetch), optionally keeping each row as an entry of its own.
 
 Model edits (backends.interventions) are part of every key, and each forward runs with its request's edits
-applied (removed before the lane pauses). Under a mean ablation, which depends on every position, no prefix
-is extended: each context runs whole in one pass and only its logits are kept.
+applied (removed before the lane pauses). An edited step's edited and unedited rows are one 2-row entry that
+the next step extends (backends.two_rows); a one-row reader takes its row as a view. Under a mean ablation,
+which depends on every position, no prefix is extended: each context runs whole and only its logits are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -29,10 +31,12 @@ from transformers import DynamicCache
 
 from backends import kv_rows
 from backends.bounded import BoundedCache
-from backends.interventions import NO_EDITS, Edits, applied, whole_context
+from backends.interventions import NO_EDITS, Edits, applied, first_layer, whole_context
 from backends.lane import LANE
 from backends.model import LoadedModel
 from backends.model.memo import per_model
+from backends.prefix_search import longest, pair_under, row_under
+from backends.two_rows import two_row_pass
 
 DEFAULT_MAX_MB = 512
 # Tokens per forward pass of a prefill: ~0.5-1 s on a 2-core CPU for SmolLM2-135M, so a step waits at most that
@@ -47,16 +51,6 @@ class CacheStats:
     forward_calls: int = 0
     tokens_run: int = 0
     logits_hits: int = 0
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the shared start of two token-id sequences."""
-    a, b = tuple(a), tuple(b)
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    diff = torch.nonzero(torch.tensor(a[:n]) != torch.tensor(b[:n]))
-    return int(diff[0])
 
 
 class PrefixCache:
@@ -112,35 +106,52 @@ class PrefixCache:
         return row
 
     def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
-        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE batched forward,
-        cached, when both extend cached prefixes of one length; else left to `logits`."""
+        """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE forward, cached,
+        when both extend cached prefixes of one length (else left to `logits`); their keys and values stay one 2-row
+        entry ("pair", ids, edits) that the next step extends, with no stacking or splitting per step."""
         ids = tuple(int(i) for i in ids)
-        keys = [("logits", ids, edits), ("logits", ids, NO_EDITS)]
         with LANE.hold():
             self._own(loaded)
-            if whole_context(edits) or any(key in self._entries for key in keys):
+            if whole_context(edits) or any(("logits", ids, e) in self._entries for e in (edits, NO_EDITS)):
                 return
             with self._entries.atomic():
-                taken = [self._take_longest_prefix(loaded, ids, len(ids) - 1, e) for e in (edits, NO_EDITS)]
-                (start, edited), (other, unedited) = taken
-                if start != other or not start or len(ids) - start > PREFILL_CHUNK:  # not one batch: give back
-                    for (length, kv), e in ((t, e) for t, e in zip(taken, (edits, NO_EDITS), strict=True) if t[0]):
-                        self._entries.put(("kv", ids[:length], e), kv)
-                    return
-            batch = kv_rows.stacked([edited, unedited], loaded.model.config)
-            new = torch.tensor([ids[start:]] * 2, dtype=torch.long, device=loaded.device)
-            logits, kv = self._forward(loaded, new, batch, edits, row=0)
+                start, pair = self._take_pair(loaded, ids, edits)
+            if pair is None:
+                return
+            new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)
+            logits, kv = self._forward(loaded, new, pair, edits, row=0, fork=first_layer(edits))
             with self._entries.atomic():
                 if self._model_key != loaded.key:
                     return
+                self._entries.put(("pair", ids, edits), kv)
                 for index, e in enumerate((edits, NO_EDITS)):
-                    self._entries.put(("kv", ids, e), kv_rows.row(kv, index, loaded.model.config))
                     self._entries.put(("logits", ids, e), logits[index].clone())
 
-    def _forward(self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None):
-        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given): the last logits
-        of each row (float32, CPU), and the KV."""
-        with torch.no_grad(), applied(loaded.model, edits, row):
+    def _take_pair(self, loaded: LoadedModel, ids: tuple[int, ...], edits: Edits) -> tuple[int, DynamicCache | None]:
+        """The edited and unedited KV of the longest cached prefix of ids[:-1] as one 2-row cache, the caller's now:
+        the pair entry itself (taken out: extended in place), a view of a longer one, or two one-row prefixes of
+        one length stacked; (0, None) when there is none within one chunk of `ids`."""
+        limit = len(ids) - 1
+        key, _, start = longest(self._entries, ids, limit, pair_under(edits))
+        rows = [longest(self._entries, ids, limit, row_under(e)) for e in (edits, NO_EDITS)]
+        if key is not None and start >= max(length for _, _, length in rows) and len(ids) - start <= PREFILL_CHUNK:
+            if len(key[1]) == start:
+                return start, self._entries.pop(key)
+            return start, kv_rows.view(self._entries.peek(key), slice(0, 2), start)
+        (edited, e_row, start), (unedited, u_row, other) = rows
+        if start != other or not start or len(ids) - start > PREFILL_CHUNK:
+            return 0, None
+        parts = ((edited, e_row), (unedited, u_row))
+        views = [kv_rows.view(self._entries.peek(key), slice(row, row + 1), start) for key, row in parts]
+        return start, kv_rows.stacked(views, loaded.model.config, shared=first_layer(edits))
+
+    def _forward(
+        self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None, fork=None
+    ):
+        """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given; with `fork`, its one
+        row runs twice from that decoder layer on): the last logits of each row (float32, CPU), and the KV."""
+        two_rows = two_row_pass(loaded.model, fork) if fork is not None else contextlib.nullcontext()
+        with torch.no_grad(), two_rows, applied(loaded.model, edits, row):
             out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
@@ -171,15 +182,14 @@ class PrefixCache:
         with self._entries.atomic():
             if self._model_key != model_key or whole_context(edits):  # under a mean no prefix is reused
                 return None, 0
-            best_key, best_len = None, 0
-            for key in self._entries:
-                if key[0] == "kv" and key[2] == edits and (common := common_prefix(key[1], ids)) > best_len:
-                    best_key, best_len = key, common
-            if best_key is None:
+            key, row, length = longest(self._entries, ids, len(ids), row_under(edits))
+            if key is None or not length:
                 return None, 0
-            kv = copy.deepcopy(self._entries.peek(best_key))
-        kv.crop(best_len - kv.get_seq_length())
-        return kv, best_len
+            if key[0] == "pair":  # the pair's row alone, copied
+                return kv_rows.owned(kv_rows.view(self._entries.peek(key), slice(row, row + 1), length)), length
+            kv = copy.deepcopy(self._entries.peek(key))
+        kv.crop(length - kv.get_seq_length())
+        return kv, length
 
     def serves(self, loaded: LoadedModel) -> bool:
         """Whether the entries are this model's (False once another model was loaded): background work checks."""
@@ -278,22 +288,17 @@ class PrefixCache:
     def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int, edits: Edits):
         """The cached KV of the longest prefix of ids (under `edits`) no longer than `limit`, owned by the caller now.
 
-        An entry that is exactly that prefix is taken out of the cache (stepping extends it in place);
-        a longer entry is copied and cropped, so the branch it belongs to keeps its own.
+        An entry that is exactly that prefix is taken out of the cache (stepping extends it in place); a longer
+        entry is copied and cropped, so the branch it belongs to keeps its own; a pair's row is a view of it.
         """
-        best_key, best_len = None, 0
-        for key in self._entries:
-            if key[0] == "kv" and key[2] == edits:
-                common = min(common_prefix(key[1], ids), limit)
-                # on a tie, prefer the entry that is exactly the shared prefix: it is extended without a copy
-                if common > best_len or (common == best_len and common and len(key[1]) == common):
-                    best_key, best_len = key, common
-        start = best_len
-        if best_key is None or start == 0:
+        key, row, start = longest(self._entries, ids, limit, row_under(edits))
+        if key is None or start == 0:
             return 0, DynamicCache(config=loaded.model.config)
-        if len(best_key[1]) == start:
-            return start, self._entries.pop(best_key)
-        kv = copy.deepcopy(self._entries.peek(best_key))
+        if key[0] == "pair":
+            return start, kv_rows.view(self._entries.peek(key), slice(row, row + 1), start)
+        if len(key[1]) == start:
+            return start, self._entries.pop(key)
+        kv = copy.deepcopy(self._entries.peek(key))
         kv.crop(start - kv.get_seq_length())
         return start, kv
 

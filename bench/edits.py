@@ -1,14 +1,15 @@
 """Cost of an edited step vs an unedited one on the embedded model, at a context of 128 tokens.
 
-Run with `python bench/edits.py` on an idle machine. Prints one markdown table; asserts nothing. Each mode
-steps greedily from the same 128-token context (a short prompt plus completion ids) with a prefix cache of
-its own (nothing computed for one mode serves another), warmed by a preview of that position first,
-prefetch off:
+Run with `python bench/edits.py` on an idle machine (`--threads 1` on a loaded one: steadier ratios). Prints one
+markdown table; asserts nothing. Each mode steps greedily from the same 128-token context (a short prompt plus
+completion ids) with a prefix cache of its own (nothing computed for one mode serves another), warmed by a
+preview of that position first, prefetch off:
 
 - unedited: no interventions;
 - head zero / block zero / steer: one edit, position-wise, so the edited prefix's keys and values are
   extended like the unedited ones; the answer carries the unedited rows too, and a step runs the edited
-  and the unedited row at the new position in one batched forward of two rows;
+  and the unedited row at the new position in one forward (backends.two_rows: one row below the edited
+  layer, two from it on, the 2-row keys and values one cache entry extended step after step);
 - head mean: a mean over the context's positions, so every step runs the whole context again.
 
 The modes are interleaved in ROUNDS rounds of STEPS_PER_ROUND steps (each mode's sequence continues across

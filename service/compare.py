@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from backends.prefix_cache import common_prefix
+from backends.prefix_search import common_prefix
 from decoding import distribution as dist_mod
 from decoding.divergence import kl_bits
 from decoding.engine import Engine, Request

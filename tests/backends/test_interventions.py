@@ -234,13 +234,12 @@ def test_an_engine_that_cannot_run_hooks_refuses_edits_in_one_line(tiny):
 
 
 def test_an_edited_step_runs_the_edited_and_unedited_rows_in_one_batched_forward(engine, tiny):
-    """Row 0 edited, row 1 not: the step's forward is one pass of two rows, and each row equals a pass of its own."""
+    """Row 0 edited, row 1 not: the step's forward is one pass giving two rows (one row below the edited layer,
+    two from it on), and each row equals a pass of its own."""
     edit = {"type": "ablate", "layer": 1, "head": 2}
     engine.preview(request(engine, [edit]))
     batches: list[int] = []
-    handle = tiny.model.register_forward_pre_hook(
-        lambda module, args, kwargs: batches.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
+    handle = tiny.model.register_forward_hook(lambda module, args, output: batches.append(output.logits.shape[0]))
     try:
         stepped = engine.step(request(engine, [edit])).as_dict()
     finally:
