@@ -42,7 +42,8 @@ INTRO = (
 )
 CSS = asset("page.css") + render.pill_css()  # the pills' marks follow their colours
 # run once when the page loads: the token view follows its newest tokens; map clicks ablate on the branch
-JS = f"() => {{ ({asset('token_scroll.js')})(); ({asset('inside_click.js')})(); }}"
+SCROLL_JS, CLICK_JS = asset("token_scroll.js"), asset("inside_click.js")
+JS = f"() => {{ ({SCROLL_JS})(); ({CLICK_JS})(); }}"
 
 
 def build() -> gr.Blocks:
