@@ -107,8 +107,20 @@ def test_every_knob_gives_the_same_p_final(engines, params):
     for prompt in PROMPTS[:3]:
         completion = (28, 253)  # a completion, so the penalties have something to act on
         a, b = (stages(e, request(e, prompt, params, completion)) for e in engines)
-        assert float((a.p_final - b.p_final).abs().max()) < TOL
-        assert torch.equal(a.p_final > 0, b.p_final > 0)
+        kept = _same_cut(a.p_final, b.p_final)
+        assert float((a.p_final * kept / (a.p_final * kept).sum() - b.p_final * kept / (b.p_final * kept).sum())
+                     .abs().max()) < TOL  # fmt: skip
+
+
+def _same_cut(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The tokens both keep. A cut may differ only at its edge: a token one side keeps as its least likely, whose
+    probability lies at the cut's threshold, where float32 kernels of two CPUs (or engines) fall either side."""
+    split = (a > 0) != (b > 0)
+    for side in (a, b):
+        edge = side[side > 0].min()
+        assert bool(((side[split] == 0) | ((side[split] - edge).abs() <= 1e-3 * edge)).all())
+    assert int(split.sum()) <= 2
+    return (a > 0) & (b > 0)
 
 
 @pytest.mark.parametrize("constraint", CONSTRAINTS)
