@@ -67,6 +67,12 @@ def _explain_and_hover(page: Page, method: str) -> dict:
     page.locator("#attribution-hover .attr-tokens .comp").last.hover()
     page.get_by_role("button", name=re.compile(r"^Explain this token")).click()
     page.wait_for_function(PAINTED_JS, arg=method, timeout=ui.EVENT_TIMEOUT_MS)
+    # the hover may still show the previous method's answer for a moment: wait until it is this method's (its
+    # legend), and fail if the two never agree
+    page.wait_for_function(
+        f"m => {{ const p = ({PAINTED_JS})(m); return p && JSON.stringify(p.hover) === JSON.stringify(p.explained); }}",
+        arg=method, timeout=ui.EVENT_TIMEOUT_MS,
+    )  # fmt: skip
     return page.evaluate(PAINTED_JS, method)
 
 
