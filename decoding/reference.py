@@ -22,32 +22,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from backends.reference import DTYPES, ENGINES, QUANTIZATIONS, REFERENCES, ReferenceSpec
-from decoding import fields
+from backends.reference import REFERENCES
 from decoding.divergence import kl_bits, kl_or_reason
 from decoding.sampling.chain import Stages
 
 if TYPE_CHECKING:
     from decoding.engine import Engine
     from decoding.request import Request
-
-KEYS = ("model", "dtype", "quantization", "engine")
-
-
-def parse(value: object) -> ReferenceSpec | None:
-    """The `reference` object of a request, strictly; null or missing is no reference."""
-    if value is None:
-        return None
-    data = fields.obj("reference", value, KEYS)
-    model = data.get("model")
-    if model is not None and not fields.text("reference.model", model).strip():
-        raise ValueError("reference.model is empty: give a Hugging Face id, a local folder, 'embedded', or null")
-    return ReferenceSpec(
-        model=None if model is None else model.strip(),
-        dtype=fields.choice("reference.dtype", data.get("dtype"), DTYPES, None),
-        quantization=fields.choice("reference.quantization", data.get("quantization"), QUANTIZATIONS, None),
-        engine=fields.choice("reference.engine", data.get("engine"), ENGINES, "transformers"),
-    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from decoding import fields as parse
 from decoding import interventions as edits_mod
-from decoding import reference as reference_mod
+from decoding import reference_spec
 from decoding.sampling.params import ConstraintSpec, DecodingParams, check_token_ids, check_top_k
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class Request:
     branch_id: str = "default"
     messages: tuple[Message, ...] = ()
     interventions: edits_mod.Edits = ()  # model edits (decoding.interventions), resolved against the model later
-    reference: ReferenceSpec | None = None  # a model beside this one (decoding.reference)
+    reference: ReferenceSpec | None = None  # a model beside this one (decoding.reference_spec)
 
     @classmethod
     def from_dict(cls, data: object, vocab_size: int | None = None, extra_keys: Collection[str] = ()) -> Request:
@@ -109,7 +109,7 @@ class Request:
             branch_id=_branch_id(data.get("branch_id")),
             messages=messages,
             interventions=edits_mod.parse(data.get("interventions")),
-            reference=reference_mod.parse(data.get("reference")),
+            reference=reference_spec.parse(data.get("reference")),
         )
         if vocab_size is not None:
             request.check_vocab(vocab_size)
