@@ -24,17 +24,16 @@ from service.contract import (
 )
 from service.contract.answers import (
     AttributionAnswer,
-    DiffAnswer,
     ErrorAnswer,
     ModelStatus,
     PatchingAnswer,
-    ReferenceStatus,
     SteeringVector,
     SteeringVectors,
     StepAnswer,
     SweepAnswer,
     TreeAnswer,
 )
+from service.contract.reference_answers import DiffAnswer, ReferenceStatus
 from service.contract.requests import EmptyRequest, SteeringVectorRequest
 
 REF = "#/components/schemas/{model}"
