@@ -17,12 +17,14 @@ from backends.interventions import Edits, applied
 from backends.lane import LANE
 from backends.model import STORE
 from decoding import fields
+from decoding.constraint_start import constraint_start as start
 from decoding.engine import Engine, engine_for
 from decoding.request import Request
 from decoding.sampling.params import check_token_ids
 from runtime import gpu, spaces
 from service import parsing, progress
 from service import tree as tree_mod
+from service.compare import compare_branches
 from service.policy import POLICY, Policy, PolicySettings  # noqa: F401 (callers reach the policy through this module)
 from service.prefetch import PREFETCH
 from service.readable import readable_errors
@@ -272,8 +274,6 @@ def compare(request: dict, other_completion_ids: list[int], other_interventions:
     `other_interventions` (None: the request's own). The work is one forward pass per branch over its own
     tokens, within the context budget of the longer branch.
     """
-    from service.compare import compare_branches
-
     req = parsing.parsed(request)
     other = check_token_ids("other_completion_ids", other_completion_ids)
     other_req = None
@@ -292,8 +292,6 @@ def constraint_start(request: dict) -> dict:
 
     The completion in the request is ignored: this is about the constraint's first position after the prompt.
     """
-    from decoding.constraint_start import constraint_start as start
-
     req = dataclasses.replace(parsing.parsed(request), completion_ids=())
     engine, req = current_engine(req)
     POLICY.check_context(engine, req)
