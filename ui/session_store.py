@@ -22,7 +22,8 @@ from . import actions
 from .controls import Controls
 from .events import QUICK_EVENT, Explorer, Outcome
 from .request import model_id
-from .state import Prefs, Session, from_json, to_json
+from .session_json import from_json, to_json
+from .state import Prefs, Session
 
 LIMIT_BYTES = 2_000_000  # localStorage holds about 5 MB per site, and the stored text is encrypted (a third more)
 STORAGE_KEY = "nexttoken-session"

@@ -16,7 +16,8 @@ from . import actions, explain_target, session_store
 from .controls import FIELDS, Controls
 from .draw import render
 from .events import QUICK_EVENT, Explorer
-from .state import Prefs, from_json, to_json
+from .session_json import from_json, to_json
+from .state import Prefs
 
 ACCORDIONS = (
     "model", "samplers", "constraint", "stages", "timeline", "auto", "attribution", "lens", "branches", "session_file",

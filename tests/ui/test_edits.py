@@ -18,7 +18,8 @@ from ui.edits import Edit, Vector
 from ui.edits_view import status_part
 from ui.panels import branches, edits
 from ui.request import attribution_request, request_for
-from ui.state import MAIN, Prefs, Session, from_json, to_json
+from ui.session_json import from_json, to_json
+from ui.state import MAIN, Prefs, Session
 from ui.view import Frame, view
 
 

@@ -18,7 +18,8 @@ from ui.draw import reference_diff
 from ui.panels import reference as panel
 from ui.reference import ANOTHER, RefChoice, picked
 from ui.request import request_for
-from ui.state import Prefs, Session, from_json, to_json
+from ui.session_json import from_json, to_json
+from ui.state import Prefs, Session
 from ui.view import Frame, view
 
 PROMPT = "Once upon a time there was a"

@@ -13,7 +13,8 @@ from service import operations as service
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, session_store
 from ui.panels import branches
-from ui.state import LookAhead, Prefs, from_json, to_json
+from ui.session_json import from_json, to_json
+from ui.state import LookAhead, Prefs
 
 
 @pytest.fixture(autouse=True)

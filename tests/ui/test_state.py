@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from ui.controls import Controls
-from ui.state import MAIN, Branch, LookAhead, Prefs, Session, from_json, to_json
+from ui.session_json import from_json, to_json
+from ui.state import MAIN, Branch, LookAhead, Prefs, Session
 
 
 def with_tokens(ids: list[int]) -> Session:

@@ -17,7 +17,8 @@ from ..assets import asset
 from ..controls import FIELDS, Controls
 from ..events import QUICK_EVENT, Explorer, Outcome
 from ..request import model_id
-from ..state import Prefs, Session, from_json, to_json
+from ..session_json import from_json, to_json
+from ..state import Prefs, Session
 
 DOWNLOAD_JS = asset("session_download.js")  # hands the built text to the browser as a file
 

@@ -14,7 +14,8 @@ from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, lookahead_view
 from ui.draw import lookahead_tree
 from ui.panels import lookahead, session_file
-from ui.state import MAIN, Prefs, Session, from_json, to_json
+from ui.session_json import from_json, to_json
+from ui.state import MAIN, Prefs, Session
 from ui.view import Frame, view
 
 OPEN = Prefs(open_panels=frozenset({"lookahead"}))  # the accordion open: its panels are drawn
