@@ -1,6 +1,6 @@
 """The session kept in the browser across a reload: saved after every change, restored when the page loads.
 
-What is kept is the session file's JSON (`state.to_json` with the session and the model its token ids
+What is kept is the session file's JSON (`session_json.to_json` with the session and the model its token ids
 belong to), in a `gr.BrowserState` of its own: the settings keep their smaller store, saved on every
 keystroke. Saving is its own event, started by the change of the session state once the event that changed
 it has answered, so it is never in a step's path. A session over `LIMIT_BYTES` of JSON is not kept (the

@@ -1,7 +1,7 @@
 """Settings in the browser, and what happens when the page loads.
 
 Every control and the layout (which panels are open, each constraint type's text) are stored in the
-browser as `state.to_json` without the session, saved on every change and restored on load; a picked
+browser as `session_json.to_json` without the session, saved on every change and restored on load; a picked
 attribution candidate or foil is not restored: it belongs to a position of a session the browser does not
 keep. The model box shows the model actually loaded, never a failed id. Opening a panel draws its content.
 """
