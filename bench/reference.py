@@ -11,7 +11,8 @@ markdown tables; asserts nothing.
 2. The cost of a step at a context of CONTEXT tokens without a reference and with one: the same float32 model
    loaded again from its folder (two forward passes of the same cost: the target is <= 2.1 x), bfloat16 and
    int8. The modes are interleaved in ROUNDS rounds of STEPS_PER_ROUND steps, prefetch off, each mode warmed
-   by a step first; medians and the ratio to the step without a reference.
+   by a step first and given a prompt of its own (no mode reads what another computed); medians and the ratio
+   to the step without a reference.
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ def step_times(completion: list[int]) -> dict[str, list[float]]:
     """Median-ready step times of each mode, interleaved; each mode continues its own greedy sequence."""
     modes = {"no reference": None, "float32 again": {"model": str(embedded_folder(STORE.settings.cache_dir))}}
     modes |= {"bfloat16": FORMS["bfloat16"], "int8": FORMS["int8"]}
-    base = {"prompt": PROMPT, "use_chat_template": False, "params": PLAIN, "send_prompt_tokens": False}
-    requests = {name: base | {"completion_ids": completion[:CONTEXT], "reference": ref} for name, ref in modes.items()}
+    base = {"use_chat_template": False, "params": PLAIN, "send_prompt_tokens": False}
+    # A prompt of its own for each mode: the modes follow the same greedy text, so with one prompt a mode
+    # would read the main model's rows from the prefix cache another mode just filled.
+    requests = {
+        name: base | {"prompt": f"{PROMPT} ({name})", "completion_ids": completion[:CONTEXT], "reference": ref}
+        for name, ref in modes.items()
+    }
     times: dict[str, list[float]] = {name: [] for name in modes}
     for name in modes:
         service.step(requests[name])  # warm: the reference loaded, its prefix cached
