@@ -121,6 +121,7 @@ def test_the_diff_s_timeline_tokens_and_summary_equal_both_models_logits(tiny_re
     figure = outcome.also["diff_plot"]
     assert list(figure.data[0].y) == pytest.approx(kls, rel=1e-4)
     assert list(figure.data[0].x) == list(range(1, len(completion) + 1))
+    assert list(figure.data[1].y) == pytest.approx(kls, rel=1e-4)  # p_base's line: the same, sampling is plain
     rows = {row[0]: row[1:] for row in outcome.also["diff_summary"]}
     assert rows["mean KL"][0] == reference_diff.bits(sum(kls) / len(kls))
     assert rows["max KL"][0] == reference_diff.bits(max(kls))

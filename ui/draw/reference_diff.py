@@ -3,8 +3,9 @@
 All three are drawn from the service's `diff` answer (its numbers are the service's, tested against an
 independent computation there). The timeline is a Plotly bar per completion token, its height KL(main ||
 reference) of p_final in bits, orange where the top tokens differ, hovering gives the exact values; a position
-whose KL is infinite is drawn at the top of the axis and says so. The tokens are coloured as LMdiff does: the
-more the reference disagrees before a token, the deeper its background, with the exact values on hover.
+whose KL is infinite is drawn hatched at the top of the axis and says so; the KL of p_base is a line over them.
+The tokens are coloured as LMdiff does: the more the reference disagrees before a token, the deeper its
+background, with the exact values on hover.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import plotly.graph_objects as go
 from .compare import bits
 from .plots import GRID_COLOR, light_figure
 
-AGREE_COLOR, DIFFER_COLOR = "#059669", "#d97706"
+AGREE_COLOR, DIFFER_COLOR, BASE_COLOR = "#059669", "#d97706", "#6b7280"
 SUMMARY_HEADERS = ["measure", "p_final", "p_base"]
 
 
@@ -26,26 +27,41 @@ def _kl(position: dict, top: float) -> float:
 
 
 def timeline(answer: dict) -> go.Figure:
-    """KL of p_final per completion token (1 is the first), coloured by top-token agreement."""
+    """KL of p_final per completion token (1 is the first) as bars coloured by top-token agreement, hatched
+    where infinite; KL of p_base as a line, since a cut sampler (top-p, top-k) makes p_final's KL infinite at
+    many positions while the raw distributions still say how far apart the models are."""
     positions = answer["positions"]
     finite = [p["kl_final"] for p in positions if p["kl_final"] is not None]
-    top = max([*finite, 1e-6]) * 1.1
+    top = max([*finite, *(p["kl_base"] for p in positions), 1e-6]) * 1.1
+    x = [p["index"] + 1 for p in positions]
     hover = [_hover(p) for p in positions]
-    trace = {
-        "type": "bar", "x": [p["index"] + 1 for p in positions], "y": [_kl(p, top) for p in positions],
-        "marker": {"color": [AGREE_COLOR if p["top_agrees"] else DIFFER_COLOR for p in positions]},
-        "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>", "name": "KL(main ‖ reference)",
+    bars = {
+        "type": "bar", "x": x, "y": [_kl(p, top) for p in positions], "name": "KL of p_final (hatched: infinite)",
+        "marker": {
+            "color": [AGREE_COLOR if p["top_agrees"] else DIFFER_COLOR for p in positions],
+            "pattern": {"shape": ["/" if p["kl_final"] is None else "" for p in positions]},
+        },
+        "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>",
     }  # fmt: skip
-    layout = {
-        "height": 240,
-        "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
+    line = {
+        "type": "scatter", "mode": "lines+markers", "x": x, "y": [p["kl_base"] for p in positions],
+        "name": "KL of p_base", "line": {"color": BASE_COLOR}, "customdata": hover,
+        "hovertemplate": "%{customdata}<extra></extra>",
+    }  # fmt: skip
+    return light_figure([bars, line], _timeline_layout())
+
+
+def _timeline_layout() -> dict:
+    return {
+        "height": 260,
+        "margin": {"l": 60, "r": 10, "t": 10, "b": 40},
         "xaxis": {"title": {"text": "completion token (orange: the top tokens differ)"}, "gridcolor": GRID_COLOR},
-        "yaxis": {"title": {"text": "KL of p_final (bits)"}, "rangemode": "tozero", "gridcolor": GRID_COLOR},
+        "yaxis": {"title": {"text": "KL (bits)"}, "rangemode": "tozero", "gridcolor": GRID_COLOR, "automargin": True},
+        "legend": {"orientation": "h", "y": 1.12, "x": 0},
         "plot_bgcolor": "white",
         "paper_bgcolor": "white",
         "template": {},
     }
-    return light_figure([trace], layout)
 
 
 def _hover(position: dict) -> str:
