@@ -1,13 +1,19 @@
-"""The REST routes on a bare Starlette app (in process, no network), on the embedded model, under small budgets."""
+"""The REST routes on a bare Starlette app (in process, no network), on the embedded model, under small budgets;
+and one launched server, as `cli` launches the app, for the modules that call the routes over HTTP."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import gradio as gr
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+import cli
 from backends.model import STORE
-from server import rest
+from bench.harness import free_port
+from server import gradio_api, rest
 from service.budgets import Budgets
 from service.operations import POLICY
 
@@ -34,3 +40,18 @@ def client(embedded):
     finally:
         POLICY.configure(before.public, before.allowlist, before.budgets)
         STORE.use(embedded)
+
+
+@pytest.fixture(scope="session")
+def launched_url(embedded) -> Iterator[str]:
+    """The Gradio API and the REST routes on one port, launched once for the session, not once per module;
+    each module using it puts its own model in the store first."""
+    with gr.Blocks() as demo:
+        gradio_api.register(demo)
+    demo.queue(max_size=16)
+    cli.launch(demo, cli.parse_args(["--host", "127.0.0.1", "--port", str(free_port())], {}), prevent_thread_lock=True,
+               quiet=True)  # fmt: skip
+    try:
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()

@@ -20,17 +20,9 @@ REQUEST = {"prompt": PROMPT, "use_chat_template": False, "top_k": 3, "params": {
 
 
 @pytest.fixture(scope="module")
-def url(embedded):
+def url(embedded, launched_url):
     STORE.use(embedded)
-    with gr.Blocks() as demo:
-        gradio_api.register(demo)
-    demo.queue(max_size=16).launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, app_kwargs=gradio_api.app_kwargs()
-    )
-    try:
-        yield demo.local_url.rstrip("/")
-    finally:
-        demo.close()
+    return launched_url
 
 
 def call(url: str, name: str, body) -> tuple[str, object]:

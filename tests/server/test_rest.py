@@ -11,17 +11,13 @@ import socket
 import threading
 import time
 
-import gradio as gr
 import httpx
 import pytest
 
-import cli
 from attribution import clear_cache
 from attribution import gradients as gradients_mod
 from backends.lane import LANE
 from backends.model import STORE
-from bench.harness import free_port
-from server import gradio_api
 from service import operations as service
 
 PROMPT = "The capital of France is"
@@ -43,17 +39,9 @@ WAIT_S = 120  # bound for a background request to reach a state; hit only when t
 
 
 @pytest.fixture(scope="module")
-def url(embedded):
+def url(embedded, launched_url):
     STORE.use(embedded)
-    with gr.Blocks() as demo:
-        gradio_api.register(demo)
-    demo.queue(max_size=16)
-    options = cli.parse_args(["--host", "127.0.0.1", "--port", str(free_port())], {})
-    cli.launch(demo, options, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url.rstrip("/")
-    finally:
-        demo.close()
+    return launched_url
 
 
 @pytest.fixture

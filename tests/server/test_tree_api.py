@@ -6,17 +6,13 @@ import json
 import threading
 import time
 
-import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
 
-import cli
 from backends.lane import LANE
 from backends.model import STORE
 from backends.prefix_cache import PREFIX_CACHE
-from bench.harness import free_port
-from server import gradio_api
 from service import operations as service
 from service.budgets import Budgets
 from service.prefetch import PREFETCH
@@ -38,16 +34,8 @@ def model(embedded):
 
 
 @pytest.fixture(scope="module")
-def url(model):
-    with gr.Blocks() as demo:
-        gradio_api.register(demo)
-    demo.queue(max_size=16)
-    cli.launch(demo, cli.parse_args(["--host", "127.0.0.1", "--port", str(free_port())], {}), prevent_thread_lock=True,
-               quiet=True)  # fmt: skip
-    try:
-        yield demo.local_url.rstrip("/")
-    finally:
-        demo.close()
+def url(model, launched_url):
+    return launched_url
 
 
 def walk(nodes):
