@@ -1,10 +1,13 @@
 """The Reference model panel in the browser: bfloat16 applied gives the bars a second series and the status line its
 KL; the diff draws a KL timeline, the tokens coloured by it and the summary, and says when it is out of date;
-continuing with the main model itself as the reference finds no divergence and changes nothing."""
+continuing with the main model itself as the reference finds no divergence and changes nothing; the look-ahead
+table shows the reference's p_final of each path, as the API answers it."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -81,3 +84,27 @@ def test_a_reload_keeps_the_reference(page, app_url):
     ui.open_app(page, app_url)
     expect(ui.summary(page)).to_contain_text(STATUS)
     assert SERIES in ui.bars(page)["legend"]
+
+
+def _exported(page) -> dict:
+    ui.open_accordion(page, "session-file")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export session (JSON)", exact=True).click()
+    return json.loads(Path(download.value.path()).read_text(encoding="utf-8"))["session"]
+
+
+def test_the_look_ahead_table_shows_the_reference_p_final_of_each_path_as_the_api_answers(page, app_url):
+    apply_bfloat16(page)
+    ui.open_accordion(page, "lookahead-panel")
+    ui.set_slider(page, "Width (tokens per step)", 3)
+    ui.set_slider(page, "Depth (tokens ahead)", 1)
+    page.get_by_role("button", name="Grow the tree from the position on screen", exact=True).click()
+    expect(page.locator("#lookahead-note")).to_contain_text("continuations from completion position")
+    cells = page.locator('#lookahead-paths [data-testid^="cell-"][data-testid$="-1"]')
+    expect(cells).to_have_count(3)
+    request = _exported(page)["lookahead"]["request"]
+    assert request["reference"] == {"dtype": "bfloat16"}
+    answer = page.request.post(f"{app_url}/api/tree", data=request | {"width": 3, "depth": 1}).json()
+    assert "children" in answer, answer
+    expected = [f"{n['p_final']:.2%} (reference {n['p_final_reference']:.2%})" for n in answer["children"]]
+    assert [cell.strip() for cell in cells.all_text_contents()] == expected
