@@ -144,3 +144,15 @@ def test_compare_shows_each_branch_against_the_reference_as_the_api_diff_gives(p
                 want = positions[step]
                 assert float(kl) == pytest.approx(want["kl_base"], rel=1e-3, abs=1e-12)
                 assert agrees == ("agrees" if want["top_agrees"] else "differs")
+
+
+def test_apply_says_loading_at_once_and_waits_until_the_reference_is_ready(page):
+    ui.open_accordion(page, "reference-panel")
+    page.get_by_label("the main model in int8", exact=True).check()
+    apply = page.get_by_role("button", name="Apply", exact=True)
+    apply.click()
+    status = page.locator("#reference-status")
+    expect(status).to_contain_text("Reference: int8 · loading the reference…")
+    expect(apply).to_be_disabled()  # a second click cannot start a second load
+    expect(status).to_contain_text("Reference: int8 · ready")
+    expect(apply).to_be_enabled()
