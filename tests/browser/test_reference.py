@@ -108,7 +108,7 @@ def test_the_look_ahead_table_shows_the_reference_p_final_of_each_path_as_the_ap
     expect(cells).to_have_count(3)
     request = _exported(page)["session"]["lookahead"]["request"]
     assert request["reference"] == {"dtype": "bfloat16"}
-    answer = page.request.post(f"{app_url}/api/tree", data=request | {"width": 3, "depth": 1}).json()
+    answer = page.request.post(f"{app_url.rstrip('/')}/api/tree", data=request | {"width": 3, "depth": 1}).json()
     assert "children" in answer, answer
     expected = [f"{n['p_final']:.2%} (reference {n['p_final_reference']:.2%})" for n in answer["children"]]
     assert [cell.strip() for cell in cells.all_text_contents()] == expected
@@ -116,7 +116,7 @@ def test_the_look_ahead_table_shows_the_reference_p_final_of_each_path_as_the_ap
 
 def _diff(page, app_url: str, request: dict, ids: list[int]) -> list[dict]:
     """The API's teacher-forced diff of `ids` under the page's request: each position's KL and top agreement."""
-    answer = page.request.post(f"{app_url}/api/diff", data=request | {"completion_ids": ids}).json()
+    answer = page.request.post(f"{app_url.rstrip('/')}/api/diff", data=request | {"completion_ids": ids}).json()
     assert "positions" in answer, answer
     return answer["positions"]
 
