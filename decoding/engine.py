@@ -13,7 +13,6 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache, partial
 
 import torch
-from jinja2 import TemplateError
 
 from backends.base import LogitsBackend, backend_for
 from backends.bounded import BoundedCache
@@ -23,7 +22,8 @@ from backends.model.memo import per_model
 from decoding import distribution as dist_mod
 from decoding import reference
 from decoding.edit_effect import EditEffect
-from decoding.request import Message, Request
+from decoding.prompt import PromptEncoder
+from decoding.request import Request
 from decoding.results import Choice, Result
 from decoding.sampling import llama_samplers as ls
 from decoding.sampling.draws import draw_uniform, sample
@@ -45,9 +45,9 @@ class Engine:
         self.view = TokenView(loaded.tokenizer)
         self.eos_ids = eos_ids(loaded)
         self.context_length = loaded.context_length  # read from the config once, not several times a step
+        self._prompts = PromptEncoder(loaded)
         # Over a weak proxy, not the bound method: self -> cache -> method -> self would be a reference cycle,
         # and a cycle keeps the engine and its model alive after a switch until a full garbage collection.
-        self._prompt_ids = lru_cache(maxsize=64)(partial(Engine._encode_prompt, weakref.proxy(self)))
         self._breakers = lru_cache(maxsize=8)(partial(Engine._scan_breakers, weakref.proxy(self)))
         self._analyses: BoundedCache[tuple, tuple[dist_mod.Stages, dist_mod.Distribution]] = BoundedCache(
             max_entries=ANALYSIS_MEMO_SIZE
@@ -57,36 +57,9 @@ class Engine:
         """The request parsed strictly (see decoding.request) and held to this model (vocabulary, edits)."""
         return Request.from_dict(data, None, extra_keys).resolved(self.loaded)
 
-    def _encode_prompt(
-        self, prompt: str, system_prompt: str, use_chat_template: bool, messages: tuple[Message, ...] = ()
-    ) -> tuple[tuple[int, ...], str]:
-        if messages:
-            return self._encode_messages(messages), ""
-        if use_chat_template and self.loaded.has_chat_template:
-            system = (Message("system", system_prompt),) if system_prompt else ()
-            return self._encode_messages((*system, Message("user", prompt))), ""
-        notice = "this model has no chat template: the raw prompt is used" if use_chat_template else ""
-        return tuple(int(i) for i in self.loaded.tokenizer(prompt)["input_ids"]), notice
-
-    def _encode_messages(self, messages: tuple[Message, ...]) -> tuple[int, ...]:
-        """The chat template over a conversation: answer a last user message, continue a last assistant one."""
-        if not self.loaded.has_chat_template:
-            raise ValueError(
-                f"model {self.loaded.model_id!r} has no chat template, so it cannot read a conversation: "
-                "send a raw prompt instead"
-            )
-        cont = messages[-1].role == "assistant"
-        try:
-            out = self.loaded.tokenizer.apply_chat_template(
-                [m.as_dict() for m in messages], add_generation_prompt=not cont, continue_final_message=cont,
-                tokenize=True, return_dict=True,
-            )  # fmt: skip
-        except (TemplateError, ValueError) as exc:  # the template's own checks, e.g. roles out of order
-            raise ValueError(f"the chat template refused these messages: {' '.join(str(exc).split())}") from None
-        return tuple(int(i) for i in out["input_ids"])
-
     def prompt_ids(self, req: Request) -> tuple[tuple[int, ...], str]:
-        return self._prompt_ids(req.prompt, req.system_prompt, req.use_chat_template, req.messages)
+        """(prompt ids, notice) of the request (decoding.prompt)."""
+        return self._prompts.ids(req)
 
     def check_context(self, prompt: Sequence[int], completion: Sequence[int], extra: int = 0) -> None:
         total = len(prompt) + len(completion) + extra

@@ -13,15 +13,21 @@ from service import reference as service_reference
 from .request import fingerprint
 from .state import Session
 
-STATES = {"loading": "loading…", "ready": "ready", "failed": "failed"}
+STATES = {"loading": "loading the reference…", "ready": "ready", "failed": "failed"}
+NO_REFERENCE = "*No reference: the bars and the status line show the main model alone.*"
+
+
+def loading_markdown(label: str) -> str:
+    """The panel's line from the moment Apply is pressed until the reference is ready or failed."""
+    return f"**Reference:** {label} · {STATES['loading']}"
 
 
 def status_markdown(session: Session, status: dict) -> str:
     """The panel's line: the session's reference (or none) and the service's state of the one it holds."""
-    if session.reference is None:
-        return "*No reference: the bars and the status line show the main model alone.*"
-    line = f"**Reference:** {session.reference.label()}"
     state = status.get("state", "none")
+    if session.reference is None:
+        return NO_REFERENCE + (f" The last one failed: {status.get('error', '')}" if state == "failed" else "")
+    line = f"**Reference:** {session.reference.label()}"
     if state == "ready":
         return f"{line} · ready · its weights take {status['memory_mb']:,.1f} MiB (0: it is the main model itself)"
     if state == "failed":

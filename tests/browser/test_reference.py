@@ -1,14 +1,21 @@
 """The Reference model panel in the browser: bfloat16 applied gives the bars a second series and the status line its
 KL; the diff draws a KL timeline, the tokens coloured by it and the summary, and says when it is out of date;
-continuing with the main model itself as the reference finds no divergence and changes nothing."""
+continuing with the main model itself as the reference finds no divergence and changes nothing; the look-ahead
+table shows the reference's p_final of each path, and Compare each branch's KL and top agreement with the reference,
+as the API answers them."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser import ui
+from ui.request import request_for
+from ui.session_json import from_json
 
 SERIES = "p_final, reference"
 REFERENCE_X_JS = f"""() => {{
@@ -81,3 +88,71 @@ def test_a_reload_keeps_the_reference(page, app_url):
     ui.open_app(page, app_url)
     expect(ui.summary(page)).to_contain_text(STATUS)
     assert SERIES in ui.bars(page)["legend"]
+
+
+def _exported(page) -> dict:
+    ui.open_accordion(page, "session-file")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export session (JSON)", exact=True).click()
+    return json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+
+
+def test_the_look_ahead_table_shows_the_reference_p_final_of_each_path_as_the_api_answers(page, app_url):
+    apply_bfloat16(page)
+    ui.open_accordion(page, "lookahead-panel")
+    ui.set_slider(page, "Width (tokens per step)", 3)
+    ui.set_slider(page, "Depth (tokens ahead)", 1)
+    page.get_by_role("button", name="Grow the tree from the position on screen", exact=True).click()
+    expect(page.locator("#lookahead-note")).to_contain_text("continuations from completion position")
+    cells = page.locator('#lookahead-paths [data-testid^="cell-"][data-testid$="-1"]')
+    expect(cells).to_have_count(3)
+    request = _exported(page)["session"]["lookahead"]["request"]
+    assert request["reference"] == {"dtype": "bfloat16"}
+    answer = page.request.post(f"{app_url.rstrip('/')}/api/tree", data=request | {"width": 3, "depth": 1}).json()
+    assert "children" in answer, answer
+    expected = [f"{n['p_final']:.2%} (reference {n['p_final_reference']:.2%})" for n in answer["children"]]
+    assert [cell.strip() for cell in cells.all_text_contents()] == expected
+
+
+def _diff(page, app_url: str, request: dict, ids: list[int]) -> list[dict]:
+    """The API's teacher-forced diff of `ids` under the page's request: each position's KL and top agreement."""
+    answer = page.request.post(f"{app_url.rstrip('/')}/api/diff", data=request | {"completion_ids": ids}).json()
+    assert "positions" in answer, answer
+    return answer["positions"]
+
+
+def test_compare_shows_each_branch_against_the_reference_as_the_api_diff_gives(page, app_url):
+    ui.step(page, 3)
+    ui.branch_at(page, 1)  # the current branch: 2 tokens, the main one 3
+    apply_bfloat16(page)
+    ui.open_accordion(page, "branches")
+    ui.choose(page, "Compare the current branch with", "main (3 tokens)")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    compare = page.locator("#compare")
+    expect(compare).to_contain_text(re.compile(r"Against the reference \(.*bfloat16\)"))
+    rows = compare.locator("tr:not(.kl-why)")
+    expect(rows).to_have_count(1 + 3)
+    controls, _, session = from_json(_exported(page))
+    request = request_for(session, controls)
+    branches = {"current": session.branch.ids, "other": session.branches["main"].ids}
+    for column, name in ((7, "current"), (8, "other")):
+        positions = _diff(page, app_url, request, list(branches[name]))
+        for step in range(3):
+            cell = rows.nth(1 + step).locator("td").nth(column)
+            if step < len(positions):  # the diff has the positions before each token of the branch
+                kl, agrees = cell.inner_text().split(" · top ")
+                want = positions[step]
+                assert float(kl) == pytest.approx(want["kl_base"], rel=1e-3, abs=1e-12)
+                assert agrees == ("agrees" if want["top_agrees"] else "differs")
+
+
+def test_apply_says_loading_at_once_and_waits_until_the_reference_is_ready(page):
+    ui.open_accordion(page, "reference-panel")
+    page.get_by_label("the main model in int8", exact=True).check()
+    apply = page.get_by_role("button", name="Apply", exact=True)
+    apply.click()
+    status = page.locator("#reference-status")
+    expect(status).to_contain_text("Reference: int8 · loading the reference…")
+    expect(apply).to_be_disabled()  # a second click cannot start a second load
+    expect(status).to_contain_text("Reference: int8 · ready")
+    expect(apply).to_be_enabled()

@@ -179,3 +179,27 @@ def test_each_tree_node_carries_the_references_probabilities_of_its_token(tiny_s
         assert node["p_base_reference"] == pytest.approx(float(q[node["token"]["id"]]), abs=1e-6)
         assert node["p_final_reference"] == pytest.approx(float(q[node["token"]["id"]]), abs=1e-6)
     assert "p_base_reference" not in service.tree(body(None, width=2, depth=1))["children"][0]
+
+
+def test_compare_shows_each_branch_against_the_reference_as_both_models_logits_give(tiny_store, other_folder):
+    ids = tiny_store.tokenizer(PROMPT)["input_ids"]
+    current, other = [11], [11, 13, 14]
+    out = service.compare(body({"model": other_folder}, completion_ids=current), other)
+    assert out["reference"] == other_folder
+    for step in out["steps"]:
+        for key, branch in (("reference", current), ("other_reference", other)):
+            i, found = step["index"], step[key]
+            if i > len(branch):
+                assert found == {"kl_base_bits": None, "top_agrees": None, "reason": found["reason"]}
+                assert (
+                    found["reason"]
+                    == f"the {'current' if key == 'reference' else 'other'} branch ends before this step"
+                )
+                continue
+            p = torch.softmax(last_logits(tiny_store.model, [*ids, *branch[:i]]), -1)
+            q = torch.softmax(last_logits(other_folder, [*ids, *branch[:i]]), -1)
+            want = expected(p, q)
+            assert found["kl_base_bits"] == pytest.approx(want["kl"], rel=1e-6)
+            assert found["top_agrees"] is want["agrees"] and found["reason"] is None
+    plain = service.compare(body(None, completion_ids=current), other)
+    assert "reference" not in plain and "reference" not in plain["steps"][0]

@@ -194,7 +194,10 @@ def test_the_status_line_names_an_infinite_kl_and_a_differing_top_token_in_the_a
 
 def test_the_panel_line_says_loading_and_failed_in_the_service_s_words():
     session = replace(Session(), reference=RefChoice(None, None, True))
-    assert reference_view.status_markdown(session, {"state": "loading"}) == "**Reference:** int8 · loading…"
+    loading = "**Reference:** int8 · loading the reference…"
+    assert reference_view.status_markdown(session, {"state": "loading"}) == loading
+    assert reference_view.loading_markdown("int8") == loading
     failed = {"state": "failed", "error": "over the budget"}
     assert reference_view.status_markdown(session, failed) == "**Reference:** int8 · failed: over the budget"
     assert reference_view.status_markdown(Session(), failed).startswith("*No reference")
+    assert reference_view.status_markdown(Session(), failed).endswith("The last one failed: over the budget")

@@ -1,7 +1,8 @@
 """The look-ahead tree drawn: the API's `tree` answer -> its nodes depth first, a table of paths, an icicle figure.
 
 The table lists the nodes depth first, so a row index names one node and its path (what a click on the row
-appends). Under model edits a node's p_final is shown with the unedited model's beside it.
+appends). Under model edits a node's p_final is shown with the unedited model's beside it, and with a reference
+model on, with the reference's.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Node:
     path_probability: float
     finish_reason: str | None
     p_final_unedited: float | None = None  # under model edits: the unedited model's p_final of the token
+    p_final_reference: float | None = None  # with a reference model: the reference's p_final of the token
 
 
 def nodes(tree: dict) -> list[Node]:
@@ -48,7 +50,8 @@ def nodes(tree: dict) -> list[Node]:
             probabilities = (child["p_base"], child["p_final"], child["path_probability"])
             path = tuple(child["path_ids"])
             shown = (path_text, child["token"]["display"], *probabilities, child["finish_reason"])
-            out.append(Node(depth, path, *shown, child.get("p_final_unedited")))
+            beside = (child.get("p_final_unedited"), child.get("p_final_reference"))
+            out.append(Node(depth, path, *shown, *beside))
             walk(child["children"], depth + 1, path_text)
 
     walk(tree["children"], 1, "")
@@ -62,8 +65,9 @@ def path_rows(tree: dict) -> list[list[str]]:
         ending = f" ({node.finish_reason.replace('_', ' ')})" if node.finish_reason else ""
         text = "· " * (node.depth - 1) + node.path_text + ending
         p_final = f"{node.p_final:.2%}"
-        if node.p_final_unedited is not None:  # the edited model's beside the unedited one's
-            p_final += f" (unedited {node.p_final_unedited:.2%})"
+        for name, other in (("unedited", node.p_final_unedited), ("reference", node.p_final_reference)):
+            if other is not None:  # the other model's p_final of the token beside this one's
+                p_final += f" ({name} {other:.2%})"
         rows.append([text, p_final, *(f"{p:.2%}" for p in (node.p_base, node.path_probability))])
     return rows
 

@@ -2,11 +2,14 @@
 
 The reference is a setting of the session (`Session.reference`): Apply redraws the current branch with it, so
 the service loads it first and any refusal (another vocabulary, the memory budget, public mode) is a toast and
-changes nothing; Remove frees it. "Diff with the reference" sends the current branch's completion through both
-models, teacher-forced (service diff): a timeline of KL per token, the tokens coloured by it and llama.cpp's
-summary. "Continue with the reference" starts a new branch at the first token where greedy decoding would
-part, taking the reference's top token there, announced. Like the other on-demand panels, the diff says it is
-out of date once the branch, a knob, the constraint, the reference or the model changed.
+changes nothing; Remove frees it. Loading takes seconds (a bfloat16 or int8 copy, another model): the panel says
+"loading the reference…" the moment Apply is pressed and Apply waits until the reference is ready or failed, so
+a second click cannot start a second load; the other panels stay on screen meanwhile (a step pressed then runs
+once the load is over). "Diff with the reference" sends the current branch's completion through both models,
+teacher-forced (service diff): a timeline of KL per token, the tokens coloured by it and llama.cpp's summary.
+"Continue with the reference" starts a new branch at the first token where greedy decoding would part, taking
+the reference's top token there, announced. Like the other on-demand panels, the diff says it is out of date
+once the branch, a knob, the constraint, the reference or the model changed.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import gradio as gr
 from service import diff as service_diff
 from service import reference as service_reference
 
-from .. import actions
+from .. import actions, reference_view
 from ..controls import Controls
 from ..draw import reference_diff, render
-from ..events import Explorer, Outcome
+from ..events import QUICK_EVENT, Explorer, Outcome
 from ..reference import ANOTHER, DTYPES, MAIN_FORMS, picked
 from ..request import request_for
 from ..state import Session
@@ -63,6 +66,20 @@ def apply(session: Session, controls: Controls, form: str | None, model: str | N
     """The current branch with the picked reference (refused, nothing changed, when the service refuses it)."""
     session = actions.current(session, controls).inspecting(None)
     return actions.shown(replace(session, reference=picked(form, model, dtype)), controls)
+
+
+def loading(form: str | None, model: str | None, dtype: str | None) -> tuple:
+    """At once, before the load: the panel says so and Apply waits (a picking error is Apply's own toast)."""
+    try:
+        label = picked(form, model, dtype).label()
+    except ValueError:
+        return gr.skip(), gr.skip()
+    return reference_view.loading_markdown(label), gr.Button(interactive=False)
+
+
+def settled(session: Session) -> tuple:
+    """Once Apply is done: the session's reference and the service's state of it (ready or failed), Apply back."""
+    return reference_view.status_markdown(session, service_reference.reference_status()), gr.Button(interactive=True)
 
 
 def remove(session: Session, controls: Controls) -> Outcome:
@@ -118,7 +135,11 @@ def continue_with_reference(session: Session, controls: Controls) -> Outcome:
 
 def wire_reference(ex: Explorer) -> None:
     c = ex.c
-    ex.on(c["apply_reference"].click, apply, extra=("reference_form", "reference_model", "reference_dtype"))
+    picking = ("reference_form", "reference_model", "reference_dtype")
+    shown = [c["reference_status"], c["apply_reference"]]
+    started = c["apply_reference"].click(loading, [c[n] for n in picking], shown, queue=False, **QUICK_EVENT)
+    applied = ex.on(started.then, apply, extra=picking)
+    applied.then(settled, c["session"], shown, **QUICK_EVENT)
     ex.on(c["remove_reference"].click, remove)
     ex.on(c["diff_button"].click, run_diff, extra=("computed",), also=("computed",))
     ex.on(c["continue_reference"].click, continue_with_reference)

@@ -127,3 +127,23 @@ def test_the_table_shows_the_exact_kl_of_two_real_branches(embedded):
 
 def test_bits_are_plain_decimals_in_every_row():
     assert [compare.bits(v) for v in (3.2e-5, 0.5, 17.25, 0.0)] == ["0.00003200", "0.5000", "17.25", "0"]
+
+
+def test_with_a_reference_each_branch_shows_its_kl_and_agreement_or_why_not():
+    sides = [
+        ({"kl_base_bits": 0.00125, "top_agrees": True, "reason": None},
+         {"kl_base_bits": 0.5, "top_agrees": False, "reason": None}),
+        ({"kl_base_bits": 0.0, "top_agrees": True, "reason": None},
+         {"kl_base_bits": None, "top_agrees": None, "reason": "the other branch ends before this step"}),
+    ]  # fmt: skip
+    steps = [_step(0, "a", "b", 0.0, 0.0) | {"reference": a, "other_reference": b} for a, b in sides]
+    table = compare.comparison_html(
+        {"divergence_index": 0, "shared_prefix": 0, "steps": steps, "reference": "int8"}, "m", "o"
+    )
+    assert "Against the reference (int8)" in table and "<th>m vs reference</th><th>o vs reference</th>" in table
+    cells = re.findall(r'<td class="vs-reference">(.*?)</td>', table)
+    assert cells == [
+        "0.001250 · top agrees", "0.5000 · top differs", "0 · top agrees",
+        '<span title="the other branch ends before this step">—</span>',
+    ]  # fmt: skip
+    assert "vs reference" not in compare.comparison_html(COMPARISON, "m", "o")

@@ -54,3 +54,10 @@ def test_under_edits_a_row_shows_the_unedited_p_final_beside_the_edited_one():
     edited = _node(1, "␣a", (1,), 0.6, 0.6) | {"p_base_unedited": 0.2, "p_final_unedited": 0.25}
     rows = lookahead_tree.path_rows({"width": 1, "depth": 1, "node_count": 1, "children": [edited]})
     assert rows == [["␣a", "60.00% (unedited 25.00%)", "30.00%", "60.00%"]]
+
+
+def test_with_a_reference_a_row_shows_its_p_final_beside_the_main_one_and_the_unedited_one():
+    node = _node(1, "␣a", (1,), 0.6, 0.6) | {"p_final_reference": 0.125}
+    both = node | {"p_final_unedited": 0.25}
+    rows = lookahead_tree.path_rows({"width": 2, "depth": 1, "node_count": 2, "children": [node, both]})
+    assert [row[1] for row in rows] == ["60.00% (reference 12.50%)", "60.00% (unedited 25.00%) (reference 12.50%)"]
