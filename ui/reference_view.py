@@ -29,10 +29,16 @@ def status_markdown(session: Session, status: dict) -> str:
         return NO_REFERENCE + (f" The last one failed: {status.get('error', '')}" if state == "failed" else "")
     line = f"**Reference:** {session.reference.label()}"
     if state == "ready":
-        return f"{line} · ready · its weights take {status['memory_mb']:,.1f} MiB (0: it is the main model itself)"
+        return f"{line} · ready · {_memory_words(status['memory_mb'])}"
     if state == "failed":
         return f"{line} · failed: {status.get('error', '')}"
     return f"{line} · {STATES.get(state, 'loaded with the next request')}"
+
+
+def _memory_words(memory_mb: float) -> str:
+    if memory_mb == 0:  # the main model itself in its own form: nothing was copied
+        return "it is the main model itself (no extra memory)"
+    return f"its weights take {memory_mb:,.1f} MiB"
 
 
 def panel_key(session: Session) -> str:
@@ -57,4 +63,6 @@ def status_part(dist: dict | None, main_model: str = "") -> str:
     distance = f"KL {kl:.4f} bits" if kl is not None else f"KL infinite ({reason})"
     rank = dist.get("rank_under_reference")
     top = "top token agrees" if dist.get("top_agrees") else f"top token differs (rank {rank} under the reference)"
-    return f"reference ({words}): {distance} · {top}"
+    # the reference is never edited: with edits on, say that the distance includes what the edits do
+    unedited = " (the reference runs without the edits)" if dist.get("edits") else ""
+    return f"reference ({words}{unedited}): {distance} · {top}"

@@ -15,6 +15,7 @@ from tests.ui.helpers import stepped
 from ui import reference_view
 from ui.controls import Controls
 from ui.draw import reference_diff
+from ui.edits import Edit
 from ui.panels import reference as panel
 from ui.reference import ANOTHER, RefChoice, picked
 from ui.request import request_for
@@ -160,6 +161,14 @@ def test_the_diff_is_out_of_date_once_a_knob_or_the_reference_changes(tiny_refer
         assert panels["diff_note"].startswith("*Out of date") and panels["diff_summary"] == []
 
 
+def test_the_diff_says_the_reference_runs_without_the_branch_s_edits(tiny_reference_store):
+    session = stepped(2, CONTROLS, panel.apply(Session(), CONTROLS, "bfloat16", "", "").session)
+    assert "edits" not in panel.run_diff(session, CONTROLS, {}).also["diff_note"]
+    edited = session.with_branch(replace(session.branch, edits=(Edit("ablate", 0, head=0),)))
+    note = panel.run_diff(edited, CONTROLS, {}).also["diff_note"]
+    assert note.endswith("The main model runs with this branch's edits; the reference runs without them.")
+
+
 def test_continue_is_refused_where_the_top_tokens_never_differ(tiny_reference_store):
     session = stepped(2, CONTROLS, replace(Session(), reference=RefChoice(None, "float32")))  # the main model itself
     with pytest.raises(ValueError, match="the reference's top token is the main model's at every token"):
@@ -190,6 +199,8 @@ def test_the_status_line_names_an_infinite_kl_and_a_differing_top_token_in_the_a
         " · top token differs (rank 3 under the reference)"
     )
     assert reference_view.status_part({"tokens": []}, "m") == ""
+    edited = dist | {"edits": ["layer 1's attention block zeroed"]}
+    assert reference_view.status_part(edited, "m").startswith("reference (int8 (the reference runs without the edits)):")
 
 
 def test_the_panel_line_says_loading_and_failed_in_the_service_s_words():
@@ -201,3 +212,7 @@ def test_the_panel_line_says_loading_and_failed_in_the_service_s_words():
     assert reference_view.status_markdown(session, failed) == "**Reference:** int8 · failed: over the budget"
     assert reference_view.status_markdown(Session(), failed).startswith("*No reference")
     assert reference_view.status_markdown(Session(), failed).endswith("The last one failed: over the budget")
+    ready = {"state": "ready", "memory_mb": 0.0}
+    assert reference_view.status_markdown(session, ready).endswith("ready · it is the main model itself (no extra memory)")
+    ready = ready | {"memory_mb": 256.6}
+    assert reference_view.status_markdown(session, ready).endswith("ready · its weights take 256.6 MiB")

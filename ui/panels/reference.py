@@ -105,6 +105,8 @@ def run_diff(session: Session, controls: Controls, computed: dict) -> Outcome:
     session = actions.current(session, controls).inspecting(None)
     answer = _diffed(session, controls)
     note = f"**{answer['reference']}** against the main model over {len(answer['positions'])} tokens, teacher-forced."
+    if session.branch.edits:
+        note += " The main model runs with this branch's edits; the reference runs without them."
     computed = computed | {"diff": on_demand_key("diff", session, controls)}
     also = {
         "diff_note": note,
