@@ -147,12 +147,11 @@ def convert(model: torch.nn.Module, dtype: str | None, quantization: str | None)
 
 def build(spec: ReferenceSpec, main: LoadedModel, check_memory: Callable[[int], None]) -> Reference:
     """Load the reference `spec` beside `main`; `check_memory(bytes)` refuses one over the memory budget."""
-    if spec.engine != "transformers":
-        raise ValueError(
-            f"reference engine {spec.engine!r} is not available: a reference runs on the transformers engine in "
-            "this process; use engine transformers"
-        )
-    if is_main_model(spec.model, main):
+    if spec.engine == "vllm" and main.backend_name != "vllm":
+        from backends import reference_vllm  # it builds on this module
+
+        return reference_vllm.build(spec, main, check_memory)
+    if is_main_model(spec.model, main) and spec.engine == main.backend_name:
         if not main.has_weights:
             raise ValueError(f"the main model runs on the {main.backend_name} engine: it has no weights here to copy")
         if spec.dtype in (None, dtype_name(main.model)) and spec.quantization is None:
@@ -161,7 +160,8 @@ def build(spec: ReferenceSpec, main: LoadedModel, check_memory: Callable[[int], 
         copied = copy.deepcopy(main.model)
         loaded = LoadedModel(copied, main.tokenizer, main.model_id, main.source, main.device, new_key())
     else:
-        loaded = load_model(spec.model, str(main.device), None, STORE.settings.cache_dir)
+        # another model, or the main model loaded again for the transformers engine (it runs on vLLM)
+        loaded = load_model(spec.model or main.model_id, str(main.device), None, STORE.settings.cache_dir)
         check_vocabulary(main, loaded)
     convert(loaded.model, spec.dtype, spec.quantization)
     memory = model_bytes(loaded.model)
@@ -222,8 +222,11 @@ class ReferenceStore:
 
     def _free(self) -> None:
         found, self._current = self._current, None
-        if found is not None and isinstance(found.backend, PrefixCache) and found.loaded.key != found.main_key:
-            found.backend.clear()  # its keys and values go now, not when the last reference to it does
+        if found is not None and found.loaded.key != found.main_key:  # not the main model's own engine
+            if isinstance(found.backend, PrefixCache):
+                found.backend.clear()  # its keys and values go now, not when the last reference to it does
+            else:
+                found.backend.close()  # a vLLM engine: its processes end and their memory with them
         del found
         gc.collect()  # a model's modules refer to each other in cycles: collect them now
 
