@@ -19,7 +19,6 @@ import torch
 
 from backends.model import STORE, LoadedModel, resolve
 from backends.model.loading import new_key
-from backends.reference import Reference, ReferenceSpec, dtype_name, estimated_bytes, is_main_model
 from backends.settings import VllmOptions
 
 OPTIONS = VllmOptions(enforce_eager=True)  # a reference compares, it does not serve many users: no compilation
@@ -43,17 +42,18 @@ def kv_cache_bytes(main: LoadedModel, dtype: str) -> int:
     return tokens * kv_bytes_per_token(main.model.config, dtype)
 
 
-def check(spec: ReferenceSpec, main: LoadedModel) -> None:
-    """Refuse in one line what a vLLM reference cannot be, or where vLLM is not installed (nothing is loaded)."""
-    if not is_main_model(spec.model, main):
+def check(model: str | None, quantization: str | None, main_model: bool) -> None:
+    """Refuse in one line what a vLLM reference cannot be (`model` not the main model: `main_model` False), or
+    where vLLM is not installed; nothing is loaded."""
+    if not main_model:
         raise ValueError(
-            f"reference.engine 'vllm' runs the main model itself, not {spec.model!r}: leave reference.model out, "
+            f"reference.engine 'vllm' runs the main model itself, not {model!r}: leave reference.model out, "
             "or use engine transformers for another model"
         )
-    if spec.quantization is not None:
+    if quantization is not None:
         raise ValueError(
-            f"reference.quantization {spec.quantization!r} runs on the transformers engine only: leave it out "
-            "with engine vllm"
+            f"reference.quantization {quantization!r} runs on the transformers engine only: leave it out, "
+            "or use engine transformers"
         )
     if importlib.util.find_spec("vllm") is None:
         raise ValueError(
@@ -70,16 +70,17 @@ def skeleton(main: LoadedModel, dtype: str) -> torch.nn.Module:
         return AutoModelForCausalLM.from_config(main.model.config, dtype=getattr(torch, dtype)).eval()
 
 
-def build(spec: ReferenceSpec, main: LoadedModel, check_memory: Callable[[int], None]) -> Reference:
-    """Start the main model on vLLM as the reference `spec`; `check_memory(bytes)` refuses one over budget."""
-    check(spec, main)
+def start_beside(
+    main: LoadedModel, dtype: str, weights: int, check_memory: Callable[[int], None]
+) -> tuple[LoadedModel, int]:
+    """The main model started on vLLM in `dtype` (its `weights` bytes there), and the bytes it takes with its KV
+    cache; `check_memory(bytes)` refuses it over the budget before vLLM starts."""
     from backends.vllm.backend import start
 
-    dtype = spec.dtype or dtype_name(main.model)
     kv_cache = kv_cache_bytes(main, dtype)
-    memory = estimated_bytes(main.model, dtype, None) + kv_cache
+    memory = weights + kv_cache
     check_memory(memory)
     target, _ = resolve(main.model_id, STORE.settings.cache_dir)
     engine = start(target, OPTIONS, main.vocab_size, main.context_length, dtype, kv_cache)
-    loaded = LoadedModel(skeleton(main, dtype), main.tokenizer, main.model_id, main.source, main.device, new_key(), engine)
-    return Reference(spec, loaded, engine, memory, main.key)
+    shape = skeleton(main, dtype)
+    return LoadedModel(shape, main.tokenizer, main.model_id, main.source, main.device, new_key(), engine), memory
