@@ -5,7 +5,9 @@ quantisation (torchao's `Int8WeightOnlyConfig`, which runs on CPUs) and an engin
 form is a copy of its weights converted; another model goes through the store's own loader (a Hugging Face
 id, a local folder, the embedded model). The main model unchanged is the main model itself, its logits the
 shared prefix cache's. Every other reference has a prefix KV cache of its own, so its forwards reuse its
-prefixes as the main model's do.
+prefixes as the main model's do. The other engine is the main model itself there: on vLLM beside the
+transformers engine (backends.reference_vllm, an engine process of its own), or loaded again on transformers
+beside a vLLM main model.
 
 `REFERENCES` holds one reference at a time: asking for another spec frees the previous one first (its
 weights and its cache, no reference to them left), and so does `remove`. Its status (none, loading, ready,
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from backends import reference_vllm
 from backends.base import LogitsBackend, backend_for
 from backends.model import EMBEDDED_ALIASES, STORE, LoadedModel, load_model
 from backends.model.loading import new_key
@@ -147,12 +150,13 @@ def convert(model: torch.nn.Module, dtype: str | None, quantization: str | None)
 
 def build(spec: ReferenceSpec, main: LoadedModel, check_memory: Callable[[int], None]) -> Reference:
     """Load the reference `spec` beside `main`; `check_memory(bytes)` refuses one over the memory budget."""
-    if spec.engine != "transformers":
-        raise ValueError(
-            f"reference engine {spec.engine!r} is not available: a reference runs on the transformers engine in "
-            "this process; use engine transformers"
-        )
-    if is_main_model(spec.model, main):
+    if spec.engine == "vllm" and main.backend_name != "vllm":
+        reference_vllm.check(spec.model, spec.quantization, is_main_model(spec.model, main))
+        dtype = spec.dtype or dtype_name(main.model)
+        weights = estimated_bytes(main.model, dtype, None)
+        loaded, memory = reference_vllm.start_beside(main, dtype, weights, check_memory)
+        return Reference(spec, loaded, loaded.backend, memory, main.key)
+    if is_main_model(spec.model, main) and spec.engine == main.backend_name:
         if not main.has_weights:
             raise ValueError(f"the main model runs on the {main.backend_name} engine: it has no weights here to copy")
         if spec.dtype in (None, dtype_name(main.model)) and spec.quantization is None:
@@ -161,7 +165,8 @@ def build(spec: ReferenceSpec, main: LoadedModel, check_memory: Callable[[int], 
         copied = copy.deepcopy(main.model)
         loaded = LoadedModel(copied, main.tokenizer, main.model_id, main.source, main.device, new_key())
     else:
-        loaded = load_model(spec.model, str(main.device), None, STORE.settings.cache_dir)
+        # another model, or the main model loaded again for the transformers engine (it runs on vLLM)
+        loaded = load_model(spec.model or main.model_id, str(main.device), None, STORE.settings.cache_dir)
         check_vocabulary(main, loaded)
     convert(loaded.model, spec.dtype, spec.quantization)
     memory = model_bytes(loaded.model)
@@ -222,8 +227,11 @@ class ReferenceStore:
 
     def _free(self) -> None:
         found, self._current = self._current, None
-        if found is not None and isinstance(found.backend, PrefixCache) and found.loaded.key != found.main_key:
-            found.backend.clear()  # its keys and values go now, not when the last reference to it does
+        if found is not None and found.loaded.key != found.main_key:  # not the main model's own engine
+            if isinstance(found.backend, PrefixCache):
+                found.backend.clear()  # its keys and values go now, not when the last reference to it does
+            else:
+                found.backend.close()  # a vLLM engine: its processes end and their memory with them
         del found
         gc.collect()  # a model's modules refer to each other in cycles: collect them now
 

@@ -160,8 +160,13 @@ def _why(exc: Exception) -> str:
     return first
 
 
-def start(target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str) -> VllmBackend:
-    """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure."""
+def start(
+    target: str, options: VllmOptions, vocab_size: int, context_length: int, dtype: str, kv_cache: int | None = None
+) -> VllmBackend:
+    """Start vLLM on a model folder or hub id; ValueError with one line (and how to install vLLM) on failure.
+
+    `kv_cache`: bytes of KV cache (None: `backends.vllm.cpu.kv_cache_bytes` decides on CPUs, vLLM on GPUs).
+    """
     try:
         import vllm
 
@@ -170,7 +175,7 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
         raise ValueError(
             f"the vLLM engine needs the vllm package, which is not importable ({exc}): {INSTALL_HINT}"
         ) from None
-    arguments = _arguments(target, options, context_length, dtype)
+    arguments = _arguments(target, options, context_length, dtype, kv_cache)
     try:
         llm = vllm.LLM(**arguments, logits_processors=[RowTap])
     except Exception as exc:  # vLLM raises many kinds; the user needs one line
@@ -183,7 +188,7 @@ def start(target: str, options: VllmOptions, vocab_size: int, context_length: in
     return engine
 
 
-def _arguments(target: str, options: VllmOptions, context_length: int, dtype: str) -> dict:
+def _arguments(target: str, options: VllmOptions, context_length: int, dtype: str, kv_cache: int | None) -> dict:
     """`vllm.LLM`'s arguments, once what must hold before vLLM starts holds (see `backends.vllm.cpu`)."""
     workers = options.tensor_parallel_size * options.pipeline_parallel_size
     vllm_cpu.check_eager(options.pipeline_parallel_size, options.enforce_eager)
@@ -196,5 +201,5 @@ def _arguments(target: str, options: VllmOptions, context_length: int, dtype: st
         enable_prefix_caching=True, tensor_parallel_size=options.tensor_parallel_size,
         pipeline_parallel_size=options.pipeline_parallel_size,
         distributed_executor_backend=options.distributed_executor_backend, enforce_eager=options.enforce_eager,
-        block_size=vllm_cpu.block_size(), kv_cache_memory_bytes=vllm_cpu.kv_cache_bytes(workers),
+        block_size=vllm_cpu.block_size(), kv_cache_memory_bytes=kv_cache or vllm_cpu.kv_cache_bytes(workers),
     )  # fmt: skip

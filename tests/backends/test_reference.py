@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib.util
 import weakref
 
 import psutil
@@ -106,11 +107,22 @@ def test_a_model_with_another_vocabulary_size_is_refused(tiny):
         check_vocabulary(tiny, other)
 
 
-def test_the_vllm_engine_is_refused_in_one_line(tiny):
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (ReferenceSpec(engine="vllm"), r"^reference.engine 'vllm' needs the vllm package, which is not installed here"),
+        (ReferenceSpec("someone/model", engine="vllm"), r"^reference.engine 'vllm' runs the main model itself, not "),
+        (ReferenceSpec(quantization="int8", engine="vllm"), r"^reference.quantization 'int8' runs on the transformers"),
+    ],
+)
+def test_a_vllm_reference_is_refused_in_one_line_where_it_cannot_run(tiny, spec, words):
+    if spec == ReferenceSpec(engine="vllm") and importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here (tests/backends/vllm/test_reference.py starts it)")
     store = ReferenceStore()
-    with pytest.raises(ValueError, match=r"^reference engine 'vllm' is not available: .* use engine transformers$"):
-        store.get(ReferenceSpec(engine="vllm"), tiny, no_budget)
-    assert store.status().state == "failed" and "vllm" in store.status().error
+    with pytest.raises(ValueError, match=words) as caught:
+        store.get(spec, tiny, no_budget)
+    assert "\n" not in str(caught.value) and "use engine transformers" in str(caught.value)
+    assert store.status().state == "failed" and store.status().engine == "vllm"
 
 
 def test_over_the_memory_budget_nothing_is_copied_or_kept(tiny):

@@ -138,7 +138,8 @@ def test_a_step_carries_the_reference_in_its_choice_and_at_the_new_position(tiny
         ({"size": 1}, "unknown key 'size' in reference: accepted are"),
         ({"model": ""}, "reference.model is empty"),
         ({"model": 5}, "reference.model must be a string, got number 5"),
-        ({"engine": "vllm"}, "reference engine 'vllm' is not available"),
+        ({"engine": "vllm", "model": "someone/model"}, "reference.engine 'vllm' runs the main model itself"),
+        ({"engine": "vllm", "quantization": "int8"}, "reference.quantization 'int8' runs on the transformers engine"),
         ({"model": "/no/such/folder"}, "model path '/no/such/folder' does not exist"),
     ],
 )
