@@ -67,8 +67,23 @@ def test_a_step_after_an_edit_is_taken_under_it_and_remove_takes_it_away():
     assert stepped_once.session.branch.meta[0]["dist"]["edits"]
     fresh = edits.remove_edit(ablated(Session(), head=2).session, CONTROLS, 0).session
     assert fresh.branch.edits == ()
-    with pytest.raises(ValueError, match="choose the edit to remove"):
+    with pytest.raises(ValueError, match="choose the edit in “Edit to change or remove” first"):
         edits.remove_edit(fresh, CONTROLS, 0)
+
+
+def test_set_strength_changes_a_steering_edit_in_place_and_forks_a_branch_with_tokens():
+    work = edits.add_ablation(stepped(1), CONTROLS, 1, "mlp", 0, "zero").session
+    work = edits.add_steering(work, CONTROLS, "good", "bad", 0, 3.0).session
+    before = dict(work.branches)
+    changed = edits.set_strength(work, CONTROLS, 1, -2.5)
+    assert changed.notice.startswith("The model edit starts **branch") and changed.session.current != work.current
+    assert changed.session.branches[work.current] == before[work.current]  # the old branch keeps its strength
+    assert [e.alpha for e in changed.session.branch.edits] == [0.0, -2.5]
+    assert request_for(changed.session, CONTROLS)["interventions"][1]["alpha"] == -2.5
+    for pick, strength, words in ((0, 2.0, "has no strength: pick a steering edit"),
+                                  (1, math.inf, "is not a finite number"), (None, 2.0, "choose the edit")):  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            edits.set_strength(changed.session, CONTROLS, pick, strength)
 
 
 @pytest.mark.parametrize(
