@@ -58,8 +58,9 @@ class Ablate:
 class Steer:
     """`alpha` times `vector` added to the residual stream after decoder layer `layer` (at every position).
 
-    `vector` is a steering vector's id until `resolve`, then its d_model floats (`name` keeps the id, for words;
-    it is no part of the edit's identity)."""
+    `vector` is a steering vector's id until `resolve`, then its d_model floats. `name` is how the status line
+    names the vector (its examples, backends.steering.direction), for words only: no part of the edit's
+    identity."""
 
     layer: int
     vector: str | tuple[float, ...]
@@ -71,8 +72,8 @@ class Steer:
         return {"type": "steer", "layer": self.layer, "vector": vector, "alpha": self.alpha}
 
     def describe(self) -> str:
-        name = self.vector if isinstance(self.vector, str) else self.name or f"a vector of {len(self.vector)} floats"
-        return f"layer {self.layer} steered by {name} x {self.alpha:g}"
+        vector = self.vector if isinstance(self.vector, str) else f"a vector of {len(self.vector)} floats"
+        return f"layer {self.layer} steered {self.name or f'by {vector}'} x {self.alpha:g}"
 
 
 Intervention = Ablate | Steer

@@ -2,7 +2,7 @@
 
 A batched forward (the look-ahead tree's levels, prefetch, an edited and an unedited row together) runs on one
 DynamicCache whose batch rows belong to different token-id prefixes; the prefix cache keeps each row as its own
-entry (or an edited and an unedited row as one entry, read row by row through views), and puts rows back
+entry (`keep`) (or an edited and an unedited row as one entry, read row by row through views), and puts rows back
 together to extend them in one pass.
 """
 
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 from transformers import DynamicCache
+
+from backends.bounded import BoundedCache
 
 
 def kv_bytes(kv: DynamicCache) -> int:
@@ -66,3 +68,17 @@ def owned(kv: DynamicCache) -> DynamicCache:
         if layer.is_initialized:
             layer.keys, layer.values = layer.keys.clone(), layer.values.clone()
     return kv
+
+
+def keep(entries: BoundedCache, base: tuple[int, ...], rows, out: tuple, edits: tuple, config: object) -> None:
+    """Each row of a batched forward's `out` (KV, logits) after `base` as its own KV and logits entries; base's
+    entry stays the most recent. Run under the entries' lock."""
+    kv, logits = out
+    for i, ids in enumerate(rows):
+        entries.put(("logits", (*base, *ids), edits), logits[i].clone())
+        if kv is not None:  # a whole-context pass keeps no keys and values
+            entries.put(("kv", (*base, *ids), edits), row(kv, i, config))
+    # A step off the candidates extends base: put again, it is evicted last (and searched last, as the entries are
+    # searched in the order they were put)
+    if (base_kv := entries.peek(("kv", base, edits))) is not None:
+        entries.put(("kv", base, edits), base_kv)

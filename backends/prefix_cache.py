@@ -12,14 +12,14 @@ tree's levels, prefetch), optionally keeping each row as an entry of its own.
 
 Model edits (backends.interventions) are part of every key, and each forward runs with its request's edits
 applied (removed before the lane pauses). An edited step's edited and unedited rows are one 2-row entry that
-the next step extends (backends.two_rows); a one-row reader takes its row as a view. Under a mean ablation,
-which depends on every position, no prefix is extended: each context runs whole and only its logits are kept.
+the next step extends (backends.two_rows); a one-row reader takes its row as a view. A mean ablation depends on
+every position, so the context reruns from its layer up at every step, fed by the unedited layers below it, whose
+output there is an entry extended by the new tokens only (backends.lower_layers); only its logits are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import os
 import weakref
@@ -33,9 +33,11 @@ from backends import kv_rows
 from backends.bounded import BoundedCache
 from backends.interventions import NO_EDITS, Edits, applied, first_layer, whole_context
 from backends.lane import LANE
+from backends.lower_layers import captured, from_layer
 from backends.model import LoadedModel
 from backends.model.memo import per_model
-from backends.prefix_search import longest, pair_under, row_under
+from backends.prefix_search import below_at, longest
+from backends.prefix_take import take_longest, take_pair
 from backends.two_rows import two_row_pass
 
 DEFAULT_MAX_MB = 512
@@ -60,7 +62,8 @@ class PrefixCache:
         if max_bytes is None:
             max_bytes = int(float(os.environ.get("NEXTTOKEN_KV_CACHE_MB", DEFAULT_MAX_MB)) * 2**20)
         self.max_bytes = max_bytes
-        # ("kv", ids, edits) -> DynamicCache and ("logits", ids, edits) -> the logits row after ids
+        # ("kv" or "pair", ids, edits) -> DynamicCache, ("logits", ids, edits) -> the logits row after ids and
+        # ("below", ids, layer) -> the unedited input to that decoder layer at every position of ids
         self._entries: BoundedCache[tuple[str, tuple[int, ...], Edits], DynamicCache | torch.Tensor] = BoundedCache(
             max_bytes=max_bytes, sizeof=kv_rows.entry_bytes
         )
@@ -95,15 +98,41 @@ class PrefixCache:
             return self._run(loaded, ids, last_n, edits)
 
     def _whole(self, loaded: LoadedModel, ids: tuple[int, ...], edits: Edits) -> torch.Tensor:
-        """The logits after `ids` from one pass over the whole context (edits that need it); the logits are kept."""
+        """The logits after `ids` under edits that need the whole context (kept): the layers from the first edit up
+        rerun over the context, fed by the unedited layers below it, which run the new tokens only."""
         if (hit := self._entries.get(("logits", ids, edits))) is not None:
             self.stats.logits_hits += 1
             return hit
-        row = self._forward(loaded, torch.tensor([ids], dtype=torch.long, device=loaded.device), None, edits)[0][0]
+        layer = first_layer(edits)
+        whole = torch.tensor([ids], dtype=torch.long, device=loaded.device)
+        with from_layer(loaded.model, layer, self._below(loaded, ids, layer)):
+            row = self._forward(loaded, whole, None, edits)[0][0]
         with self._entries.atomic():
             if self._model_key == loaded.key:
                 self._entries.put(("logits", ids, edits), row)
         return row
+
+    def _below(self, loaded: LoadedModel, ids: tuple[int, ...], layer: int) -> torch.Tensor:
+        """The unedited model's input to decoder layer `layer` at every position of `ids` [1, len(ids), d_model],
+        kept as an entry ("below", ids, layer) that the next token's call extends: the unedited prefix runs the
+        new tokens only (its keys, values and logits cached as an unedited step's)."""
+        with self._entries.atomic():
+            key, _, known = longest(self._entries, ids, len(ids), below_at(layer))
+            kept = self._entries.peek(key) if key is not None else None
+        if key is not None and known == len(ids):
+            return kept[:, :known]
+        parts: list[torch.Tensor] = []
+        with captured(loaded.model, layer, parts):
+            self._run(loaded, ids, 1, NO_EDITS, limit=known)
+        new = torch.cat(parts, dim=1)
+        start = len(ids) - new.shape[1]
+        hidden = torch.cat([kept[:, :start], new], dim=1) if start else new
+        with self._entries.atomic():
+            if self._model_key == loaded.key:
+                if key is not None and len(key[1]) == start:  # extended: the shorter one is not needed again
+                    self._entries.pop(key)
+                self._entries.put(("below", ids, layer), hidden)
+        return hidden
 
     def with_unedited(self, loaded: LoadedModel, ids: Sequence[int], edits: Edits) -> None:
         """The logits after `ids` under position-wise `edits` (row 0) and without them (row 1) in ONE forward, cached,
@@ -115,7 +144,7 @@ class PrefixCache:
             if whole_context(edits) or any(("logits", ids, e) in self._entries for e in (edits, NO_EDITS)):
                 return
             with self._entries.atomic():
-                start, pair = self._take_pair(loaded, ids, edits)
+                start, pair = take_pair(self._entries, ids, edits, loaded.model.config, PREFILL_CHUNK)
             if pair is None:
                 return
             new = torch.tensor([ids[start:]], dtype=torch.long, device=loaded.device)
@@ -126,24 +155,6 @@ class PrefixCache:
                 self._entries.put(("pair", ids, edits), kv)
                 for index, e in enumerate((edits, NO_EDITS)):
                     self._entries.put(("logits", ids, e), logits[index].clone())
-
-    def _take_pair(self, loaded: LoadedModel, ids: tuple[int, ...], edits: Edits) -> tuple[int, DynamicCache | None]:
-        """The edited and unedited KV of the longest cached prefix of ids[:-1] as one 2-row cache, the caller's now:
-        the pair entry itself (taken out: extended in place), a view of a longer one, or two one-row prefixes of
-        one length stacked; (0, None) when there is none within one chunk of `ids`."""
-        limit = len(ids) - 1
-        key, _, start = longest(self._entries, ids, limit, pair_under(edits))
-        rows = [longest(self._entries, ids, limit, row_under(e)) for e in (edits, NO_EDITS)]
-        if key is not None and start >= max(length for _, _, length in rows) and len(ids) - start <= PREFILL_CHUNK:
-            if len(key[1]) == start:
-                return start, self._entries.pop(key)
-            return start, kv_rows.view(self._entries.peek(key), slice(0, 2), start)
-        (edited, e_row, start), (unedited, u_row, other) = rows
-        if start != other or not start or len(ids) - start > PREFILL_CHUNK:
-            return 0, None
-        parts = ((edited, e_row), (unedited, u_row))
-        views = [kv_rows.view(self._entries.peek(key), slice(row, row + 1), start) for key, row in parts]
-        return start, kv_rows.stacked(views, loaded.model.config, shared=first_layer(edits))
 
     def _forward(
         self, loaded: LoadedModel, new: torch.Tensor, kv: DynamicCache | None, edits: Edits, row=None, fork=None
@@ -182,14 +193,8 @@ class PrefixCache:
         with self._entries.atomic():
             if self._model_key != model_key or whole_context(edits):  # under a mean no prefix is reused
                 return None, 0
-            key, row, length = longest(self._entries, ids, len(ids), row_under(edits))
-            if key is None or not length:
-                return None, 0
-            if key[0] == "pair":  # the pair's row alone, copied
-                return kv_rows.owned(kv_rows.view(self._entries.peek(key), slice(row, row + 1), length)), length
-            kv = copy.deepcopy(self._entries.peek(key))
-        kv.crop(length - kv.get_seq_length())
-        return kv, length
+            length, kv = take_longest(self._entries, ids, len(ids), edits, None, copied=True)
+        return (kv, length) if length else (None, 0)
 
     def serves(self, loaded: LoadedModel) -> bool:
         """Whether the entries are this model's (False once another model was loaded): background work checks."""
@@ -230,28 +235,16 @@ class PrefixCache:
                 kv.batch_repeat_interleave(len(rows))
             new = torch.tensor([[*base[start:], *row] for row in rows], dtype=torch.long, device=loaded.device)
             logits, kv = self._forward(loaded, new, kv, edits)
-            if keep:
-                self._keep_rows(loaded, base, rows, kv, logits, edits)
+            with self._entries.atomic():
+                if keep and self._model_key == loaded.key:
+                    kv_rows.keep(self._entries, base, rows, (kv, logits), edits, loaded.model.config)
         return logits
 
-    def _keep_rows(self, loaded: LoadedModel, base: tuple[int, ...], rows, kv, logits, edits: Edits) -> None:
-        """Each row of a batched forward as its own KV and logits entries; base's entry stays the most recent."""
+    def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int, edits: Edits, limit: int | None = None):
+        """The last `last_n` logits after `ids` from the longest cached prefix (no longer than `limit`), extended."""
         with self._entries.atomic():
-            if self._model_key != loaded.key:
-                return
-            for i, row in enumerate(rows):
-                self._entries.put(("logits", (*base, *row), edits), logits[i].clone())
-                if kv is None:  # a whole-context pass keeps no keys and values
-                    continue
-                self._entries.put(("kv", (*base, *row), edits), kv_rows.row(kv, i, loaded.model.config))
-            # A step off the candidates extends base: put again, it is evicted last (and searched last, as the
-            # entries are searched in the order they were put)
-            if (base_kv := self._entries.peek(("kv", base, edits))) is not None:
-                self._entries.put(("kv", base, edits), base_kv)
-
-    def _run(self, loaded: LoadedModel, ids: tuple[int, ...], last_n: int, edits: Edits) -> torch.Tensor:
-        with self._entries.atomic():
-            start, kv = self._take_longest_prefix(loaded, ids, len(ids) - last_n, edits)
+            limit = len(ids) - last_n if limit is None else min(limit, len(ids) - last_n)
+            start, kv = take_longest(self._entries, ids, limit, edits, loaded.model.config)
         out = self._prefill(loaded, kv, ids, start, last_n, edits)
         self.stats.tokens_run += len(ids) - start
         logits = out.logits[0, -last_n:].float().cpu()
@@ -284,23 +277,6 @@ class PrefixCache:
             self.stats.forward_calls += 1
             kv = out.past_key_values
         return out
-
-    def _take_longest_prefix(self, loaded: LoadedModel, ids: tuple[int, ...], limit: int, edits: Edits):
-        """The cached KV of the longest prefix of ids (under `edits`) no longer than `limit`, owned by the caller now.
-
-        An entry that is exactly that prefix is taken out of the cache (stepping extends it in place); a longer
-        entry is copied and cropped, so the branch it belongs to keeps its own; a pair's row is a view of it.
-        """
-        key, row, start = longest(self._entries, ids, limit, row_under(edits))
-        if key is None or start == 0:
-            return 0, DynamicCache(config=loaded.model.config)
-        if key[0] == "pair":
-            return start, kv_rows.view(self._entries.peek(key), slice(row, row + 1), start)
-        if len(key[1]) == start:
-            return start, self._entries.pop(key)
-        kv = copy.deepcopy(self._entries.peek(key))
-        kv.crop(start - kv.get_seq_length())
-        return start, kv
 
 
 def _forget_model(cache_ref: weakref.ref) -> None:

@@ -61,3 +61,8 @@ def row_under(edits: Edits) -> RowOf:
 def pair_under(edits: Edits) -> RowOf:
     """A pair under `edits`, whole (row 0 is its first row)."""
     return lambda key: 0 if key[0] == "pair" and key[2] == edits else None
+
+
+def below_at(layer: int) -> RowOf:
+    """An entry ("below", ids, layer) of the unedited model's input to decoder layer `layer` (backends.lower_layers)."""
+    return lambda key: 0 if key[0] == "below" and key[2] == layer else None

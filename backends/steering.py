@@ -48,6 +48,18 @@ class SteeringVector:
         }
 
 
+def direction(positive: tuple[str, ...], negative: tuple[str, ...]) -> str:
+    """A vector named by its examples: 'toward “good” / away from “bad”', its first pair, the others counted."""
+    more = len(positive) - 1
+    more = f" (+{more} more pair{'s' if more > 1 else ''})" if more else ""
+    return f"toward “{_short(positive[0])}” / away from “{_short(negative[0])}”{more}"
+
+
+def _short(text: str, most: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def _vectors(loaded: LoadedModel) -> BoundedCache[str, SteeringVector]:
     return per_model(loaded, "steering vectors", lambda _: BoundedCache(max_entries=MAX_VECTORS))
 

@@ -16,7 +16,8 @@ from backends.model import LoadedModel
 from decoding import fields as parse_fields
 
 ABLATE_KEYS = ("type", "layer", "head", "component", "mode")
-STEER_KEYS = ("type", "layer", "vector", "alpha")
+STEER_KEYS = ("type", "layer", "vector", "alpha", "name")
+MAX_NAME = 200  # characters of a steering vector's name (words on the status line)
 TYPES = ("ablate", "steer")
 
 
@@ -31,7 +32,8 @@ def _one(name: str, item: object) -> Intervention:
     kind = parse_fields.one_of(f"{name}.type", item.get("type"), TYPES)
     if kind == "steer":
         item = parse_fields.obj(name, item, STEER_KEYS)
-        return Steer(_layer(name, item), _vector(name, item.get("vector")), _alpha(name, item.get("alpha")))
+        vector, alpha = _vector(name, item.get("vector")), _alpha(name, item.get("alpha"))
+        return Steer(_layer(name, item), vector, alpha, _name(f"{name}.name", item.get("name")))
     item = parse_fields.obj(name, item, ABLATE_KEYS)
     head, component = item.get("head"), item.get("component")
     if (head is None) == (component is None):
@@ -57,6 +59,13 @@ def _alpha(name: str, value: object) -> float:
     if value is None:
         raise ValueError(f"{name} has no alpha: give the steering strength, a finite number")
     return parse_fields.number(f"{name}.alpha", value, "a finite number")
+
+
+def _name(name: str, value: object) -> str:
+    words = parse_fields.string(name, value)
+    if len(words) > MAX_NAME:
+        raise ValueError(f"{name} has {len(words)} characters: a steering vector's name has at most {MAX_NAME}")
+    return words
 
 
 def _vector(name: str, value: object) -> str | tuple[float, ...]:
@@ -85,12 +94,12 @@ def _resolved(name: str, edit: Intervention, shape: tuple[int, int, int], loaded
         if edit.head is not None and edit.head >= heads:
             raise ValueError(f"{name}.head {edit.head} is out of range: this model has heads 0 to {heads - 1}")
         return edit
-    vector, vector_id = edit.vector, ""
+    vector, words = edit.vector, edit.name
     if isinstance(vector, str):
         found = steering.vector_of(loaded, vector)
         if found is None:
             raise ValueError(f"{name}.vector {vector!r} is not a steering vector of this model: make one first")
-        vector, vector_id = found.vector, vector
+        vector, words = found.vector, words or steering.direction(found.positive, found.negative)
     if len(vector) != d_model:
         raise ValueError(f"{name}.vector has {len(vector)} floats: this model's residual stream has {d_model}")
-    return Steer(edit.layer, vector, edit.alpha, vector_id)
+    return Steer(edit.layer, vector, edit.alpha, words)

@@ -54,6 +54,11 @@ def steering_floats(vector_id: str) -> tuple[float, ...]:
     return found.vector
 
 
+def vector_name(positive: tuple[str, ...], negative: tuple[str, ...]) -> str:
+    """A steering vector in words, by its first pair of examples: as a request's edits name a vector id's."""
+    return steering.direction(positive, negative)
+
+
 @readable_errors
 def steering_vectors() -> dict:
     """The current model's steering vectors, oldest first: `{"vectors": [...]}`."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from service.steering import vector_name
+
 KINDS = ("ablate", "steer")
 TARGETS = ("head", "attention", "mlp")  # what an ablation replaces: one head's slice, or a whole block
 MODES = ("zero", "mean")
@@ -27,6 +29,11 @@ class Vector:
     negative: tuple[str, ...]
     norm: float
     values: tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        """The vector in words: by its examples, or by its id where the session file kept none."""
+        return vector_name(self.positive, self.negative) if self.positive and self.negative else f"by {self.id}"
 
     def as_dict(self) -> dict:
         return {
@@ -64,8 +71,9 @@ class Edit:
     def intervention(self, vectors: dict[str, Vector]) -> dict:
         """The request's form of the edit (the vector's floats in place of its id)."""
         if self.kind == "steer":
-            values = list(vectors[self.vector].values)
-            return {"type": "steer", "layer": self.layer, "vector": values, "alpha": self.alpha}
+            found = vectors[self.vector]
+            return {"type": "steer", "layer": self.layer, "vector": list(found.values), "alpha": self.alpha,
+                    "name": found.name}  # fmt: skip
         what = {"head": self.head} if self.target == "head" else {"component": self.target}
         return {"type": "ablate", "layer": self.layer, "mode": self.mode} | what
 
@@ -73,8 +81,7 @@ class Edit:
         """The edit in the panel's words."""
         if self.kind == "steer":
             found = vectors.get(self.vector)
-            examples = f"“{found.positive[0]}” − “{found.negative[0]}”" if found and found.positive else self.vector
-            return f"steer {examples} after layer {self.layer}, strength {self.alpha:g}"
+            return f"steer {found.name if found else self.vector} after layer {self.layer}, strength {self.alpha:g}"
         what = f"head {self.head}" if self.target == "head" else f"{BLOCKS[self.target]} block"
         return f"ablate {what} of layer {self.layer} ({self.mode})"
 

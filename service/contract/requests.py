@@ -97,6 +97,7 @@ class Steering(BaseModel):
     layer: integer(ge=0) = Field(description="decoder layer, from 0")
     vector: NonEmptyText | Annotated[List[number()], Field(min_length=1)]
     alpha: number()
+    name: str | None = Field(None, description="the vector in words on the status line (no part of the edit)")
 
 
 Intervention = HeadAblation | BlockAblation | Steering

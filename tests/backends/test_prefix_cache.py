@@ -12,8 +12,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from backends import kv_rows
-from backends import prefix_cache as cache_mod
+from backends import kv_rows, prefix_take
 from backends.model import LoadedModel
 from backends.prefix_cache import PrefixCache
 from decoding.engine import Engine
@@ -45,7 +44,7 @@ def count_kv_copies(monkeypatch) -> list[int]:
             copies.append(1)
         return real(value, memo)
 
-    monkeypatch.setattr(cache_mod.copy, "deepcopy", counting)
+    monkeypatch.setattr(prefix_take.copy, "deepcopy", counting)
     return copies
 
 

@@ -1,5 +1,6 @@
 """The Edit the model panel in the browser: an ablation and a preset move the bars and name themselves in the status
-line, a switch turns an edit off, an edit on a branch with tokens starts an announced branch, a reload keeps edits."""
+line, a switch turns an edit off, a steering edit's strength changes in place, an edit on a branch with tokens starts an
+announced branch, a reload keeps edits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from tests.browser import ui
 
 SAVED_MS = 3_000  # the session is saved in the browser by its own event, just after the one that changed it
 ABLATION = "ablate attention block of layer 1 (zero)"
-STEERING = "steer “I love this” − “I hate this” after layer 9, strength 4"
+NAMED = "toward “I love this” / away from “I hate this”"
+STEERING = f"steer {NAMED} after layer 9, strength 4"
 
 
 def edit_switch(page, label: str):
@@ -51,7 +53,7 @@ def test_the_steering_preset_moves_the_top_token(page):
     page.locator("#edit-preset-steer").click()
     after = ui.wait_for_bars_change(page, before)
     assert after["rows"][0]["label"] != before["rows"][0]["label"]
-    expect(ui.summary(page)).to_contain_text("edited: layer 9 steered by")
+    expect(ui.summary(page)).to_contain_text(f"edited: layer 9 steered {NAMED} x 4")
     expect(edit_switch(page, STEERING)).to_be_checked()
 
 
@@ -82,13 +84,13 @@ def test_a_reload_keeps_the_edits_of_each_branch(page, app_url):
     page.reload()
     ui.open_app(page, app_url)
     ui.expect_completion_count(page, 1)
-    expect(ui.summary(page)).to_contain_text("edited: layer 9 steered by")
+    expect(ui.summary(page)).to_contain_text(f"edited: layer 9 steered {NAMED} x 4")
     assert [r["label"] for r in ui.bars(page)["rows"]] == [r["label"] for r in steered["rows"]]
     expect(page.locator("#edits-panel > [data-testid=accordion-content]")).to_be_visible()  # still open
     expect(edit_switch(page, STEERING)).to_be_checked()
 
 
-def test_a_vector_made_from_typed_examples_steers_and_remove_takes_it_away(page):
+def test_a_vector_made_from_typed_examples_steers_set_strength_changes_it_and_remove_takes_it_away(page):
     ui.open_accordion(page, "edits-panel")
     page.get_by_role("button", name="Make the vector and steer", exact=True).click()
     expect(ui.error_toast(page, "type at least one example to steer toward")).to_be_visible()
@@ -97,9 +99,16 @@ def test_a_vector_made_from_typed_examples_steers_and_remove_takes_it_away(page)
     page.get_by_label("Away from (one per line)", exact=True).fill("I hate this")
     page.get_by_role("button", name="Make the vector and steer", exact=True).click()
     steered = ui.wait_for_bars_change(page, before)
-    expect(ui.summary(page)).to_contain_text("edited: layer 9 steered by")
+    expect(ui.summary(page)).to_contain_text(f"edited: layer 9 steered {NAMED} x 4")
     expect(edit_switch(page, STEERING)).to_be_checked()
-    ui.choose(page, "Edit to remove", STEERING)
+    ui.choose(page, "Edit to change or remove", STEERING)
+    page.get_by_label("New strength", exact=True).fill("-6")
+    page.get_by_role("button", name="Set strength", exact=True).click()
+    steered = ui.wait_for_bars_change(page, steered)  # changed in place: the same branch, no notice
+    expect(ui.summary(page)).to_contain_text(f"edited: layer 9 steered {NAMED} x -6")
+    expect(edit_switch(page, f"steer {NAMED} after layer 9, strength -6")).to_be_checked()
+    expect(page.locator("#edits-list input")).to_have_count(1)
+    ui.choose(page, "Edit to change or remove", f"steer {NAMED} after layer 9, strength -6")
     page.get_by_role("button", name="Remove", exact=True).click()
     ui.wait_for_bars_change(page, steered)
     expect(ui.summary(page)).not_to_contain_text("edited:")

@@ -110,7 +110,7 @@ def test_steering_vectors_and_interventions_over_gradio(url):
     steer = {"type": "steer", "layer": 3, "vector": made[0]["id"], "alpha": 4.0}
     event, data = call(url, "preview", {"data": [REQUEST | {"interventions": [steer]}]})
     assert event == "complete"
-    assert data[0]["dist"]["edits"] == [f"layer 3 steered by {made[0]['id']} x 4"]
+    assert data[0]["dist"]["edits"] == ["layer 3 steered toward “good” / away from “bad” x 4"]
     event, data = call(url, "steering_vector", {"data": [{"layer": 3, "positive": ["good"], "negative": []}]})
     assert event == "error"
     assert_one_line(data["error"], "negative")

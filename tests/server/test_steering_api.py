@@ -10,7 +10,7 @@ BODY = {"prompt": PROMPT, "use_chat_template": False, "top_k": 5, "params": {"gr
 HEAD = {"type": "ablate", "layer": 2, "head": 3, "mode": "zero"}
 
 
-def test_a_steering_vector_made_listed_and_used(client):
+def test_a_steering_vector_made_listed_and_used(client, embedded):
     made = client.post("/api/steering/vector", json={"layer": 4, "positive": ["great"], "negative": ["awful"]})
     assert made.status_code == 200, made.text
     vector = made.json()
@@ -20,8 +20,14 @@ def test_a_steering_vector_made_listed_and_used(client):
     steer = {"type": "steer", "layer": 4, "vector": vector["id"], "alpha": 8.0}
     preview = client.post("/api/preview", json=BODY | {"interventions": [steer]}).json()
     rows = preview["dist"]["tokens"]
-    assert preview["dist"]["edits"] == [f"layer 4 steered by {vector['id']} x 8"]
+    assert preview["dist"]["edits"] == ["layer 4 steered toward “great” / away from “awful” x 8"]
     assert any(row["p_base"] != row["p_base_unedited"] for row in rows)
+    width = embedded.model.config.hidden_size
+    floats = steer | {"vector": [0.01] * width, "name": "toward joy"}  # a vector of floats, named by the caller
+    preview = client.post("/api/preview", json=BODY | {"interventions": [floats]}).json()
+    assert preview["dist"]["edits"] == ["layer 4 steered toward joy x 8"]
+    refused = client.post("/api/preview", json=BODY | {"interventions": [floats | {"name": "x" * 201}]})
+    assert refused.status_code == 400 and "interventions[0].name" in refused.text and "200" in refused.text
 
 
 @pytest.mark.parametrize("path", ["/api/preview", "/api/step", "/api/tree", "/api/attribution"])

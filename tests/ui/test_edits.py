@@ -67,8 +67,23 @@ def test_a_step_after_an_edit_is_taken_under_it_and_remove_takes_it_away():
     assert stepped_once.session.branch.meta[0]["dist"]["edits"]
     fresh = edits.remove_edit(ablated(Session(), head=2).session, CONTROLS, 0).session
     assert fresh.branch.edits == ()
-    with pytest.raises(ValueError, match="choose the edit to remove"):
+    with pytest.raises(ValueError, match="choose the edit in “Edit to change or remove” first"):
         edits.remove_edit(fresh, CONTROLS, 0)
+
+
+def test_set_strength_changes_a_steering_edit_in_place_and_forks_a_branch_with_tokens():
+    work = edits.add_ablation(stepped(1), CONTROLS, 1, "mlp", 0, "zero").session
+    work = edits.add_steering(work, CONTROLS, "good", "bad", 0, 3.0).session
+    before = dict(work.branches)
+    changed = edits.set_strength(work, CONTROLS, 1, -2.5)
+    assert changed.notice.startswith("The model edit starts **branch") and changed.session.current != work.current
+    assert changed.session.branches[work.current] == before[work.current]  # the old branch keeps its strength
+    assert [e.alpha for e in changed.session.branch.edits] == [0.0, -2.5]
+    assert request_for(changed.session, CONTROLS)["interventions"][1]["alpha"] == -2.5
+    for pick, strength, words in ((0, 2.0, "has no strength: pick a steering edit"),
+                                  (1, math.inf, "is not a finite number"), (None, 2.0, "choose the edit")):  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            edits.set_strength(changed.session, CONTROLS, pick, strength)
 
 
 @pytest.mark.parametrize(
@@ -120,11 +135,10 @@ def test_a_steering_edit_keeps_the_vector_floats_of_an_independent_residual_diff
     diffs = [residual(tiny.model, 0, p, tiny.tokenizer) - residual(tiny.model, 0, n, tiny.tokenizer) for p, n in pairs]
     assert torch.allclose(torch.tensor(vector.values), torch.stack(diffs).mean(0), atol=1e-5)
     sent = request_for(outcome.session, CONTROLS)["interventions"]
-    assert sent == [{"type": "steer", "layer": 0, "vector": list(vector.values), "alpha": 2.5}]
-    assert (
-        outcome.session.branch.edits[0].label(outcome.session.vectors)
-        == "steer “good” − “bad” after layer 0, strength 2.5"
-    )
+    name = "toward “good” / away from “bad” (+1 more pair)"
+    assert sent == [{"type": "steer", "layer": 0, "vector": list(vector.values), "alpha": 2.5, "name": name}]
+    assert outcome.session.branch.edits[0].label(outcome.session.vectors) == f"steer {name} after layer 0, strength 2.5"
+    assert actions.shown(outcome.session, CONTROLS).result["dist"]["edits"] == [f"layer 0 steered {name} x 2.5"]
 
 
 def test_the_status_line_names_the_edits_and_the_kl_of_a_hooked_forward(tiny):
@@ -171,11 +185,15 @@ def test_a_session_file_without_the_vector_of_a_steering_edit_is_refused():
         from_json(data)
 
 
-def test_a_vector_from_a_file_steers_in_a_process_that_never_made_it():
-    vector = Vector("sv-elsewhere", 0, ("a",), ("b",), 1.0, tuple(float(i % 3) for i in range(64)))
+@pytest.mark.parametrize(
+    ("examples", "words"), [((("a",), ("b",)), "toward “a” / away from “b”"), (((), ()), "by sv-elsewhere")]
+)
+def test_a_vector_from_a_file_steers_in_a_process_that_never_made_it_named_by_its_examples(examples, words):
+    vector = Vector("sv-elsewhere", 0, *examples, 1.0, tuple(float(i % 3) for i in range(64)))
     session = Session(vectors={vector.id: vector}).with_edits((Edit("steer", 0, vector=vector.id, alpha=2.0),))
+    _, _, session = from_json(json.loads(json.dumps(to_json(CONTROLS, Prefs(), session, "m"))))  # the file read back
     dist = actions.shown(session, CONTROLS).result["dist"]
-    assert dist["edits"] == ["layer 0 steered by a vector of 64 floats x 2"]
+    assert dist["edits"] == [f"layer 0 steered {words} x 2"]
 
 
 def test_compare_shows_the_edited_branch_against_the_original_each_under_its_own_edits():

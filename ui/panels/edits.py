@@ -22,6 +22,7 @@ from ..edits import MODES, Edit, Vector, switched
 from ..events import Explorer, Outcome
 from ..state import Session
 
+PICK = "Edit to change or remove"
 TARGET_CHOICES = [("a head", "head"), ("the attention block", "attention"), ("the MLP block", "mlp")]
 # (button label, examples, layer, strength); checked on the default model and prompt (tests/ui/test_edits.py):
 # each changes the top next token of "Once upon a time, there was a"
@@ -45,8 +46,11 @@ def create_edits() -> dict:
             label="Edits of this branch (ticked: on)", choices=[], elem_id="edits-list", interactive=True
         )
         with gr.Row():
-            c["edit_pick"] = gr.Dropdown(label="Edit to remove", choices=[], scale=3, elem_id="edit-pick")
+            c["edit_pick"] = gr.Dropdown(label=PICK, choices=[], scale=3, elem_id="edit-pick")
             c["remove_edit"] = gr.Button("Remove", size="sm", scale=1, elem_id="remove-edit")
+        with gr.Row():
+            c["edit_strength"] = gr.Number(4, label="New strength", scale=3, elem_id="edit-strength")
+            c["set_strength"] = gr.Button("Set strength", size="sm", scale=1, elem_id="set-strength")
     return c
 
 
@@ -139,10 +143,26 @@ def switch_edits(session: Session, controls: Controls, on: list | None) -> Outco
 
 
 def remove_edit(session: Session, controls: Controls, pick: object) -> Outcome:
+    edits, at = session.branch.edits, _picked(session.branch.edits, pick)
+    return edited(session, controls, edits[:at] + edits[at + 1 :])
+
+
+def set_strength(session: Session, controls: Controls, pick: object, strength: object) -> Outcome:
+    """The picked steering edit with a new strength, in its place in the list (a branch with tokens forks)."""
     edits = session.branch.edits
-    if not isinstance(pick, int) or not 0 <= pick < len(edits):
-        raise ValueError("choose the edit to remove in “Edit to remove” first")
-    return edited(session, controls, edits[:pick] + edits[pick + 1 :])
+    at = _picked(edits, pick)
+    if edits[at].kind != "steer":
+        raise ValueError(f"“{edits[at].label(session.vectors)}” has no strength: pick a steering edit")
+    alpha = float(strength) if isinstance(strength, int | float) and not isinstance(strength, bool) else math.nan
+    if not math.isfinite(alpha):
+        raise ValueError(f"the new strength {strength!r} is not a finite number: type a number such as 4 or -2.5")
+    return edited(session, controls, (*edits[:at], replace(edits[at], alpha=alpha), *edits[at + 1 :]))
+
+
+def _picked(edits: tuple[Edit, ...], pick: object) -> int:
+    if not isinstance(pick, int) or isinstance(pick, bool) or not 0 <= pick < len(edits):
+        raise ValueError(f"choose the edit in “{PICK}” first")
+    return pick
 
 
 def _number(label: str, value: object) -> int:
@@ -163,4 +183,5 @@ def wire_edits(ex: Explorer) -> None:
     ex.on(c["edit_preset_ablate"].click, add_preset("ablate"))
     ex.on(c["edits_list"].input, switch_edits, extra=("edits_list",))
     ex.on(c["remove_edit"].click, remove_edit, extra=("edit_pick",))
+    ex.on(c["set_strength"].click, set_strength, extra=("edit_pick", "edit_strength"))
     ex.on(c["inside_ablate_event"].click, ablate_clicked, extra=("inside_ablate_pick",))
