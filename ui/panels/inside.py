@@ -37,8 +37,9 @@ D = Controls()
 SITES = [("residual stream (a layer's output)", "residual"), ("attention block output", "attention"),
          ("MLP output", "mlp")]  # fmt: skip
 SUGGESTION_NOTE = (
-    "The corrupted prompt must have as many tokens as the prompt. **Suggest** replaces the prompt's last word that"
-    " a stand-in of the same token length can replace; edit it freely."
+    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original. **Suggest**"
+    " replaces its last word that a stand-in of the same token length can replace; edit it freely. The branch's"
+    " model edits apply to both runs."
 )
 
 CLICK_NOTE = "Click a head or an MLP cell of the split or sweep map to ablate it (zero) on this branch."
@@ -66,7 +67,9 @@ def create_inside() -> dict:
         c["sweep_note"] = gr.Markdown(elem_id="sweep-note")
         c["sweep"] = gr.Plot(elem_id="inside-sweep", show_label=False)
         with gr.Row():
-            c["corrupted"] = gr.Textbox(D.corrupted, label="Corrupted prompt", elem_id="corrupted", scale=4)
+            c["corrupted"] = gr.Textbox(
+                D.corrupted, label="Corrupted prompt (in a chat: the last user message)", elem_id="corrupted", scale=4
+            )
             c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation", scale=2)
         c["corrupted_note"] = gr.Markdown(SUGGESTION_NOTE, elem_id="corrupted-note")
         with gr.Row():
