@@ -20,6 +20,12 @@ from service.contract.answers import PatchingAnswer
 from service.operations import POLICY
 from tests.attribution.test_patching import PARIS, ROME, reference_cell
 
+UK = "The capital of the United Kingdom is"
+CHAT = {
+    "prompt": None,
+    "messages": [{"role": "user", "content": "The capital of France is"}],
+    "use_chat_template": True,
+}
 BASE = {"prompt": "The capital of France is", "corrupted": "The capital of Italy is", "use_chat_template": False}
 COMMA = 11  # ","
 
@@ -115,10 +121,9 @@ def test_progress_after_each_position_then_the_result_and_closing_stops_it(model
         ({"site": "head"}, r"site"),
         ({"corrupted": "  "}, r"^corrupted is empty"),
         (
-            {"prompt": None, "messages": [{"role": "user", "content": BASE["prompt"]}], "use_chat_template": True,
-             "corrupted": "The capital of the United Kingdom is"},
+            CHAT | {"corrupted": UK},
             r"^corrupted is \d+ tokens and the prompt \d+ \(both as the chat template renders the conversation\)",
-        ),  # fmt: skip
+        ),
         (
             {"prompt": None, "messages": [{"role": "assistant", "content": "Paris"}], "use_chat_template": True},
             r"^messages has no user message: patching changes a word of the last user message$",
