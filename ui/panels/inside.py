@@ -97,10 +97,12 @@ def split(session: Session, controls: Controls, computed: dict) -> dict:
     foil = result["contrast"]["display"] if result["contrast"] else None
     figure = direct_logit_figure(result["components"], result["target"]["display"], foil)
     parts = result["components"]
+    steering = f", the branch's steering {parts['steering']:+.4f} included" if parts["steering"] else ""
     note = (
-        f"Each cell: what that part wrote into the residual stream, read through the unembedding (final norm's scale"
-        f" frozen from this forward pass). Sum of the parts {parts['logit']:.4f}, off by"
-        f" {parts['reconstruction_error']:.1e}. Red pushes toward **{result['target']['display']}**, blue away."
+        f"Each cell: how much that part (the token's embedding, one attention head, one MLP) wrote directly toward"
+        f" **{result['target']['display']}** (red) or away from it (blue), read through the unembedding with the"
+        f" final norm's scale frozen from this forward pass; the parts sum to {parts['logit']:.4f}{steering}, off"
+        f" by {parts['reconstruction_error']:.1e}."
     )
     return {"inside_dla": figure, "inside_dla_note": note,
             "computed": computed | {"inside_dla": on_demand_key("inside_dla", session, controls)}}  # fmt: skip
