@@ -39,6 +39,9 @@ SWEEP_DESC = "ablation sweep"
 # Rows of 128 tokens through one decoder layer of the embedded model on 2 CPU cores, time per row relative to
 # 9 rows: 18 rows 0.6, 36 rows 0.45, 72 rows 0.5 (and 72 rows hold twice the memory): 36 it is.
 ROWS_PER_BATCH = 36
+# Floats of rows carried between layers (256 MiB in float32): where every run of every layer would hold more
+# (long contexts), the layers' runs start in groups of consecutive layers, each group a pass of its own.
+MAX_HELD = 2**26
 
 
 @dataclass(frozen=True)
@@ -142,11 +145,13 @@ def _through(layer: nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Tens
     return out[0] if isinstance(out, tuple) else out
 
 
-def _step(layer: nn.Module, rows: torch.Tensor | None, clean: _Clean, start: int, install: Callable) -> torch.Tensor:
-    """Decoder layer `start` for the rows of the layers below (in batches) and for its clean input, which the hooks
-    `install()` returns (installed after those rows, removed on the way out) turn into this layer's ablated rows:
-    all the rows after the layer."""
+def _step(layer: nn.Module, rows: torch.Tensor | None, clean: _Clean, start: int, install: Callable | None):
+    """Decoder layer `start` for the rows of the layers below (in batches) and, with `install`, for its clean
+    input, which the hooks `install()` returns (installed after those rows, removed on the way out) turn into
+    this layer's ablated rows: all the rows after the layer."""
     done = [] if rows is None else [_through(layer, batch, clean.kwargs) for batch in rows.split(ROWS_PER_BATCH)]
+    if install is None:
+        return torch.cat(done)
     hooks = install()
     try:
         done.append(_through(layer, clean.inputs[start], clean.kwargs))
@@ -166,23 +171,34 @@ def _cells(model: nn.Module, rows: torch.Tensor, clean: _Clean, target_id: int, 
 def sweep_slices(
     loaded: LoadedModel, ids: Sequence[int], target_id: int, kind: str, mode: str, foil_id: int | None = None
 ) -> Iterator[Progress | Sweep]:
-    """One decoder layer for every run per `next()` (the first also runs the clean pass): Progress after each,
-    then the `Sweep`. Validated input expected (`kind` in KINDS, `mode` in MODES)."""
+    """One decoder layer for every run (of a group) per `next()` (the first also runs the clean pass): Progress
+    after each, then the `Sweep`. Validated input expected (`kind` in KINDS, `mode` in MODES)."""
     heads = int(loaded.model.config.num_attention_heads)
     per_layer = heads if kind == "heads" else 1
     with borrowed(loaded.model) as model, torch.no_grad():
         layers = llama_layers(model, "ablation sweeps")
         clean = _clean(model, layers, ids, target_id, foil_id)
-    rows = None
-    for start, layer in enumerate(layers):
-        with borrowed(loaded.model) as model, torch.no_grad():
-            rows = _step(layer, rows, clean, start, lambda layer=layer: _hooks(layer, kind, heads, mode))
-            if start == len(layers) - 1:
-                cells = _cells(model, rows, clean, target_id, foil_id)
-        if start < len(layers) - 1:
-            yield Progress(start + 1, len(layers), SWEEP_DESC)
+    groups = _groups(len(layers), per_layer * clean.inputs[0].numel())
+    total, done, cells = sum(len(layers) - group.start for group in groups), 0, []
+    for group in groups:
+        rows = None
+        for start in range(group.start, len(layers)):
+            install = (lambda layer=layers[start]: _hooks(layer, kind, heads, mode)) if start in group else None
+            with borrowed(loaded.model) as model, torch.no_grad():
+                rows = _step(layers[start], rows, clean, start, install)
+                if start == len(layers) - 1:
+                    cells += _cells(model, rows, clean, target_id, foil_id)
+            done += 1
+            if done < total:
+                yield Progress(done, total, SWEEP_DESC)
     grid = tuple(tuple(cells[i : i + per_layer]) for i in range(0, len(cells), per_layer))
     yield Sweep(kind, mode, clean.score, clean.rank, grid)
+
+
+def _groups(layers: int, floats_per_layer: int) -> list[range]:
+    """Consecutive start layers whose runs together hold at most MAX_HELD floats (at least one layer each)."""
+    size = max(1, MAX_HELD // floats_per_layer)
+    return [range(first, min(first + size, layers)) for first in range(0, layers, size)]
 
 
 def sweep(
