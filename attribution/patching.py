@@ -11,6 +11,10 @@ of column p continues the corrupted run's keys and values of [0, p) and runs onl
 column share that prefix exactly, so they are one batched forward with one row per layer (each row patched at
 its own layer): a column is one slice of the model lane, and the lane is offered to others between decoder
 layers within it. In all the grid runs layers x T(T+1)/2 tokens, about layers x T/2 forward passes.
+
+Model edits active on the model (backends.interventions, the request's) apply to the clean, the corrupted and
+every patched run. A mean ablation is a mean over the positions of the pass, so under one every cell runs the
+whole context instead (layers x T forward passes): no column continues a cached prefix.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from transformers import DynamicCache
 from attribution.gradients import lane_breaks
 from attribution.guard import borrowed
 from backends.giving_way import decoder_layers
+from backends.interventions import edits_on, whole_context
 from backends.lane import Progress
 from backends.model import LoadedModel
 
@@ -180,12 +185,13 @@ def patching_slices(
         reason = f"the clean and corrupted runs give the same logit difference ({clean:.6g}): nothing to restore"
         yield PatchingGrid(None, clean, corrupted, site, reason)
         return
-    layers = len(clean_acts)
+    layers, whole = len(clean_acts), whole_context(edits_on(loaded.model))
     columns = []
     for p in range(length):
+        start = 0 if whole else p  # a mean edit needs every position in the pass
         with borrowed(loaded.model) as model, torch.no_grad(), lane_breaks(model):
             rows = [Patch(layer, (p,)) for layer in range(layers)]
-            out, _ = patched(run, rows, corrupted_ids, p, _prefix(cache, p, layers))
+            out, _ = patched(run, rows, corrupted_ids, start, _prefix(cache, start, layers))
         columns.append(score(out, clean, corrupted))
         yield Progress(p + 1, length, PATCHING_DESC)
     grid = torch.stack(columns, dim=1)  # layers x positions

@@ -153,9 +153,12 @@ class LogitComponents(Answer):
     heads: list[list[float]]
     mlps: list[float]
     bias: float
+    steering: float
     logit: float
     reconstruction_error: float
     rms: float
+    model_dtype: str
+    sum_dtype: str
     norm_scale: str
 
 

@@ -179,12 +179,14 @@ class AttributionRequest(TargetRequest):
 
 
 class PatchingRequest(PreviewRequest):
-    """A clean request (prompt and completion), a corrupted prompt of the same token length, a target, a foil and
-    the site patched: each (layer, position) of the clean run copied into the corrupted run alone."""
+    """A clean request (prompt or messages, completion, interventions), a corrupted prompt of the same token
+    length, a target, a foil and the site patched: each (layer, position) of the clean run copied into the
+    corrupted run alone, both runs under the request's interventions."""
 
     model_config = ConfigDict(json_schema_extra={"allOf": [TEXT_RULE, TARGET_RULE]})
     corrupted: NonEmptyText = Field(
-        description="the corrupted prompt: the prompt with a word changed, same token length"
+        description="the corrupted prompt: the prompt (with messages: the last user message's text) with a word"
+        " changed, of the same token length"
     )
     target_index: integer(ge=0) | None = Field(None, description="a completion position")
     target_token_id: TokenId | None = None

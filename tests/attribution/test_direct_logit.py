@@ -1,15 +1,20 @@
 """Direct logit attribution against a computation written here: a plain forward for the logit, and hooks of
 our own on each attention block, MLP and layer for the pieces, through the final RMSNorm with its 1/rms
 taken from that forward; the sum of the parts is the logit, a foil gives the difference, and a model that is
-not Llama-shaped is refused in one line."""
+not Llama-shaped is refused in one line. Under model edits the parts are the edited model's; in bfloat16 the
+sums are float64 and match the model's own (rounded) logit to 2^-7 of it."""
 
 from __future__ import annotations
+
+import copy
+import dataclasses
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from attribution import attribute
+from backends.interventions import Ablate, Steer, applied
 from backends.model import LoadedModel
 
 TEXT = "The capital of France is"
@@ -96,7 +101,8 @@ def test_the_result_is_the_log_probability_of_the_same_pass_and_scores_no_tokens
     assert result.target_logprob == pytest.approx(expected, abs=1e-4)
     assert result.scores == result.normalized == () and result.faithfulness is None and result.signed
     assert set(result.as_dict()["components"]) == {
-        "embed", "heads", "mlps", "bias", "logit", "reconstruction_error", "rms", "norm_scale",
+        "embed", "heads", "mlps", "bias", "steering", "logit", "reconstruction_error", "rms", "model_dtype",
+        "sum_dtype", "norm_scale",
     }  # fmt: skip
 
 
@@ -105,3 +111,53 @@ def test_a_model_that_is_not_llama_shaped_is_refused_in_one_line(tokenizer):
     gpt2 = LoadedModel(GPT2LMHeadModel(config).eval(), tokenizer, "tiny-gpt2", "test", torch.device("cpu"), key=-2)
     with pytest.raises(ValueError, match=r"^method direct_logit needs a Llama-style model .*GPT2LMHeadModel is not$"):
         attribute(gpt2, [1, 2, 3], 5, "direct_logit", use_cache=False)
+
+
+STEER = Steer(5, tuple(0.1 * (-1) ** i for i in range(576)), 3.0)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [Ablate(3, head=2), Ablate(3, component="attention"), Ablate(3, component="attention", mode="mean"),
+     Ablate(3, component="mlp", mode="mean"), STEER],
+    ids=lambda edit: edit.describe(),
+)  # fmt: skip
+def test_under_an_edit_the_parts_are_the_edited_model_s(embedded, ids, edit):
+    """Our own hooks on the edited model (installed after the edit's, so they see what it left): layer 3's
+    attention output split over heads, its MLP, and the steering vector through the frozen norm."""
+    model, seen = embedded.model, {}
+    layers = model.model.layers
+    with applied(model, (edit,)), torch.no_grad():
+        hooks = [layers[3].self_attn.register_forward_hook(lambda _m, _a, out: seen.update(attn=out[0][0, -1])),
+                 layers[3].mlp.register_forward_hook(lambda _m, _a, out: seen.update(mlp=out[0, -1])),
+                 layers[-1].register_forward_hook(lambda _m, _a, out: seen.update(x=out[0, -1].double()))]  # fmt: skip
+        try:
+            logits = model(torch.tensor([ids])).logits[0, -1].double()
+        finally:
+            for hook in hooks:
+                hook.remove()
+    parts = attribute(embedded, ids, PARIS, "direct_logit", use_cache=False, edits=(edit,)).components
+    rms = torch.sqrt(seen["x"].pow(2).mean() + model.model.norm.variance_epsilon)
+    direction = model.lm_head.weight[PARIS].double() * model.model.norm.weight.double() / rms
+    assert parts.logit == pytest.approx(float(logits[PARIS]), rel=1e-6)
+    assert parts.reconstruction_error < 1e-3 * abs(parts.logit)
+    assert sum(parts.heads[3]) == pytest.approx(float(direction @ seen["attn"].double()), rel=1e-5, abs=1e-6)
+    assert parts.mlps[3] == pytest.approx(float(direction @ seen["mlp"].double()), rel=1e-5, abs=1e-6)
+    steering = float(direction @ (torch.tensor(STEER.vector, dtype=torch.float64) * STEER.alpha))
+    assert parts.steering == pytest.approx(steering if edit is STEER else 0.0, rel=1e-9, abs=1e-12)
+    if edit == Ablate(3, head=2) or edit == Ablate(3, component="attention"):
+        assert parts.heads[3][2] == 0.0
+
+
+@pytest.mark.parametrize("text", [TEXT, "Once upon a time there was a", "def add(a, b):\n    return"])
+def test_in_bfloat16_the_float64_sums_match_the_model_s_rounded_logit(embedded, tokenizer, text):
+    """bfloat16 keeps 8 significant bits: the model's own logit is up to 2^-8 of itself off, and every addition
+    to the residual stream rounds as much; the parts, summed in float64, stay within 2^-7 of the logit."""
+    half = dataclasses.replace(embedded, model=copy.deepcopy(embedded.model).to(torch.bfloat16), key=-8)
+    ids = tokenizer(text)["input_ids"]
+    with torch.no_grad():
+        target = int(half.model(torch.tensor([ids])).logits[0, -1].argmax())
+    parts = attribute(half, ids, target, "direct_logit", use_cache=False).components
+    assert parts.reconstruction_error < 2**-7 * abs(parts.logit)
+    assert (parts.model_dtype, parts.sum_dtype) == ("bfloat16", "float64")
+    assert _components(embedded, ids).model_dtype == "float32"

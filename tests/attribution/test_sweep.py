@@ -9,7 +9,8 @@ import random
 import pytest
 import torch
 
-from attribution.sweep import sweep
+from attribution import sweep as sweeps
+from attribution.sweep import sweep, sweep_slices
 from backends.interventions import Ablate, applied
 
 TEXT = "The capital of France is"
@@ -92,3 +93,16 @@ def test_a_layer_ablated_in_zero_mode_changes_nothing_but_its_own_update(embedde
     assert result.grid[3][0].rank == rank
     assert all(torch.equal(before[k], v) for k, v in embedded.model.state_dict().items())
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in embedded.model.modules()) == hooks_before
+
+
+def test_runs_too_big_to_hold_together_go_in_groups_of_layers_with_the_same_cells(tiny, monkeypatch):
+    """With room for one layer's runs at a time, each layer's runs are a pass of their own: same cells."""
+    ids = list(range(5, 25))
+    together = sweep(tiny, ids, 7, "heads", "mean")
+    monkeypatch.setattr(sweeps, "MAX_HELD", 1)
+    *progress, grouped = sweep_slices(tiny, ids, 7, "heads", "mean")
+    assert [(p.done, p.total) for p in progress] == [(1, 3), (2, 3)]  # layers 0-1, then layer 1 alone
+    assert grouped.score == together.score
+    for mine, theirs in zip(grouped.grid, together.grid, strict=True):
+        assert [c.delta for c in mine] == pytest.approx([c.delta for c in theirs], abs=1e-6)
+        assert [c.rank for c in mine] == [c.rank for c in theirs]

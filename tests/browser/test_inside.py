@@ -41,7 +41,7 @@ def test_the_direct_logit_map_holds_the_api_s_numbers(page: Page, model):
     assert shown["z"][0][0] == pytest.approx(answer["embed"], rel=1e-5)
     for layer, (heads, mlp) in enumerate(zip(answer["heads"], answer["mlps"], strict=True)):
         assert shown["z"][layer + 1] == pytest.approx([*heads, mlp], rel=1e-4, abs=1e-6)
-    expect(page.locator("#inside-dla-note")).to_contain_text("Sum of the parts")
+    expect(page.locator("#inside-dla-note")).to_contain_text("the parts sum to")
 
     ui.step(page)  # the explained position moves on: the map is out of date
     expect(page.locator("#inside-dla-note")).to_contain_text("Out of date")

@@ -40,13 +40,14 @@ def direct_logit_figure(components: dict, target: str, foil: str | None) -> go.F
     x = [f"H{h}" for h in range(len(heads[0]) if heads else 0)] + [MLP_COLUMN]
     y = [EMBED_ROW, *(f"L{layer}" for layer in range(len(heads)))]
     z = [[components["embed"], *([None] * (len(x) - 1))]]
-    hover = [[f"the token's embedding: {components['embed']:+.6g}", *([""] * (len(x) - 1))]]
+    what = f"logit({target})" + (f" − logit({foil})" if foil else "")
+    hover = [[f"the token's embedding adds {components['embed']:+.6g} to {what}", *([""] * (len(x) - 1))]]
     for layer, (row, mlp) in enumerate(zip(heads, mlps, strict=True)):
         z.append([*row, mlp])
         hover.append(
-            [f"layer {layer}, head {h}: {v:+.6g}" for h, v in enumerate(row)] + [f"layer {layer}, MLP: {mlp:+.6g}"]
+            [f"layer {layer}, head {h} adds {v:+.6g} to {what}" for h, v in enumerate(row)]
+            + [f"layer {layer}, MLP adds {mlp:+.6g} to {what}"]
         )
-    what = f"logit({target})" + (f" − logit({foil})" if foil else "")
     title = f"Direct logit attribution of {what} = {components['logit']:.4g}"
     return light_figure([_heatmap(z, x, y, hover, "logit share")], _layout(title, len(y), "attention head, then MLP"))
 
@@ -61,9 +62,10 @@ def patching_figure(answer: dict) -> go.Figure:
     scores = answer["scores"]
     y = [f"L{layer}" for layer in range(len(scores))]
     hover = [
-        [f"layer {layer}, position {labels[p]}: {v:+.6g}" for p, v in enumerate(row)]
+        [f"layer {layer}'s {answer['site']} output at {labels[p]} copied from the clean run restores {v:+.4g} of the"
+         " difference (1 = all)" for p, v in enumerate(row)]
         for layer, row in enumerate(scores)
-    ]
+    ]  # fmt: skip
     title = (
         f"Patching the {answer['site']} output: share of logit({answer['target']['display']}) −"
         f" logit({answer['contrast']['display']}) restored (clean {answer['clean']:.3g}, corrupted"
@@ -79,7 +81,8 @@ def sweep_figure(answer: dict) -> go.Figure:
     z = [[cell["delta"] for cell in row] for row in grid]
     hover = [
         [
-            f"layer {layer}, head {h} ablated: {cell['delta']:+.6g} (rank {cell['rank']}, {cell['rank_delta']:+d})"
+            f"layer {layer}, head {h} ablated: {answer['score']} changes by {cell['delta']:+.6g}; the token's rank"
+            f" becomes {cell['rank']} ({cell['rank_delta']:+d})"
             for h, cell in enumerate(row)
         ]
         for layer, row in enumerate(grid)

@@ -37,8 +37,9 @@ D = Controls()
 SITES = [("residual stream (a layer's output)", "residual"), ("attention block output", "attention"),
          ("MLP output", "mlp")]  # fmt: skip
 SUGGESTION_NOTE = (
-    "The corrupted prompt must have as many tokens as the prompt. **Suggest** replaces the prompt's last word that"
-    " a stand-in of the same token length can replace; edit it freely."
+    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original. **Suggest**"
+    " replaces its last word that a stand-in of the same token length can replace; edit it freely. The branch's"
+    " model edits apply to both runs."
 )
 
 CLICK_NOTE = "Click a head or an MLP cell of the split or sweep map to ablate it (zero) on this branch."
@@ -66,7 +67,9 @@ def create_inside() -> dict:
         c["sweep_note"] = gr.Markdown(elem_id="sweep-note")
         c["sweep"] = gr.Plot(elem_id="inside-sweep", show_label=False)
         with gr.Row():
-            c["corrupted"] = gr.Textbox(D.corrupted, label="Corrupted prompt", elem_id="corrupted", scale=4)
+            c["corrupted"] = gr.Textbox(
+                D.corrupted, label="Corrupted prompt (in a chat: the last user message)", elem_id="corrupted", scale=4
+            )
             c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation", scale=2)
         c["corrupted_note"] = gr.Markdown(SUGGESTION_NOTE, elem_id="corrupted-note")
         with gr.Row():
@@ -94,10 +97,12 @@ def split(session: Session, controls: Controls, computed: dict) -> dict:
     foil = result["contrast"]["display"] if result["contrast"] else None
     figure = direct_logit_figure(result["components"], result["target"]["display"], foil)
     parts = result["components"]
+    steering = f", the branch's steering {parts['steering']:+.4f} included" if parts["steering"] else ""
     note = (
-        f"Each cell: what that part wrote into the residual stream, read through the unembedding (final norm's scale"
-        f" frozen from this forward pass). Sum of the parts {parts['logit']:.4f}, off by"
-        f" {parts['reconstruction_error']:.1e}. Red pushes toward **{result['target']['display']}**, blue away."
+        f"Each cell: how much that part (the token's embedding, one attention head, one MLP) wrote directly toward"
+        f" **{result['target']['display']}** (red) or away from it (blue), read through the unembedding with the"
+        f" final norm's scale frozen from this forward pass; the parts sum to {parts['logit']:.4f}{steering}, off"
+        f" by {parts['reconstruction_error']:.1e}."
     )
     return {"inside_dla": figure, "inside_dla_note": note,
             "computed": computed | {"inside_dla": on_demand_key("inside_dla", session, controls)}}  # fmt: skip

@@ -15,6 +15,7 @@ from service import sweep as sweeps
 from tests.ui.helpers import CONTROLS, stepped
 from ui import explain_target
 from ui.draw import inside_maps as draw
+from ui.edits import Edit
 from ui.panels import inside
 from ui.state import Prefs, Session
 from ui.view import Frame, view
@@ -98,3 +99,16 @@ def test_the_sweep_map_holds_the_service_s_deltas_and_goes_out_of_date():
                               "completion_ids": list(session.branch.ids)})  # fmt: skip
     _, moved = view(Frame(session, replace(CONTROLS, explain_token="x:5"), Prefs(), result, computed=computed))
     assert "Out of date" in moved["sweep_note"]
+
+
+def test_the_maps_of_an_edited_branch_are_the_edited_model_s():
+    """The branch's edits go with the split, the sweep and the patching request, and the service takes them."""
+    session = stepped(1).with_edits((Edit("ablate", 0, head=1),))
+    controls = replace(CONTROLS, corrupted=CORRUPTED)
+    edits = [{"type": "ablate", "layer": 0, "mode": "zero", "head": 1}]
+    request = inside.patching_request(session, controls)
+    assert request["interventions"] == edits and inside.sweep_request(session, controls)["interventions"] == edits
+    assert patching.patching(request)["scores"] == patching.patching(request | {"interventions": edits})["scores"]
+    unedited = {k: v for k, v in request.items() if k not in ("interventions", "corrupted", "site")}
+    answer = service.attribution(unedited | {"method": "direct_logit", "interventions": edits})["components"]
+    assert inside.split(session, controls, {})["inside_dla"].data[0].z[1][1] == answer["heads"][0][1] == 0.0
