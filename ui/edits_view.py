@@ -1,8 +1,9 @@
 """What the explorer shows of the current branch's model edits: the panel's list, and the status line's words.
 
-The list is a switch per edit (ticked: on) and the choices of the remove picker, drawn from the session. The
-status line names the edits a distribution was computed under with the answer's own words (`edits`) and says
-how far they move p_final from the unedited model's (`kl_edit`, in bits, or why it is infinite).
+The list is a switch per edit (ticked: on) and the choices of the remove picker (the latest edit picked), drawn
+from the session. The status line names the edits a distribution was computed under with the answer's own words
+(`edits`) and says how far they move p_final from the unedited model's (`kl_edit`, in bits, or why it is
+infinite).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _switches(session: Session) -> gr.CheckboxGroup:
 
 
 def _picker(session: Session) -> gr.Dropdown:
-    return gr.Dropdown(choices=_labels(session), value=None)
+    labels = _labels(session)  # the latest edit picked: the one a user most likely means to change or remove
+    return gr.Dropdown(choices=labels, value=labels[-1][1] if labels else None)
 
 
 DRAWS = {"edits_list": _switches, "edit_pick": _picker}  # component -> its content

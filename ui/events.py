@@ -31,6 +31,7 @@ MODEL_EVENT = {
     "concurrency_id": CONCURRENCY_ID, "concurrency_limit": EVENT_CONCURRENCY, "api_visibility": "private",
     "show_progress": "minimal",
 }  # fmt: skip
+TOGGLE_EVENT = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}  # showing or hiding a button
 # Events that read and write the session run one at a time, in order: Gradio reads a state when an event
 # starts, so two at once (a prompt's blur and a Step click) would each write a session missing the other's
 # change. They are short: the lane lets them in between the slices of long work. The controls arrive as the
@@ -58,6 +59,14 @@ class Outcome:
     notice: str = ""
     also: dict = field(default_factory=dict)  # component name -> new value (e.g. a cleared text box)
     controls: Controls | None = None  # when the action changed the controls (a preset, a constraint type)
+
+
+def _visible() -> gr.Button:
+    return gr.Button(visible=True)
+
+
+def _hidden() -> gr.Button:
+    return gr.Button(visible=False)
 
 
 def refuse(exc: Exception) -> None:
@@ -164,5 +173,12 @@ class Explorer:
                 yield skip
 
         shown = [self.c[name] for name in (*outputs, "computed")]
-        running = self.c[start].click(run, self.inputs(), shown, **(MODEL_EVENT | {"show_progress": "full"}))
-        self.c[cancel].click(None, None, None, cancels=[running], api_visibility="private")
+        # Cancel is on screen only while the work runs: a red button beside an idle one reads as an alarm
+        button = self.c[cancel]
+        running = (
+            self.c[start]
+            .click(_visible, None, button, **TOGGLE_EVENT)
+            .then(run, self.inputs(), shown, **(MODEL_EVENT | {"show_progress": "full"}))
+        )
+        running.then(_hidden, None, button, **TOGGLE_EVENT)
+        button.click(_hidden, None, button, cancels=[running], **TOGGLE_EVENT)

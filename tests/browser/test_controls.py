@@ -62,9 +62,12 @@ def test_cancel_stops_integrated_gradients_which_reports_real_progress(page):
     ui.open_accordion(page, "attribution-panel")
     ui.choose(page, "Method", "Integrated gradients (slow)")
     ui.set_slider(page, "Integrated-gradients steps", 64)
+    cancel = page.get_by_role("button", name="Cancel", exact=True)
+    expect(cancel).to_have_count(0)  # no Cancel on screen while nothing runs
     page.get_by_role("button", name=re.compile(r"^Explain this token")).click()
     expect(page.get_by_text(re.compile(r"[1-9]\d* of \d+ passes")).first).to_be_visible()
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    cancel.click()
+    expect(cancel).to_have_count(0)  # gone again once cancelled
     ui.step(page, 1)  # served at once, not after the cancelled computation
     page.wait_for_timeout(SETTLE_MS)
     expect(page.locator("#attribution .attr-cell")).to_have_count(0)  # the cancelled result never arrives

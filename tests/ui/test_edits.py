@@ -15,7 +15,7 @@ from tests.service.test_edit_sides import p_base
 from tests.ui.helpers import CONTROLS, stepped
 from ui import actions, lookahead_view, session_store
 from ui.edits import Edit, Vector
-from ui.edits_view import status_part
+from ui.edits_view import DRAWS, status_part
 from ui.panels import branches, edits
 from ui.request import attribution_request, request_for
 from ui.session_json import from_json, to_json
@@ -69,6 +69,13 @@ def test_a_step_after_an_edit_is_taken_under_it_and_remove_takes_it_away():
     assert fresh.branch.edits == ()
     with pytest.raises(ValueError, match="choose the edit in “Edit to change or remove” first"):
         edits.remove_edit(fresh, CONTROLS, 0)
+
+
+def test_the_picker_offers_every_edit_with_the_latest_picked():
+    session = ablated(ablated(Session()).session, head=2).session
+    picker = DRAWS["edit_pick"](session)
+    assert [value for _, value in picker.choices] == [0, 1] and picker.value == 1
+    assert DRAWS["edit_pick"](Session()).value is None
 
 
 def test_set_strength_changes_a_steering_edit_in_place_and_forks_a_branch_with_tokens():

@@ -60,7 +60,7 @@ def create_attribution_panel() -> dict:
         )  # fmt: skip
         with gr.Row():
             c["explain"] = gr.Button("Explain this token (inspected, else the last one)", size="sm")
-            c["cancel_explain"] = gr.Button("Cancel", size="sm", variant="stop")
+            c["cancel_explain"] = gr.Button("Cancel", size="sm", variant="stop", visible=False)
         c["attribution"] = gr.HTML("", elem_id="attribution")
         c["attribution_legend"] = gr.Markdown(elem_id="attribution-legend")
     return c

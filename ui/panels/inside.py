@@ -63,7 +63,7 @@ def create_inside() -> dict:
         c["inside_ablate_event"] = gr.Button("Ablate the clicked part", visible="hidden", elem_id="inside-ablate-event")
         with gr.Row():
             c["sweep_button"] = gr.Button("Sweep: ablate each head alone", size="sm")
-            c["cancel_sweep"] = gr.Button("Cancel", size="sm", variant="stop")
+            c["cancel_sweep"] = gr.Button("Cancel", size="sm", variant="stop", visible=False)
         c["sweep_note"] = gr.Markdown(elem_id="sweep-note")
         c["sweep"] = gr.Plot(elem_id="inside-sweep", show_label=False)
         with gr.Row():
@@ -75,7 +75,7 @@ def create_inside() -> dict:
         with gr.Row():
             c["suggest_corrupted"] = gr.Button("Suggest", size="sm")
             c["patch"] = gr.Button("Patch every layer and position", size="sm")
-            c["cancel_patch"] = gr.Button("Cancel", size="sm", variant="stop")
+            c["cancel_patch"] = gr.Button("Cancel", size="sm", variant="stop", visible=False)
         c["patching_note"] = gr.Markdown(elem_id="patching-note")
         c["patching"] = gr.Plot(elem_id="inside-patching", show_label=False)
     return c
