@@ -4,6 +4,7 @@ as the main one, a tiny model with other weights as the reference, knobs that le
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ from ui.controls import Controls
 from ui.draw import reference_diff
 from ui.edits import Edit
 from ui.panels import reference as panel
-from ui.reference import ANOTHER, RefChoice, picked
+from ui.reference import ANOTHER, OTHER_ENGINE, RefChoice, picked
 from ui.request import request_for
 from ui.session_json import from_json, to_json
 from ui.state import Prefs, Session
@@ -55,6 +56,9 @@ def test_the_panel_s_picks_are_the_request_s_reference_and_bad_picks_are_refused
         picked(None, "", "")
     with pytest.raises(ValueError, match="the dtype 'float8' is not one of float32, bfloat16, float16"):
         picked(ANOTHER, "embedded", "float8")
+    assert picked(OTHER_ENGINE, "", "").request() == {"engine": "vllm"}  # the main model on transformers
+    assert picked(OTHER_ENGINE, "", "", main_engine="vllm").request() == {"engine": "transformers"}
+    assert picked(OTHER_ENGINE, "", "").label() == "on vllm"
 
 
 def test_the_session_keeps_the_reference_in_its_json_and_every_request_carries_it():
@@ -67,6 +71,18 @@ def test_the_session_keeps_the_reference_in_its_json_and_every_request_carries_i
     assert none.reference is None
     with pytest.raises(ValueError, match="the reference in the session file is not one the panel makes"):
         RefChoice.from_dict({"dtype": "float8"})
+    on_vllm = RefChoice(engine="vllm")
+    assert RefChoice.from_dict(on_vllm.as_dict()) == on_vllm
+    with pytest.raises(ValueError, match="the reference in the session file is not one the panel makes"):
+        RefChoice.from_dict({"engine": "tgi"})
+
+
+def test_the_other_engine_without_vllm_installed_is_refused_in_one_line_and_nothing_changes():
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here: the vLLM reference runs (tests/backends/vllm/test_reference.py)")
+    session = stepped(1, CONTROLS, Session())
+    with pytest.raises(ValueError, match="needs the vllm package, which is not installed here"):
+        panel.apply(session, CONTROLS, OTHER_ENGINE, "", "")
 
 
 def test_apply_shows_the_reference_s_series_and_the_kl_in_the_status_line(tiny_reference_store, other_folder):

@@ -19,18 +19,23 @@ from dataclasses import replace
 import gradio as gr
 
 from service import diff as service_diff
+from service import operations as service
 from service import reference as service_reference
 
 from .. import actions, reference_view
 from ..controls import Controls
 from ..draw import reference_diff, render
 from ..events import QUICK_EVENT, Explorer, Outcome
-from ..reference import ANOTHER, DTYPES, MAIN_FORMS, picked
+from ..reference import ANOTHER, DTYPES, MAIN_FORMS, OTHER_ENGINE, RefChoice, picked
 from ..request import request_for
 from ..state import Session
 from ..view import on_demand_key
 
-FORM_CHOICES = [*((f"the main model in {form}", form) for form in MAIN_FORMS), (ANOTHER, ANOTHER)]
+FORM_CHOICES = [
+    *((f"the main model in {form}", form) for form in MAIN_FORMS),
+    ("the main model on the other engine (vLLM / transformers)", OTHER_ENGINE),
+    (ANOTHER, ANOTHER),
+]
 DTYPE_CHOICES = [("its own", ""), *((dtype, dtype) for dtype in DTYPES)]
 
 
@@ -65,13 +70,17 @@ def create_reference() -> dict:
 def apply(session: Session, controls: Controls, form: str | None, model: str | None, dtype: str | None) -> Outcome:
     """The current branch with the picked reference (refused, nothing changed, when the service refuses it)."""
     session = actions.current(session, controls).inspecting(None)
-    return actions.shown(replace(session, reference=picked(form, model, dtype)), controls)
+    return actions.shown(replace(session, reference=_picked(form, model, dtype)), controls)
+
+
+def _picked(form: str | None, model: str | None, dtype: str | None) -> RefChoice:
+    return picked(form, model, dtype, service.model_status().get("engine") or "transformers")
 
 
 def loading(form: str | None, model: str | None, dtype: str | None) -> tuple:
     """At once, before the load: the panel says so and Apply waits (a picking error is Apply's own toast)."""
     try:
-        label = picked(form, model, dtype).label()
+        label = _picked(form, model, dtype).label()
     except ValueError:
         return gr.skip(), gr.skip()
     return reference_view.loading_markdown(label), gr.Button(interactive=False)
