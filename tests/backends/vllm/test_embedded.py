@@ -50,10 +50,8 @@ CONSTRAINTS = [
 
 
 @pytest.fixture(scope="module")
-def vllm_model():
-    loaded = load_model(EMBEDDED_ID, device="cpu", engine=BackendSettings("vllm", VllmOptions(enforce_eager=True)))
-    yield loaded
-    loaded.backend.close()
+def vllm_model(vllm_embedded):
+    return vllm_embedded
 
 
 @pytest.fixture(scope="module")

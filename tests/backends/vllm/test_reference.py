@@ -13,9 +13,8 @@ import torch
 pytest.importorskip("vllm")
 
 from backends import reference_vllm
-from backends.model import EMBEDDED_ID, STORE, load_model
+from backends.model import STORE
 from backends.reference import MIB, REFERENCES, ReferenceSpec, estimated_bytes, model_bytes
-from backends.settings import BackendSettings, VllmOptions
 from backends.vllm.backend import VllmBackend
 from service import operations as service
 from service.diff import diff
@@ -145,15 +144,13 @@ def test_over_the_memory_budget_vllm_does_not_start(on_embedded):
 
 
 @pytest.fixture(scope="module")
-def vllm_main(on_embedded):
+def vllm_main(on_embedded, vllm_embedded):
     """The embedded model on the vLLM engine as the shared model (after the vLLM reference is gone)."""
     REFERENCES.remove()
-    loaded = load_model(EMBEDDED_ID, device="cpu", engine=BackendSettings("vllm", VllmOptions(enforce_eager=True)))
-    STORE.use(loaded)
-    yield loaded
+    STORE.use(vllm_embedded)
+    yield vllm_embedded
     REFERENCES.remove()
     STORE.use(on_embedded)
-    loaded.backend.close()
 
 
 def test_the_transformers_engine_as_the_reference_of_a_vllm_main_model(vllm_main, on_embedded):
