@@ -19,10 +19,11 @@ from backends.bounded import BoundedCache
 from backends.model import LoadedModel
 from backends.model.loaded import eos_ids
 from backends.model.memo import per_model
+from backends.reference import REFERENCES
 from decoding import distribution as dist_mod
-from decoding import reference
 from decoding.edit_effect import EditEffect
 from decoding.prompt import PromptEncoder
+from decoding.reference import ReferenceEffect
 from decoding.request import Request
 from decoding.results import Choice, Result
 from decoding.sampling import llama_samplers as ls
@@ -122,10 +123,20 @@ class Engine:
         if req.interventions:
             summary = dataclasses.replace(summary, edit=self._edit_effect(req, prompt, completion, stages))
         if req.reference is not None:
-            summary = dataclasses.replace(summary, reference=reference.effect(self, req, prompt, completion, stages))
+            summary = dataclasses.replace(summary, reference=self._reference_effect(req, prompt, completion, stages))
         found = (stages, summary)
         self._analyses.put(key, found)
         return found
+
+    def _reference_effect(self, req: Request, prompt, completion, main: dist_mod.Stages) -> ReferenceEffect:
+        """The request's reference (loaded already, see backends.reference) beside the main model's stages."""
+        ids = (*prompt, *completion)
+        ref_logits = REFERENCES.ready(req.reference, self.loaded).logits(ids)[0]
+        # the reference is never edited, and has no reference of its own
+        plain = dataclasses.replace(req, interventions=(), reference=None)
+        ref_stages = self.stages_from(plain, ref_logits, prompt, completion)
+        main_logits = self.cache.logits(self.loaded, ids, edits=req.interventions)[0]  # cached by the main step
+        return ReferenceEffect.of(main, main_logits, ref_stages, ref_logits, req.reference.describe(self.loaded))
 
     def _edit_effect(self, req: Request, prompt, completion, edited: dist_mod.Stages) -> EditEffect:
         """The unedited model at this position (its own memoised analysis) beside the edited one."""

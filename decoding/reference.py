@@ -2,8 +2,8 @@
 
 A request may name a reference (`"reference": {"model", "dtype", "quantization", "engine"}`, backends.reference).
 Its logits at the position go through the same stage chain as the main model's (the engine's `stages_from`:
-the same knobs, constraint and draws), so each display row carries the reference's `p_base_reference` and
-`p_final_reference`, and the distribution carries:
+the same knobs, constraint and draws; `Engine._reference_effect` runs it), so each display row carries the
+reference's `p_base_reference` and `p_final_reference`, and the distribution carries:
 
 - `kl_reference_final`: KL(main p_final || reference p_final) in bits (null with a reason where infinite: the
   reference's knobs give 0 to a token the main model keeps), and `kl_reference_base`: the same of p_base,
@@ -15,20 +15,12 @@ the same knobs, constraint and draws), so each display row carries the reference
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-from backends.reference import REFERENCES
 from decoding.divergence import kl_bits, kl_or_reason
 from decoding.sampling.chain import Stages
-
-if TYPE_CHECKING:
-    from decoding.engine import Engine
-    from decoding.request import Request
 
 
 @dataclass(frozen=True)
@@ -82,16 +74,3 @@ class ReferenceEffect:
             "rank_under_reference": self.rank,
         }
 
-
-def effect(
-    engine: Engine, req: Request, prompt: Sequence[int], completion: Sequence[int], main: Stages
-) -> ReferenceEffect:
-    """The request's reference (loaded already, see backends.reference) beside the main model's `main` stages."""
-    ids = (*prompt, *completion)
-    reference = REFERENCES.ready(req.reference, engine.loaded)
-    ref_logits = reference.logits(ids)[0]
-    # the reference is never edited, and has no reference of its own
-    plain = dataclasses.replace(req, interventions=(), reference=None)
-    ref_stages = engine.stages_from(plain, ref_logits, prompt, completion)
-    main_logits = engine.cache.logits(engine.loaded, ids, edits=req.interventions)[0]  # cached by the main step
-    return ReferenceEffect.of(main, main_logits, ref_stages, ref_logits, req.reference.describe(engine.loaded))
