@@ -1,18 +1,20 @@
 """How an edited step's forward runs its edited and its unedited row: one pass, two rows only where they differ.
 
 `two_row_pass(model, layer)`: below the first edited layer both rows compute the same, so the pass runs one row
-there and that row twice from the layer on (`forked`); and the output layer runs as W @ x^T (`narrow_head`).
+there and that row twice from the layer on (`forked`); and its linear layers take a few rows as W @ x^T
+(`narrow_products`).
 
-On the CPU the BLAS product of two rows by the output layer's weights (`F.linear`: x @ W^T) costs about twice
-one row's on the machine measured (an AMD EPYC with MKL: 18 ms against 8 ms for SmolLM2-135M's 49152 x 576
-output layer, one thread), while the same product taken as W @ x^T, the two rows as its narrow side, costs
-9.5 ms. The numbers are the same up to float rounding (~1e-6). Only the output layer: the decoder's own linear
-layers swapped too made the step slower (bench/edits.py).
+On the CPU the BLAS product of two rows by a layer's weights as `F.linear` takes it (x @ W^T, a GEMM with two
+rows on the short side) costs about 1.7 x one row's on the machine measured (an AMD EPYC with MKL, SmolLM2-135M's
+30 decoder layers: 51 ms against 31 ms), while the same product taken as W @ x^T (the rows as its narrow side),
+copied back to rows, costs 26 ms: less than one row. From 6 rows on neither form wins steadily, so only 2 to
+NARROW_MAX rows take it. The numbers are the same up to float rounding (~1e-6).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,12 +23,16 @@ from torch import nn
 
 from backends.giving_way import decoder_layers
 
+NARROW_MAX = 4
+_THIS_THREAD = threading.local()
+_NARROWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 @contextmanager
 def two_row_pass(model: nn.Module, layer: int) -> Iterator[None]:
-    """Within the block, this thread's passes of `model` fork at decoder layer `layer` and take the output layer
-    as W @ x^T; both undone in `finally`."""
-    with forked(model, layer), narrow_head(model):
+    """Within the block, this thread's passes of `model` fork at decoder layer `layer` and take
+    their few-row products as W @ x^T; both undone in `finally`."""
+    with forked(model, layer), narrow_products(model):
         yield
 
 
@@ -51,25 +57,32 @@ def forked(model: nn.Module, layer: int) -> Iterator[None]:
 
 
 @contextmanager
-def narrow_head(model: nn.Module) -> Iterator[None]:
-    """Within the block, this thread's passes of `model` run its output layer as W @ x^T (a plain linear layer on
-    the CPU; any other is left as it is); the layer's own forward is back in `finally`."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if type(head) is not nn.Linear or head.weight.device.type != "cpu":
-        yield
-        return
-    head.forward = _narrow(head, threading.get_ident())
+def narrow_products(model: nn.Module) -> Iterator[None]:
+    """Within the block, this thread's passes of `model` run its plain linear layers on the CPU as W @ x^T when they
+    get 2 to NARROW_MAX rows (any other layer, or row count, as it is); the layers' own forwards back in `finally`."""
+    if model not in _NARROWED:  # built once per model: a walk over its modules costs ~0.7 ms, a step ~60
+        _NARROWED[model] = [
+            (m, _narrow(m)) for m in model.modules() if type(m) is nn.Linear and m.weight.device.type == "cpu"
+        ]
+    layers = _NARROWED[model]
+    _THIS_THREAD.narrow = True
     try:
+        for layer, forward in layers:  # the instance dict itself: Module.__setattr__'s checks cost ~0.4 ms a step
+            layer.__dict__["forward"] = forward
         yield
     finally:
-        del head.forward
+        _THIS_THREAD.narrow = False
+        for layer, _ in layers:
+            layer.__dict__.pop("forward", None)
 
 
-def _narrow(layer: nn.Linear, me: int):
+def _narrow(layer: nn.Linear):
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if threading.get_ident() != me:  # another thread's pass, let through the model meanwhile
+        rows = x.numel() // x.shape[-1]
+        if not getattr(_THIS_THREAD, "narrow", False) or not 2 <= rows <= NARROW_MAX:  # another thread's pass
             return nn.Linear.forward(layer, x)
-        out = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).T).T
+        # back to rows: the transposed view's strides made the elementwise work after it slower than the copy
+        out = torch.mm(layer.weight, x.reshape(rows, x.shape[-1]).T).T.contiguous()
         if layer.bias is not None:
             out = out + layer.bias
         return out.reshape(*x.shape[:-1], out.shape[-1])

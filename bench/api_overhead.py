@@ -1,10 +1,12 @@
 """What the APIs add to a step: the engine's step called directly vs the same step over REST and Gradio's HTTP API.
 
-Run: `uv run python bench/api_overhead.py [--context 695] [--runs N]`. Serves Gradio's API and the REST API from
+Run: `uv run python bench/api_overhead.py [--context 695] [--runs N] [--rounds R]`. Serves Gradio's API and the REST API from
 this process (`cli.launch`, as `app.py` does, without the UI), so every method runs on the same model and the same
 torch threads (a second process's idle threads would skew a small machine). At a `--context`-token raw prompt,
 each method walks its own greedy completion (its own prompt, so no method reuses another's cached logits),
-one new token per call, interleaved so a burst of load hits all of them:
+one new token per call, `--runs` calls in a row as a script steps (a method interleaved with the others paid for
+their caches' memory traffic: ~1.35 x `generate` over REST where a script alone takes ~1.05 x), the methods in
+turn, the whole round `--rounds` times (A, B, A, B) so a burst of load hits all of them:
 
 - engine: `engine.step(engine.request(body)).as_dict()` in this process;
 - service: `service.step(body)` in this process (strict parsing, budgets and the model lane on top);
@@ -12,7 +14,7 @@ one new token per call, interleaved so a burst of load hits all of them:
 - Gradio: `POST /gradio_api/call/step` (the queue) then its event stream, read to the end; "slim" as above;
 - Gradio direct: `POST /gradio_api/run/step`, slim: Gradio's route without the queue or the event stream.
 
-Also transformers' `generate` per token at the same context (bench/prefetch_pace.py's measure). Prints a markdown
+Also transformers' `generate` per token at the same context after each round (bench/prefetch_pace.py's measure). Prints a markdown
 table of medians (ms) and their ratios to the engine's step and to `generate`'s token, then where a Gradio step's
 time goes beyond the function (the queue's join, the event stream, Gradio's own processing, serialisation).
 Targets: REST <= 1.15 x `generate`, Gradio <= 1.6 x. Asserts nothing.
@@ -40,7 +42,8 @@ from service import operations as service
 from service.prefetch import PREFETCH
 
 CONTEXT_TOKENS = 695
-RUNS = 20
+RUNS = 8
+ROUNDS = 3
 GENERATE_TOKENS = 16
 SERIALISE_RUNS = 50
 TIMEOUT_S = 300
@@ -128,7 +131,7 @@ def serving() -> Iterator[str]:
         demo.close()
 
 
-def measure(context: int, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+def measure(context: int, runs: int, rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
     """Each method's step times, the Gradio phases, and the context in tokens."""
     loaded = load_model(EMBEDDED_ID, device="cpu")
     STORE.use(loaded)
@@ -152,11 +155,13 @@ def measure(context: int, runs: int) -> tuple[dict[str, list[float]], dict[str, 
         for name, call in calls.items():  # warm-up: the prompt's prefill, then one step
             timed(walks, name, call, {name: []})
         phases.clear()
-        for _ in range(runs):
+        ids = loaded.tokenizer(walks["engine"]["prompt"])["input_ids"]
+        times["generate (a token)"] = []
+        for _ in range(rounds):
             for name, call in calls.items():
-                timed(walks, name, call, times)
-    ids = loaded.tokenizer(walks["engine"]["prompt"])["input_ids"]
-    times["generate (a token)"] = [generate_token_ms(loaded.model, ids)]
+                for _ in range(runs):
+                    timed(walks, name, call, times)
+            times["generate (a token)"].append(generate_token_ms(loaded.model, ids))
     return times, phases | serialisation(service.step(walks["service"])), len(ids)
 
 
@@ -176,7 +181,7 @@ def serialisation(answer: dict) -> dict[str, list[float]]:
 
 def print_table(times: dict[str, list[float]], phases: dict[str, list[float]], context: int, runs: int) -> None:
     engine, generate = harness.median(times["engine"]), harness.median(times["generate (a token)"])
-    print(f"\nStep at a {context}-token context, medians of {runs} steps per method (ms):\n")
+    print(f"\nStep at a {context}-token context, medians of {runs} steps per method (ms; generate: of rounds):\n")
     rows = [
         (name, f"{harness.median(values):.1f}", f"{min(values):.1f}", f"{harness.median(values) / engine:.2f}",
          f"{harness.median(values) / generate:.2f}")
@@ -197,13 +202,14 @@ def print_table(times: dict[str, list[float]], phases: dict[str, list[float]], c
 def main() -> None:
     parser = harness.parser(__doc__)
     parser.add_argument("--context", type=int, default=CONTEXT_TOKENS, help=f"prompt tokens (default {CONTEXT_TOKENS})")
-    parser.add_argument("--runs", type=int, default=RUNS, help=f"steps per method (default {RUNS})")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"steps in a row per method and round (default {RUNS})")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds (default {ROUNDS})")
     args = parser.parse_args()
     # Every method pays for a cold step: with prefetch a greedy walk would be served from memory, and the
     # background forwards would compete with the engine's own steps for the same CPUs.
     PREFETCH.configure(0)
-    times, phases, context = measure(args.context, args.runs)
-    print_table(times, phases, context, args.runs)
+    times, phases, context = measure(args.context, args.runs, args.rounds)
+    print_table(times, phases, context, args.runs * args.rounds)
 
 
 if __name__ == "__main__":

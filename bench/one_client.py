@@ -1,11 +1,10 @@
 """One scripted client stepping back to back, alone: REST and Gradio's API against transformers' `generate`.
 
 Run: `uv run python bench/one_client.py [--context 695] [--runs N] [--rounds R]`. bench/api_overhead.py
-interleaves its methods (each with its own 695-token cache), which shows what each layer adds under the same
-load but charges every call for the others' memory traffic; a real script steps alone. Here each caller walks
-its own greedy completion, `--runs` steps in a row, then `generate` decodes at the same context, and the
-whole round is repeated (A, B, A, B), with default settings (prefetch on: a client that never pauses gives it
-no quiet turn). Prints the median of each round's medians and its ratio to `generate`'s token.
+measures what each layer adds with prefetch off (every step cold); a real script runs with the defaults. Here
+each caller walks its own greedy completion, `--runs` steps in a row, then `generate` decodes at the same
+context, and the whole round is repeated (A, B, A, B), with default settings (prefetch on: a client that never
+pauses gives it no quiet turn). Prints the median of each round's medians and its ratio to `generate`'s token.
 Targets: REST <= 1.15 x `generate`, Gradio <= 1.6 x. Asserts nothing.
 """
 

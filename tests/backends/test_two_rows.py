@@ -1,5 +1,5 @@
-"""The two-row output layer: the same logits as the layer's own product (up to float rounding), for this thread's
-passes only, and the layer's own forward back afterwards, even after an error."""
+"""The few-row products: the same outputs as the layers' own (up to float rounding), for this thread's passes only,
+and the layers' own forwards back afterwards, even after an error."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import threading
 import pytest
 import torch
 
-from backends.two_rows import narrow_head
+from backends.two_rows import narrow_products
 
 
-def test_the_output_layer_gives_the_same_logits_and_is_put_back(tiny):
+@pytest.mark.parametrize("rows", [1, 2, 4, 5])
+def test_a_linear_layer_gives_the_same_products_and_is_put_back(tiny, rows):
     head = tiny.model.get_output_embeddings()
-    x = torch.randn(2, 1, head.in_features, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(rows, 1, head.in_features, generator=torch.Generator().manual_seed(0))
     expected = x @ head.weight.T  # the product written here
     calls: list[int] = []
     handle = head.register_forward_hook(lambda module, args, output: calls.append(1))
     try:
-        with narrow_head(tiny.model):
+        with narrow_products(tiny.model):
             assert "forward" in vars(head)
             got = head(x)
             other: list[torch.Tensor] = []
@@ -30,6 +31,26 @@ def test_the_output_layer_gives_the_same_logits_and_is_put_back(tiny):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(other[0], expected, atol=1e-5, rtol=0)  # another thread: the layer as it is
     assert calls == [1, 1]  # the layer's hooks still run around it
-    with pytest.raises(RuntimeError), narrow_head(tiny.model):
+    with pytest.raises(RuntimeError), narrow_products(tiny.model):
         raise RuntimeError("a forward failed")
     assert "forward" not in vars(head)
+
+
+def test_every_linear_layer_takes_the_narrow_form_and_a_pass_keeps_its_logits(tiny, monkeypatch):
+    two = torch.tensor([[5], [9]])  # two rows of one token: every product the narrow form
+    eight = torch.tensor([[5, 9, 2, 7]]).repeat(2, 1)  # eight rows: the layers' own forwards
+    with torch.no_grad():
+        expected = [tiny.model(input_ids=ids).logits for ids in (two, eight)]
+        products: list[tuple] = []
+        mm = torch.mm
+        monkeypatch.setattr(torch, "mm", lambda a, b: products.append(a.shape) or mm(a, b))
+        with narrow_products(tiny.model):
+            narrowed = [m for m in tiny.model.modules() if "forward" in vars(m)]
+            got = [tiny.model(input_ids=two).logits]
+            taken = len(products)
+            got.append(tiny.model(input_ids=eight).logits)
+    assert narrowed == [m for m in tiny.model.modules() if type(m) is torch.nn.Linear]  # projections and output
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
+    assert taken == len(narrowed) and len(products) == taken  # two rows: every layer W @ x^T; eight: none
+    assert not any("forward" in vars(m) for m in tiny.model.modules())
