@@ -1,9 +1,9 @@
 """What the APIs add to a step: the engine's step called directly vs the same step over REST and Gradio's HTTP API.
 
-Run: `uv run python bench/api_overhead.py [--context 695] [--runs N] [--rounds R]`. Serves Gradio's API and the REST API from
-this process (`cli.launch`, as `app.py` does, without the UI), so every method runs on the same model and the same
-torch threads (a second process's idle threads would skew a small machine). At a `--context`-token raw prompt,
-each method walks its own greedy completion (its own prompt, so no method reuses another's cached logits),
+Run: `uv run python bench/api_overhead.py [--context 695] [--runs N] [--rounds R]`. Serves Gradio's API and the
+REST API from this process (`cli.launch`, as `app.py` does, without the UI), so every method runs on the same model
+and the same torch threads (a second process's idle threads would skew a small machine). At a `--context`-token raw
+prompt, each method walks its own greedy completion (its own prompt, so no method reuses another's cached logits),
 one new token per call, `--runs` calls in a row as a script steps (a method interleaved with the others paid for
 their caches' memory traffic: ~1.35 x `generate` over REST where a script alone takes ~1.05 x), the methods in
 turn, the whole round `--rounds` times (A, B, A, B) so a burst of load hits all of them:
@@ -14,10 +14,10 @@ turn, the whole round `--rounds` times (A, B, A, B) so a burst of load hits all 
 - Gradio: `POST /gradio_api/call/step` (the queue) then its event stream, read to the end; "slim" as above;
 - Gradio direct: `POST /gradio_api/run/step`, slim: Gradio's route without the queue or the event stream.
 
-Also transformers' `generate` per token at the same context after each round (bench/prefetch_pace.py's measure). Prints a markdown
-table of medians (ms) and their ratios to the engine's step and to `generate`'s token, then where a Gradio step's
-time goes beyond the function (the queue's join, the event stream, Gradio's own processing, serialisation).
-Targets: REST <= 1.15 x `generate`, Gradio <= 1.6 x. Asserts nothing.
+Also transformers' `generate` per token at the same context after each round (bench/prefetch_pace.py's measure).
+Prints a markdown table of medians (ms) and their ratios to the engine's step and to `generate`'s token, then where
+a Gradio step's time goes beyond the function (the queue's join, the event stream, Gradio's own processing,
+serialisation). Targets: REST <= 1.15 x `generate`, Gradio <= 1.6 x. Asserts nothing.
 """
 
 from __future__ import annotations
