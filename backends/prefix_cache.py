@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import DynamicCache
 
 from backends import kv_rows
@@ -38,7 +39,7 @@ from backends.model import LoadedModel
 from backends.model.memo import per_model
 from backends.prefix_search import below_at, longest
 from backends.prefix_take import take_longest, take_pair
-from backends.two_rows import two_row_pass
+from backends.two_rows import NARROW_MAX, narrow_products, two_row_pass
 
 DEFAULT_MAX_MB = 512
 # Tokens per forward pass of a prefill: ~0.5-1 s on a 2-core CPU for SmolLM2-135M, so a step waits at most that
@@ -161,8 +162,7 @@ class PrefixCache:
     ):
         """One forward of `new` after `kv` under `edits` (on batch row `row` only, when given; with `fork`, its one
         row runs twice from that decoder layer on): the last logits of each row (float32, CPU), and the KV."""
-        two_rows = two_row_pass(loaded.model, fork) if fork is not None else contextlib.nullcontext()
-        with torch.no_grad(), two_rows, applied(loaded.model, edits, row):
+        with torch.no_grad(), _products(loaded.model, new, fork), applied(loaded.model, edits, row):
             out = loaded.model(input_ids=new, past_key_values=kv, use_cache=kv is not None, logits_to_keep=1)
         self.stats.forward_calls += 1
         self.stats.tokens_run += new.numel()
@@ -277,6 +277,14 @@ class PrefixCache:
             self.stats.forward_calls += 1
             kv = out.past_key_values
         return out
+
+
+def _products(model: nn.Module, new: torch.Tensor, fork: int | None):
+    """How a forward's linear layers run: forked at `fork` for an edited pair; in the few-row form for 2 to NARROW_MAX
+    new positions (prefetch's candidates, a narrow tree level: ~0.55 x their cost as x @ W^T); else as they are."""
+    if fork is not None:
+        return two_row_pass(model, fork)
+    return narrow_products(model) if 2 <= new.numel() <= NARROW_MAX else contextlib.nullcontext()
 
 
 def _forget_model(cache_ref: weakref.ref) -> None:
