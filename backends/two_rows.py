@@ -58,12 +58,11 @@ def forked(model: nn.Module, layer: int) -> Iterator[None]:
 
 @contextmanager
 def narrow_products(model: nn.Module) -> Iterator[None]:
-    """Within the block, this thread's passes of `model` run its plain linear layers on the CPU as W @ x^T when they
-    get 2 to NARROW_MAX rows (any other layer, or row count, as it is); the layers' own forwards back in `finally`."""
+    """Within the block, this thread's passes of `model` run its plain float32 linear layers on the CPU as W @ x^T
+    when they get 2 to NARROW_MAX rows (any other layer, or row count, as it is); the layers' own forwards back in
+    `finally`."""
     if model not in _NARROWED:  # built once per model: a walk over its modules costs ~0.7 ms, a step ~60
-        _NARROWED[model] = [
-            (m, _narrow(m)) for m in model.modules() if type(m) is nn.Linear and m.weight.device.type == "cpu"
-        ]
+        _NARROWED[model] = [(m, _narrow(m)) for m in model.modules() if _plain(m)]
     layers = _NARROWED[model]
     _THIS_THREAD.narrow = True
     try:
@@ -74,6 +73,15 @@ def narrow_products(model: nn.Module) -> Iterator[None]:
         _THIS_THREAD.narrow = False
         for layer, _ in layers:
             layer.__dict__.pop("forward", None)
+
+
+def _plain(module: nn.Module) -> bool:
+    """A linear layer of float32 weights on the CPU as plain tensors: the form measured (a quantised reference's
+    weights are tensor subclasses with products of their own; bfloat16 takes other kernels)."""
+    if type(module) is not nn.Linear:
+        return False
+    weight = module.weight
+    return type(weight) in (torch.Tensor, nn.Parameter) and weight.dtype == torch.float32 and weight.is_cpu
 
 
 def _narrow(layer: nn.Linear):

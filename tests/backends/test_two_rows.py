@@ -3,6 +3,7 @@ and the layers' own forwards back afterwards, even after an error."""
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
@@ -54,3 +55,18 @@ def test_every_linear_layer_takes_the_narrow_form_and_a_pass_keeps_its_logits(ti
         torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
     assert taken == len(narrowed) and len(products) == taken  # two rows: every layer W @ x^T; eight: none
     assert not any("forward" in vars(m) for m in tiny.model.modules())
+
+
+def test_a_quantised_models_layers_keep_their_own_products(tiny):
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model = copy.deepcopy(tiny.model)
+    quantize_(model, Int8WeightOnlyConfig())
+    two = torch.tensor([[5], [9]])
+    with torch.no_grad():
+        expected = model(input_ids=two).logits
+        with narrow_products(model):
+            quantised = [m for m in model.modules() if type(m) is torch.nn.Linear and "forward" not in vars(m)]
+            got = model(input_ids=two).logits  # aten.mm has no int8 weight-only kernel: the narrow form would fail
+    assert quantised and all(type(m.weight) is not torch.nn.Parameter for m in quantised)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
