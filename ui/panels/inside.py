@@ -34,8 +34,7 @@ from ..view import on_demand_key
 from .attribution_panel import explain_request, setting_changed
 
 D = Controls()
-SITES = [("residual stream (a layer's output)", "residual"), ("attention block output", "attention"),
-         ("MLP output", "mlp")]  # fmt: skip
+SITES = [("residual stream", "residual"), ("attention output", "attention"), ("MLP output", "mlp")]
 SUGGESTION_NOTE = (
     "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original. **Suggest**"
     " replaces its last word that a stand-in of the same token length can replace; edit it freely. The branch's"
@@ -83,7 +82,7 @@ def create_inside() -> dict:
             c["corrupted"] = gr.Textbox(
                 D.corrupted, label="Corrupted prompt (in a chat: the last user message)", elem_id="corrupted", scale=4
             )
-            c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation", scale=2)
+            c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation (each layer's)", scale=2)
         c["corrupted_note"] = gr.Markdown(SUGGESTION_NOTE, elem_id="corrupted-note")
         with gr.Row():
             c["suggest_corrupted"] = gr.Button("Suggest a corrupted prompt", size="sm")
@@ -128,8 +127,9 @@ def sweep_request(session: Session, controls: Controls) -> dict:
 
 def _swept(c: dict, got, result: dict) -> dict:
     note = (
-        f"Each cell: {sweep_score(result)} with that head zeroed alone minus {result['baseline']['score']:.4f} with"
-        " none: blue where the token needs the head, red where removing it helps the token."
+        f"Each cell: how much {sweep_score(result)} changes when that head alone is zeroed (it is"
+        f" {result['baseline']['score']:.4f} with none): blue where the token needs the head, red where removing it"
+        " helps the token."
     )
     key = on_demand_key("sweep", _session(got), got.controls)
     return {c["sweep"]: sweep_figure(result), c["sweep_note"]: note, c["computed"]: got.computed | {"sweep": key}}
