@@ -19,7 +19,8 @@ from tests.browser import ui
 
 PROMPT = "The capital of France is"
 PARIS = 7042
-CHAT_MESSAGE = "Name one colour of the sky."
+CHAT_MESSAGE = "Name one colour."
+PATCHING_TIMEOUT_MS = 240_000  # a chat's 40-odd positions x 30 layers, a column at a time on a busy machine
 REQUEST = {"prompt": PROMPT, "use_chat_template": False, "completion_ids": [], "branch_id": "default"}
 FIGURE_JS = "id => { const plot = document.querySelector(`#${id} .js-plotly-plot`); return plot && plot.data ? " \
     "{z: plot.data[0].z, x: plot.data[0].x, title: plot.layout.title.text} : null }"  # fmt: skip
@@ -37,8 +38,8 @@ def model(embedded):
     return embedded
 
 
-def figure(page: Page, elem_id: str) -> dict:
-    page.wait_for_function(f"() => ({FIGURE_JS})('{elem_id}') !== null", timeout=ui.EVENT_TIMEOUT_MS)
+def figure(page: Page, elem_id: str, timeout_ms: int = ui.EVENT_TIMEOUT_MS) -> dict:
+    page.wait_for_function(f"() => ({FIGURE_JS})('{elem_id}') !== null", timeout=timeout_ms)
     return page.evaluate(FIGURE_JS, elem_id)
 
 
@@ -64,7 +65,7 @@ def run_patching(page: Page) -> tuple[str, dict]:
     expect(page.locator("#corrupted-note")).to_contain_text("Suggested: the word")
     text = corrupted.input_value()
     page.get_by_role("button", name="Patch every layer and position").click()
-    return text, figure(page, "inside-patching")
+    return text, figure(page, "inside-patching", PATCHING_TIMEOUT_MS)
 
 
 def test_the_direct_logit_map_holds_the_api_s_numbers(page: Page, model):
@@ -117,7 +118,7 @@ def assert_scores(shown: dict, answer: dict) -> None:
 
 
 def test_patching_on_a_chat_branch_corrupts_the_last_user_message(page: Page, model):
-    ui.send_chat(page, CHAT_MESSAGE, 6)
+    ui.send_chat(page, CHAT_MESSAGE, 2)
     page.get_by_role("button", name=re.compile(r"^Open the conversation in the explorer")).click()
     expect(ui.summary(page)).to_contain_text("branch chat (a conversation of 1 messages)")
     text, shown = run_patching(page)
