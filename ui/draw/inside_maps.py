@@ -33,7 +33,7 @@ def _heatmap(z: list[list[float | None]], x: list[str], y: list[str], hover: lis
 def _layout(title: str, rows: int, x_title: str, extra: dict | None = None) -> dict:
     return {
         "title": {"text": title, "font": {"size": 13}}, "height": max(MIN_HEIGHT, 90 + CELL_PX * rows),
-        "margin": {"l": 70, "r": 10, "t": 40, "b": 60}, "plot_bgcolor": "white",
+        "margin": {"l": 70, "r": 10, "t": 56, "b": 60}, "plot_bgcolor": "white",
         "xaxis": {"title": {"text": x_title}, "type": "category", "dtick": 1, **(extra or {})},
         "yaxis": {"title": {"text": "layer"}, "type": "category", "autorange": "reversed", "dtick": 1,
                   "tickfont": TICK_FONT},
@@ -78,10 +78,10 @@ def patching_figure(answer: dict) -> go.Figure:
          " difference (1 = all)" for p, v in enumerate(row)]
         for layer, row in enumerate(scores)
     ]  # fmt: skip
-    title = (
-        f"Patching the {answer['site']} output: share of logit({answer['target']['display']}) −"
-        f" logit({answer['contrast']['display']}) restored (clean {answer['clean']:.3g}, corrupted"
-        f" {answer['corrupted']:.3g})"
+    what = measured("logit", answer["target"]["display"], answer["contrast"]["display"])
+    title = (  # two lines: one would run past a narrow plot
+        f"Patching the {answer['site']} output: share of {what} restored<br>(it is {answer['clean']:.3g} in the"
+        f" clean run, {answer['corrupted']:.3g} in the corrupted run)"
     )
     layout = _layout(title, len(y), "position (clean / corrupted token)", {"tickangle": -45, "automargin": True})
     return light_figure([_heatmap(scores, labels, y, hover, "share restored")], layout)
