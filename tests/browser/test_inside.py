@@ -58,6 +58,19 @@ def hover_text(page: Page, elem_id: str, x: str, y: str) -> str:
     return tooltip.text_content() or ""  # an SVG group: its text, not inner_text
 
 
+def click_ablates(page: Page, elem_id: str, layer: int, head: int) -> None:
+    """A real click on the map's cell (Plotly's own click event) ablates that head: the status line names the
+    edit and the bars become the service's for the prompt with that head ablated."""
+    before = ui.bars(page)
+    cell = cell_at(page, elem_id, f"H{head}", f"L{layer}")
+    page.mouse.click(cell["x"], cell["y"])
+    expect(ui.summary(page)).to_contain_text(f"edited: head {head} of layer {layer} ablated (zero)")
+    after = ui.wait_for_bars_change(page, before)
+    ablated = {"interventions": [{"type": "ablate", "layer": layer, "head": head}]}
+    answer = service.preview(REQUEST | ablated)["dist"]
+    assert ui.values(after, "p_base")[0] == pytest.approx(answer["tokens"][0]["p_base"], abs=1e-4)
+
+
 def run_patching(page: Page) -> tuple[str, dict]:
     """Open the panel, take the suggested corrupted prompt, press Patch: (that prompt, the map as drawn)."""
     ui.open_accordion(page, "inside-panel")
@@ -168,13 +181,7 @@ def test_the_sweep_map_holds_the_api_s_numbers_and_a_click_ablates_its_head(page
     assert f"layer 7, head 2 ablated: log p(␣Paris) changes by {cell['delta']:+.6g}" in tooltip
     assert f"rank becomes {cell['rank']} ({cell['rank_delta']:+d})" in tooltip
 
-    before = ui.bars(page)
-    target = cell_at(page, "inside-sweep", "H2", "L7")
-    page.mouse.click(target["x"], target["y"])  # a real click on the heatmap's cell: Plotly's own click event
-    expect(ui.summary(page)).to_contain_text("edited: head 2 of layer 7 ablated (zero)")
-    after = ui.wait_for_bars_change(page, before)
-    ablated = service.preview(REQUEST | {"interventions": [{"type": "ablate", "layer": 7, "head": 2}]})["dist"]
-    assert ui.values(after, "p_base")[0] == pytest.approx(ablated["tokens"][0]["p_base"], abs=1e-4)
+    click_ablates(page, "inside-sweep", 7, 2)
 
 
 def test_clicking_a_head_of_the_split_map_ablates_it_on_the_branch(page: Page, model):
@@ -182,12 +189,6 @@ def test_clicking_a_head_of_the_split_map_ablates_it_on_the_branch(page: Page, m
     ui.open_accordion(page, "inside-panel")
     page.get_by_role("button", name="Split the logit over heads and MLPs").click()
     figure(page, "inside-dla")
-    before = ui.bars(page)
-    cell = cell_at(page, "inside-dla", "H3", "L5")
-    page.mouse.click(cell["x"], cell["y"])  # a real click on the heatmap's cell: Plotly's own click event
-    expect(ui.summary(page)).to_contain_text("edited: head 3 of layer 5 ablated (zero)")
-    after = ui.wait_for_bars_change(page, before)
-    answer = service.preview(REQUEST | {"interventions": [{"type": "ablate", "layer": 5, "head": 3}]})["dist"]
-    assert ui.values(after, "p_base")[0] == pytest.approx(answer["tokens"][0]["p_base"], abs=1e-4)
+    click_ablates(page, "inside-dla", 5, 3)
     ui.open_accordion(page, "edits-panel")
     expect(page.locator("#edits-list").get_by_label("ablate head 3 of layer 5 (zero)", exact=True)).to_be_checked()
