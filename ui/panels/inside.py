@@ -36,9 +36,9 @@ from .attribution_panel import explain_request, setting_changed
 D = Controls()
 SITES = [("residual stream", "residual"), ("attention output", "attention"), ("MLP output", "mlp")]
 SUGGESTION_NOTE = (
-    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original. **Suggest**"
-    " replaces its last word that a stand-in of the same token length can replace; edit it freely. The branch's"
-    " model edits apply to both runs."
+    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original."
+    " **Suggest a corrupted prompt** replaces its last word that a stand-in of the same token length can replace;"
+    " edit it freely. The branch's model edits apply to both runs."
 )
 
 CLICK_NOTE = "Click a head or an MLP cell of the split or sweep map to ablate it (zero) on this branch."
