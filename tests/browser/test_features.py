@@ -39,18 +39,8 @@ def test_hovering_a_completion_token_colours_its_context(page):
     expect(panel.locator(".attr-tokens span[title^='score']").first).to_be_visible()
 
 
-def _send_chat(page) -> None:
-    page.get_by_role("tab", name="Chat").click()
-    ui.set_slider(page, "Max reply tokens", CHAT_MAX_TOKENS)
-    page.get_by_label("Message", exact=True).fill(CHAT_MESSAGE)
-    page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.locator("#chatbot [data-testid=bot]").last).not_to_be_empty(timeout=ui.EVENT_TIMEOUT_MS)
-    tracker = page.locator("#chatbot [data-testid=status-tracker]")
-    expect(tracker).to_have_class(re.compile(r"\bhide\b"))  # the stream has ended
-
-
 def test_chat_streams_a_reply(page):
-    _send_chat(page)
+    ui.send_chat(page, CHAT_MESSAGE, CHAT_MAX_TOKENS)
     expect(page.locator("#chatbot [data-testid=user]")).to_have_text(CHAT_MESSAGE)
     expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(1)
     expect(page.get_by_label("Message", exact=True)).to_have_value("")
@@ -59,7 +49,7 @@ def test_chat_streams_a_reply(page):
 def test_a_conversation_opens_on_a_new_branch_and_keeps_the_work(page):
     ui.step(page, 2)
     work = ui.token_texts(page)
-    _send_chat(page)
+    ui.send_chat(page, CHAT_MESSAGE, CHAT_MAX_TOKENS)
     page.get_by_role("button", name=re.compile(r"^Open the conversation in the explorer")).click()
     expect(page.get_by_role("tab", name="Explorer")).to_have_attribute("aria-selected", "true")
     expect(ui.summary(page)).to_contain_text("branch chat (a conversation of 1 messages)")

@@ -7,7 +7,9 @@ a busy 2-core machine and the first preview after start can take far longer. Not
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
@@ -251,3 +253,23 @@ def _row_other_than(page: Page, chosen: str) -> int:
         if candidate_cell(page, row, 0).inner_text().strip() != chosen:
             return row
     raise AssertionError(f"every candidate is {chosen!r}")
+
+
+def send_chat(page: Page, message: str, max_tokens: int) -> None:
+    """Send `message` in the Chat tab with a reply of at most `max_tokens` tokens; wait until the reply has ended."""
+    page.get_by_role("tab", name="Chat").click()
+    set_slider(page, "Max reply tokens", max_tokens)
+    page.get_by_label("Message", exact=True).fill(message)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#chatbot [data-testid=bot]").last).not_to_be_empty(timeout=EVENT_TIMEOUT_MS)
+    tracker = page.locator("#chatbot [data-testid=status-tracker]")
+    expect(tracker).to_have_class(re.compile(r"\bhide\b"))  # the stream has ended
+
+
+def export_session(page: Page) -> dict:
+    """The session as the Session file accordion exports it (opened first if closed)."""
+    if not page.locator("#session-file > [data-testid=accordion-content]").is_visible():
+        open_accordion(page, "session-file")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export session (JSON)", exact=True).click()
+    return json.loads(Path(download.value.path()).read_text(encoding="utf-8"))

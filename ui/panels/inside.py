@@ -26,7 +26,7 @@ from service import sweep as sweeps
 
 from .. import explain_target
 from ..controls import Controls
-from ..draw.inside_maps import direct_logit_figure, patching_figure, sweep_figure
+from ..draw.inside_maps import direct_logit_figure, patching_figure, sweep_figure, sweep_score
 from ..events import Explorer
 from ..request import prompt_request
 from ..state import Session
@@ -34,15 +34,27 @@ from ..view import on_demand_key
 from .attribution_panel import explain_request, setting_changed
 
 D = Controls()
-SITES = [("residual stream (a layer's output)", "residual"), ("attention block output", "attention"),
-         ("MLP output", "mlp")]  # fmt: skip
+SITES = [("residual stream", "residual"), ("attention output", "attention"), ("MLP output", "mlp")]
 SUGGESTION_NOTE = (
-    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original. **Suggest**"
-    " replaces its last word that a stand-in of the same token length can replace; edit it freely. The branch's"
-    " model edits apply to both runs."
+    "The corrupted prompt (in a chat: the last user message) must have as many tokens as the original."
+    " **Suggest a corrupted prompt** replaces its last word that a stand-in of the same token length can replace;"
+    " edit it freely. The branch's model edits apply to both runs."
 )
 
 CLICK_NOTE = "Click a head or an MLP cell of the split or sweep map to ablate it (zero) on this branch."
+# What each map will show and which button fills it, in place of empty axes until it is run
+DLA_HINT = (
+    "*Not run yet. **Split the logit** draws layers × attention heads, an MLP column and the embedding: how much"
+    " each part writes directly toward the explained token (one forward pass).*"
+)
+SWEEP_HINT = (
+    "*Not run yet. **Sweep** draws layers × attention heads: how much the explained token's log-probability"
+    " changes when that head alone is zeroed (one pass per layer, with progress).*"
+)
+PATCHING_HINT = (
+    "*Not run yet. **Patch** draws layers × prompt positions (labelled with their tokens): how much of the"
+    " token's lead over the foil each activation of the prompt restores in the corrupted run.*"
+)
 
 
 def create_inside() -> dict:
@@ -56,7 +68,7 @@ def create_inside() -> dict:
             allow_custom_value=True, label="Rather than … (a foil from the candidates at the explained position)",
         )  # fmt: skip
         c["inside_dla_button"] = gr.Button("Split the logit over heads and MLPs", size="sm")
-        c["inside_dla_note"] = gr.Markdown(elem_id="inside-dla-note")
+        c["inside_dla_note"] = gr.Markdown(DLA_HINT, elem_id="inside-dla-note")
         c["inside_dla"] = gr.Plot(elem_id="inside-dla", show_label=False)
         c["inside_ablate_note"] = gr.Markdown(CLICK_NOTE, elem_id="inside-ablate-note")
         c["inside_ablate_pick"] = gr.Textbox(visible="hidden", elem_id="inside-ablate-pick")
@@ -64,19 +76,19 @@ def create_inside() -> dict:
         with gr.Row():
             c["sweep_button"] = gr.Button("Sweep: ablate each head alone", size="sm")
             c["cancel_sweep"] = gr.Button("Cancel", size="sm", variant="stop", visible=False)
-        c["sweep_note"] = gr.Markdown(elem_id="sweep-note")
+        c["sweep_note"] = gr.Markdown(SWEEP_HINT, elem_id="sweep-note")
         c["sweep"] = gr.Plot(elem_id="inside-sweep", show_label=False)
         with gr.Row():
             c["corrupted"] = gr.Textbox(
                 D.corrupted, label="Corrupted prompt (in a chat: the last user message)", elem_id="corrupted", scale=4
             )
-            c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation", scale=2)
+            c["patch_site"] = gr.Dropdown(SITES, value=D.patch_site, label="Patched activation (each layer's)", scale=2)
         c["corrupted_note"] = gr.Markdown(SUGGESTION_NOTE, elem_id="corrupted-note")
         with gr.Row():
-            c["suggest_corrupted"] = gr.Button("Suggest", size="sm")
+            c["suggest_corrupted"] = gr.Button("Suggest a corrupted prompt", size="sm")
             c["patch"] = gr.Button("Patch every layer and position", size="sm")
             c["cancel_patch"] = gr.Button("Cancel", size="sm", variant="stop", visible=False)
-        c["patching_note"] = gr.Markdown(elem_id="patching-note")
+        c["patching_note"] = gr.Markdown(PATCHING_HINT, elem_id="patching-note")
         c["patching"] = gr.Plot(elem_id="inside-patching", show_label=False)
     return c
 
@@ -115,8 +127,9 @@ def sweep_request(session: Session, controls: Controls) -> dict:
 
 def _swept(c: dict, got, result: dict) -> dict:
     note = (
-        f"Each cell: {result['score']} with that head zeroed alone minus {result['baseline']['score']:.4f} with"
-        " none: blue where the token needs the head, red where removing it helps the token."
+        f"Each cell: how much {sweep_score(result)} changes when that head alone is zeroed (it is"
+        f" {result['baseline']['score']:.4f} with none): blue where the token needs the head, red where removing it"
+        " helps the token."
     )
     key = on_demand_key("sweep", _session(got), got.controls)
     return {c["sweep"]: sweep_figure(result), c["sweep_note"]: note, c["computed"]: got.computed | {"sweep": key}}

@@ -94,6 +94,9 @@ def test_the_sweep_map_holds_the_service_s_deltas_and_goes_out_of_date():
     trace = draw.sweep_figure(answer).data[0]
     assert [list(row) for row in trace.z] == [[cell["delta"] for cell in row] for row in answer["grid"]]
     assert trace.zmid == 0 and list(trace.y) == ["L0", "L1"] and "layer 1, head 3 ablated" in trace.text[1][3]
+    score = f"log p({answer['target']['display']})"  # the token as the page shows it, not its id
+    assert f"ablated: {score} changes by" in trace.text[1][3] and score in draw.sweep_figure(answer).layout.title.text
+    assert dict(trace.colorscale)[0.5] == "rgb(247,247,247)"  # zero is white: no effect reads as no colour
     computed = {"sweep": inside.on_demand_key("sweep", session, CONTROLS)}
     result = service.preview({"prompt": CONTROLS.prompt, "use_chat_template": False,
                               "completion_ids": list(session.branch.ids)})  # fmt: skip
