@@ -34,7 +34,10 @@ from service.readable import readable_errors
 from service.targets import AttributionSpec, target_ids
 
 # Stand-ins for a changed word, tried in order: common one-token words of several kinds (names, places, things)
-STAND_INS = ("John", "Mary", "Paris", "Rome", "cat", "dog", "red", "blue", "house", "tree", "water", "music", "king")
+# A capitalised word (a name, a place, a sentence's first word) is tried with names first; a lowercase one with
+# common words only ("sky" -> "john" read as a typo, not a changed fact).
+NAMES = ("John", "Mary", "Paris", "Rome", "London", "Alice")
+COMMON = ("cat", "dog", "red", "blue", "house", "tree", "water", "music", "king", "river", "city", "green")
 WORD = re.compile(r"[^\W\d_]{3,}")  # a word of three letters or more
 
 
@@ -158,8 +161,7 @@ def suggest_corrupted(request: object) -> dict:
     length, original = len(engine.prompt_ids(req)[0]), corruptible_text(req)
     for found in reversed(list(WORD.finditer(original))):
         word = found.group()
-        for stand_in in STAND_INS:
-            stand_in = stand_in.capitalize() if word[0].isupper() else stand_in.lower()
+        for stand_in in (*NAMES, *(w.capitalize() for w in COMMON)) if word[0].isupper() else COMMON:
             text = original[: found.start()] + stand_in + original[found.end() :]
             if stand_in != word and len(engine.prompt_ids(with_text(req, text))[0]) == length:
                 return {"corrupted": text, "note": f"the word {word!r} replaced by {stand_in!r} (same token count)"}

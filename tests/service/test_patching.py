@@ -161,3 +161,13 @@ def test_a_model_with_no_weights_here_is_refused(tiny, tiny_folder, monkeypatch)
             service.patching(BASE | {"target_token_id": PARIS, "contrast_token_id": ROME})
     finally:
         STORE.use(tiny)
+
+
+def test_a_lowercase_word_is_suggested_a_common_word_and_a_capitalised_one_a_name(model):
+    from service.patching import COMMON, NAMES
+
+    lower = service.suggest_corrupted({"prompt": "On a clear day the sky is", "use_chat_template": False})
+    word = lower["corrupted"].removeprefix("On a clear day the ").removesuffix(" is")
+    assert word in COMMON and "'sky' replaced by" in lower["note"]
+    upper = service.suggest_corrupted({"prompt": "The capital of France is", "use_chat_template": False})
+    assert upper["corrupted"].removeprefix("The capital of ").removesuffix(" is") in NAMES
