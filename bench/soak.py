@@ -2,6 +2,9 @@
 
 Both modes launch `app.py` (through the harness) with `--engine` (transformers by default; vllm only where
 it is importable, else the run says it is skipped), and wait for one preview (the model loaded) first.
+On vllm the app also loads a transformers copy of the model (`--attribution-copy`): vLLM's forward pass gives
+no gradients, so without it the mix's attributions would all be refused; with it they run on the copy, in the
+app's process (behind the same model lane), and everything else on vLLM.
 
 - `load`: runs `bench/locustfile.py` headless in a subprocess (locust imports gevent, which patches the
   standard library: never in this process) with `--users` users started `--spawn-rate` a second for
@@ -66,10 +69,12 @@ def arguments() -> argparse.Namespace:
 
 
 def engine_env(engine: str) -> dict[str, str] | None:
-    """The app's environment for `engine`; None when vLLM is not importable here."""
-    if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    """The app's environment for `engine` (vllm with its attribution copy); None when vLLM is not importable here."""
+    if engine != "vllm":
+        return {"NEXTTOKEN_ENGINE": engine}
+    if importlib.util.find_spec("vllm") is None:
         return None
-    return {"NEXTTOKEN_ENGINE": engine}
+    return {"NEXTTOKEN_ENGINE": engine, "NEXTTOKEN_ATTRIBUTION_COPY": "yes"}
 
 
 def warm_up(url: str) -> None:
