@@ -13,8 +13,8 @@ app's process (behind the same model lane), and everything else on vLLM.
 - `soak`: `--steps` greedy steps in total from `--clients` threads, each starting a new prompt (16-240
   words of the docs) every `--session-steps` steps, reading the server's resident memory (VmRSS in
   /proc; the app's own process: with vLLM its engine processes are not counted) every `--sample-every`
-  steps; prints it after the first 1,000 steps (a third of a shorter run), at the end, their ratio, the
-  errors, and the step latencies.
+  steps (printed as it goes); prints it after the first 1,000 steps (a third of a shorter run), at the
+  end, their ratio, the errors, and the step latencies.
 
 Quick runs: `python bench/soak.py load --users 4 --time 20s`, `python bench/soak.py soak --steps 300`.
 `soak --kv-cache-mb 64` bounds the app's prefix KV cache low, so it is full within the first few hundred steps.
@@ -175,6 +175,8 @@ class Soak:
             self.latencies_ms.append(latency_ms)
             if self.done in (self.baseline, self.total) or self.done % self.sample_every == 0:
                 self.samples[self.done] = rss_mib(self.pid)
+                # as it goes: a long soak on a busy machine runs for an hour, its table comes at the end
+                print(f"{self.done} steps: {self.samples[self.done]:.0f} MiB", flush=True)
 
     def failed(self, exc: Exception) -> None:
         kind = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else type(exc).__name__
