@@ -2,6 +2,9 @@
 
 Both modes launch `app.py` (through the harness) with `--engine` (transformers by default; vllm only where
 it is importable, else the run says it is skipped), and wait for one preview (the model loaded) first.
+On vllm the app also loads a transformers copy of the model (`--attribution-copy`): vLLM's forward pass gives
+no gradients, so without it the mix's attributions would all be refused; with it they run on the copy, in the
+app's process (behind the same model lane), and everything else on vLLM.
 
 - `load`: runs `bench/locustfile.py` headless in a subprocess (locust imports gevent, which patches the
   standard library: never in this process) with `--users` users started `--spawn-rate` a second for
@@ -10,8 +13,8 @@ it is importable, else the run says it is skipped), and wait for one preview (th
 - `soak`: `--steps` greedy steps in total from `--clients` threads, each starting a new prompt (16-240
   words of the docs) every `--session-steps` steps, reading the server's resident memory (VmRSS in
   /proc; the app's own process: with vLLM its engine processes are not counted) every `--sample-every`
-  steps; prints it after the first 1,000 steps (a third of a shorter run), at the end, their ratio, the
-  errors, and the step latencies.
+  steps (printed as it goes); prints it after the first 1,000 steps (a third of a shorter run), at the
+  end, their ratio, the errors, and the step latencies.
 
 Quick runs: `python bench/soak.py load --users 4 --time 20s`, `python bench/soak.py soak --steps 300`.
 `soak --kv-cache-mb 64` bounds the app's prefix KV cache low, so it is full within the first few hundred steps.
@@ -66,10 +69,12 @@ def arguments() -> argparse.Namespace:
 
 
 def engine_env(engine: str) -> dict[str, str] | None:
-    """The app's environment for `engine`; None when vLLM is not importable here."""
-    if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    """The app's environment for `engine` (vllm with its attribution copy); None when vLLM is not importable here."""
+    if engine != "vllm":
+        return {"NEXTTOKEN_ENGINE": engine}
+    if importlib.util.find_spec("vllm") is None:
         return None
-    return {"NEXTTOKEN_ENGINE": engine}
+    return {"NEXTTOKEN_ENGINE": engine, "NEXTTOKEN_ATTRIBUTION_COPY": "yes"}
 
 
 def warm_up(url: str) -> None:
@@ -170,6 +175,8 @@ class Soak:
             self.latencies_ms.append(latency_ms)
             if self.done in (self.baseline, self.total) or self.done % self.sample_every == 0:
                 self.samples[self.done] = rss_mib(self.pid)
+                # as it goes: a long soak on a busy machine runs for an hour, its table comes at the end
+                print(f"{self.done} steps: {self.samples[self.done]:.0f} MiB", flush=True)
 
     def failed(self, exc: Exception) -> None:
         kind = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else type(exc).__name__
