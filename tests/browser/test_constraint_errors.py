@@ -31,6 +31,8 @@ def test_an_invalid_regex_leaves_the_prompt_and_clear_working_and_stays_on_its_p
     ui.step(page, 2)
     ui.open_accordion(page, "constraint-panel")
     constrain(page, "[a-")
+    # the check of the new regex answers first: a Clear clicked while it runs was lost in one CI run
+    expect(problem(page)).to_contain_text("This regex is not valid")
     page.get_by_role("button", name="Clear completion", exact=True).click()
     ui.expect_completion_count(page, 0)
     ui.set_prompt(page, OTHER_PROMPT)  # the token view follows the prompt box
