@@ -33,9 +33,9 @@ from service.policy import POLICY
 from service.readable import readable_errors
 from service.targets import AttributionSpec, target_ids
 
-# Stand-ins for a changed word, tried in order: common one-token words of several kinds (names, places, things)
-# A capitalised word (a name, a place, a sentence's first word) is tried with names first; a lowercase one with
-# common words only ("sky" -> "john" read as a typo, not a changed fact).
+# Stand-ins for a changed word, tried in order: a capitalised word (a name, a place, a sentence's first word) gets
+# names first, then common words capitalised; a lowercase one common words only ("sky" -> "john" read as a typo,
+# not a changed fact).
 NAMES = ("John", "Mary", "Paris", "Rome", "London", "Alice")
 COMMON = ("cat", "dog", "red", "blue", "house", "tree", "water", "music", "king", "river", "city", "green")
 WORD = re.compile(r"[^\W\d_]{3,}")  # a word of three letters or more
